@@ -1,0 +1,115 @@
+"""The one schema for items and interaction rows, shared by real data and the shop world.
+
+Required fields are those of the Amazon'18 benchmark (`data/amazon18-office`): an item has an
+integer `item_id` (text fields may be missing: ID-only datasets are valid), a row has `user_id`,
+`history` (item ids, oldest first) and `target`. Every other field is optional and filled by
+datasets that have it (the shop world fills all of them):
+
+- row: `scenario`, `trigger` (item id), `query` (search text), `behaviour` of the target event,
+  per-history-item `history_behaviours` / `history_scenarios` / `history_timestamps`,
+  `timestamp` (unix seconds), `context` (city, date), `profile` (user profile),
+  `truth` (hidden reason of the event: for evaluation only, never a model input).
+- item: `title`, `description`, `brand`, `categories` (path, top level first), `price`,
+  `popularity`, `tags`.
+
+Models are pydantic v2 with `extra="forbid"` so a typo in a field name is an error, not a silently
+ignored column.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCENARIOS: tuple[str, ...] = ("search", "homepage", "channel", "cart", "checkout")
+BEHAVIOURS: tuple[str, ...] = ("click", "cart", "purchase")
+Scenario = Literal["search", "homepage", "channel", "cart", "checkout"]
+Behaviour = Literal["click", "cart", "purchase"]
+Reason = Literal["interest", "context", "complement", "search", "channel", "popular"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Item(_Strict):
+    """One catalogue item. Only `item_id` is required; text may be absent (ID-only data)."""
+
+    item_id: int = Field(ge=0)
+    title: str | None = None
+    description: str | None = None
+    brand: str | None = None
+    categories: list[str] = Field(default_factory=list)
+    price: float | None = Field(default=None, ge=0)
+    popularity: float | None = Field(default=None, ge=0)
+    tags: list[str] = Field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """Title, brand and description joined; empty string when the item has no text."""
+        parts = [self.title, self.brand, self.description]
+        return ". ".join(p.strip() for p in parts if p and p.strip())
+
+
+class Context(_Strict):
+    """Where and when an event happened."""
+
+    city: str | None = None
+    date: str | None = None  # ISO date, YYYY-MM-DD
+
+
+class Profile(_Strict):
+    """What the platform knows about the user (all optional)."""
+
+    age_band: str | None = None
+    family_stage: str | None = None
+    hobbies: list[str] = Field(default_factory=list)
+    spending_power: str | None = None
+    city: str | None = None
+    persona: str | None = None
+
+
+class Truth(_Strict):
+    """Hidden reason of an event (shop world only). Evaluation reads it; models never do."""
+
+    reason: Reason
+    need: str | None = None  # the leaf category the user needed, when known
+
+
+class Row(_Strict):
+    """One training/eval example: a user's history and the next item they interacted with."""
+
+    user_id: str = Field(min_length=1)
+    history: list[int]
+    target: int = Field(ge=0)
+    scenario: Scenario | None = None
+    trigger: int | None = Field(default=None, ge=0)
+    query: str | None = None
+    behaviour: Behaviour | None = None
+    timestamp: int | None = None
+    context: Context | None = None
+    profile: Profile | None = None
+    history_behaviours: list[Behaviour] | None = None
+    history_scenarios: list[Scenario] | None = None
+    history_timestamps: list[int] | None = None
+    truth: Truth | None = None
+
+    @model_validator(mode="after")
+    def _aligned(self) -> "Row":
+        """Per-history lists must have one entry per history item."""
+        for name in ("history_behaviours", "history_scenarios", "history_timestamps"):
+            value = getattr(self, name)
+            if value is not None and len(value) != len(self.history):
+                raise ValueError(
+                    f"{name} has {len(value)} entries but history has {len(self.history)}; "
+                    f"give one entry per history item or omit {name}"
+                )
+        if any(i < 0 for i in self.history):
+            raise ValueError("history holds a negative item id; item ids are integers >= 0")
+        return self
+
+
+BEHAVIOUR_WEIGHTS: dict[str, float] = {"click": 1.0, "cart": 2.0, "purchase": 3.0}
+"""Default weights of the weighted next-token loss: purchase > cart > click (None counts as purchase
+for purchase-only datasets such as Amazon reviews)."""
