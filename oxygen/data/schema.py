@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SCENARIOS: tuple[str, ...] = ("search", "homepage", "channel", "cart", "checkout")
 BEHAVIOURS: tuple[str, ...] = ("click", "cart", "purchase")
@@ -44,6 +44,14 @@ class Item(_Strict):
     price: float | None = Field(default=None, ge=0)
     popularity: float | None = Field(default=None, ge=0)
     tags: list[str] = Field(default_factory=list)
+
+    @field_validator("categories", mode="before")
+    @classmethod
+    def _category_path(cls, value: object) -> object:
+        """Accept a path string ("A > B > C", "" for none) as well as a list."""
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(">") if p.strip()]
+        return value
 
     @property
     def text(self) -> str:

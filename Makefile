@@ -1,0 +1,41 @@
+# Oxygen — one-command setup. `make demo` and `make test` each install first when needed.
+PY      := .venv/bin/python
+PIP     := .venv/bin/pip
+STAMP   := .venv/.installed
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export RAY_USAGE_STATS_ENABLED := 0
+
+.PHONY: install demo test test-all bench lint serve clean
+
+install: $(STAMP)
+
+# torch is installed first, pinned, so pip takes the local CPU wheel and nothing pulls a CUDA build.
+$(STAMP): requirements.txt
+	test -x $(PY) || python3 -m venv .venv
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -r requirements.txt
+	touch $(STAMP)
+
+demo: install
+	$(PY) -m apps.demo
+
+test: install
+	$(PY) -m pytest -q -m "not slow" tests
+
+test-all: install
+	$(PY) -m pytest -q tests
+
+bench: install
+	$(PY) -m bench.run_all
+
+lint: install
+	$(PY) -m ruff check oxygen apps bench tests
+	$(PY) -m pytest -q tests/test_layers.py tests/test_style.py
+
+serve: install
+	$(PY) -m apps.serve
+
+clean:
+	rm -rf runs .pytest_cache

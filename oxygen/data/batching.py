@@ -1,0 +1,158 @@
+"""Collate schema rows into `ModelBatch` tensors (the one batch type of the model).
+
+`FeatureSpace` holds what turns ids into tensor indices: the item -> dense index map, every item's
+SID codes, and the profile vocabulary (fit on train rows; unseen values map to 0). `collate`
+splits each row's history into the short window (the last `short_len` items) and the long history
+before it (the last `long_len` of those, the candidates of instruction-guided retrieval), and
+attaches the reasoning-instruction embedding given by an `InstructionLookup` (query text for
+search events in training; Redis records in serving; None -> the model's learnable default).
+
+    space = FeatureSpace.build(item_ids, codes, train_rows)
+    batch = collate(rows, space, CollateConfig(short_len=10, long_len=40), lookup)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from oxygen.data.batch import ModelBatch
+from oxygen.data.schema import BEHAVIOUR_WEIGHTS, BEHAVIOURS, SCENARIOS, Row
+
+PROFILE_FIELDS: tuple[str, ...] = ("age_band", "family_stage", "spending_power", "city", "persona")
+BEHAVIOUR_ID = {b: i + 1 for i, b in enumerate(BEHAVIOURS)}  # 0 pad, 4 unknown
+SCENARIO_ID = {s: i + 1 for i, s in enumerate(SCENARIOS)}  # 0 unknown
+UNKNOWN_BEHAVIOUR = len(BEHAVIOURS) + 1
+InstructionLookup = Callable[[Row], "np.ndarray | None"]
+
+
+@dataclass(frozen=True)
+class CollateConfig:
+    """Window sizes and the instruction embedding width."""
+
+    short_len: int = 10
+    long_len: int = 40
+    instr_dim: int = 384
+
+
+@dataclass
+class FeatureSpace:
+    """Item ids -> dense index and SID codes; profile values -> ids.
+
+    item_ids Int64[N], codes Int64[N, L]; `profile_vocab[(field, value)]` in 1..P-1 (0 unknown)."""
+
+    item_ids: np.ndarray
+    codes: np.ndarray
+    profile_vocab: dict[tuple[str, str], int]
+
+    @classmethod
+    def build(cls, item_ids: Sequence[int], codes: np.ndarray, rows: Sequence[Row]) -> "FeatureSpace":
+        """Fit the profile vocabulary on `rows` (train); codes[i] is the SID of item_ids[i]."""
+        codes = np.asarray(codes, dtype=np.int64)
+        if codes.ndim != 2 or len(codes) != len(item_ids):
+            raise ValueError(f"codes must be [n_items, levels] aligned with item_ids; got {codes.shape} "
+                             f"for {len(item_ids)} items")
+        values = sorted({(f, v) for r in rows if r.profile for f in PROFILE_FIELDS
+                         if (v := getattr(r.profile, f)) is not None})
+        return cls(np.asarray(item_ids, dtype=np.int64), codes, {fv: i + 1 for i, fv in enumerate(values)})
+
+    def __post_init__(self) -> None:
+        self._index = {int(i): n for n, i in enumerate(self.item_ids)}
+
+    @property
+    def levels(self) -> int:
+        return int(self.codes.shape[1])
+
+    @property
+    def profile_size(self) -> int:
+        """Size of the profile embedding table (ids 0..profile_size-1)."""
+        return len(self.profile_vocab) + 1
+
+    def index(self, item_id: int) -> int:
+        """Dense index of an item id; KeyError with a clear message when unknown."""
+        try:
+            return self._index[int(item_id)]
+        except KeyError:
+            raise KeyError(f"item {item_id} has no semantic id; rebuild SIDs for this catalogue") from None
+
+
+def _history_features(row: Row, space: FeatureSpace) -> np.ndarray:
+    """[len(history), L + 3] int64: codes, item index + 1, behaviour id, scenario id per item."""
+    n = len(row.history)
+    out = np.zeros((n, space.levels + 3), dtype=np.int64)
+    for j, item in enumerate(row.history):
+        k = space.index(item)
+        out[j, : space.levels] = space.codes[k]
+        out[j, space.levels] = k + 1
+    beh = row.history_behaviours or [None] * n
+    scen = row.history_scenarios or [None] * n
+    out[:, space.levels + 1] = [BEHAVIOUR_ID.get(b, UNKNOWN_BEHAVIOUR) for b in beh]
+    out[:, space.levels + 2] = [SCENARIO_ID.get(s, 0) for s in scen]
+    return out
+
+
+def _pad(rows: list[np.ndarray], length: int, width: int, left: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Stack variable-length [n_i, width] arrays into [B, length, width] (+ mask), keeping the
+    last `length` entries; padding goes on the left of the short window (recent items aligned)."""
+    out = np.zeros((len(rows), length, width), dtype=np.int64)
+    mask = np.zeros((len(rows), length), dtype=bool)
+    for b, a in enumerate(rows):
+        a = a[len(a) - min(len(a), length):]
+        start = length - len(a) if left else 0
+        out[b, start:start + len(a)] = a
+        mask[b, start:start + len(a)] = True
+    return out, mask
+
+
+def _split(feats: np.ndarray, L: int, prefix: str) -> dict[str, torch.Tensor]:
+    t = torch.from_numpy(feats)
+    return {f"{prefix}_codes": t[..., :L], f"{prefix}_items": t[..., L],
+            f"{prefix}_behaviour": t[..., L + 1], f"{prefix}_scenario": t[..., L + 2]}
+
+
+def _instructions(rows: Sequence[Row], dim: int, lookup: InstructionLookup | None):
+    emb = np.zeros((len(rows), dim), dtype=np.float32)
+    mask = np.zeros(len(rows), dtype=bool)
+    for b, r in enumerate(rows):
+        e = lookup(r) if lookup is not None else None
+        if e is not None:
+            emb[b], mask[b] = e, True
+    return torch.from_numpy(emb), torch.from_numpy(mask)
+
+
+def _targets(rows: Sequence[Row], space: FeatureSpace, train: bool):
+    L = space.levels
+    idx = np.array([space.index(r.target) if train else -1 for r in rows], dtype=np.int64)
+    codes = space.codes[idx] if train else np.zeros((len(rows), L), dtype=np.int64)
+    weight = [BEHAVIOUR_WEIGHTS[r.behaviour or "purchase"] for r in rows]
+    return torch.from_numpy(codes), torch.from_numpy(idx), torch.tensor(weight, dtype=torch.float32)
+
+
+def collate(rows: Sequence[Row], space: FeatureSpace, cfg: CollateConfig = CollateConfig(),
+            lookup: InstructionLookup | None = None, with_targets: bool = True) -> ModelBatch:
+    """Turn rows into a ModelBatch (see its docstring for shapes). `with_targets=False` for serving."""
+    if not rows:
+        raise ValueError("collate needs at least one row")
+    L = space.levels
+    hist = [_history_features(r, space) for r in rows]
+    short, short_mask = _pad(hist, cfg.short_len, L + 3, left=True)
+    older = [h[: max(0, len(h) - cfg.short_len)] for h in hist]
+    long, long_mask = _pad(older, max(cfg.long_len, 1), L + 3, left=False)
+    prof = np.array([[space.profile_vocab.get((f, getattr(r.profile, f)), 0) if r.profile else 0
+                      for f in PROFILE_FIELDS] for r in rows], dtype=np.int64)
+    trig = np.zeros((len(rows), L), dtype=np.int64)
+    tmask = np.array([r.trigger is not None for r in rows])
+    for b, r in enumerate(rows):
+        if r.trigger is not None:
+            trig[b] = space.codes[space.index(r.trigger)]
+    instr, imask = _instructions(rows, cfg.instr_dim, lookup)
+    tcodes, titems, weight = _targets(rows, space, with_targets)
+    return ModelBatch(
+        **_split(short, L, "short"), short_mask=torch.from_numpy(short_mask),
+        **_split(long, L, "long"), long_mask=torch.from_numpy(long_mask),
+        profile=torch.from_numpy(prof), scenario=torch.tensor([SCENARIO_ID.get(r.scenario, 0) for r in rows]),
+        trigger_codes=torch.from_numpy(trig), trigger_mask=torch.from_numpy(tmask),
+        instr_emb=instr, instr_mask=imask, target_codes=tcodes, target_items=titems, weight=weight)

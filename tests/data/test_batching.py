@@ -1,0 +1,58 @@
+"""Collation: windows, alignment of per-item features, profiles, triggers, instructions, weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from oxygen.data.batching import CollateConfig, FeatureSpace, collate
+from oxygen.data.schema import Row
+
+
+def _space() -> FeatureSpace:
+    ids = [10, 11, 12, 13, 14, 15]
+    codes = np.array([[i, i + 1, i + 2] for i in range(6)])
+    rows = [Row(user_id="a", history=[10], target=11, profile={"city": "Harbin", "age_band": "25-34"})]
+    return FeatureSpace.build(ids, codes, rows)
+
+
+def test_short_and_long_windows():
+    space = _space()
+    row = Row(user_id="u", history=[10, 11, 12, 13, 14], target=15, behaviour="click",
+              history_behaviours=["click", "cart", "purchase", "click", "click"],
+              history_scenarios=["search", "homepage", "channel", "cart", "checkout"])
+    b = collate([row], space, CollateConfig(short_len=3, long_len=4))
+    # short window = last three items, right-aligned; long = the two before it, left-aligned
+    assert b.short_items.tolist() == [[3, 4, 5]] and b.short_mask.all()
+    assert b.long_items.tolist() == [[1, 2, 0, 0]] and b.long_mask.tolist() == [[True, True, False, False]]
+    assert b.short_codes[0, 0].tolist() == [2, 3, 4]
+    assert b.short_behaviour.tolist() == [[3, 1, 1]] and b.long_scenario.tolist() == [[1, 2, 0, 0]]
+    assert b.target_codes.tolist() == [[5, 6, 7]] and b.weight.tolist() == [1.0]
+
+
+def test_profile_trigger_instruction_and_defaults():
+    space = _space()
+    rows = [Row(user_id="a", history=[10], target=11, scenario="cart", trigger=13, behaviour="purchase",
+                profile={"city": "Harbin", "age_band": "60+"}),
+            Row(user_id="b", history=[], target=12, scenario="search", query="ink")]
+    lookup = lambda r: np.full(384, 0.5, dtype=np.float32) if r.query else None  # noqa: E731
+    b = collate(rows, space, lookup=lookup)
+    assert b.trigger_mask.tolist() == [True, False] and b.trigger_codes[0].tolist() == [3, 4, 5]
+    assert b.instr_mask.tolist() == [False, True] and float(b.instr_emb[1, 0]) == 0.5
+    city = space.profile_vocab[("city", "Harbin")]
+    assert city in b.profile[0].tolist() and 0 in b.profile[0].tolist()  # unseen "60+" -> 0
+    assert b.weight.tolist() == [3.0, 3.0] and not b.short_mask[1].any()
+    assert len(b.select(np.array([1]))) == 1
+
+
+def test_unknown_item_and_bad_codes_fail_clearly():
+    space = _space()
+    with pytest.raises(KeyError, match="rebuild SIDs"):
+        collate([Row(user_id="u", history=[99], target=10)], space)
+    with pytest.raises(ValueError, match="aligned with item_ids"):
+        FeatureSpace.build([1, 2], np.zeros((3, 3)), [])
+
+
+def test_inference_batch_has_no_targets():
+    b = collate([Row(user_id="u", history=[10], target=11)], _space(), with_targets=False)
+    assert b.target_items.tolist() == [-1]
