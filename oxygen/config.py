@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 C = TypeVar("C", bound=BaseModel)
 
@@ -39,3 +39,22 @@ def load_config(path: Path | str | None, cls: type[C], **overrides: object) -> C
 
 
 # ---- per-job configs are appended below (one class per job) ----
+
+
+class TrainConfig(StrictConfig):
+    """Pre-training loop: optimiser, schedule, early stopping, validation decoding."""
+
+    epochs: int = Field(default=20, ge=1)
+    batch_size: int = Field(default=256, ge=1)
+    lr: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup_steps: int = Field(default=100, ge=0)
+    grad_clip: float = Field(default=1.0, gt=0)
+    patience: int = Field(default=3, ge=1)
+    valid_beam: int = Field(default=20, ge=1)
+    valid_k: int = Field(default=10, ge=1)
+    max_valid_rows: int | None = Field(default=None, ge=1)
+    short_len: int = Field(default=10, ge=1)
+    long_len: int = Field(default=40, ge=0)
+    seed: int = 0
+    threads: int = Field(default=2, ge=1)
