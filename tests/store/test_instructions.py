@@ -1,0 +1,41 @@
+"""Instruction records round-trip through a real (embedded) Redis; an unreachable server is a
+clear `StoreUnavailable`, never a hang."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from oxygen.store.embedded import EmbeddedRedis
+from oxygen.store.instructions import InstructionRecord, InstructionStore, StoreUnavailable
+
+
+@pytest.fixture(scope="module")
+def server():
+    with EmbeddedRedis() as s:
+        yield s
+
+
+def test_put_get_many_round_trip(server):
+    store = InstructionStore.connect(server.url, prefix="t1")
+    e = np.arange(384, dtype=np.float32) / 384
+    store.put_many([InstructionRecord("u1", "winter in Harbin: baby sleepwear", e, "knowledge"),
+                    InstructionRecord("u3", "back to school", -e)])
+    got = store.get_many(["u1", "u2", "u3"])
+    assert got[1] is None
+    assert got[0].text == "winter in Harbin: baby sleepwear" and got[0].source == "knowledge"
+    np.testing.assert_array_equal(got[0].embedding, e)
+    np.testing.assert_array_equal(got[2].embedding, -e)
+    store.delete("u1")
+    assert store.get_many(["u1"]) == [None]
+
+
+def test_unreachable_server_raises_clearly():
+    s = EmbeddedRedis()
+    s.start()
+    url = s.url
+    s.stop()
+    assert not s.running
+    store = InstructionStore.connect(url, timeout_s=0.2)
+    with pytest.raises(StoreUnavailable, match="Redis unreachable"):
+        store.get_many(["u1"])
