@@ -7,7 +7,7 @@ load from YAML with `load_config(path, Cls)`; unknown keys are errors so a typo 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -58,3 +58,106 @@ class TrainConfig(StrictConfig):
     long_len: int = Field(default=40, ge=0)
     seed: int = 0
     threads: int = Field(default=2, ge=1)
+
+
+class PopConfig(StrictConfig):
+    """`pop` baseline (oxygen.eval.baselines.pop): most popular train items."""
+
+    exclude_history: bool = False
+
+
+class MarkovConfig(StrictConfig):
+    """`markov` baseline (oxygen.eval.baselines.markov): first-order item-to-item transitions."""
+
+    decay: float = Field(default=0.3, gt=0, le=1)
+    max_back: int = Field(default=10, ge=1)
+    self_loops: bool = True
+    symmetric: float = Field(default=0.0, ge=0)
+    exclude_history: bool = False
+
+
+class SASRecConfig(StrictConfig):
+    """`sasrec` baseline (oxygen.eval.baselines.sasrec): causal self-attention next-item model."""
+
+    hidden: int = Field(default=64, ge=1)
+    blocks: int = Field(default=2, ge=1)
+    heads: int = Field(default=1, ge=1)
+    max_len: int = Field(default=20, ge=1)
+    dropout: float = Field(default=0.2, ge=0, lt=1)
+    loss: Literal["ce", "bce"] = "ce"
+    lr: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    batch_size: int = Field(default=128, ge=1)
+    epochs: int = Field(default=200, ge=1)
+    patience: int = Field(default=10, ge=1)
+    select_metric: Literal["ndcg@10", "hr@10"] = "ndcg@10"
+    exclude_history: bool = False
+    seed: int = 0
+    threads: int = Field(default=2, ge=1)
+
+
+class ModelConfig(StrictConfig):
+    """The fast-thinking encoder-decoder (oxygen.model): sizes, instruction switches, IGR, Q2I, MoE.
+
+    Data-dependent sizes (`codebook_sizes`, `n_items`, `profile_size`) come from the SID codebook
+    and `FeatureSpace`; the rest are architecture and ablation switches."""
+
+    codebook_sizes: tuple[int, ...] = (256, 256, 256)  # K_l per SID level
+    n_items: int = Field(default=0, ge=0)  # item-id vocabulary is n_items + 1 (0 = padding)
+    profile_size: int = Field(default=64, ge=1)  # profile ids 0..profile_size-1 (0 = unknown)
+    profile_slots: int = Field(default=5, ge=0)
+    n_scenarios: int = Field(default=6, ge=1)  # 0 unknown + SCENARIOS
+    n_behaviours: int = Field(default=5, ge=1)  # 0 pad, click, cart, purchase, unknown
+    d_model: int = Field(default=128, ge=8)
+    n_heads: int = Field(default=4, ge=1)
+    enc_layers: int = Field(default=2, ge=1)
+    dec_layers: int = Field(default=2, ge=1)
+    d_ff: int = Field(default=256, ge=8)
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+    max_positions: int = Field(default=128, ge=8)  # encoder sequence length limit
+    use_item_id: bool = False
+    instruction_placement: Literal["none", "right_of_bos", "replace_bos", "add_to_bos",
+                                   "left_of_bos", "two_tokens"] = "right_of_bos"
+    use_reasoning: bool = True  # off: every example uses the learnable default instruction
+    instr_dim: int = Field(default=384, ge=1)
+    adapter_dim: int = Field(default=64, ge=2)  # shared IGR / Q2I space
+    use_igr: bool = True
+    igr_k: int = Field(default=10, ge=1)
+    use_q2i: bool = True
+    q2i_weight: float = Field(default=0.1, ge=0)
+    moe_experts: int = Field(default=0, ge=0)  # 0 = dense FFN
+    moe_active: int = Field(default=2, ge=1)
+    moe_where: Literal["encoder", "decoder", "both"] = "both"
+    moe_aux_weight: float = Field(default=0.01, ge=0)
+
+    def model_post_init(self, __context: object) -> None:
+        if len(self.codebook_sizes) < 1 or min(self.codebook_sizes) < 1:
+            raise ValueError(f"codebook_sizes {self.codebook_sizes}: need >= 1 level with >= 1 code each")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model {self.d_model} must be divisible by n_heads {self.n_heads}")
+        if self.moe_experts and self.moe_active > self.moe_experts:
+            raise ValueError(f"moe_active {self.moe_active} > moe_experts {self.moe_experts}; lower it")
+        if self.use_item_id and self.n_items < 1:
+            raise ValueError("use_item_id needs n_items (the catalogue size) > 0")
+
+
+class SIDConfig(StrictConfig):
+    """Semantic-ID building (apps/build_sids): embedding source, residual k-means, behaviour training."""
+
+    source: Literal["text", "behaviour", "fused", "auto"] = "auto"  # auto: fused if items have text
+    levels: int = Field(default=3, ge=1)
+    width: int | None = Field(default=None, ge=2)  # None: rq_kmeans.default_width(N, levels)
+    encoder: str | None = None  # sentence-transformers folder; None: all-MiniLM-L6-v2 (packaged)
+    text_batch_size: int = Field(default=64, ge=1)
+    cache_dir: str | None = ".cache/text_embeddings"
+    text_weight: float = Field(default=0.5, ge=0, le=1)  # fused: share of the text half
+    kmeans_niter: int = Field(default=20, ge=1)
+    swing_alpha: float = Field(default=1.0, gt=0)
+    consecutive_weight: float = Field(default=1.0, ge=0)
+    max_users_per_item: int = Field(default=200, ge=2)
+    behaviour_dim: int = Field(default=64, ge=2)
+    behaviour_epochs: int = Field(default=5, ge=1)
+    behaviour_batch_size: int = Field(default=512, ge=2)
+    behaviour_lr: float = Field(default=0.01, gt=0)
+    temperature: float = Field(default=0.1, gt=0)
+    seed: int = 0

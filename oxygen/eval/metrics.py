@@ -95,7 +95,7 @@ def ndcg(ranked: RankedLike, targets: Sequence[int] | np.ndarray, k: int) -> flo
     ranks = target_ranks(ranked, targets)
     if not ranks.size:
         return 0.0
-    gain = np.where((ranks >= 1) & (ranks <= k), 1.0 / np.log2(ranks + 1.0), 0.0)
+    gain = np.where((ranks >= 1) & (ranks <= k), 1.0 / np.log2(np.maximum(ranks, 1) + 1.0), 0.0)
     return float(gain.mean())
 
 

@@ -1,0 +1,171 @@
+"""`sasrec` baseline: SASRec (Kang & McAuley, 2018) trained on train.jsonl, epoch selected on valid.
+
+Defaults are the paper's standard configuration: 2 causal self-attention blocks, 1 head, hidden 64,
+learned positions, dropout 0.2, Adam (lr 1e-3, betas 0.9/0.98), max_len 20 (histories here hold
+<= 10 items). Loss: full softmax cross-entropy over all catalogue items at every position
+(`loss="ce"`, the default: stronger than, and for a few thousand items as cheap as, the paper's
+BCE with one uniformly sampled negative per position, available as `loss="bce"`).
+
+Training data: each train row gives the sequence `history + [target]` (last max_len + 1 items);
+sequences that are a prefix of another one are dropped, and the loss is taken at every position,
+which is exactly training on every prefix of every train history (each (prefix, next item) pair
+once, however many chained rows repeat it). Only train rows are used for training; after every
+epoch the model ranks valid rows, and the epoch with the best valid `select_metric` (NDCG@10 by
+default) is kept (early stopping after `patience` epochs without improvement).
+CPU, fp32, `torch.set_num_threads(cfg.threads)`, a tqdm bar over epochs.
+
+    rec = SASRecRecommender(SASRecConfig(hidden=64)).fit(train_rows, valid_rows, items)
+    rec.recommend(test_rows, k=10)      # Int64[n, 10]
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from oxygen.config import SASRecConfig
+from oxygen.data.schema import Item, Row
+from oxygen.eval.baselines.sasrec_model import SASRecNet
+from oxygen.eval.metrics import ranking_metrics
+from oxygen.eval.recommender import ItemIndex, Recommender, check_k, mask_history, top_k
+
+EVAL_BATCH = 512
+
+
+def training_sequences(rows: Sequence[Row], index: ItemIndex, max_len: int) -> list[tuple[int, ...]]:
+    """Distinct `history + [target]` sequences (dense index + 1, last max_len + 1 items, length >= 2)
+    that are not a proper prefix of another one, sorted for determinism."""
+    seqs = set()
+    for r in rows:
+        seq = tuple(index.index(i, "a train row") + 1 for i in (*r.history, r.target))
+        if len(seq) >= 2:
+            seqs.add(seq[-(max_len + 1):])
+    prefixes = {s[:j] for s in seqs for j in range(2, len(s))}
+    return sorted(s for s in seqs if s not in prefixes)
+
+
+def left_pad(seqs: Sequence[Sequence[int]], length: int) -> torch.Tensor:
+    """Long[n, length]: each sequence's last `length` entries, left-padded with 0."""
+    out = torch.zeros(len(seqs), length, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        s = list(s)[-length:] if length else []
+        if s:
+            out[i, length - len(s):] = torch.tensor(s, dtype=torch.long)
+    return out
+
+
+def sequence_loss(net: SASRecNet, batch: torch.Tensor, loss: str, gen: torch.Generator) -> torch.Tensor:
+    """Mean next-item loss over real positions of batch Long[B, L+1] (0 = pad, left-padded)."""
+    inputs, labels = batch[:, :-1], batch[:, 1:]
+    real = inputs > 0
+    h = net(inputs)
+    if loss == "ce":
+        return F.cross_entropy(net.all_logits(h[real]), labels[real] - 1)
+    neg = torch.randint(1, net.num_items + 1, labels.shape, generator=gen)
+    pos_l, neg_l = net.item_logits(h, labels)[real], net.item_logits(h, neg)[real]
+    return (F.softplus(-pos_l) + F.softplus(neg_l)).mean()
+
+
+class SASRecRecommender(Recommender):
+    """SASRec next-item model (see module docstring)."""
+
+    name = "sasrec"
+
+    def __init__(self, cfg: SASRecConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg or SASRecConfig()
+        self.index: ItemIndex | None = None
+        self.net: SASRecNet | None = None
+
+    def fit(self, train_rows: Sequence[Row], valid_rows: Sequence[Row],
+            items: Sequence[Item]) -> "SASRecRecommender":
+        """Train on train rows with early stopping on valid rows; keep the best epoch's weights."""
+        cfg = self.cfg
+        torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.index = ItemIndex(items)
+        seqs = training_sequences(train_rows, self.index, cfg.max_len)
+        if not seqs:
+            raise ValueError("no train row has a history; SASRec needs rows with >= 1 history item")
+        data = left_pad(seqs, cfg.max_len + 1)
+        self.net = SASRecNet(len(self.index), cfg)
+        opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.98),
+                               weight_decay=cfg.weight_decay)
+        self.fit_info = {"train_sequences": len(seqs), "curve": []}
+        self._train_epochs(data, valid_rows, opt)
+        return self
+
+    def _train_epochs(self, data: torch.Tensor, valid_rows: Sequence[Row],
+                      opt: torch.optim.Optimizer) -> None:
+        """Epoch loop with validation, early stopping and restoring the best state."""
+        cfg = self.cfg
+        gen = torch.Generator().manual_seed(cfg.seed)
+        best, best_state, best_epoch, t0 = -float("inf"), None, 0, time.perf_counter()
+        bar = tqdm(range(1, cfg.epochs + 1), desc="sasrec", unit="epoch")
+        for epoch in bar:
+            loss = self._train_one_epoch(data, opt, gen)
+            valid = self._score(valid_rows) if valid_rows else {cfg.select_metric: -loss}
+            self.fit_info["curve"].append({"epoch": epoch, "loss": loss, **valid})
+            if valid[cfg.select_metric] > best:
+                best, best_epoch = valid[cfg.select_metric], epoch
+                best_state = copy.deepcopy(self.net.state_dict())
+            bar.set_postfix(loss=f"{loss:.3f}", valid=f"{valid[cfg.select_metric]:.4f}",
+                            best=best_epoch)
+            if epoch - best_epoch >= cfg.patience:
+                break
+        self.net.load_state_dict(best_state)
+        self.net.eval()
+        self.fit_info.update(best_epoch=best_epoch, best_valid=best, epochs_run=epoch,
+                             seconds=time.perf_counter() - t0)
+
+    def _train_one_epoch(self, data: torch.Tensor, opt: torch.optim.Optimizer,
+                         gen: torch.Generator) -> float:
+        """One shuffled pass over the training sequences Long[N, max_len + 1]; mean loss."""
+        self.net.train()
+        total, batches = 0.0, 0
+        for idx in torch.randperm(len(data), generator=gen).split(self.cfg.batch_size):
+            batch = data[idx]
+            batch = batch[:, int((batch > 0).any(0).float().argmax()):]  # drop all-pad columns
+            loss = sequence_loss(self.net, batch, self.cfg.loss, gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total, batches = total + float(loss), batches + 1
+        return total / max(batches, 1)
+
+    def _score(self, rows: Sequence[Row]) -> dict[str, float]:
+        """HR/NDCG@10 of the current weights on `rows` (used for epoch selection)."""
+        ranked = self.recommend(rows, 10)
+        m = ranking_metrics(ranked, np.array([r.target for r in rows]), ks=(10,))
+        return {"hr@10": m["hr@10"], "ndcg@10": m["ndcg@10"]}
+
+    @torch.no_grad()
+    def recommend(self, rows: Sequence[Row], k: int) -> np.ndarray:
+        """Int64[n, k]: items by the model's next-item score after each row's (last max_len) history."""
+        check_k(k)
+        if self.net is None:
+            raise RuntimeError("call fit(train_rows, valid_rows, items) before recommend")
+        was_training = self.net.training
+        self.net.eval()
+        out = np.empty((len(rows), k), dtype=np.int64)
+        for s in range(0, len(rows), EVAL_BATCH):
+            chunk = rows[s:s + EVAL_BATCH]
+            hist = [[self.index.of[h] + 1 for h in r.history if h in self.index.of] for r in chunk]
+            width = max(1, min(self.cfg.max_len, max(len(h) for h in hist)))
+            h = self.net(left_pad(hist, width))[:, -1]
+            scores = self.net.all_logits(h).double().numpy()
+            if self.cfg.exclude_history:
+                mask_history(scores, chunk, self.index)
+            out[s:s + len(chunk)] = top_k(scores, k, self.index.ids)
+        self.net.train(was_training)
+        return out
+
+    def num_params(self) -> int:
+        """Trainable weights of the network."""
+        return sum(p.numel() for p in self.net.parameters()) if self.net else 0

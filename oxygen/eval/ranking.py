@@ -1,0 +1,104 @@
+"""Evaluate any `Recommender` that returns ranked item lists: per split, overall and per scenario,
+and the whole quality run behind `python -m apps.bench quality` (fit on train, select on valid,
+report test) with its printable table.
+
+    report = evaluate_rows(rec, test_rows)            # {'rows', 'overall': {...}, 'by_scenario'}
+    result = quality_run(rec, load_dataset(dir))      # JSON-ready dict: test metrics at top level
+    print(format_table(result))
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+
+from oxygen.data.io import Dataset
+from oxygen.data.schema import Row
+from oxygen.eval.metrics import metrics_by_group, ranking_metrics
+from oxygen.eval.recommender import Recommender
+
+KS: tuple[int, ...] = (1, 3, 5, 10)
+REPORT_KEYS: tuple[str, ...] = ("hr@1", "hr@3", "hr@5", "hr@10", "ndcg@3", "ndcg@5", "ndcg@10",
+                                "recall@10")
+
+
+def recommend_checked(rec: Recommender, rows: Sequence[Row], k: int) -> np.ndarray:
+    """rec.recommend(rows, k), checked to be Int64[len(rows), k]; a clear error naming rec otherwise."""
+    out = rec.recommend(rows, k)
+    if not isinstance(out, np.ndarray) or out.shape != (len(rows), k):
+        shape = getattr(out, "shape", type(out).__name__)
+        raise ValueError(f"{type(rec).__name__}.recommend returned {shape}; it must return a numpy "
+                         f"Int64[{len(rows)}, {k}] array of item ids padded with -1")
+    if not np.issubdtype(out.dtype, np.integer):
+        raise ValueError(f"{type(rec).__name__}.recommend returned dtype {out.dtype}; use int64 ids")
+    return out.astype(np.int64, copy=False)
+
+
+def _pick(metrics: dict[str, float]) -> dict[str, float]:
+    return {key: metrics[key] for key in REPORT_KEYS if key in metrics}
+
+
+def evaluate_rows(rec: Recommender, rows: Sequence[Row], k: int = 10) -> dict:
+    """{'rows': n, 'overall': metrics, 'by_scenario': {scenario: metrics + 'rows'}} on `rows`.
+
+    `by_scenario` is empty when no row has a scenario; K values above k are skipped.
+    """
+    if not rows:
+        raise ValueError("no rows to evaluate; the split is empty")
+    ks = tuple(x for x in KS if x <= k)
+    ranked = recommend_checked(rec, rows, k)
+    targets = np.array([r.target for r in rows], dtype=np.int64)
+    groups = [r.scenario for r in rows]
+    by = {}
+    if any(g is not None for g in groups):
+        by = {g: {"rows": int(m["rows"]), **_pick(m)}
+              for g, m in metrics_by_group(ranked, targets, groups, ks).items()}
+    return {"rows": len(rows), "overall": _pick(ranking_metrics(ranked, targets, ks)),
+            "by_scenario": by}
+
+
+def quality_run(rec: Recommender, ds: Dataset, k: int = 10) -> dict:
+    """Fit `rec` on train (valid for selection), evaluate valid and test; a JSON-ready dict with the
+    test metrics at top level, 'params', 'train_seconds', 'valid', 'test', 'fit_info', 'config'."""
+    for split in ("train", "test"):
+        if not ds.splits.get(split):
+            raise ValueError(f"{ds.root}: {split}.jsonl is missing or empty; a quality run needs "
+                             "train.jsonl and test.jsonl (valid.jsonl for model selection)")
+    valid = ds.splits.get("valid", [])
+    t0 = time.perf_counter()
+    rec.fit(ds.splits["train"], valid, ds.items)
+    train_seconds = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    valid_report = evaluate_rows(rec, valid, k) if valid else None
+    test_report = evaluate_rows(rec, ds.splits["test"], k)
+    cfg = getattr(rec, "cfg", None)
+    return {
+        "model": rec.name, "data": str(ds.root), **test_report["overall"],
+        "params": int(rec.num_params()), "train_seconds": round(train_seconds, 3),
+        "eval_seconds": round(time.perf_counter() - t1, 3),
+        "test": test_report, "valid": valid_report,
+        "config": cfg.model_dump() if hasattr(cfg, "model_dump") else None,
+        "fit_info": rec.fit_info,
+    }
+
+
+def _table_lines(title: str, report: dict) -> list[str]:
+    keys = [key for key in REPORT_KEYS if key in report["overall"]]
+    lines = [f"{title} ({report['rows']} rows)",
+             f"{'':>12} " + " ".join(f"{key:>9}" for key in keys)]
+    groups = [("overall", report["overall"])] + sorted(report["by_scenario"].items())
+    for name, m in groups:
+        lines.append(f"{name:>12} " + " ".join(f"{m[key]:>9.4f}" for key in keys))
+    return lines
+
+
+def format_table(result: dict) -> str:
+    """Printable table of a `quality_run` result: test (and valid) overall and per scenario."""
+    lines = [f"model {result['model']}  params {result['params']:,}  "
+             f"train {result['train_seconds']:.1f}s  data {result['data']}"]
+    lines += _table_lines("test", result["test"])
+    if result.get("valid"):
+        lines += _table_lines("valid", result["valid"])
+    return "\n".join(lines)

@@ -1,0 +1,207 @@
+"""OxygenModel: the fast-thinking encoder-decoder that generates an item's semantic id (SID) level
+by level for every scenario, steered by the scenario instruction and the reasoning instruction.
+
+Encoder input (one sequence per example, in this order, + position + segment embeddings):
+    P profile tokens | 1 reasoning token r (the learnable default when absent or use_reasoning is
+    off; it also keeps every row's key mask non-empty) | k' IGR-selected long-history items
+    (time order; if use_igr) | S short-history items
+Decoder input: the instruction prefix (oxygen.model.instruction; BOS / instruction tokens) then the
+SID codes of levels 0..L-2 (teacher forcing; level l has its own input table and output head).
+The logits of level l are read at decoder position P - 1 + l.
+
+Loss (forward): weighted NTP + q2i_weight * Q2I + moe_aux_weight * MoE load balancing.
+Inference: the StepModel API (start / step / select) lives in oxygen.model.inference and is exposed
+as methods here; `save` / `load` in oxygen.model.checkpoint.
+
+    model = OxygenModel(ModelConfig(codebook_sizes=(256, 256, 256), profile_size=space.profile_size))
+    out = model(batch)                       # LossOutput(loss, ntp, q2i, aux, metrics)
+    out.loss.backward()
+    logp = model.level_log_probs(batch)      # teacher-forced log-probs, list of Float[B, K_l]
+    state = model.start(batch); logp0, state = model.step(state, None, 0)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from oxygen.config import ModelConfig
+from oxygen.data.batch import ModelBatch
+from oxygen.model import checkpoint, inference
+from oxygen.model.blocks import DecoderBlock, EncoderBlock
+from oxygen.model.embed import ItemEmbedder
+from oxygen.model.igr import Retriever, gather_positions, igr_select
+from oxygen.model.instruction import InstructionPrefix
+from oxygen.model.losses import q2i_loss, weighted_ntp
+from oxygen.model.validate import check_batch
+
+SEG_PROFILE, SEG_REASONING, SEG_LONG, SEG_SHORT = range(4)
+
+
+@dataclass
+class LossOutput:
+    """What `OxygenModel.forward` returns: total loss and its parts (Float[] each) + float metrics."""
+
+    loss: torch.Tensor
+    ntp: torch.Tensor
+    q2i: torch.Tensor
+    aux: torch.Tensor
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Conditions:
+    """Per-example conditioning vectors: scenario emb, reasoning r (Float[B, d]), IGR/Q2I query q Float[B, A]."""
+
+    scen: torch.Tensor
+    r: torch.Tensor
+    q: torch.Tensor
+
+
+class OxygenModel(nn.Module):
+    """Encoder-decoder over ModelBatch; implements oxygen.decoding.protocol.StepModel."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg, d, L = cfg, cfg.d_model, len(cfg.codebook_sizes)
+        self.embed = ItemEmbedder(cfg)
+        self.instr = InstructionPrefix(cfg)
+        self.retriever = Retriever(cfg)
+        self.segment = nn.Embedding(4, d)
+        self.enc_pos = nn.Embedding(cfg.max_positions, d)
+        moe_enc = cfg.moe_experts > 0 and cfg.moe_where in ("encoder", "both")
+        moe_dec = cfg.moe_experts > 0 and cfg.moe_where in ("decoder", "both")
+        self.encoder = nn.ModuleList(EncoderBlock(cfg, moe_enc) for _ in range(cfg.enc_layers))
+        self.decoder = nn.ModuleList(DecoderBlock(cfg, moe_dec) for _ in range(cfg.dec_layers))
+        self.enc_ln, self.dec_ln = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.dec_codes = nn.ModuleList(nn.Embedding(k, d) for k in cfg.codebook_sizes[:-1])
+        self.dec_pos = nn.Embedding(self.instr.length + L, d)
+        self.heads = nn.ModuleList(nn.Linear(d, k) for k in cfg.codebook_sizes)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        """K_l for each SID level l (StepModel)."""
+        return tuple(self.cfg.codebook_sizes)
+
+    @property
+    def num_parameters(self) -> int:
+        """Number of trainable scalars."""
+        return sum(p.numel() for p in self.parameters())
+
+    def conditions(self, batch: ModelBatch) -> Conditions:
+        """Scenario embedding, reasoning vector r and query q of each example."""
+        scen = self.embed.scenario(batch.scenario)
+        r = self.instr.reasoning(batch.instr_emb, batch.instr_mask)
+        return Conditions(scen, r, self.retriever.query(scen, r))
+
+    def _long_tokens(self, batch: ModelBatch, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """IGR: the top-k long-history items by q · proj(item), as tokens Float[B, k', d] + mask Bool[B, k']."""
+        with torch.no_grad():
+            scores = self.retriever.scores(q, self.embed.item(batch.long_codes, batch.long_items))
+        index, valid = igr_select(scores, batch.long_mask, self.cfg.igr_k)
+        parts = [gather_positions(getattr(batch, f"long_{n}"), index)
+                 for n in ("codes", "items", "behaviour", "scenario")]
+        return self.embed.history(*parts), valid
+
+    def encode(self, batch: ModelBatch, cond: Conditions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> (memory Float[B, T, d], mask Bool[B, T], MoE aux Float[])."""
+        check_batch(batch, self.cfg)
+        B, dev = len(batch), batch.scenario.device
+        toks = [self.embed.profile_tokens(batch.profile), cond.r[:, None]]
+        masks = [torch.ones(B, batch.profile.shape[1] + 1, dtype=torch.bool, device=dev)]
+        segs = [SEG_PROFILE, SEG_REASONING]
+        if self.cfg.use_igr and batch.long_mask.shape[1] > 0:
+            lt, lm = self._long_tokens(batch, cond.q)
+            toks, masks, segs = toks + [lt], masks + [lm], segs + [SEG_LONG]
+        toks.append(self.embed.history(batch.short_codes, batch.short_items, batch.short_behaviour,
+                                       batch.short_scenario))
+        masks, segs = masks + [batch.short_mask], segs + [SEG_SHORT]
+        seg_ids = torch.cat([torch.full((t.shape[1],), s, device=dev) for t, s in zip(toks, segs)])
+        x, mask = torch.cat(toks, dim=1), torch.cat(masks, dim=1)
+        if x.shape[1] > self.cfg.max_positions:
+            raise ValueError(f"encoder sequence of {x.shape[1]} tokens > max_positions {self.cfg.max_positions}; "
+                             "raise ModelConfig.max_positions or shorten the history windows")
+        x = self.drop(x + self.segment(seg_ids) + self.enc_pos(torch.arange(x.shape[1], device=dev)))
+        aux = x.new_zeros(())
+        for block in self.encoder:
+            x, a = block(x, mask)
+            aux = aux + a
+        return self.enc_ln(x), mask, aux
+
+    def prefix(self, batch: ModelBatch, cond: Conditions) -> torch.Tensor:
+        """Decoder prefix tokens with positions, Float[B, P, d]."""
+        trig = self.embed.item(batch.trigger_codes)
+        x = self.instr.prefix(cond.scen, trig, batch.trigger_mask, cond.r)
+        return x + self.dec_pos(torch.arange(x.shape[1], device=x.device))
+
+    def code_tokens(self, codes: torch.Tensor, first_level: int) -> torch.Tensor:
+        """Decoder input tokens for codes Long[N, j] of levels first_level.. (+ positions) -> Float[N, j, d]."""
+        P = self.instr.length
+        toks = [self.dec_codes[first_level + i](codes[:, i]) + self.dec_pos.weight[P + first_level + i]
+                for i in range(codes.shape[1])]
+        return torch.stack(toks, dim=1)
+
+    def teacher_forced(self, batch: ModelBatch, codes: torch.Tensor | None = None
+                       ) -> tuple[list[torch.Tensor], torch.Tensor, Conditions]:
+        """Full decoder pass fed `codes` Long[B, L] (default batch.target_codes): (logits[l] Float[B, K_l],
+        MoE aux, conditions). This is also the slow reference of the cached step API."""
+        codes = batch.target_codes if codes is None else codes
+        cond = self.conditions(batch)
+        memory, mask, aux = self.encode(batch, cond)
+        x = self.prefix(batch, cond)
+        if codes.shape[1] > 1:
+            x = torch.cat([x, self.code_tokens(codes[:, :-1], 0)], dim=1)
+        x = self.drop(x)
+        for block in self.decoder:
+            x, _, a = block(x, block.memory_kv(memory), mask)
+            aux = aux + a
+        x, P = self.dec_ln(x), self.instr.length
+        return [head(x[:, P - 1 + l]) for l, head in enumerate(self.heads)], aux, cond
+
+    def level_log_probs(self, batch: ModelBatch, codes: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Teacher-forced log-softmax per level, list of Float[B, K_l] (codes default: targets)."""
+        logits, _, _ = self.teacher_forced(batch, codes)
+        return [F.log_softmax(lg, dim=-1) for lg in logits]
+
+    def forward(self, batch: ModelBatch) -> LossOutput:
+        """Training loss on a batch with targets."""
+        logits, aux, cond = self.teacher_forced(batch)
+        ntp, per_level = weighted_ntp(logits, batch.target_codes, batch.weight)
+        q2i, parts = ntp.new_zeros(()), {}
+        if self.cfg.use_q2i:
+            target = self.retriever.items(self.embed.item(batch.target_codes))
+            q2i, parts = q2i_loss(cond.q, target)
+        loss = ntp + self.cfg.q2i_weight * q2i + self.cfg.moe_aux_weight * aux
+        metrics = {"loss": loss.item(), "ntp": ntp.item(), "q2i": q2i.item(), "aux": aux.item()}
+        metrics.update({f"q2i_{k}": v.item() for k, v in parts.items()})
+        for l, lg in enumerate(logits):
+            metrics[f"ntp_l{l}"] = per_level[l].item()
+            metrics[f"acc_l{l}"] = (lg.argmax(-1) == batch.target_codes[:, l]).float().mean().item()
+        return LossOutput(loss, ntp, q2i, aux, metrics)
+
+    def start(self, batch: ModelBatch) -> inference.DecoderState:
+        """StepModel.start: encode once, cross K/V once per request, cache the decoder prefix."""
+        return inference.start(self, batch)
+
+    def step(self, state: inference.DecoderState, codes: torch.Tensor | None,
+             level: int) -> tuple[torch.Tensor, inference.DecoderState]:
+        """StepModel.step: log-probs Float[N, K_level] after feeding codes of level-1 (None at 0)."""
+        return inference.step(self, state, codes, level)
+
+    def select(self, state: inference.DecoderState, index: torch.Tensor) -> inference.DecoderState:
+        """StepModel.select: keep/duplicate beams `index` Long[N'] (gathers only the small caches)."""
+        return inference.select(state, index)
+
+    def save(self, directory: Path | str) -> None:
+        """Write model.safetensors + config.json into `directory`."""
+        checkpoint.save(self, directory)
+
+    @classmethod
+    def load(cls, directory: Path | str) -> "OxygenModel":
+        """Rebuild a model saved with `save`."""
+        return checkpoint.load(cls, directory)

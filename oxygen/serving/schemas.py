@@ -1,0 +1,75 @@
+"""Pydantic request/response schemas of the HTTP API (they also generate the OpenAPI at /docs).
+
+Bounds here are the first line of input validation: a request outside them is a 422 that names
+the field; checks that need the catalogue (unknown scenario, user, trigger item) are 4xx raised by
+the recommender with a message that says what to fix.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_K = 100
+MAX_BEAM = 512
+MAX_HISTORY = 200
+MAX_QUERY_CHARS = 256
+
+
+class Sampling(BaseModel):
+    """Beam sampling instead of beam search (diverse feeds)."""
+
+    model_config = ConfigDict(extra="forbid")
+    temperature: float = Field(default=1.0, gt=0, le=10)
+    top_k: int | None = Field(default=None, ge=1, le=4096)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = None
+
+
+class RecommendRequest(BaseModel):
+    """POST /v1/recommend body."""
+
+    model_config = ConfigDict(extra="forbid")
+    scenario: str = Field(min_length=1, max_length=64, examples=["homepage"])
+    user_id: str = Field(min_length=1, max_length=128, examples=["u42"])
+    trigger_item: int | None = Field(default=None, ge=0, description="required by channel/cart/checkout")
+    query: str | None = Field(default=None, max_length=MAX_QUERY_CHARS, description="search text")
+    history: list[int] | None = Field(default=None, max_length=MAX_HISTORY,
+                                      description="item ids, oldest first; else the user's stored state")
+    k: int = Field(default=10, ge=1, le=MAX_K)
+    beam: int | None = Field(default=None, ge=1, le=MAX_BEAM, description="beam width (>= k)")
+    sampling: Sampling | None = None
+
+
+class RecommendedItem(BaseModel):
+    """One recommendation."""
+
+    item_id: int
+    semantic_id: list[int]
+    score: float
+    title: str | None = None
+
+
+class RecommendResponse(BaseModel):
+    """POST /v1/recommend answer."""
+
+    scenario: str
+    user_id: str
+    items: list[RecommendedItem]
+    reasoning_instruction: str = Field(description="used | query | default (missing) | default (store unavailable)")
+    model_version: str
+    latency_ms: float
+
+
+class ScenarioInfo(BaseModel):
+    """GET /v1/scenarios entry."""
+
+    id: str
+    pool_size: int
+    requires_trigger: bool
+
+
+class Health(BaseModel):
+    """GET /healthz and /readyz answer."""
+
+    status: str
+    model_version: str | None = None

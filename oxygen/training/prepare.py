@@ -1,0 +1,106 @@
+"""Turn a dataset folder + its semantic-ID codebook into model-ready tensors.
+
+`prepare` loads the rows, builds the `FeatureSpace` (item -> codes, profile vocabulary fit on
+train), embeds the search queries once with the item text encoder (the training-time source of the
+reasoning instruction I_r: search events carry their query; other events use the learnable
+default) and collates every split into one `ModelBatch` (in chunks, with a progress bar).
+
+    prep = prepare("data/amazon18-office", "runs/sids/office", TrainConfig())
+    prep.batches["train"], prep.rows["valid"], prep.space
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from oxygen.config import ModelConfig, TrainConfig
+from oxygen.data.batch import ModelBatch
+from oxygen.data.batching import PROFILE_FIELDS, CollateConfig, FeatureSpace, InstructionLookup, collate
+from oxygen.data.io import Dataset, load_dataset
+from oxygen.data.schema import Row
+from oxygen.semantic_ids.codebook import Codebook
+from oxygen.semantic_ids.text_encoder import encode_texts
+
+CHUNK = 4096
+
+
+@dataclass
+class Prepared:
+    """A dataset ready for the model: rows, tensors and the id spaces that made them."""
+
+    dataset: Dataset
+    codebook: Codebook
+    space: FeatureSpace
+    rows: dict[str, list[Row]]
+    batches: dict[str, ModelBatch]
+    lookup: InstructionLookup | None
+    collate_cfg: CollateConfig
+
+
+def query_lookup(rows: list[Row], encoder: str | None = None) -> InstructionLookup | None:
+    """Embed every distinct query once; the lookup returns a row's query embedding or None."""
+    queries = sorted({r.query for r in rows if r.query})
+    if not queries:
+        return None
+    emb = encode_texts(queries, encoder, progress=True)
+    table = {q: emb[i] for i, q in enumerate(queries)}
+    return lambda row: table.get(row.query) if row.query else None
+
+
+def concat(batches: list[ModelBatch]) -> ModelBatch:
+    """Concatenate ModelBatches along the batch dimension."""
+    return ModelBatch(**{f.name: torch.cat([getattr(b, f.name) for b in batches])
+                         for f in fields(ModelBatch)})
+
+
+def collate_all(rows: list[Row], space: FeatureSpace, cfg: CollateConfig,
+                lookup: InstructionLookup | None, desc: str) -> ModelBatch:
+    """Collate many rows in chunks (progress bar) into one ModelBatch."""
+    parts = [collate(rows[i:i + CHUNK], space, cfg, lookup)
+             for i in tqdm(range(0, len(rows), CHUNK), desc=f"collate {desc}", leave=False)]
+    return concat(parts)
+
+
+def prepare(ds: Dataset, cb: Codebook, cfg: TrainConfig, use_queries: bool = True,
+            encoder: str | None = None) -> Prepared:
+    """Index and collate every split of `ds` with the codebook `cb` (train rows fit the profiles)."""
+    if "train" not in ds.splits:
+        raise ValueError(f"{ds.root}: no train rows; a model needs train.jsonl (and valid.jsonl to select)")
+    missing = set(ds.item_ids) - set(cb.item_ids.tolist())
+    if missing:
+        raise ValueError(f"{len(missing)} items of {ds.root} (e.g. {sorted(missing)[:3]}) have no SID; "
+                         f"rebuild with `python -m apps.build_sids --data {ds.root}`")
+    space = FeatureSpace.build(cb.item_ids, cb.codes, ds.splits["train"])
+    all_rows = [r for rows in ds.splits.values() for r in rows]
+    lookup = query_lookup(all_rows, encoder) if use_queries else None
+    ccfg = CollateConfig(short_len=cfg.short_len, long_len=cfg.long_len)
+    batches = {s: collate_all(rows, space, ccfg, lookup, s) for s, rows in ds.splits.items()}
+    return Prepared(ds, cb, space, dict(ds.splits), batches, lookup, ccfg)
+
+
+def prepare_dir(data_dir: Path | str, sid_dir: Path | str, cfg: TrainConfig,
+                use_queries: bool = True) -> Prepared:
+    """`prepare` for a dataset folder and a codebook folder written by apps.build_sids."""
+    return prepare(load_dataset(data_dir), Codebook.load(sid_dir), cfg, use_queries)
+
+
+def model_config_for(prep: Prepared, base: ModelConfig) -> ModelConfig:
+    """`base` with the data-dependent sizes (codebook widths, item and profile vocabularies) filled."""
+    longest = prep.collate_cfg.short_len + len(PROFILE_FIELDS) + (base.igr_k if base.use_igr else 0) + 4
+    return base.model_copy(update={
+        "codebook_sizes": tuple(int(w) for w in prep.codebook.widths),
+        "n_items": len(prep.space.item_ids), "profile_size": prep.space.profile_size,
+        "profile_slots": len(PROFILE_FIELDS), "max_positions": max(base.max_positions, longest)})
+
+
+def subsample(batch: ModelBatch, n: int | None, seed: int = 0) -> tuple[ModelBatch, np.ndarray]:
+    """At most `n` rows of `batch` (a fixed random subset, for cheaper validation) and their index."""
+    if n is None or n >= len(batch):
+        return batch, np.arange(len(batch))
+    idx = np.sort(np.random.default_rng(seed).choice(len(batch), n, replace=False))
+    return batch.select(torch.from_numpy(idx)), idx

@@ -1,0 +1,1 @@
+"""Tests of oxygen.semantic_ids."""
