@@ -161,3 +161,30 @@ class SIDConfig(StrictConfig):
     behaviour_lr: float = Field(default=0.01, gt=0)
     temperature: float = Field(default=0.1, gt=0)
     seed: int = 0
+
+
+class GenerativeConfig(StrictConfig):
+    """A generative recommender job (`apps.bench quality --model oxygen|tiger`): SIDs, model, training.
+
+    `variant: tiger` is this model with instructions, reasoning, IGR and Q2I switched off."""
+
+    variant: Literal["oxygen", "tiger"] = "oxygen"
+    sid_dir: str | None = None  # a prebuilt codebook (apps.build_sids); None: build from train rows
+    sid: SIDConfig = Field(default_factory=SIDConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval_beam: int = Field(default=50, ge=1, le=512)
+    use_queries: bool = True  # search queries as the reasoning instruction in training
+
+
+class WorldConfig(StrictConfig):
+    """Shop-world generation (`python -m apps.world`): sizes, simulated time, seed and split."""
+
+    items: int = Field(default=20000, ge=1)
+    users: int = Field(default=20000, ge=1)
+    days: int = Field(default=90, ge=10)
+    seed: int = 0
+    max_history: int = Field(default=50, ge=1)
+    start_date: str = "2025-10-01"
+    valid_frac: float = Field(default=0.1, gt=0, lt=0.5)
+    test_frac: float = Field(default=0.1, gt=0, lt=0.5)

@@ -7,7 +7,7 @@ embeddings) or a learnable default-trigger vector when trigger_mask is False;
 Reasoning instruction: r = adapter MLP(instr_emb Float[B, E]) or a learnable default vector when
 instr_mask is False (or for every example when `use_reasoning` is off). Our choice of how I_r
 conditions the model: r is ADDED to the instruction token (to the scenario token for two_tokens,
-to BOS for none), and the encoder also gets r as one input token (oxygen.model.encdec).
+to BOS for none), and the encoder always gets r as one input token (oxygen.model.encdec).
 
 Placements (prefix tokens, each Float[d]):
     none          [BOS + r]

@@ -116,7 +116,8 @@ class Catalogue:
         """Per leaf, the sorted tags of the contexts that need it (season/holiday/weather, climate,
         persona); `("season:all-season",)` for leaves no context needs."""
         if not hasattr(self, "_leaf_tags"):
-            kb, out = self.kb, [set() for _ in kb.leaves]
+            kb = self.kb
+            out: list[set[str]] = [set() for _ in kb.leaves]
             kind = {**{w: "weather" for w in kb.weather}, **{h: "holiday" for h in kb.holidays}}
             for r in kb.rules:
                 for leaf, _ in r.needs:

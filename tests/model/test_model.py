@@ -66,3 +66,16 @@ def test_config_rejects_inconsistent_settings():
         tiny_config(d_model=15)
     with pytest.raises(ValueError, match="moe_active"):
         tiny_config(moe_experts=2, moe_active=3)
+
+
+def test_rows_without_any_history_stay_finite():
+    torch.manual_seed(0)
+    model = OxygenModel(tiny_config(profile_slots=0)).eval()
+    batch = random_batch(model.cfg)
+    batch.short_mask[:] = False
+    batch.long_mask[:] = False
+    with torch.no_grad():
+        assert all(torch.isfinite(x).all() for x in model.level_log_probs(batch))
+        state = model.start(batch)
+        logp, _ = model.step(state, None, 0)
+    assert torch.isfinite(logp).all()

@@ -39,3 +39,13 @@ def test_unreachable_server_raises_clearly():
     store = InstructionStore.connect(url, timeout_s=0.2)
     with pytest.raises(StoreUnavailable, match="Redis unreachable"):
         store.get_many(["u1"])
+
+
+def test_user_state_round_trip(server):
+    import redis
+
+    from oxygen.store.users import UserState, UserStateStore
+    users = UserStateStore(redis.Redis.from_url(server.url), prefix="t2")
+    users.put_many([UserState("a", [1, 2], ["click", "cart"], ["search", "cart"], {"city": "Harbin"})])
+    got = users.get_many(["a", "b"])
+    assert got[1] is None and got[0].history == [1, 2] and got[0].profile == {"city": "Harbin"}

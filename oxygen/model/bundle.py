@@ -1,0 +1,90 @@
+"""A servable checkpoint: the trained model plus everything needed to feed and decode it.
+
+Layout of a bundle folder (written by training, read by serving and the demo):
+
+    model/            OxygenModel.save (safetensors + config)
+    sids/             semantic_ids Codebook.save (codes, centroids, item ids)
+    space.json        profile vocabulary and collate windows
+    scenarios.json    per scenario: item pool and whether a trigger item is required
+    titles.json       item id -> title (optional, for people reading recommendations)
+    version.txt       model version string
+
+    bundle = Bundle.load("runs/demo/bundle"); bundle.model.start(batch)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from oxygen.data.batching import CollateConfig, FeatureSpace
+from oxygen.model.encdec import OxygenModel
+from oxygen.semantic_ids.codebook import Codebook
+
+TRIGGER_SCENARIOS = ("channel", "cart", "checkout")
+
+
+@dataclass
+class ScenarioSpec:
+    """One scenario's item pool (item ids) and whether requests must name a trigger item."""
+
+    pool: list[int]
+    requires_trigger: bool
+
+
+@dataclass
+class Bundle:
+    """Model + codebook + feature space + scenario pools (+ titles) of one trained version."""
+
+    model: OxygenModel
+    codebook: Codebook
+    space: FeatureSpace
+    collate_cfg: CollateConfig
+    scenarios: dict[str, ScenarioSpec]
+    titles: dict[int, str] = field(default_factory=dict)
+    version: str = "dev"
+
+    def save(self, out: Path | str) -> Path:
+        """Write the bundle folder (see the module docstring)."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        self.model.save(out / "model")
+        self.codebook.save(out / "sids")
+        vocab = [[f, v, i] for (f, v), i in sorted(self.space.profile_vocab.items(), key=lambda x: x[1])]
+        (out / "space.json").write_text(json.dumps({"profile_vocab": vocab, "short_len": self.collate_cfg.short_len,
+                                                    "long_len": self.collate_cfg.long_len,
+                                                    "instr_dim": self.collate_cfg.instr_dim}))
+        (out / "scenarios.json").write_text(json.dumps(
+            {s: {"pool": spec.pool, "requires_trigger": spec.requires_trigger} for s, spec in self.scenarios.items()}))
+        (out / "titles.json").write_text(json.dumps({str(k): v for k, v in self.titles.items()}))
+        (out / "version.txt").write_text(self.version)
+        return out
+
+    @classmethod
+    def load(cls, out: Path | str) -> "Bundle":
+        """Read a bundle folder; a missing part is a FileNotFoundError naming it."""
+        out = Path(out)
+        for part in ("model", "sids", "space.json", "scenarios.json"):
+            if not (out / part).exists():
+                raise FileNotFoundError(f"{out / part} missing: not a bundle folder (train one with apps.train)")
+        cb = Codebook.load(out / "sids")
+        sp = json.loads((out / "space.json").read_text())
+        space = FeatureSpace(cb.item_ids, cb.codes, {(f, v): i for f, v, i in sp["profile_vocab"]})
+        scen = {s: ScenarioSpec(d["pool"], d["requires_trigger"])
+                for s, d in json.loads((out / "scenarios.json").read_text()).items()}
+        titles_p = out / "titles.json"
+        titles = {int(k): v for k, v in json.loads(titles_p.read_text()).items()} if titles_p.exists() else {}
+        version = (out / "version.txt").read_text().strip() if (out / "version.txt").exists() else "dev"
+        return cls(OxygenModel.load(out / "model"), cb, space,
+                   CollateConfig(sp["short_len"], sp["long_len"], sp["instr_dim"]), scen, titles, version)
+
+
+def default_scenarios(item_ids: list[int], observed: dict[str, set[int]] | None = None) -> dict[str, ScenarioSpec]:
+    """Scenario specs: pools are the items observed as targets of each scenario (all items when a
+    scenario has none, e.g. datasets without scenarios: one `default` scenario over the catalogue)."""
+    observed = observed or {}
+    specs = {s: ScenarioSpec(sorted(ids), s in TRIGGER_SCENARIOS) for s, ids in sorted(observed.items()) if ids}
+    if not specs:
+        specs["default"] = ScenarioSpec(sorted(item_ids), False)
+    return specs

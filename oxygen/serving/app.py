@@ -1,0 +1,108 @@
+"""Ray Serve deployments: a FastAPI ingress and the batched recommender, composed by `build_app`.
+
+    serve run deployments/serve.yaml           # import_path: oxygen.serving.app:build_app
+    python -m apps.serve --bundle runs/demo/bundle
+
+The `Recommender` deployment loads a bundle in `__init__` (model, codebook, every scenario's pool
+trie) and answers through one `@serve.batch` method, so requests of different scenarios arriving
+together are decoded in one batched pass. The `Ingress` validates HTTP input (pydantic -> 422),
+turns refusals into 4xx with the service's message, and never lets a degraded store become a 5xx.
+"""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel, Field
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from oxygen.model.bundle import Bundle
+from oxygen.serving.core import RecommenderCore, RequestError
+from oxygen.serving.schemas import Health, RecommendRequest, RecommendResponse, ScenarioInfo
+from oxygen.serving.stores import Stores
+
+
+class AppArgs(BaseModel):
+    """Arguments of `build_app` (the `args:` of deployments/serve.yaml)."""
+
+    bundle: str = Field(description="bundle folder written by training")
+    redis_url: str | None = None  # None: $REDIS_URL or the embedded server
+    max_batch_size: int = Field(default=32, ge=1, le=1024)
+    batch_wait_timeout_s: float = Field(default=0.01, ge=0, le=1)
+    encode_queries: bool = True
+
+
+def _query_encoder():
+    """The item text encoder for search queries (loaded once per replica)."""
+    from oxygen.semantic_ids.text_encoder import encode_texts
+    return lambda texts: encode_texts(list(texts), cache_dir=None, progress=False)
+
+
+@serve.deployment
+class Recommender:
+    """Holds one bundle; decodes batches of requests of any scenario mix."""
+
+    def __init__(self, args: dict):
+        a = AppArgs(**args)
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        self.core = RecommenderCore(Bundle.load(a.bundle), Stores.connect(a.redis_url),
+                                    _query_encoder() if a.encode_queries else None)
+        self.recommend.set_max_batch_size(a.max_batch_size)
+        self.recommend.set_batch_wait_timeout_s(a.batch_wait_timeout_s)
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
+    async def recommend(self, reqs: list[RecommendRequest]) -> list[RecommendResponse | RequestError]:
+        """Batched entry point: one decoding pass for the whole batch."""
+        return self.core.recommend_batch(reqs)
+
+    def scenarios(self) -> list[ScenarioInfo]:
+        """Scenario ids, pool sizes and trigger requirements."""
+        return self.core.scenario_info()
+
+    def version(self) -> str:
+        """The loaded model version."""
+        return self.core.bundle.version
+
+
+api = FastAPI(title="Oxygen recommender", version="1",
+              description="Instruction-following generative recommendation for every scenario.")
+
+
+@serve.deployment
+@serve.ingress(api)
+class Ingress:
+    """HTTP front: /v1/recommend, /v1/scenarios, /healthz, /readyz."""
+
+    def __init__(self, recommender: DeploymentHandle):
+        self.rec = recommender
+
+    @api.post("/v1/recommend", response_model=RecommendResponse)
+    async def recommend(self, req: RecommendRequest) -> RecommendResponse:
+        """Recommend k items for one user in one scenario."""
+        out = await self.rec.recommend.remote(req)
+        if isinstance(out, RequestError):
+            raise HTTPException(status_code=out.status, detail=out.message)
+        return out
+
+    @api.get("/v1/scenarios", response_model=list[ScenarioInfo])
+    async def scenarios(self) -> list[ScenarioInfo]:
+        """Every scenario the loaded model serves."""
+        return await self.rec.scenarios.remote()
+
+    @api.get("/healthz", response_model=Health)
+    async def healthz(self) -> Health:
+        """Liveness: the HTTP process answers."""
+        return Health(status="ok")
+
+    @api.get("/readyz", response_model=Health)
+    async def readyz(self) -> Health:
+        """Readiness: the recommender replica has its model loaded."""
+        return Health(status="ready", model_version=await self.rec.version.remote())
+
+
+def build_app(args: dict) -> serve.Application:
+    """The application graph for `serve run` / `serve deploy` (args validated by AppArgs)."""
+    a = AppArgs(**args)
+    return Ingress.bind(Recommender.bind(a.model_dump()))

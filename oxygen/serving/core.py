@@ -1,0 +1,159 @@
+"""The recommender behind the HTTP API, without Ray: validate requests against the catalogue, read
+user state and reasoning instructions from Redis (one round trip each per batch), collate, decode
+every request against its scenario's item-pool trie in one batched pass, and build responses.
+
+Degraded modes never fail a request: a missing instruction or an unreachable Redis falls back to the
+model's learnable default instruction (and to an empty history for users not given inline), and
+the response says so in `reasoning_instruction`.
+
+    core = RecommenderCore.from_bundle("runs/demo/bundle", stores=Stores.connect())
+    out = core.recommend_batch([RecommendRequest(scenario="homepage", user_id="u1")])
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from oxygen.data.batching import collate
+from oxygen.data.schema import Row
+from oxygen.decoding.generate import generate_items
+from oxygen.model.bundle import Bundle
+from oxygen.semantic_ids.trie import PrefixTrie
+from oxygen.serving.schemas import RecommendedItem, RecommendRequest, RecommendResponse, ScenarioInfo
+from oxygen.serving.stores import Stores, UserContext
+
+QueryEncoder = Callable[[list[str]], np.ndarray]
+
+
+class RequestError(Exception):
+    """A request the service refuses: HTTP `status` and a message saying what to fix."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(status, message)  # both in args, so it pickles across Ray processes
+        self.status, self.message = status, message
+
+    def __str__(self) -> str:
+        return f"{self.status}: {self.message}"
+
+
+@dataclass
+class Prepared:
+    """A validated request turned into a schema row, with how its instruction was chosen."""
+
+    request: RecommendRequest
+    row: Row
+    instruction: np.ndarray | None
+    instruction_label: str
+
+
+class RecommenderCore:
+    """Validates, batches and decodes recommendation requests for every scenario of a bundle."""
+
+    def __init__(self, bundle: Bundle, stores: Stores, encode_queries: QueryEncoder | None = None):
+        self.bundle, self.stores, self.encode_queries = bundle, stores, encode_queries
+        cb = bundle.codebook
+        self.scenarios = sorted(bundle.scenarios)
+        self.tries = [PrefixTrie(cb.codes, cb.item_ids).restrict(bundle.scenarios[s].pool) for s in self.scenarios]
+        self.known_items = set(cb.item_ids.tolist())
+
+    def scenario_info(self) -> list[ScenarioInfo]:
+        """Ids, pool sizes and trigger requirements of every scenario."""
+        return [ScenarioInfo(id=s, pool_size=len(self.bundle.scenarios[s].pool),
+                             requires_trigger=self.bundle.scenarios[s].requires_trigger) for s in self.scenarios]
+
+    def check(self, req: RecommendRequest) -> None:
+        """Raise RequestError (4xx) when the request does not fit this catalogue."""
+        if req.scenario not in self.bundle.scenarios:
+            raise RequestError(404, f"unknown scenario '{req.scenario}'; choose one of {self.scenarios}")
+        spec = self.bundle.scenarios[req.scenario]
+        if spec.requires_trigger and req.trigger_item is None:
+            raise RequestError(422, f"scenario '{req.scenario}' requires trigger_item (the clicked/cart item id)")
+        if req.trigger_item is not None and req.trigger_item not in self.known_items:
+            raise RequestError(404, f"unknown trigger_item {req.trigger_item}; it is not in the catalogue")
+        bad = [i for i in (req.history or []) if i not in self.known_items]
+        if bad:
+            raise RequestError(404, f"history holds unknown item ids {bad[:5]}; send catalogue item ids only")
+        beam = req.beam or max(req.k, 20)
+        if beam < req.k:
+            raise RequestError(422, f"beam {beam} < k {req.k}; use a beam of at least k")
+        if len(spec.pool) < 1:
+            raise RequestError(409, f"scenario '{req.scenario}' has an empty item pool")
+
+    def _row(self, req: RecommendRequest, user: UserContext) -> Row:
+        history = req.history if req.history is not None else user.history
+        beh = user.behaviours if req.history is None else None
+        scen = user.scenarios if req.history is None else None
+        return Row(user_id=req.user_id, history=list(history), target=int(self.bundle.codebook.item_ids[0]),
+                   scenario=req.scenario if req.scenario in ("search", "homepage", "channel", "cart", "checkout")
+                   else None, trigger=req.trigger_item, query=req.query, history_behaviours=beh,
+                   history_scenarios=scen, profile=user.profile)
+
+    def prepare(self, reqs: list[RecommendRequest]) -> list[Prepared | RequestError]:
+        """Rows and instructions for checked requests (one Redis round trip per kind of record);
+        a user unknown to the store who sent no history is a RequestError."""
+        users = self.stores.users([r.user_id for r in reqs], [r.history is not None for r in reqs])
+        instr = self.stores.instructions([r.user_id for r in reqs])
+        queries = [r.query for r in reqs if r.query]
+        qemb = dict(zip(queries, self.encode_queries(queries))) if queries and self.encode_queries else {}
+        out = []
+        for req, user, (emb, label) in zip(reqs, users, instr):
+            if not user.found:
+                out.append(RequestError(404, f"unknown user_id '{req.user_id}'; send `history` (item ids) "
+                                             "for users the service has no state for"))
+                continue
+            if req.query and req.query in qemb:
+                emb, label = qemb[req.query], "query"
+            out.append(Prepared(req, self._row(req, user), emb, label))
+        return out
+
+    def decode(self, items: list[Prepared]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Decode all prepared requests in one batched pass; (item ids, scores) per request."""
+        emb = {id(p.row): p.instruction for p in items}
+        batch = collate([p.row for p in items], self.bundle.space, self.bundle.collate_cfg,
+                        lambda r: emb.get(id(r)), with_targets=False)
+        k = max(p.request.k for p in items)
+        beam = max(p.request.beam or max(p.request.k, 20) for p in items)
+        pools = torch.tensor([self.scenarios.index(p.request.scenario) for p in items])
+        sampling = next((p.request.sampling for p in items if p.request.sampling), None)
+        with torch.no_grad():
+            ids, scores = generate_items(self.bundle.model, batch, self.tries, beam=beam, k=k,
+                                         pool_index=pools, sampling=sampling)
+        return [(ids[i, : p.request.k].numpy(), scores[i, : p.request.k].numpy()) for i, p in enumerate(items)]
+
+    def respond(self, p: Prepared, ids: np.ndarray, scores: np.ndarray, t0: float) -> RecommendResponse:
+        """Build the response of one request."""
+        cb, titles = self.bundle.codebook, self.bundle.titles
+        recs = [RecommendedItem(item_id=int(i), semantic_id=list(cb.code_of(int(i))), score=float(s),
+                                title=titles.get(int(i))) for i, s in zip(ids, scores) if i >= 0]
+        return RecommendResponse(scenario=p.request.scenario, user_id=p.request.user_id, items=recs,
+                                 reasoning_instruction=p.instruction_label, model_version=self.bundle.version,
+                                 latency_ms=(time.perf_counter() - t0) * 1000)
+
+    def recommend_batch(self, reqs: list[RecommendRequest]) -> list[RecommendResponse | RequestError]:
+        """Answer many requests (mixed scenarios); invalid ones come back as RequestError."""
+        t0 = time.perf_counter()
+        results: list[RecommendResponse | RequestError | None] = [None] * len(reqs)
+        ok = []
+        for i, r in enumerate(reqs):
+            try:
+                self.check(r)
+                ok.append(i)
+            except RequestError as e:
+                results[i] = e
+        if ok:
+            prepared = self.prepare([reqs[i] for i in ok])
+            groups: dict[str, list[int]] = {}
+            for j, p in enumerate(prepared):  # one decode per sampling setting (usually one group)
+                if isinstance(p, RequestError):
+                    results[ok[j]] = p
+                else:
+                    groups.setdefault(repr(p.request.sampling), []).append(j)
+            for idx in groups.values():
+                for j, (ids, sc) in zip(idx, self.decode([prepared[j] for j in idx])):
+                    results[ok[j]] = self.respond(prepared[j], ids, sc, t0)
+        return results  # type: ignore[return-value]

@@ -1,0 +1,57 @@
+"""Per-user state in Redis for serving: recent history (item ids with behaviour and scenario) and
+profile, so a request may name only the user. Read in one round trip per batch.
+
+    users = UserStateStore(client)
+    users.put(UserState("u1", history=[3, 9], behaviours=["click", "purchase"], profile={...}))
+    users.get_many(["u1", "u2"])   # [UserState | None, ...]
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import redis
+
+from oxygen.store.instructions import StoreUnavailable
+
+
+@dataclass
+class UserState:
+    """What serving knows about a user: recent items (oldest first) and their profile fields."""
+
+    user_id: str
+    history: list[int] = field(default_factory=list)
+    behaviours: list[str] | None = None
+    scenarios: list[str] | None = None
+    profile: dict | None = None
+
+
+class UserStateStore:
+    """Put and batch-get UserState records (JSON strings at `{prefix}:user:{id}`)."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "oxygen"):
+        self.client, self.prefix = client, prefix
+
+    def key(self, user_id: str) -> str:
+        return f"{self.prefix}:user:{user_id}"
+
+    def put_many(self, states: list[UserState]) -> None:
+        """Write many user states in one round trip."""
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for s in states:
+                pipe.set(self.key(s.user_id), json.dumps(asdict(s)))
+            pipe.execute()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
+            raise StoreUnavailable(f"Redis unreachable ({e}); check REDIS_URL or start the server") from e
+
+    def get_many(self, user_ids: list[str]) -> list[UserState | None]:
+        """States of `user_ids` (None for unknown users), in one MGET."""
+        if not user_ids:
+            return []
+        try:
+            raw = self.client.mget([self.key(u) for u in user_ids])
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
+            raise StoreUnavailable(f"Redis unreachable ({e}); check REDIS_URL or start the server") from e
+        return [None if r is None else UserState(**json.loads(r)) for r in raw]
