@@ -14,6 +14,7 @@ import json
 import time
 
 from oxygen.config import WorldConfig, load_config
+from oxygen.data.io import write_jsonl
 from oxygen.world.output import write_dataset
 from oxygen.world.world import World
 
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
                       max_history=a.max_history, start_date=a.start_date)
     t0 = time.perf_counter()
     world = World.build(cfg)
-    counts = write_dataset(world, world.simulate(progress=not a.quiet), a.out, progress=not a.quiet)
+    counts = write_dataset(world, world.simulate(progress=not a.quiet), a.out, write_jsonl, progress=not a.quiet)
     print(json.dumps({**counts, "seconds": round(time.perf_counter() - t0, 1)}))
     return counts
 

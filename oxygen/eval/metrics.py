@@ -79,6 +79,8 @@ def target_ranks(ranked: RankedLike, targets: Sequence[int] | np.ndarray) -> np.
     r = as_ranked(ranked)
     t = _as_targets(targets, r.shape[0])
     hit = r == t[:, None]
+    if hit.shape[1] == 0:
+        return np.zeros(r.shape[0], dtype=np.int64)
     return np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, 0).astype(np.int64)
 
 

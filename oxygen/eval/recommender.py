@@ -16,6 +16,7 @@ import abc
 from typing import Sequence
 
 import numpy as np
+import torch
 
 from oxygen.data.schema import Item, Row
 
@@ -74,18 +75,38 @@ def check_k(k: int) -> None:
         raise ValueError(f"k must be an integer >= 1; got {k!r}")
 
 
+def _top_columns_exact(scores: np.ndarray, kk: int) -> np.ndarray:
+    """Int64[n, kk]: the columns of the kk best scores of each row, ties to the lower column
+    (unordered). O(n V); used for rows whose k-th best score is tied beyond the top kk."""
+    n = scores.shape[0]
+    kth = -np.partition(-scores, kk - 1, axis=1)[:, kk - 1:kk]
+    greater, equal = scores > kth, scores == kth
+    need = kk - greater.sum(axis=1, keepdims=True)
+    chosen = greater | (equal & (np.cumsum(equal, axis=1) <= need))      # exactly kk per row
+    return np.nonzero(chosen)[1].reshape(n, kk)
+
+
 def top_k(scores: np.ndarray, k: int, ids: np.ndarray) -> np.ndarray:
     """Int64[n, k] item ids of the k best columns of Float[n, V] `scores`, best first.
 
-    Columns scored -inf are never returned (their slot is -1). Ties break towards the lower column.
+    Columns scored -inf are never returned (their slot is -1). Ties break towards the lower column:
+    the same result as a stable argsort of -scores, computed with torch.topk (rows tied at the
+    k-th score are redone exactly).
     """
     n, v = scores.shape
     out = np.full((n, k), -1, dtype=np.int64)
     kk = min(k, v)
     if kk == 0 or n == 0:
         return out
-    cols = np.argsort(-scores, axis=1, kind="stable")[:, :kk]
-    best = np.take_along_axis(scores, cols, axis=1)
+    vals, cols = torch.from_numpy(np.ascontiguousarray(scores)).topk(kk, dim=1)
+    vals, cols = vals.numpy(), cols.numpy().astype(np.int64)
+    kth = vals[:, -1:]
+    tied = np.nonzero((scores == kth).sum(axis=1) > (vals == kth).sum(axis=1))[0]
+    if tied.size:
+        cols[tied] = _top_columns_exact(scores[tied], kk)
+    vals = np.take_along_axis(scores, cols, axis=1)
+    order = np.lexsort((cols, -vals), axis=-1)
+    cols, best = np.take_along_axis(cols, order, axis=1), np.take_along_axis(vals, order, axis=1)
     out[:, :kk] = np.where(np.isneginf(best), -1, ids[cols])
     return out
 

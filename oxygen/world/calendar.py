@@ -28,7 +28,7 @@ class Calendar:
         self._cache: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     @classmethod
-    def build(cls, kb: Knowledge, start: str, days: int, rng: np.random.Generator) -> "Calendar":
+    def build(cls, kb: Knowledge, start: str, days: int, rng: np.random.Generator) -> Calendar:
         """Draw the weather of every city over `days` days from `start` (ISO date)."""
         try:
             start_date = dt.date.fromisoformat(start)

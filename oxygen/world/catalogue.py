@@ -15,8 +15,8 @@ by (leaf, tier): any leaf or (leaf, tier) group is a contiguous range, drawn wit
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -58,7 +58,7 @@ class Catalogue:
         return len(self.leaf)
 
     @classmethod
-    def generate(cls, kb: Knowledge, n_items: int, seed: int) -> "Catalogue":
+    def generate(cls, kb: Knowledge, n_items: int, seed: int) -> Catalogue:
         """Draw `n_items` items; every leaf gets at least one item when n_items >= #leaves."""
         if n_items < 1:
             raise ValueError(f"n_items={n_items}; a catalogue needs at least one item")

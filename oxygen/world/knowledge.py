@@ -90,7 +90,7 @@ class Knowledge:
     version: str  # sha256 prefix of the KB files
 
     @classmethod
-    def load(cls, kb_dir: Path | str = KB_DIR) -> "Knowledge":
+    def load(cls, kb_dir: Path | str = KB_DIR) -> Knowledge:
         """Read and validate every KB file in `kb_dir`."""
         kb_dir = Path(kb_dir)
         raw, digest = {}, hashlib.sha256()

@@ -6,18 +6,20 @@ the user's previous events' items (all scenarios, oldest first, at most `max_his
 behaviours, scenarios and timestamps; `truth` keeps the hidden reason. Rows are grouped by user and
 chronological within a user; the folder loads with `oxygen.data.io.load_dataset`.
 
-    counts = write_dataset(world, world.simulate(), "data/shop-world")
+The world is layer 2 and does not import `oxygen.data`: the caller passes the jsonl writer
+(`oxygen.data.io.write_jsonl`, see apps/world.py).
+
+    counts = write_dataset(world, world.simulate(), "data/shop-world", write_jsonl)
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Iterator
 
 from tqdm import tqdm
 
-from oxygen.data.io import write_jsonl
 from oxygen.world.sessions import Event
 from oxygen.world.world import WORLD_VERSION, World
 
@@ -46,8 +48,13 @@ def rows(world: World, events: list[list[Event]], first_day: int, last_day: int)
             yield row
 
 
-def write_dataset(world: World, events: list[list[Event]], out: Path | str, progress: bool = True) -> dict:
-    """Write every file of the dataset folder `out`; return the counts recorded in world.json."""
+JsonlWriter = Callable[[Path, Iterable[dict]], int]
+
+
+def write_dataset(world: World, events: list[list[Event]], out: Path | str, write_jsonl: JsonlWriter,
+                  progress: bool = True) -> dict:
+    """Write every file of the dataset folder `out` with `write_jsonl(path, records) -> count`;
+    return the counts recorded in world.json."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     items = tqdm(world.catalogue.records(), total=world.catalogue.n, desc="items", unit="item",

@@ -11,7 +11,7 @@ the homepage or with a search:
 Each event's behaviour (click/cart/purchase) is drawn from the feedback model's funnel.
 Each user has an own random stream (seed, user), so users are independent and reproducible.
 
-    sim = SessionSimulator(world_parts, days=90, start_ts=...)
+    sim = SessionSimulator(kb, catalogue, users, feedback, days=90, seed=0)
     events = sim.user_events(u)   # list[Event], chronological
 """
 
@@ -72,7 +72,7 @@ class _State:
 
 
 class SessionSimulator:
-    """Generates the events of each user over `days` days starting at unix time `start_ts`."""
+    """Generates the events of each user over `days` days from the calendar's start date."""
 
     def __init__(self, kb: Knowledge, catalogue: Catalogue, users: Users, feedback: FeedbackModel,
                  days: int, seed: int):

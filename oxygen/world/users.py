@@ -12,8 +12,8 @@ not read off the user's history.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -50,7 +50,7 @@ class Users:
         return f"u{u:06d}"
 
     @classmethod
-    def generate(cls, kb: Knowledge, n_users: int, seed: int) -> "Users":
+    def generate(cls, kb: Knowledge, n_users: int, seed: int) -> Users:
         """Draw `n_users` users."""
         if n_users < 1:
             raise ValueError(f"n_users={n_users}; the world needs at least one user")

@@ -43,7 +43,7 @@ class World:
     feedback: FeedbackModel
 
     @classmethod
-    def build(cls, config: WorldConfig, kb: Knowledge | None = None) -> "World":
+    def build(cls, config: WorldConfig, kb: Knowledge | None = None) -> World:
         """Draw the calendar, catalogue and users of `config` (events come from `simulate`)."""
         kb = kb or Knowledge.load()
         cal = Calendar.build(kb, config.start_date, config.days, stream(config.seed, STREAM_CALENDAR))
@@ -52,7 +52,7 @@ class World:
         return cls(config, kb, cal, cat, users, FeedbackModel(kb, cal, cat, users))
 
     @classmethod
-    def load(cls, root: Path | str) -> "World":
+    def load(cls, root: Path | str) -> World:
         """Rebuild the world of a generated dataset folder from its world.json."""
         path = Path(root) / "world.json"
         if not path.exists():

@@ -159,7 +159,7 @@ class SASRecRecommender(Recommender):
             hist = [[self.index.of[h] + 1 for h in r.history if h in self.index.of] for r in chunk]
             width = max(1, min(self.cfg.max_len, max(len(h) for h in hist)))
             h = self.net(left_pad(hist, width))[:, -1]
-            scores = self.net.all_logits(h).double().numpy()
+            scores = self.net.all_logits(h).numpy()
             if self.cfg.exclude_history:
                 mask_history(scores, chunk, self.index)
             out[s:s + len(chunk)] = top_k(scores, k, self.index.ids)

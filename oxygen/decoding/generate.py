@@ -1,0 +1,54 @@
+"""The decoding front door used by training, evaluation and serving: item pools in, item ids out.
+
+    ids, scores = generate_items(model, batch, tries=[full_trie], beam=50, k=10)
+    ids, scores = generate_items(model, batch, tries=pool_tries, pool_index=pools, beam=128, k=20,
+                                 sampling={"temperature": 0.8, "top_p": 0.9, "seed": 1})
+
+A `TrieSet` is built once per list of tries and cached by identity, so serving pays it at start.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from oxygen.decoding.beam_search import SamplingParams, beam_search
+from oxygen.decoding.protocol import StepModel
+from oxygen.decoding.trie_set import TrieSet
+from oxygen.semantic_ids.trie import PrefixTrie
+
+_CACHE: dict[tuple[int, ...], TrieSet] = {}  # holds the tries too, so their ids stay unique
+_CACHE_SIZE = 8
+
+
+def trie_set(tries: Sequence[PrefixTrie]) -> TrieSet:
+    """The stacked index of `tries` (built once per distinct list of trie objects)."""
+    key = tuple(id(t) for t in tries)
+    if key not in _CACHE:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = TrieSet(tries)
+    return _CACHE[key]
+
+
+def _sampling(sampling: Any) -> SamplingParams | None:
+    if sampling is None or isinstance(sampling, SamplingParams):
+        return sampling
+    data = sampling if isinstance(sampling, dict) else sampling.model_dump()
+    return SamplingParams(**data)
+
+
+def generate_items(model: StepModel, batch: Any, tries: Sequence[PrefixTrie], beam: int, k: int,
+                   pool_index: torch.Tensor | None = None, sampling: Any = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k item ids Long[B, k] (-1 padded) and scores Float[B, k] for a batch of B requests.
+
+    `pool_index` Long[B] picks each request's trie (default: the first); `sampling` (SamplingParams,
+    dict or pydantic model with temperature/top_k/top_p/seed) switches to beam sampling."""
+    B = len(batch)
+    pool = torch.zeros(B, dtype=torch.long) if pool_index is None else torch.as_tensor(pool_index).long()
+    if pool.shape != (B,) or int(pool.min()) < 0 or int(pool.max()) >= len(tries):
+        raise ValueError(f"pool_index must be Long[{B}] with values in [0, {len(tries)})")
+    with torch.no_grad():
+        return beam_search(model, batch, trie_set(tries), pool, beam, k, _sampling(sampling))

@@ -1,0 +1,127 @@
+"""Prefix trie of valid semantic-ID paths, restrictable to an item pool, with a sparse (CSR) index
+per level for the decoder's fast path.
+
+Level l (0..L-1) has P_l prefixes of length l (P_0 = 1: the root). For prefix p at level l its
+allowed next codes are `child_code[l][offsets[l][p]:offsets[l][p+1]]` (sorted), and the child
+reached by edge e is `child_id[l][e]`: a prefix id at level l+1, or at the last level the row of
+the item in `item_ids`. A decoder therefore looks up allowed tokens per beam by prefix id, with
+no dense [beams x vocabulary] mask.
+
+    trie = PrefixTrie(codes, item_ids)          # codes Int64[N, L], unique rows
+    pool = trie.restrict([3, 7, 9])             # only those items
+    pool.allowed((12,)), pool.item_of((12, 4, 1))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+
+@dataclass
+class LevelIndex:
+    """CSR index of one level: offsets Int64[P_l + 1], child_code Int64[E_l], child_id Int64[E_l]."""
+
+    offsets: np.ndarray
+    child_code: np.ndarray
+    child_id: np.ndarray
+
+
+def _build_levels(codes: np.ndarray) -> list[LevelIndex]:
+    """CSR levels of lexicographically sorted, unique code rows Int64[N, L]."""
+    n, depth = codes.shape
+    levels = []
+    # prefix id of every row at each depth: a new id starts where the prefix changes
+    parent = np.zeros(n, dtype=np.int64)
+    for level in range(depth):
+        if level + 1 < depth:
+            change = np.ones(n, dtype=bool)
+            change[1:] = (codes[1:, : level + 1] != codes[:-1, : level + 1]).any(axis=1)
+            child = np.cumsum(change) - 1
+        else:
+            change = np.ones(n, dtype=bool)
+            child = np.arange(n, dtype=np.int64)
+        edges = np.flatnonzero(change)  # first row of every child
+        n_parents = int(parent.max()) + 1 if n else 1
+        counts = np.bincount(parent[edges], minlength=n_parents)
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        levels.append(LevelIndex(offsets, codes[edges, level].astype(np.int64), child[edges].astype(np.int64)))
+        parent = child
+    return levels
+
+
+class PrefixTrie:
+    """All valid SID paths of a catalogue (or an item pool of it)."""
+
+    def __init__(self, codes: np.ndarray, item_ids: Sequence[int]):
+        codes = np.asarray(codes, dtype=np.int64)
+        ids = np.asarray(item_ids, dtype=np.int64)
+        if codes.ndim != 2 or codes.shape[0] != ids.shape[0]:
+            raise ValueError(f"codes must be Int64[N, L] aligned with item_ids; got {codes.shape} for {ids.shape[0]} ids")
+        if codes.shape[0] == 0:
+            raise ValueError("an empty item pool has no paths; give the trie at least one item")
+        order = np.lexsort(codes.T[::-1])
+        self.codes, self.item_ids = codes[order], ids[order]
+        if (self.codes[1:] == self.codes[:-1]).all(axis=1).any():
+            raise ValueError("two items share a code path; SIDs must be unique (resolve collisions first)")
+        self.levels = _build_levels(self.codes)
+        self._row = {int(i): r for r, i in enumerate(self.item_ids)}
+
+    @property
+    def depth(self) -> int:
+        """Number of SID levels L."""
+        return int(self.codes.shape[1])
+
+    def __len__(self) -> int:
+        return int(self.item_ids.shape[0])
+
+    def restrict(self, pool: Sequence[int]) -> "PrefixTrie":
+        """The trie of the items in `pool` only (unknown ids are an error)."""
+        rows = []
+        for i in pool:
+            if int(i) not in self._row:
+                raise KeyError(f"pool item {i} is not in this trie's catalogue")
+            rows.append(self._row[int(i)])
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        return PrefixTrie(self.codes[rows], self.item_ids[rows])
+
+    def _walk(self, prefix: Sequence[int]) -> int | None:
+        """Prefix id of `prefix` at level len(prefix), or None when no item starts with it."""
+        node = 0
+        for level, code in enumerate(prefix):
+            lv = self.levels[level]
+            lo, hi = lv.offsets[node], lv.offsets[node + 1]
+            j = lo + int(np.searchsorted(lv.child_code[lo:hi], code))
+            if j >= hi or lv.child_code[j] != code:
+                return None
+            node = int(lv.child_id[j])
+        return node
+
+    def allowed(self, prefix: Sequence[int]) -> np.ndarray:
+        """Sorted codes that may follow `prefix` (empty when the prefix is invalid or complete)."""
+        if len(prefix) >= self.depth:
+            return np.zeros(0, dtype=np.int64)
+        node = self._walk(prefix)
+        if node is None:
+            return np.zeros(0, dtype=np.int64)
+        lv = self.levels[len(prefix)]
+        return lv.child_code[lv.offsets[node]:lv.offsets[node + 1]].copy()
+
+    def item_of(self, path: Sequence[int]) -> int | None:
+        """The item with this full path, or None."""
+        if len(path) != self.depth:
+            return None
+        row = self._walk(path)
+        return None if row is None else int(self.item_ids[row])
+
+    def as_dict(self) -> dict:
+        """Nested dict {code: {code: ... {code: item_id}}} (for slow reference code and tests)."""
+        root: dict = {}
+        for path, item in zip(self.codes.tolist(), self.item_ids.tolist()):
+            node = root
+            for c in path[:-1]:
+                node = node.setdefault(c, {})
+            node[path[-1]] = item
+        return root
