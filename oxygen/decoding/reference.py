@@ -34,12 +34,9 @@ def reference_beam_search(model: Any, batch: Any, tries: Sequence[PrefixTrie], p
                           beam: int, k: int) -> tuple[list[list[int]], list[list[float]]]:
     """Item ids and scores per request (lists, best first; fewer than k when the pool is small)."""
     items, scores = [], []
-    torch.set_grad_enabled(False)
-    try:
+    with torch.no_grad():
         for b, t in enumerate(pool):
             out = _one_request(model, batch.select(torch.tensor([b])), tries[t].as_dict(), tries[t].depth, beam, k)
             items.append([i for i, _ in out])
             scores.append([s for _, s in out])
-    finally:
-        torch.set_grad_enabled(True)
     return items, scores

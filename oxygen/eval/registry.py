@@ -30,7 +30,8 @@ REGISTRY: dict[str, Factory] = {
 }
 
 # name -> "module:function" imported on first use (keeps heavy imports out of the baselines' path)
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {"oxygen": "oxygen.training.generative:build_oxygen",
+                         "tiger": "oxygen.training.generative:build_tiger"}
 
 
 def register(name: str, factory: Factory) -> None:

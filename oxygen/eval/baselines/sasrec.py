@@ -136,7 +136,7 @@ class SASRecRecommender(Recommender):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total, batches = total + float(loss), batches + 1
+            total, batches = total + loss.item(), batches + 1
         return total / max(batches, 1)
 
     def _score(self, rows: Sequence[Row]) -> dict[str, float]:
