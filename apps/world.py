@@ -1,10 +1,12 @@
 """Generate a shop-world dataset folder (items, train/valid/test rows, users, world.json).
 
-    python -m apps.world --out data/shop-world                      # default: 20k items, 20k users, 90 days
-    python -m apps.world --out /tmp/sw --items 3000 --users 800 --days 60 --seed 1   # small, seconds
+    python -m apps.world --out data/shop-world      # default: 20k items, 20k users, 90 days (~265k events, ~1 min)
+    python -m apps.world --out /tmp/sw --items 3000 --users 800 --days 60 --seed 1   # small: ~7k events, seconds
+    python -m apps.world --out /tmp/sw1m --items 1000000                             # load-test catalogue
 
-Same arguments and seed give byte-identical files. See docs/WORLD.md for what the world contains
-and oxygen/world/ for the simulator.
+Same arguments and seed give byte-identical files. Prints the counts and the calibration
+diagnostics (also stored in world.json). See docs/WORLD.md for what the world contains,
+oxygen/world/kb/*.yaml for the knowledge base and oxygen/world/ for the simulator.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from oxygen.world.world import World
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Parse arguments, build and simulate the world, write the folder; return the counts."""
+    """Parse arguments, build and simulate the world, write the folder; return world.json's content."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="output dataset folder")
     ap.add_argument("--config", default=None, help="optional YAML WorldConfig; flags override it")
@@ -36,9 +38,10 @@ def main(argv: list[str] | None = None) -> dict:
                       max_history=a.max_history, start_date=a.start_date)
     t0 = time.perf_counter()
     world = World.build(cfg)
-    counts = write_dataset(world, world.simulate(progress=not a.quiet), a.out, write_jsonl, progress=not a.quiet)
-    print(json.dumps({**counts, "seconds": round(time.perf_counter() - t0, 1)}))
-    return counts
+    meta = write_dataset(world, world.simulate(progress=not a.quiet), a.out, write_jsonl, progress=not a.quiet)
+    print(json.dumps({**meta["counts"], "seconds": round(time.perf_counter() - t0, 1)}))
+    print(json.dumps(meta["diagnostics"], indent=1))
+    return meta
 
 
 if __name__ == "__main__":

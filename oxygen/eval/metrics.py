@@ -20,7 +20,7 @@ Layer 1: imports nothing from oxygen.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

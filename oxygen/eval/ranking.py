@@ -10,7 +10,7 @@ report test) with its printable table.
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -96,8 +96,9 @@ def _table_lines(title: str, report: dict) -> list[str]:
 
 def format_table(result: dict) -> str:
     """Printable table of a `quality_run` result: test (and valid) overall and per scenario."""
-    lines = [f"model {result['model']}  params {result['params']:,}  "
-             f"train {result['train_seconds']:.1f}s  data {result['data']}"]
+    head = (f"model {result['model']}  params {result['params']:,}  "
+            f"train {result['train_seconds']:.1f}s  data {result['data']}")
+    lines = [head]
     lines += _table_lines("test", result["test"])
     if result.get("valid"):
         lines += _table_lines("valid", result["valid"])

@@ -13,7 +13,7 @@ of the generative models (registered in `oxygen.eval.registry`) all implement it
 from __future__ import annotations
 
 import abc
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ class Recommender(abc.ABC):
 
     @abc.abstractmethod
     def fit(self, train_rows: Sequence[Row], valid_rows: Sequence[Row],
-            items: Sequence[Item]) -> "Recommender":
+            items: Sequence[Item]) -> Recommender:
         """Learn from `train_rows`; use `valid_rows` only to select epochs/settings. Returns self."""
 
     @abc.abstractmethod

@@ -13,8 +13,8 @@ unregistered model raises NotImplementedError saying how to register it.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from oxygen.config import MarkovConfig, PopConfig, SASRecConfig, load_config
 from oxygen.eval.baselines import MarkovRecommender, PopRecommender, SASRecRecommender

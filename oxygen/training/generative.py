@@ -27,11 +27,14 @@ from oxygen.decoding.generate import generate_items
 from oxygen.eval.metrics import hit_rate, ndcg
 from oxygen.eval.recommender import Recommender, check_k
 from oxygen.model import OxygenModel
+from oxygen.model.bundle import Bundle, default_scenarios
 from oxygen.semantic_ids.build import build_codebook
 from oxygen.semantic_ids.codebook import Codebook
 from oxygen.semantic_ids.trie import PrefixTrie
+from oxygen.training.curves import save_curves
 from oxygen.training.loop import FitResult, fit
-from oxygen.training.prepare import Prepared, collate_all, model_config_for, prepare, query_lookup, subsample
+from oxygen.training.prepare import (Prepared, collate_all, concat, model_config_for, prepare, query_lookup,
+                                     subsample)
 
 TIGER_SWITCHES = {"instruction_placement": "none", "use_reasoning": False, "use_igr": False, "use_q2i": False}
 DECODE_BATCH = 256
@@ -48,6 +51,7 @@ class GenerativeRecommender(Recommender):
     def __init__(self, cfg: GenerativeConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        self.name = cfg.variant
         self.model: OxygenModel | None = None
         self.prep: Prepared | None = None
         self.trie: PrefixTrie | None = None
@@ -75,8 +79,35 @@ class GenerativeRecommender(Recommender):
         t0 = time.time()
         self.result = fit(self.model, self.prep.batches["train"], validate, self.cfg.train,
                           metric=f"hr@{self.cfg.train.valid_k}")
-        self.train_seconds = time.time() - t0
+        if self.cfg.refit_on_valid:
+            self._refit(self.result.best_epoch)
+        self.fit_info = {"best_epoch": self.result.best_epoch, "best_valid": self.result.best_valid,
+                         "history": self.result.history, "codebook": self.prep.codebook.meta.get("source"),
+                         "refit_on_valid": self.cfg.refit_on_valid, "fit_seconds": time.time() - t0}
+        if self.cfg.out_dir:
+            save_curves(self.result.history, Path(self.cfg.out_dir) / "curve.png", title=self.cfg.variant)
         return self
+
+    def _refit(self, epochs: int) -> None:
+        """Retrain from scratch on train+valid for the selected number of epochs (no early stopping)."""
+        data = concat([self.prep.batches["train"], self.prep.batches["valid"]])
+        torch.manual_seed(self.cfg.train.seed)
+        self.model = OxygenModel(self.model.cfg)
+        cfg = self.cfg.train.model_copy(update={"epochs": max(1, epochs), "patience": 10**6})
+        fit(self.model, data, lambda m: {"hr@10": 0.0}, cfg, metric="hr@10")
+
+    def to_bundle(self, titles: dict[int, str] | None = None, version: str | None = None) -> Bundle:
+        """The servable bundle of the fitted model; scenario pools = targets seen per scenario."""
+        if self.model is None or self.prep is None:
+            raise RuntimeError("call fit() before to_bundle()")
+        observed: dict[str, set[int]] = {}
+        for split in ("train", "valid"):
+            for r in self.prep.rows.get(split, []):
+                if r.scenario:
+                    observed.setdefault(r.scenario, set()).add(r.target)
+        specs = default_scenarios(self.prep.codebook.item_ids.tolist(), observed)
+        return Bundle(self.model, self.prep.codebook, self.prep.space, self.prep.collate_cfg, specs,
+                      titles or {}, version or f"{self.cfg.variant}-{time.strftime('%Y%m%d-%H%M%S')}")
 
     def _codebook(self, ds: Dataset) -> Codebook:
         if self.cfg.sid_dir:

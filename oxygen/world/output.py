@@ -21,6 +21,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from oxygen.world.sessions import Event
+from oxygen.world.stats import diagnostics
 from oxygen.world.world import WORLD_VERSION, World
 
 
@@ -54,7 +55,7 @@ JsonlWriter = Callable[[Path, Iterable[dict]], int]
 def write_dataset(world: World, events: list[list[Event]], out: Path | str, write_jsonl: JsonlWriter,
                   progress: bool = True) -> dict:
     """Write every file of the dataset folder `out` with `write_jsonl(path, records) -> count`;
-    return the counts recorded in world.json."""
+    return what world.json records (counts, split dates, diagnostics)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     items = tqdm(world.catalogue.records(), total=world.catalogue.n, desc="items", unit="item",
@@ -70,6 +71,7 @@ def write_dataset(world: World, events: list[list[Event]], out: Path | str, writ
             "args": world.config.model_dump(), "counts": counts,
             "split_days": {k: list(v) for k, v in split_days.items()},
             "dates": {k: [world.calendar.date(a).isoformat(), world.calendar.date(b).isoformat()]
-                      for k, (a, b) in split_days.items()}}
+                      for k, (a, b) in split_days.items()},
+            "diagnostics": diagnostics(split_days, events, world.catalogue.leaf)}
     (out / "world.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    return counts
+    return meta

@@ -66,8 +66,8 @@ class _State:
 
     u: int
     rng: np.random.Generator
-    fired: set
-    events: list
+    fired: set[int]
+    events: list[Event]
     clock: int = 0  # unix time of the latest event
 
 

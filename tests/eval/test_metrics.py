@@ -9,8 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oxygen.eval.metrics import (as_ranked, hit_rate, metrics_by_group, ndcg, ranking_metrics,
-                                 recall, target_ranks)
+from oxygen.eval.metrics import (
+    as_ranked,
+    hit_rate,
+    metrics_by_group,
+    ndcg,
+    ranking_metrics,
+    recall,
+    target_ranks,
+)
 
 
 def slow_hr(ranked: list[list[int]], targets: list[int], k: int) -> float:

@@ -117,7 +117,11 @@ def test_search_targets_match_noisy_queries(world: World, split_rows: dict[str, 
     assert 0.2 < np.mean(noisy) < 0.9  # but often noisy or decorated
 
 
-def test_context_needs_are_deductive(split_rows: dict[str, list[dict]], item_leaf):
+def _diagnostics(world_dir: Path) -> dict:
+    return json.loads((world_dir / "world.json").read_text())["diagnostics"]
+
+
+def test_context_needs_are_deductive(split_rows: dict[str, list[dict]], item_leaf, world_dir: Path):
     seen: dict[str, set[str]] = collections.defaultdict(set)
     ctx = absent = 0
     for r in sorted(_all(split_rows), key=lambda r: (r["user_id"], r["timestamp"])):
@@ -128,15 +132,17 @@ def test_context_needs_are_deductive(split_rows: dict[str, list[dict]], item_lea
         seen[r["user_id"]].add(item_leaf[r["target"]])
     assert ctx > 0.05 * len(_all(split_rows))
     assert absent / ctx >= 0.7
+    assert _diagnostics(world_dir)["context_need_absent_from_history"] == round(absent / ctx, 4)
 
 
-def test_popularity_baseline_is_weak(split_rows: dict[str, list[dict]]):
+def test_popularity_baseline_is_weak(split_rows: dict[str, list[dict]], world_dir: Path):
     top10 = {i for i, _ in collections.Counter(r["target"] for r in split_rows["train"]).most_common(10)}
     hr = np.mean([r["target"] in top10 for r in split_rows["test"]])
     assert hr < 0.05
+    assert _diagnostics(world_dir)["test_hr10_popularity"]["all"] == round(float(hr), 4)
 
 
-def test_a_leaf_aware_model_can_do_well(split_rows: dict[str, list[dict]], item_leaf):
+def test_a_leaf_aware_model_can_do_well(split_rows: dict[str, list[dict]], item_leaf, world_dir: Path):
     """Knowing the needed leaf and in-leaf popularity is enough for a high hit rate: the task is
     learnable, not noise."""
     per_leaf: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
@@ -144,7 +150,8 @@ def test_a_leaf_aware_model_can_do_well(split_rows: dict[str, list[dict]], item_
         per_leaf[item_leaf[r["target"]]][r["target"]] += 1
     rows = [r for r in split_rows["test"] if r["truth"].get("need")]
     hr = np.mean([r["target"] in {i for i, _ in per_leaf[r["truth"]["need"]].most_common(10)} for r in rows])
-    assert 0.2 < hr < 0.9
+    assert 0.2 < hr < 0.95
+    assert abs(_diagnostics(world_dir)["test_hr10_leaf_aware"]["all"] - hr) < 0.05  # popular rows differ
 
 
 def test_world_json_users_and_reload(world_dir: Path, world: World, split_rows):

@@ -7,4 +7,4 @@ from oxygen.eval.baselines.markov import MarkovRecommender
 from oxygen.eval.baselines.pop import PopRecommender
 from oxygen.eval.baselines.sasrec import SASRecRecommender
 
-__all__ = ["PopRecommender", "MarkovRecommender", "SASRecRecommender"]
+__all__ = ["MarkovRecommender", "PopRecommender", "SASRecRecommender"]

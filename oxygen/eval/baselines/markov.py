@@ -18,7 +18,8 @@ so the last item dominates, earlier items break its ties and fill in when it has
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
+from itertools import pairwise
 
 import numpy as np
 
@@ -36,7 +37,7 @@ def transition_counts(rows: Sequence[Row], index: ItemIndex, cfg: MarkovConfig) 
     pairs: set[tuple[str, int, int]] = set()
     for r in rows:
         seq = [index.index(i, "a train row") for i in (*r.history, r.target)]
-        pairs.update((r.user_id, a, b) for a, b in zip(seq[:-1], seq[1:]))
+        pairs.update((r.user_id, a, b) for a, b in pairwise(seq))
     counts: Counter = Counter()
     for _, a, b in pairs:
         if a == b and not cfg.self_loops:
@@ -91,7 +92,7 @@ class MarkovRecommender(Recommender):
         self.pop = np.zeros(0)
 
     def fit(self, train_rows: Sequence[Row], valid_rows: Sequence[Row],
-            items: Sequence[Item]) -> "MarkovRecommender":
+            items: Sequence[Item]) -> MarkovRecommender:
         """Count transitions and popularity in train rows; valid rows are not used."""
         self.index = ItemIndex(items)
         counts = transition_counts(train_rows, self.index, self.cfg)

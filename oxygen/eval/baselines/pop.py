@@ -12,7 +12,7 @@ With `exclude_history` the row's own history items are skipped.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -42,7 +42,7 @@ class PopRecommender(Recommender):
         self.counts = np.zeros(0)
 
     def fit(self, train_rows: Sequence[Row], valid_rows: Sequence[Row],
-            items: Sequence[Item]) -> "PopRecommender":
+            items: Sequence[Item]) -> PopRecommender:
         """Count train popularity; valid rows are not used."""
         self.index = ItemIndex(items)
         self.counts = user_item_counts(train_rows, self.index)

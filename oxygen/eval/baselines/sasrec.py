@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -84,7 +84,7 @@ class SASRecRecommender(Recommender):
         self.net: SASRecNet | None = None
 
     def fit(self, train_rows: Sequence[Row], valid_rows: Sequence[Row],
-            items: Sequence[Item]) -> "SASRecRecommender":
+            items: Sequence[Item]) -> SASRecRecommender:
         """Train on train rows with early stopping on valid rows; keep the best epoch's weights."""
         cfg = self.cfg
         torch.set_num_threads(cfg.threads)

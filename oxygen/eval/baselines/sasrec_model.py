@@ -75,7 +75,7 @@ class SASRecNet(nn.Module):
 
     def forward(self, seqs: torch.Tensor) -> torch.Tensor:
         """seqs Long[B, L] (L <= max_len, 0 = pad, left-padded) -> hidden Float[B, L, d]."""
-        b, n = seqs.shape
+        n = seqs.shape[1]
         if n > self.max_len:
             raise ValueError(f"sequence length {n} > max_len {self.max_len}; truncate to the last "
                              f"{self.max_len} items")
