@@ -48,6 +48,7 @@ class Setup:
     hf: torch.nn.Module | None
     trie: PrefixTrie
     widths: tuple[int, ...]
+    rows: int = ROWS  # beam rows per call: requests per call = rows // beam
 
 
 def make_catalogue(n: int, widths: tuple[int, ...], seed: int = 0) -> PrefixTrie:
@@ -184,7 +185,7 @@ def _summary(lat: list[float], B: int, flops: float, legal: float, unique: float
 
 def run_oxygen(s: Setup, beam: int, reps: int, budget_s: float) -> dict:
     """Time generate_items at `beam` on ROWS // beam requests; legality/uniqueness of the last call."""
-    B = max(1, ROWS // beam)
+    B = max(1, s.rows // beam)
     batch = make_batch(s.model.cfg, s.trie, B)
     k = min(K_RETURN, beam)
     lat, (ids, _) = _time_calls(lambda: generate_items(s.model, batch, [s.trie], beam=beam, k=k), reps, budget_s)
@@ -195,7 +196,7 @@ def run_oxygen(s: Setup, beam: int, reps: int, budget_s: float) -> dict:
 
 def run_hf(s: Setup, beam: int, reps: int, budget_s: float) -> dict:
     """Time HF generate with a trie-lookup prefix_allowed_tokens_fn on the same request count."""
-    B = max(1, ROWS // beam)
+    B = max(1, s.rows // beam)
     k = min(K_RETURN, beam)
     table = allowed_table(s.trie, s.widths)
     offs = np.cumsum((0,) + s.widths)
@@ -222,47 +223,49 @@ def run_hf(s: Setup, beam: int, reps: int, budget_s: float) -> dict:
 
 
 def bench_case(s: Setup, beam: int, reps: int, hf_reps: int, budget_s: float) -> dict:
-    """One (catalogue, beam) row: ours, HF (when s.hf) and the speed-up in requests/s."""
+    """One (catalogue, beam) row: ours, HF (when s.hf) and the speed-up (HF p50 / ours p50 latency)."""
     row = {"items": len(s.trie), "beam": beam, "k": min(K_RETURN, beam), "widths": list(s.widths),
            "oxygen": run_oxygen(s, beam, reps, budget_s)}
     if s.hf is not None:
         row["hf"] = run_hf(s, beam, hf_reps, budget_s)
-        row["speedup"] = row["oxygen"]["requests_per_s"] / row["hf"]["requests_per_s"]
+        # same requests per call, so the ratio of median latencies is the median throughput ratio
+        row["speedup"] = row["hf"]["p50_ms"] / row["oxygen"]["p50_ms"]
     return row
 
 
 def run_benchmark(sizes: list[int], beams: list[int], reps: int = 10, hf_reps: int = 3,
-                  budget_s: float = 20.0, with_hf: bool = True) -> dict:
-    """The whole grid: {'load_start', 'load_end', 'threads', 'rows': [bench_case dicts]}."""
-    torch.set_num_threads(2)
+                  budget_s: float = 20.0, with_hf: bool = True, threads: int = 2, rows: int = ROWS) -> dict:
+    """The whole grid: {'load_start', 'load_end', 'threads', 'rows_per_call', 'torch', 'cases':
+    [bench_case dicts]}; `rows` beam rows per call (requests per call = rows // beam)."""
+    torch.set_num_threads(threads)
     load_start = os.getloadavg()
     cfg = ModelConfig(dropout=0.0)
     widths = tuple(cfg.codebook_sizes)
     torch.manual_seed(0)
     model = OxygenModel(cfg).eval()
     hf = make_hf(widths, cfg) if with_hf else None
-    rows = []
+    cases = []
     for n in sizes:
         trie = make_catalogue(n, widths)
         trie_set([trie])  # built once, as serving does at start
-        s = Setup(model, hf, trie, widths)
+        s = Setup(model, hf, trie, widths, rows)
         for beam in tqdm(beams, desc=f"{n} items"):
-            rows.append(bench_case(s, beam, reps, hf_reps, budget_s))
+            cases.append(bench_case(s, beam, reps, hf_reps, budget_s))
     return {"load_start": list(load_start), "load_end": list(os.getloadavg()), "threads": torch.get_num_threads(),
-            "rows_per_call": ROWS, "torch": torch.__version__, "rows": rows}
+            "rows_per_call": rows, "torch": torch.__version__, "cases": cases}
 
 
 def _table(result: dict) -> str:
     """Markdown table of a run_benchmark result."""
     lines = ["| items | beam | req/call | ours req/s | ours p50 / p99 ms | ours GFLOP/s (% peak) | legal / unique |"
-             " HF req/s | HF p50 ms | HF legal | speed-up |", "|" + "---|" * 10]
-    for r in result["rows"]:
+             " HF req/s | HF p50 ms | HF GFLOP/s | HF legal | speed-up (p50) |", "|" + "---|" * 11]
+    for r in result["cases"]:
         o, h = r["oxygen"], r.get("hf")
-        hf = (f"{h['requests_per_s']:.2f} | {h['p50_ms']:.0f} | {h['legality']:.0%} | {r['speedup']:.1f}x"
-              if h else "- | - | - | -")
+        hf = (f"{h['requests_per_s']:.2f} | {h['p50_ms']:.0f} | {h['gflops']:.1f} | {h['legality']:.0%} | "
+              f"{r['speedup']:.1f}x" if h else "- | - | - | - | -")
         lines.append(f"| {r['items']} | {r['beam']} | {o['requests_per_call']} | {o['requests_per_s']:.1f} | "
                      f"{o['p50_ms']:.0f} / {o['p99_ms']:.0f} | {o['gflops']:.1f} ({o['peak_fraction']:.0%}) | "
-                     f"{o['legality']:.0%} / {o['uniqueness']:.0%} | {hf}")
+                     f"{o['legality']:.0%} / {o['uniqueness']:.0%} | {hf} |")
     return "\n".join(lines)
 
 
@@ -271,12 +274,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="3.5k and 20k items, beams 32 and 256, few reps")
     ap.add_argument("--no-hf", action="store_true", help="skip the HF transformers baseline")
+    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     ap.add_argument("--out", help="write the result JSON here")
     args = ap.parse_args()
     if args.quick:
-        result = run_benchmark([3500, 20000], [32, 256], reps=3, hf_reps=1, budget_s=5, with_hf=not args.no_hf)
+        result = run_benchmark([3500, 20000], [32, 256], reps=3, hf_reps=1, budget_s=5, with_hf=not args.no_hf,
+                               threads=args.threads)
     else:
-        result = run_benchmark([3500, 20000, 1_000_000], [32, 128, 256], with_hf=not args.no_hf)
+        result = run_benchmark([3500, 20000, 1_000_000], [32, 128, 256], with_hf=not args.no_hf,
+                               threads=args.threads)
     print(_table(result))
     print(f"load average start {result['load_start']} end {result['load_end']}")
     if args.out:

@@ -137,8 +137,6 @@ class ModelConfig(StrictConfig):
             raise ValueError(f"d_model {self.d_model} must be divisible by n_heads {self.n_heads}")
         if self.moe_experts and self.moe_active > self.moe_experts:
             raise ValueError(f"moe_active {self.moe_active} > moe_experts {self.moe_experts}; lower it")
-        if self.use_item_id and self.n_items < 1:
-            raise ValueError("use_item_id needs n_items (the catalogue size) > 0")
 
 
 class SIDConfig(StrictConfig):

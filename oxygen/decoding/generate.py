@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import torch
 
-from oxygen.decoding.beam_search import SamplingParams, beam_search
+from oxygen.decoding.beam_search import SamplingParams, beam_search, check_args
 from oxygen.decoding.protocol import StepModel
 from oxygen.decoding.trie_set import TrieSet
 from oxygen.semantic_ids.trie import PrefixTrie
@@ -32,7 +32,21 @@ def trie_set(tries: Sequence[PrefixTrie]) -> TrieSet:
     return _CACHE[key]
 
 
+def check_fits(model: StepModel, tries: TrieSet) -> None:
+    """Clear error when the tries' SID levels or codes do not fit the model's codebook sizes."""
+    sizes = tuple(model.codebook_sizes)
+    if len(sizes) != tries.depth:
+        raise ValueError(f"the tries have {tries.depth} SID levels but the model has {len(sizes)} "
+                         f"(codebook_sizes={sizes}); build the tries from the model's codebook")
+    for level, (lv, k) in enumerate(zip(tries.levels, sizes)):
+        top, low = int(lv.child_code.max()), int(lv.child_code.min())
+        if top >= k or low < 0:
+            raise ValueError(f"a trie uses codes {low}..{top} at SID level {level} but the model has codes 0..{k - 1} "
+                             f"there; build the tries from the model's codebook")
+
+
 def _sampling(sampling: Any) -> SamplingParams | None:
+    """SamplingParams from None, SamplingParams, a dict or a pydantic model with the same fields."""
     if sampling is None or isinstance(sampling, SamplingParams):
         return sampling
     data = sampling if isinstance(sampling, dict) else sampling.model_dump()
@@ -47,8 +61,13 @@ def generate_items(model: StepModel, batch: Any, tries: Sequence[PrefixTrie], be
     `pool_index` Long[B] picks each request's trie (default: the first); `sampling` (SamplingParams,
     dict or pydantic model with temperature/top_k/top_p/seed) switches to beam sampling."""
     B = len(batch)
+    check_args(beam, k, B)
+    if not tries:
+        raise ValueError("generate_items needs at least one trie (the item pool to decode into)")
     pool = torch.zeros(B, dtype=torch.long) if pool_index is None else torch.as_tensor(pool_index).long()
     if pool.shape != (B,) or int(pool.min()) < 0 or int(pool.max()) >= len(tries):
         raise ValueError(f"pool_index must be Long[{B}] with values in [0, {len(tries)})")
+    ts = trie_set(tries)
+    check_fits(model, ts)
     with torch.no_grad():
-        return beam_search(model, batch, trie_set(tries), pool, beam, k, _sampling(sampling))
+        return beam_search(model, batch, ts, pool, beam, k, _sampling(sampling))

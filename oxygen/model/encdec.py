@@ -67,6 +67,9 @@ class OxygenModel(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
+        if cfg.use_item_id and cfg.n_items < 1:
+            raise ValueError("use_item_id needs n_items (the catalogue size) > 0; fill it from the data "
+                             "(oxygen.training.prepare.model_config_for) or set use_item_id: false")
         self.cfg, d, L = cfg, cfg.d_model, len(cfg.codebook_sizes)
         self.embed = ItemEmbedder(cfg)
         self.instr = InstructionPrefix(cfg)

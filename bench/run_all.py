@@ -1,0 +1,62 @@
+"""`make bench`: run every benchmark whose figures docs/benchmarks.md records, one after another.
+
+    python -m bench.run_all [--only quality,decoding] [--list]
+
+Each entry is the exact command recorded in docs/benchmarks.md; outputs land in runs/bench/.
+Heavy: the full set takes well over an hour on a 2-core CPU; use --only to pick groups.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+import time
+
+PY = sys.executable
+GROUPS: dict[str, list[str]] = {
+    "world": [
+        f"{PY} -m apps.world --out runs/bench/world-default",
+        f"{PY} -m apps.world --out runs/bench/world-1m --items 1000000",
+    ],
+    "sids": [
+        f"{PY} -m apps.build_sids --data data/amazon18-office --out runs/bench/sids-office-{s} --source {s}"
+        for s in ("text", "behaviour", "fused")
+    ] + [f"{PY} -m apps.build_sids --data runs/bench/world-default --out runs/bench/sids-world-text --source text"],
+    "quality": [
+        f"{PY} -m apps.bench quality --data data/amazon18-office --model {m} {cfg} --out runs/bench/{m}_office.json"
+        for m, cfg in (("pop", ""), ("markov", ""), ("sasrec", ""),
+                       ("tiger", "--config configs/tiger_office.yaml"),
+                       ("oxygen", "--config configs/oxygen_office.yaml"))
+    ],
+    "decoding": [f"{PY} -m bench.decoding --out runs/bench/decoding.json"],
+    "serving": [f"{PY} -m bench.serving --out runs/bench/serving.json"],
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen groups; returns the number of failed commands."""
+    p = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__.split("\n")[0])
+    p.add_argument("--only", default=",".join(GROUPS), help=f"comma-separated groups of {list(GROUPS)}")
+    p.add_argument("--list", action="store_true", help="print the commands and exit")
+    args = p.parse_args(argv)
+    chosen = [g.strip() for g in args.only.split(",") if g.strip()]
+    unknown = [g for g in chosen if g not in GROUPS]
+    if unknown:
+        p.error(f"unknown group(s) {unknown}; choose from {list(GROUPS)}")
+    failed = 0
+    for group in chosen:
+        for cmd in GROUPS[group]:
+            print(f"\n[{group}] $ {cmd}", flush=True)
+            if args.list:
+                continue
+            t0 = time.perf_counter()
+            rc = subprocess.call(shlex.split(cmd))
+            print(f"[{group}] exit {rc} in {time.perf_counter() - t0:.0f}s", flush=True)
+            failed += rc != 0
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(main())
