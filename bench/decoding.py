@@ -145,7 +145,7 @@ def oxygen_flops(cfg: ModelConfig, B: int, beam: int, T: int = 26, P: int = 2) -
     decoder step (self-attn q/k/v/o, cross q/o, FFN, attention over cache and T) and the head over K."""
     d, f, K = cfg.d_model, cfg.d_ff, list(cfg.codebook_sizes)
     enc_tok = 2 * (4 * d * d + 2 * d * f) + 4 * T * d
-    dec_tok = lambda t: 2 * (6 * d * d + 2 * d * f) + 4 * (t + T) * d  # noqa: E731
+    dec_tok = lambda t: 2 * (6 * d * d + 2 * d * f) + 4 * (t + T) * d
     per_req = T * enc_tok * cfg.enc_layers + cfg.dec_layers * (2 * T * 2 * d * d + P * dec_tok(P)) + 2 * d * K[0]
     per_beam = sum(cfg.dec_layers * dec_tok(P + l) + 2 * d * K[l] for l in range(1, len(K)))
     return B * per_req + B * beam * per_beam
@@ -156,7 +156,7 @@ def hf_flops(cfg: ModelConfig, vocab: int, B: int, beam: int, T: int = 30, L: in
     positions over the full vocab, with cross K/V computed once per beam row (HF expands per beam)."""
     d, f = cfg.d_model, cfg.d_ff
     enc = T * (2 * (4 * d * d + 2 * d * f) + 4 * T * d) * cfg.enc_layers
-    dec_tok = lambda t: 2 * (6 * d * d + 2 * d * f) + 4 * (t + T) * d  # noqa: E731
+    dec_tok = lambda t: 2 * (6 * d * d + 2 * d * f) + 4 * (t + T) * d
     per_beam = cfg.dec_layers * (2 * T * 2 * d * d + sum(dec_tok(t + 1) for t in range(L))) + L * 2 * d * vocab
     return B * enc + B * beam * per_beam
 

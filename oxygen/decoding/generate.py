@@ -9,7 +9,8 @@ A `TrieSet` is built once per list of tries and cached by identity, so serving p
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 

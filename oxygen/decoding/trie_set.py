@@ -10,8 +10,8 @@ prefix t at level 0, and last-level children index the stacked `item_ids`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -9,13 +9,13 @@ no dense [beams x vocabulary] mask.
 
     trie = PrefixTrie(codes, item_ids)          # codes Int64[N, L], unique rows
     pool = trie.restrict([3, 7, 9])             # only those items
-    pool.allowed((12,)), pool.item_of((12, 4, 1))
+    pool.allowed((12,)), pool.item_of((12, 4, 1)), pool.child_of(0, 0, 12)  # -> prefix id of (12,)
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -77,7 +77,7 @@ class PrefixTrie:
     def __len__(self) -> int:
         return int(self.item_ids.shape[0])
 
-    def restrict(self, pool: Sequence[int]) -> "PrefixTrie":
+    def restrict(self, pool: Sequence[int]) -> PrefixTrie:
         """The trie of the items in `pool` only (unknown ids are an error)."""
         rows = []
         for i in pool:
@@ -87,16 +87,21 @@ class PrefixTrie:
         rows = np.unique(np.asarray(rows, dtype=np.int64))
         return PrefixTrie(self.codes[rows], self.item_ids[rows])
 
+    def child_of(self, level: int, node: int, code: int) -> int | None:
+        """The (prefix id, child code) -> child id map: the prefix id at level+1 (at the last level,
+        the row in `item_ids`) reached from prefix `node` of `level` by `code`; None if not allowed."""
+        lv = self.levels[level]
+        lo, hi = int(lv.offsets[node]), int(lv.offsets[node + 1])
+        j = lo + int(np.searchsorted(lv.child_code[lo:hi], code))
+        return int(lv.child_id[j]) if j < hi and lv.child_code[j] == code else None
+
     def _walk(self, prefix: Sequence[int]) -> int | None:
         """Prefix id of `prefix` at level len(prefix), or None when no item starts with it."""
-        node = 0
+        node: int | None = 0
         for level, code in enumerate(prefix):
-            lv = self.levels[level]
-            lo, hi = lv.offsets[node], lv.offsets[node + 1]
-            j = lo + int(np.searchsorted(lv.child_code[lo:hi], code))
-            if j >= hi or lv.child_code[j] != code:
+            node = self.child_of(level, node, int(code))
+            if node is None:
                 return None
-            node = int(lv.child_id[j])
         return node
 
     def allowed(self, prefix: Sequence[int]) -> np.ndarray:

@@ -63,7 +63,7 @@ def test_per_request_pools_legal_and_unique(setup):
 
 def test_sampling_is_legal_seeded_and_diverse(setup):
     model, batch, trie = setup
-    run = lambda seed: generate_items(model, batch, [trie], beam=12, k=8,  # noqa: E731
+    run = lambda seed: generate_items(model, batch, [trie], beam=12, k=8,
                                       sampling=SamplingParams(temperature=1.5, top_p=0.95, seed=seed))[0]
     a, b, c = run(1), run(1), run(2)
     assert torch.equal(a, b) and not torch.equal(a, c)

@@ -24,7 +24,7 @@ class ToyBatch:
     def __len__(self) -> int:
         return int(self.keys.shape[0])
 
-    def select(self, index: torch.Tensor) -> "ToyBatch":
+    def select(self, index: torch.Tensor) -> ToyBatch:
         return ToyBatch(self.keys[index])
 
 

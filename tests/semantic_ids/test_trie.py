@@ -44,6 +44,16 @@ def test_csr_index_is_consistent():
         frontier = nxt
     paths = {p: int(trie.item_ids[r]) for p, r in frontier}
     assert paths == {tuple(c): int(i) for c, i in zip(codes.tolist(), ids)}
+    # offsets are monotone CSR rows, children sorted within a prefix, and child_of inverts the edges
+    for level, lv in enumerate(trie.levels):
+        assert lv.offsets[0] == 0 and lv.offsets[-1] == len(lv.child_code) and (np.diff(lv.offsets) > 0).all()
+        for p in range(len(lv.offsets) - 1):
+            kids = lv.child_code[lv.offsets[p]:lv.offsets[p + 1]]
+            assert (np.diff(kids) > 0).all()
+            for e, c in zip(range(lv.offsets[p], lv.offsets[p + 1]), kids):
+                assert trie.child_of(level, p, int(c)) == lv.child_id[e]
+            missing = min(set(range(10)) - set(kids.tolist()))
+            assert trie.child_of(level, p, missing) is None
 
 
 def test_restrict_to_pool():
