@@ -3,9 +3,9 @@
 Each request keeps the same number of beams, contiguous by request (the layout StepModel expects).
 At every SID level the engine gathers only the allowed (beam, child) edges from the sparse CSR
 index (`TrieSet`; see oxygen.decoding.frontier), scores them from the model's log-probs, and keeps
-the best `beam` candidates per request (at the last level the best `k`). Beams that cannot be filled (fewer legal paths than the
-beam width) carry score -inf and produce nothing. Every returned item is in its request's pool, and
-items are unique because code paths are.
+the best `beam` candidates per request (at the last level the best `k`). Beams that cannot be
+filled (fewer legal paths than the beam width) carry score -inf and produce nothing. Every
+returned item is in its request's pool, and items are unique because code paths are.
 
 Shapes: B requests, W beams per request, N = B*W, E allowed edges over all beams.
 

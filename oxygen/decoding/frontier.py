@@ -1,6 +1,7 @@
 """The candidate frontier of one beam-search level: every allowed (beam, child) edge of the live
-beams, scored and laid out as one row per request, built with few whole-array ops (no 2-D scatters). When every beam is live and has all K children
-(typical of level 1 in large catalogues) the grid is simply score + logp reshaped: no edge list.
+beams, scored and laid out as one row per request, built with few whole-array ops (no 2-D
+scatters). When every beam is live and has all K children (typical of level 1 in large
+catalogues) the grid is simply score + logp reshaped: no edge list.
 
 Shapes: B requests, W beams per request (contiguous), N = B*W beams, K codes at this level,
 E allowed edges over all beams (in beam order, so a request's edges are contiguous), M = the most

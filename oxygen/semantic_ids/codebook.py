@@ -38,25 +38,27 @@ def reconstruction_error(x: np.ndarray, codes: np.ndarray, centroids: list[np.nd
 
 
 class _Placer:
-    """Best-first search of a free code path for one moved item, given the paths already used."""
+    """Best-first search of a free code path for one moved item, given the paths already used.
+
+    Keeps, per level-(L-1) prefix, a boolean mask of used last-level codes, and per shorter prefix
+    the count of used paths below it, so a move costs one distance vector per level it searches.
+    """
 
     def __init__(self, centroids: list[np.ndarray], used: set[tuple[int, ...]]):
         self.centroids = [c.astype(np.float64) for c in centroids]
         self.widths = [c.shape[0] for c in centroids]
-        self.used = used
+        self.capacity = [int(np.prod(self.widths[l:])) for l in range(len(self.widths) + 1)]
         self.count: dict[tuple[int, ...], int] = {}
+        self.last: dict[tuple[int, ...], np.ndarray] = {}
         for path in used:
             self._add(path)
 
     def _add(self, path: tuple[int, ...]) -> None:
-        """Record `path` as used and count it under each of its proper prefixes."""
-        self.used.add(path)
+        """Record `path` as used: mark its last code and count it under each proper prefix."""
+        mask = self.last.setdefault(path[:-1], np.zeros(self.widths[-1], dtype=bool))
+        mask[path[-1]] = True
         for l in range(1, len(path)):
             self.count[path[:l]] = self.count.get(path[:l], 0) + 1
-
-    def _capacity(self, prefix_len: int) -> int:
-        """Number of full paths under a prefix of this length."""
-        return int(np.prod(self.widths[prefix_len:]))
 
     def place(self, x: np.ndarray, original: tuple[int, ...]) -> tuple[int, ...]:
         """Free path for embedding x [D], preferring the original path's codes; marks it used."""
@@ -66,23 +68,35 @@ class _Placer:
         self._add(path)
         return path
 
+    def _last(self, r: np.ndarray, prefix: tuple[int, ...], first: int | None) -> tuple[int, ...] | None:
+        """Nearest unused last-level code under `prefix` (`first` preferred when it is free)."""
+        used = self.last.get(prefix)
+        if used is None:
+            used = np.zeros(self.widths[-1], dtype=bool)
+        if first is not None and not used[first]:
+            return prefix + (first,)
+        if used.all():
+            return None
+        d = ((self.centroids[-1] - r) ** 2).sum(axis=1)
+        d[used] = np.inf
+        return prefix + (int(np.argmin(d)),)
+
     def _search(self, r: np.ndarray, prefix: tuple[int, ...], original: tuple[int, ...],
                 on_path: bool) -> tuple[int, ...] | None:
         """Depth-first over children of `prefix` nearest first (the original code first when on it)."""
         level = len(prefix)
-        cent = self.centroids[level]
-        order = list(np.argsort(((cent - r) ** 2).sum(axis=1), kind="stable"))
-        if on_path:
-            order.remove(original[level])
-            order.insert(0, original[level])
-        last = level == len(self.widths) - 1
-        for c in order:
-            p = prefix + (int(c),)
-            if last:
-                if p not in self.used:
-                    return p
-            elif self.count.get(p, 0) < self._capacity(level + 1):
-                found = self._search(r - cent[c], p, original, on_path and c == original[level])
+        first = original[level] if on_path else None
+        if level == len(self.widths) - 1:
+            return self._last(r, prefix, first)
+        cent, room = self.centroids[level], self.capacity[level + 1]
+        if first is not None and self.count.get(prefix + (first,), 0) < room:
+            found = self._search(r - cent[first], prefix + (first,), original, True)
+            if found is not None:
+                return found
+        for c in np.argsort(((cent - r) ** 2).sum(axis=1), kind="stable").tolist():
+            p = prefix + (c,)
+            if c != first and self.count.get(p, 0) < room:
+                found = self._search(r - cent[c], p, original, False)
                 if found is not None:
                     return found
         return None

@@ -59,7 +59,8 @@ class PrefixTrie:
         codes = np.asarray(codes, dtype=np.int64)
         ids = np.asarray(item_ids, dtype=np.int64)
         if codes.ndim != 2 or codes.shape[0] != ids.shape[0]:
-            raise ValueError(f"codes must be Int64[N, L] aligned with item_ids; got {codes.shape} for {ids.shape[0]} ids")
+            raise ValueError(f"codes must be Int64[N, L] aligned with item_ids; "
+                             f"got {codes.shape} for {ids.shape[0]} ids")
         if codes.shape[0] == 0:
             raise ValueError("an empty item pool has no paths; give the trie at least one item")
         order = np.lexsort(codes.T[::-1])

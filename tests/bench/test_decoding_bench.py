@@ -10,14 +10,14 @@ import torch
 from bench.decoding import allowed_table, hf_tokens_to_items, make_catalogue, quality, run_benchmark
 
 CASE_KEYS = {"calls", "requests_per_call", "requests_per_s", "p50_ms", "p99_ms", "gflop_per_call", "gflops",
-             "peak_fraction", "legality", "uniqueness"}
+             "peak_fraction", "legality", "uniqueness", "min_ms", "cpu_p50_ms", "gflops_best"}
 
 
 def test_tiny_benchmark_is_legal_and_complete():
     result = run_benchmark([300], [8], reps=1, hf_reps=1, budget_s=5.0, with_hf=True, threads=1, rows=32)
     assert {"load_start", "load_end", "threads", "rows_per_call", "cases"} <= set(result)
     (row,) = result["cases"]
-    assert row["items"] == 300 and row["beam"] == 8 and row["speedup"] > 0
+    assert row["items"] == 300 and row["beam"] == 8 and row["speedup"] > 0 and row["speedup_cpu"] > 0
     for engine in ("oxygen", "hf"):
         case = row[engine]
         assert CASE_KEYS <= set(case)

@@ -34,9 +34,8 @@ def test_csr_index_is_consistent():
     codes, ids = _codes(n=120)
     trie = PrefixTrie(codes, ids)
     # walking every edge of the CSR index enumerates exactly the catalogue's paths
-    paths = {}
     frontier = [((), 0)]
-    for level, lv in enumerate(trie.levels):
+    for lv in trie.levels:
         nxt = []
         for prefix, node in frontier:
             for e in range(lv.offsets[node], lv.offsets[node + 1]):
