@@ -84,20 +84,18 @@ def main(argv: list[str] | None = None) -> None:
     print("\ntest HR@10 per scenario:", json.dumps({s: round(m["hr@10"], 4) for s, m in
                                                    result["test"].get("by_scenario", {}).items()}))
     show_examples(train, world)
-    serve_step(train / "bundle")
+    serve_step(train / "bundle", world)
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f}s; outputs under {args.out}/")
 
 
-def serve_step(bundle: Path) -> None:
-    """Start the HTTP service on the bundle, send one request per scenario, stop (if available)."""
+def serve_step(bundle: Path, world: Path) -> None:
+    """Start the HTTP service on the bundle, send one request per scenario, stop."""
     step("4/4 serve over HTTP (Ray Serve + embedded Redis), one request per scenario",
-         f"python -m apps.serve --bundle {bundle} --smoke")
-    try:
-        from apps.serve import run_smoke
-    except ImportError as e:
-        print(f"(serving step unavailable: {e})")
-        return
-    run_smoke(bundle)
+         f"python -m apps.serve --bundle {bundle} --users-from {world} --smoke")
+    from apps.serve import run_smoke
+    codes = run_smoke(bundle, world, port=8011)
+    if any(c != 200 for c in codes):
+        raise SystemExit(f"serving smoke check failed: HTTP {codes}")
 
 
 if __name__ == "__main__":

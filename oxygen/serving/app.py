@@ -9,7 +9,6 @@ together are decoded in one batched pass. The `Ingress` validates HTTP input (py
 turns refusals into 4xx with the service's message, and never lets a degraded store become a 5xx.
 """
 
-from __future__ import annotations
 
 import os
 
@@ -37,7 +36,12 @@ class AppArgs(BaseModel):
 def _query_encoder():
     """The item text encoder for search queries (loaded once per replica)."""
     from oxygen.semantic_ids.text_encoder import encode_texts
-    return lambda texts: encode_texts(list(texts), cache_dir=None, progress=False)
+
+    def encode(texts: list[str]):
+        return encode_texts(list(texts), cache_dir=None, progress=False)
+
+    encode(["warm-up"])  # load the encoder now, not on the first search request
+    return encode
 
 
 @serve.deployment

@@ -1,0 +1,153 @@
+"""Run the Ray Serve HTTP service locally (local Ray, embedded Redis unless --redis-url is given).
+
+    python -m apps.serve --bundle runs/demo/train/bundle [--port 8000] [--users-from runs/demo/world]
+    python -m apps.serve --bundle runs/demo/train/bundle --users-from runs/demo/world --smoke
+
+`--users-from DIR` loads every user's latest state (history, behaviours, profile) from a dataset
+folder into Redis, so requests may name only the user. `--smoke` sends one request per scenario
+(search with a query, homepage, channel and cart with a trigger), prints the answers and stops.
+On a cluster use `serve deploy deployments/serve.yaml` instead (docs/cluster.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import httpx
+
+SMOKE_SCENARIOS = ("search", "homepage", "channel", "cart")
+
+
+def load_users(redis_url: str, data_dir: Path) -> dict[str, dict]:
+    """Write each user's latest state (from all splits, by timestamp order) into Redis; return
+    {user_id: last row as dict} for building example requests."""
+    import redis
+
+    from oxygen.data.io import load_dataset
+    from oxygen.store.users import UserState, UserStateStore
+
+    ds = load_dataset(data_dir)
+    last = {}
+    for split in ("train", "valid", "test"):
+        for r in ds.splits.get(split, []):
+            last[r.user_id] = r
+    states = [UserState(u, list(r.history) + [r.target], (r.history_behaviours or []) + [r.behaviour or "click"]
+                        if r.history_behaviours is not None else None,
+                        (r.history_scenarios or []) + [r.scenario] if r.history_scenarios is not None else None,
+                        r.profile.model_dump() if r.profile else None) for u, r in last.items()]
+    UserStateStore(redis.Redis.from_url(redis_url)).put_many(states)
+    return {u: r.model_dump() for u, r in last.items()}
+
+
+def start(bundle: Path, redis_url: str, port: int, max_batch_size: int = 32) -> str:
+    """Start local Ray + Serve with the app on 127.0.0.1:port; return the base URL once ready."""
+    import ray
+    from ray import serve
+
+    from oxygen.serving.app import build_app
+
+    env = {"HF_HUB_OFFLINE": "1", "REDIS_URL": redis_url,
+           # a busy 2-core laptop can take >15 s to start the HTTP proxy; Serve's default gives up
+           "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "60"}
+    os.environ.update({k: v for k, v in env.items() if k not in os.environ})
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_app({"bundle": str(Path(bundle).resolve()), "redis_url": redis_url,
+                         "max_batch_size": max_batch_size}), route_prefix="/")
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                return url
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"the service did not become ready at {url}/readyz")
+
+
+def example_requests(users: dict[str, dict]) -> list[dict]:
+    """One request per smoke scenario, built from users whose last event was in that scenario."""
+    reqs = []
+    for s in SMOKE_SCENARIOS:
+        row = next((r for r in users.values() if r["scenario"] == s), next(iter(users.values())))
+        req = {"scenario": s, "user_id": row["user_id"], "k": 5}
+        if s == "search":
+            req["query"] = row.get("query") or "wireless earbuds"
+        if s in ("channel", "cart"):
+            req["trigger_item"] = row.get("trigger") if row.get("trigger") is not None else row["target"]
+        reqs.append(req)
+    return reqs
+
+
+def print_answer(req: dict, resp: httpx.Response) -> None:
+    """Show one request and its recommendations."""
+    extra = f" query={req['query']!r}" if "query" in req else (f" trigger={req['trigger_item']}" if "trigger_item" in req else "")
+    print(f"POST /v1/recommend [{req['scenario']}] user={req['user_id']}{extra} -> HTTP {resp.status_code}")
+    if resp.status_code != 200:
+        print(f"    {resp.text}")
+        return
+    body = resp.json()
+    print(f"    reasoning instruction: {body['reasoning_instruction']}; model {body['model_version']}; "
+          f"{body['latency_ms']:.0f} ms server-side")
+    for i, it in enumerate(body["items"], 1):
+        print(f"    {i}. [{it['item_id']} {'-'.join(map(str, it['semantic_id']))}] {it['title']}  ({it['score']:.2f})")
+
+
+def run_smoke(bundle: Path, data_dir: Path, port: int = 8011) -> list[int]:
+    """Start everything, send one request per scenario, print, stop; return the HTTP status codes."""
+    import ray
+    from ray import serve
+
+    from oxygen.store.embedded import EmbeddedRedis
+
+    with EmbeddedRedis() as redis_server:
+        users = load_users(redis_server.url, data_dir)
+        url = start(bundle, redis_server.url, port)
+        print(f"service ready at {url} (OpenAPI: {url}/docs); scenarios: "
+              f"{httpx.get(f'{url}/v1/scenarios', timeout=10).json()}")
+        codes = []
+        try:
+            for req in example_requests(users):
+                resp = httpx.post(f"{url}/v1/recommend", json=req, timeout=60)
+                print_answer(req, resp)
+                codes.append(resp.status_code)
+        finally:
+            serve.shutdown()
+            ray.shutdown()
+    print("service stopped")
+    return codes
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until Ctrl-C, or run the smoke check with --smoke."""
+    p = argparse.ArgumentParser(prog="python -m apps.serve", description=__doc__.split("\n")[0])
+    p.add_argument("--bundle", required=True, type=Path, help="bundle folder from apps.train")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--redis-url", default=None, help="default: $REDIS_URL or an embedded server")
+    p.add_argument("--users-from", type=Path, default=None, help="dataset folder to load user states from")
+    p.add_argument("--smoke", action="store_true", help="one request per scenario, then stop")
+    args = p.parse_args(argv)
+    if args.smoke:
+        if args.users_from is None:
+            p.error("--smoke needs --users-from DIR (the dataset the bundle was trained on)")
+        codes = run_smoke(args.bundle, args.users_from, args.port)
+        raise SystemExit(0 if all(c == 200 for c in codes) else 1)
+    from oxygen.store.embedded import redis_url
+    url_redis = args.redis_url or redis_url()
+    if args.users_from:
+        load_users(url_redis, args.users_from)
+    url = start(args.bundle, url_redis, args.port)
+    print(f"serving at {url} (OpenAPI {url}/docs); Ctrl-C to stop")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
