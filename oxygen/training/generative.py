@@ -12,12 +12,14 @@ IGR and Q2I off (TIGER: SIDs + a plain encoder-decoder over the history).
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from oxygen.config import GenerativeConfig, ModelConfig
 from oxygen.data.adapters import catalogue_input
@@ -32,7 +34,7 @@ from oxygen.semantic_ids.build import build_codebook
 from oxygen.semantic_ids.codebook import Codebook
 from oxygen.semantic_ids.trie import PrefixTrie
 from oxygen.training.curves import save_curves
-from oxygen.training.loop import FitResult, fit
+from oxygen.training.loop import FitResult, fit, make_optimizer, run_epoch
 from oxygen.training.prepare import (Prepared, collate_all, concat, model_config_for, prepare, query_lookup,
                                      subsample)
 
@@ -89,12 +91,18 @@ class GenerativeRecommender(Recommender):
         return self
 
     def _refit(self, epochs: int) -> None:
-        """Retrain from scratch on train+valid for the selected number of epochs (no early stopping)."""
+        """Retrain from scratch on train+valid for the selected number of epochs (the last weights
+        are kept: there is no held-out split left to select on)."""
         data = concat([self.prep.batches["train"], self.prep.batches["valid"]])
         torch.manual_seed(self.cfg.train.seed)
         self.model = OxygenModel(self.model.cfg)
-        cfg = self.cfg.train.model_copy(update={"epochs": max(1, epochs), "patience": 10**6})
-        fit(self.model, data, lambda m: {"hr@10": 0.0}, cfg, metric="hr@10")
+        cfg = self.cfg.train.model_copy(update={"epochs": max(1, epochs)})
+        opt, sched = make_optimizer(self.model, cfg, cfg.epochs * math.ceil(len(data) / cfg.batch_size))
+        gen = torch.Generator().manual_seed(cfg.seed)
+        for epoch in range(cfg.epochs):
+            m = run_epoch(self.model, data, opt, sched, cfg, gen)
+            tqdm.write(f"refit epoch {epoch + 1}/{cfg.epochs} train_loss={m['loss']:.4f}")
+        self.model.eval()
 
     def to_bundle(self, titles: dict[int, str] | None = None, version: str | None = None) -> Bundle:
         """The servable bundle of the fitted model; scenario pools = targets seen per scenario."""
