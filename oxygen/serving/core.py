@@ -151,8 +151,10 @@ class RecommenderCore:
             for j, p in enumerate(prepared):  # one decode per sampling setting (usually one group)
                 if isinstance(p, RequestError):
                     results[ok[j]] = p
-                else:
-                    groups.setdefault(repr(p.request.sampling), []).append(j)
+                else:  # a seeded sampling request decodes alone so its seed alone decides it
+                    seeded = p.request.sampling is not None and p.request.sampling.seed is not None
+                    groups.setdefault(f"{p.request.sampling!r}#{j}" if seeded else repr(p.request.sampling),
+                                      []).append(j)
             for idx in groups.values():
                 for j, (ids, sc) in zip(idx, self.decode([prepared[j] for j in idx])):
                     results[ok[j]] = self.respond(prepared[j], ids, sc, t0)

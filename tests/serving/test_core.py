@@ -1,0 +1,69 @@
+"""The recommender core without Ray: every scenario answers from its pool, instructions are
+labelled, bad requests are RequestErrors with a fix, and a stopped Redis degrades, never fails."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from oxygen.model.bundle import Bundle
+from oxygen.serving.core import RecommenderCore, RequestError
+from oxygen.serving.schemas import RecommendRequest
+from oxygen.serving.stores import DEFAULT_DOWN, DEFAULT_MISSING, Stores
+from oxygen.store.embedded import EmbeddedRedis
+
+
+def encode(texts):
+    return np.full((len(texts), 384), 0.1, dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def core(bundle_dir, redis_server):
+    return RecommenderCore(Bundle.load(bundle_dir), Stores.connect(redis_server.url), encode)
+
+
+def test_every_scenario_answers_from_its_pool(core):
+    reqs = [RecommendRequest(scenario="search", user_id="alice", query="warm socks", k=7),
+            RecommendRequest(scenario="homepage", user_id="alice"),
+            RecommendRequest(scenario="channel", user_id="bob", trigger_item=30, k=5),
+            RecommendRequest(scenario="cart", user_id="new", history=[1, 2], trigger_item=2, k=3),
+            RecommendRequest(scenario="checkout", user_id="alice", trigger_item=61, beam=64, k=20)]
+    out = core.recommend_batch(reqs)
+    for req, resp in zip(reqs, out):
+        ids = [it.item_id for it in resp.items]
+        assert len(ids) == req.k == len(set(ids))
+        assert set(ids) <= set(core.bundle.scenarios[req.scenario].pool)
+        assert all(it.title == f"item {it.item_id}" for it in resp.items)
+        assert resp.model_version == "test-v1" and resp.latency_ms > 0
+    assert [r.reasoning_instruction for r in out] == ["query", "used", DEFAULT_MISSING, DEFAULT_MISSING, "used"]
+
+
+def test_sampling_is_seeded(core):
+    req = RecommendRequest(scenario="homepage", user_id="alice", k=5, sampling={"temperature": 2.0, "seed": 3})
+    a, b = core.recommend_batch([req, req])
+    assert [i.item_id for i in a.items] == [i.item_id for i in b.items]
+
+
+@pytest.mark.parametrize("req, status, words", [
+    (dict(scenario="mall", user_id="alice"), 404, "unknown scenario"),
+    (dict(scenario="cart", user_id="alice"), 422, "requires trigger_item"),
+    (dict(scenario="cart", user_id="alice", trigger_item=999), 404, "unknown trigger_item"),
+    (dict(scenario="homepage", user_id="nobody"), 404, "unknown user_id"),
+    (dict(scenario="homepage", user_id="x", history=[1, 9999]), 404, "unknown item ids"),
+    (dict(scenario="homepage", user_id="alice", k=30, beam=10), 422, "beam 10 < k 30"),
+])
+def test_bad_requests_say_what_to_fix(core, req, status, words):
+    good = RecommendRequest(scenario="homepage", user_id="alice", k=2)
+    out = core.recommend_batch([RecommendRequest(**req), good])
+    assert isinstance(out[0], RequestError) and out[0].status == status and words in out[0].message
+    assert len(out[1].items) == 2  # one bad request does not fail the batch
+
+
+def test_redis_down_degrades(bundle_dir):
+    server = EmbeddedRedis().start()
+    core = RecommenderCore(Bundle.load(bundle_dir), Stores.connect(server.url, timeout_s=0.2), encode)
+    server.stop()
+    out = core.recommend_batch([RecommendRequest(scenario="homepage", user_id="alice", k=4),
+                                RecommendRequest(scenario="search", user_id="bob", query="x", k=4)])
+    assert out[0].reasoning_instruction == DEFAULT_DOWN and len(out[0].items) == 4
+    assert out[1].reasoning_instruction == "query"
