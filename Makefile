@@ -35,7 +35,7 @@ lint: install
 	$(PY) -m pytest -q tests/test_layers.py tests/test_style.py
 
 serve: install
-	$(PY) -m apps.serve
+	$(PY) -m apps.serve --bundle runs/demo/train/bundle --users-from runs/demo/world
 
 clean:
 	rm -rf runs .pytest_cache
