@@ -42,7 +42,7 @@ def load_users(redis_url: str, data_dir: Path) -> dict[str, dict]:
     return {u: r.model_dump() for u, r in last.items()}
 
 
-def start(bundle: Path, redis_url: str, port: int, max_batch_size: int = 32) -> str:
+def start(bundle: Path, redis_url: str, port: int, max_batch_size: int = 32, replicas: int | None = None) -> str:
     """Start local Ray + Serve with the app on 127.0.0.1:port; return the base URL once ready."""
     import ray
     from ray import serve
@@ -54,10 +54,13 @@ def start(bundle: Path, redis_url: str, port: int, max_batch_size: int = 32) -> 
            "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "60"}
     os.environ.update({k: v for k, v in env.items() if k not in os.environ})
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
+        # logical CPUs: ingress + up to two recommender replicas (1 CPU each) fit on a 2-core laptop
+        ray.init(num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": env})
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_app({"bundle": str(Path(bundle).resolve()), "redis_url": redis_url,
-                         "max_batch_size": max_batch_size}), route_prefix="/")
+                         "max_batch_size": max_batch_size, "recommender_replicas": replicas}),
+              route_prefix="/")
     url = f"http://127.0.0.1:{port}"
     for _ in range(120):
         try:

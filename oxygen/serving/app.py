@@ -31,6 +31,7 @@ class AppArgs(BaseModel):
     max_batch_size: int = Field(default=32, ge=1, le=1024)
     batch_wait_timeout_s: float = Field(default=0.01, ge=0, le=1)
     encode_queries: bool = True
+    recommender_replicas: int | None = Field(default=None, ge=1, le=64)  # None: serve.yaml / default
 
 
 def _query_encoder():
@@ -109,4 +110,5 @@ class Ingress:
 def build_app(args: dict) -> serve.Application:
     """The application graph for `serve run` / `serve deploy` (args validated by AppArgs)."""
     a = AppArgs(**args)
-    return Ingress.bind(Recommender.bind(a.model_dump()))
+    rec = Recommender.options(num_replicas=a.recommender_replicas) if a.recommender_replicas else Recommender
+    return Ingress.bind(rec.bind(a.model_dump()))

@@ -1,0 +1,41 @@
+"""A tiny random-weight servable bundle (real model, codebook, five scenario pools, titles) for the
+serving tests and the serving load benchmark when no trained bundle is given.
+
+    bundle = make_bundle("/tmp/tiny-bundle")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from oxygen.config import ModelConfig
+from oxygen.data.batching import CollateConfig, FeatureSpace
+from oxygen.model import OxygenModel
+from oxygen.model.bundle import Bundle, ScenarioSpec
+from oxygen.semantic_ids.codebook import Codebook
+
+N_ITEMS = 120
+
+
+def make_bundle(path: Path | str) -> Bundle:
+    """Write and return a tiny bundle: 120 items, widths (8, 8, 8), five scenario pools."""
+    rng = np.random.default_rng(0)
+    allp = np.array(np.meshgrid(*[np.arange(8)] * 3, indexing="ij")).reshape(3, -1).T
+    codes = allp[rng.choice(len(allp), N_ITEMS, replace=False)]
+    cb = Codebook(item_ids=np.arange(N_ITEMS), codes=codes, widths=[8, 8, 8])
+    space = FeatureSpace(cb.item_ids, cb.codes, {("city", "Harbin"): 1})
+    torch.manual_seed(0)
+    model = OxygenModel(ModelConfig(codebook_sizes=(8, 8, 8), d_model=32, n_heads=2, enc_layers=1,
+                                    dec_layers=1, d_ff=64, dropout=0.0, profile_size=2)).eval()
+    pools = {"search": range(0, 100), "homepage": range(N_ITEMS), "channel": range(20, 120),
+             "cart": range(0, 60), "checkout": range(60, 120)}
+    specs = {s: ScenarioSpec(list(p), s in ("channel", "cart", "checkout")) for s, p in pools.items()}
+    b = Bundle(model, cb, space, CollateConfig(short_len=5, long_len=10), specs,
+               {i: f"item {i}" for i in range(N_ITEMS)}, "test-v1")
+    b.save(path)
+    return Bundle.load(path)
+
+
