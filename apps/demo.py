@@ -29,7 +29,6 @@ def step(title: str, command: str) -> float:
 
 def show_examples(result_dir: Path, data_dir: Path, n: int = 4) -> None:
     """Print a few test rows with the model's recommendations and their titles."""
-    import torch
 
     from oxygen.data.batching import collate
     from oxygen.data.io import load_dataset

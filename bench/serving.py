@@ -137,8 +137,9 @@ def main(argv: list[str] | None = None) -> dict:
         if a.users_from:
             users = list(load_users(redis_server.url, a.users_from))
         else:
-            from oxygen.store.users import UserState, UserStateStore
             import redis
+
+            from oxygen.store.users import UserState, UserStateStore
             users = [f"u{i}" for i in range(50)]
             UserStateStore(redis.Redis.from_url(redis_server.url)).put_many([UserState(u, [i, i + 1]) for i, u in enumerate(users)])
         from oxygen.model.bundle import Bundle

@@ -2,7 +2,8 @@
 
 The query of an example is q = MLP([scenario embedding ; r]) Float[B, A] (r = reasoning-instruction
 vector, oxygen.model.instruction); an item maps to the same space with a linear projection of its
-item embedding; both are L2-normalised (the adapter space is the unit sphere). IGR scores the long-history items by dot product with q and keeps the top-K real
+item embedding; both are L2-normalised (the adapter space is the unit sphere). IGR scores the
+long-history items by dot product with q and keeps the top-K real
 positions (long_mask True), returned in time order. The retrieval branch gives NO gradient: the
 item projections and scores are computed under torch.no_grad (and the selection is discrete); the
 selected items then enter the encoder as ordinary history tokens. The query and item projections

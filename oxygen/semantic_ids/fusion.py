@@ -20,8 +20,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from oxygen.config import SIDConfig
-from oxygen.semantic_ids.behaviour import (BehaviourParams, SwingParams, mine_pairs, random_embeddings,
-                                           train_item_embeddings)
+from oxygen.semantic_ids.behaviour import (
+    BehaviourParams,
+    SwingParams,
+    mine_pairs,
+    random_embeddings,
+    train_item_embeddings,
+)
 from oxygen.semantic_ids.text_encoder import encode_texts, resolve_model_path
 
 

@@ -20,7 +20,6 @@ def tiny_config(**overrides: object) -> ModelConfig:
 def random_batch(cfg: ModelConfig, B: int = 4, S: int = 5, H: int = 7, seed: int = 0) -> ModelBatch:
     """Random valid inputs: every row has >= 1 real short item; masks, triggers, instructions mixed."""
     g = torch.Generator().manual_seed(seed)
-    L = len(cfg.codebook_sizes)
 
     def codes(*shape: int) -> torch.Tensor:
         return torch.stack([torch.randint(0, k, shape, generator=g) for k in cfg.codebook_sizes], -1)

@@ -8,8 +8,14 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from oxygen.semantic_ids.behaviour import (BehaviourParams, PairSet, SwingParams, mine_pairs,
-                                           random_embeddings, train_item_embeddings)
+from oxygen.semantic_ids.behaviour import (
+    BehaviourParams,
+    PairSet,
+    SwingParams,
+    mine_pairs,
+    random_embeddings,
+    train_item_embeddings,
+)
 
 
 def brute_force_swing(users: list[str], seqs: list[list[int]], alpha: float, consec: float) -> dict:

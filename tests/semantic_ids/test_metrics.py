@@ -8,8 +8,15 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from oxygen.semantic_ids.metrics import (coverage, collisions, format_table, load_balance, nearest_rank,
-                                         purity, sid_metrics)
+from oxygen.semantic_ids.metrics import (
+    collisions,
+    coverage,
+    format_table,
+    load_balance,
+    nearest_rank,
+    purity,
+    sid_metrics,
+)
 
 CODES = np.array([[0, 0, 0], [0, 0, 1], [0, 1, 0], [1, 0, 0], [1, 0, 0], [1, 0, 0]])
 CATS = [["A", "x"], ["A", "y"], ["B", "x"], ["B", "x"], ["B", "z"], []]

@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 import redis
 
+from bench.tiny_bundle import make_bundle  # noqa: E402
 from oxygen.store.embedded import EmbeddedRedis
 from oxygen.store.instructions import InstructionRecord, InstructionStore
 from oxygen.store.users import UserState, UserStateStore
-
-from bench.tiny_bundle import make_bundle  # noqa: E402
 
 
 @pytest.fixture(scope="session")
