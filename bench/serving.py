@@ -81,11 +81,10 @@ def summary(log: list[tuple[float, float, int]], seconds: float) -> dict:
 
 
 def recommender_replicas() -> list:
-    """Actor handles of the live Recommender replicas."""
-    from ray.util.state import list_actors
-    alive = list_actors(filters=[("state", "=", "ALIVE")], limit=1000)
-    return [ray.get_actor(a.name, namespace="serve") for a in alive
-            if "Recommender" in (a.class_name or "") and a.name]
+    """Actor handles of the live Recommender replicas (named actors in the serve namespace)."""
+    names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+             if a["namespace"] == "serve" and "Recommender" in a["name"]]
+    return [ray.get_actor(n, namespace="serve") for n in sorted(names)]
 
 
 def run_phase(name: str, ctx: dict, fault=None, **app) -> dict:
@@ -95,7 +94,13 @@ def run_phase(name: str, ctx: dict, fault=None, **app) -> dict:
     info: dict = {}
     timer = None
     if fault is not None:
-        timer = threading.Timer(ctx["seconds"] / 3, lambda: info.update(fault()))
+        def inject() -> None:
+            try:
+                info.update(fault())
+            except Exception as e:  # a fault that could not be injected must show in the report
+                info["fault_error"] = repr(e)
+
+        timer = threading.Timer(ctx["seconds"] / 3, inject)
         timer.start()
     log = closed_loop(url, ctx["bodies"], ctx["clients"], ctx["seconds"])
     if timer is not None:
