@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 from oxygen.config import SIDConfig, load_config
+from oxygen.data.adapters import catalogue_input as to_catalogue_input
 from oxygen.data.io import load_dataset
 from oxygen.semantic_ids.build import build_codebook
 from oxygen.semantic_ids.fusion import CatalogueInput
@@ -41,11 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def catalogue_input(data_dir: str) -> CatalogueInput:
     """Items and TRAIN rows of a dataset folder as plain SID-building inputs."""
     ds = load_dataset(data_dir, splits=("train",))
-    rows = ds.splits.get("train", [])
-    cats = [list(it.categories) for it in ds.items]
-    return CatalogueInput(item_ids=ds.item_ids, texts=[it.text for it in ds.items],
-                          users=[r.user_id for r in rows], sequences=[r.history + [r.target] for r in rows],
-                          categories=cats if any(cats) else None)
+    return to_catalogue_input(ds.items, ds.splits.get("train", []))
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
