@@ -27,11 +27,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", required=True, type=Path)
     args = p.parse_args(argv)
     report = run_ablation(args.kind, load_dataset(args.data), load_config(args.config, GenerativeConfig))
-    if args.kind == "unified":
-        flat = {"unified": report["unified"], "per-scenario": {s: m for s, m in report["per-scenario"].items()}}
-        print(to_markdown(flat))
-    else:
-        print(to_markdown(report))
+    print(to_markdown(report))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     return report

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from oxygen.data.batching import collate
-from oxygen.data.schema import Row
+from oxygen.data.schema import SCENARIOS, Row
 from oxygen.decoding.generate import generate_items
 from oxygen.model.bundle import Bundle
 from oxygen.semantic_ids.trie import PrefixTrie
@@ -89,9 +89,8 @@ class RecommenderCore:
         beh = user.behaviours if req.history is None else None
         scen = user.scenarios if req.history is None else None
         return Row(user_id=req.user_id, history=list(history), target=int(self.bundle.codebook.item_ids[0]),
-                   scenario=req.scenario if req.scenario in ("search", "homepage", "channel", "cart", "checkout")
-                   else None, trigger=req.trigger_item, query=req.query, history_behaviours=beh,
-                   history_scenarios=scen, profile=user.profile)
+                   scenario=req.scenario if req.scenario in SCENARIOS else None, trigger=req.trigger_item,
+                   query=req.query, history_behaviours=beh, history_scenarios=scen, profile=user.profile)
 
     def prepare(self, reqs: list[RecommendRequest]) -> list[Prepared | RequestError]:
         """Rows and instructions for checked requests (one Redis round trip per kind of record);

@@ -5,14 +5,13 @@ train), embeds the search queries once with the item text encoder (the training-
 reasoning instruction I_r: search events carry their query; other events use the learnable
 default) and collates every split into one `ModelBatch` (in chunks, with a progress bar).
 
-    prep = prepare("data/amazon18-office", "runs/sids/office", TrainConfig())
+    prep = prepare(load_dataset("data/amazon18-office"), Codebook.load("runs/sids/office"), TrainConfig())
     prep.batches["train"], prep.rows["valid"], prep.space
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,7 +20,7 @@ from tqdm.auto import tqdm
 from oxygen.config import ModelConfig, TrainConfig
 from oxygen.data.batch import ModelBatch
 from oxygen.data.batching import PROFILE_FIELDS, CollateConfig, FeatureSpace, InstructionLookup, collate
-from oxygen.data.io import Dataset, load_dataset
+from oxygen.data.io import Dataset
 from oxygen.data.schema import Row
 from oxygen.semantic_ids.codebook import Codebook
 from oxygen.semantic_ids.text_encoder import encode_texts
@@ -81,12 +80,6 @@ def prepare(ds: Dataset, cb: Codebook, cfg: TrainConfig, use_queries: bool = Tru
     ccfg = CollateConfig(short_len=cfg.short_len, long_len=cfg.long_len)
     batches = {s: collate_all(rows, space, ccfg, lookup, s) for s, rows in ds.splits.items()}
     return Prepared(ds, cb, space, dict(ds.splits), batches, lookup, ccfg)
-
-
-def prepare_dir(data_dir: Path | str, sid_dir: Path | str, cfg: TrainConfig,
-                use_queries: bool = True) -> Prepared:
-    """`prepare` for a dataset folder and a codebook folder written by apps.build_sids."""
-    return prepare(load_dataset(data_dir), Codebook.load(sid_dir), cfg, use_queries)
 
 
 def model_config_for(prep: Prepared, base: ModelConfig) -> ModelConfig:

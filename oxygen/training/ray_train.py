@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import math
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -100,8 +101,9 @@ def fit_ray(job: RayJob, num_workers: int, storage: Path) -> tuple[FitResult, di
         _worker_loop, train_loop_config={"job": ray.put(job)},
         scaling_config=ray.train.ScalingConfig(num_workers=num_workers, use_gpu=False),
         run_config=ray.train.RunConfig(storage_path=str(Path(storage).resolve()), name="pretrain"))
+    t0 = time.time()
     out = trainer.fit()
     with out.checkpoint.as_directory() as d:
         state = torch.load(Path(d) / "state.pt", weights_only=True)
-    result = FitResult(history=[out.metrics], train_seconds=0.0)
+    result = FitResult(history=[out.metrics], train_seconds=time.time() - t0)
     return result, state
