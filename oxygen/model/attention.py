@@ -9,11 +9,17 @@ t = decoder positions so far, h = heads, dh = d_model / h.
     y, (k, v) = attn.self_attend(x1, cache=(k, v))    # x1 Float[N, 1, d], one new position
     K, V = attn.memory_kv(memory)                     # Float[B, h, T, dh], once per request
     y = attn.cross_attend(xq, K, V, mem_mask, beams)  # xq Float[N, tq, d]
+    y, gen = attn.step_attend(x1, prefix_kv, gen, beams)  # decoding: x1 Float[N, d], see below
 
 Cross-attention with beams: queries Float[N, h, tq, dh] are reshaped to [B, h, beams * tq, dh]
 (beams become extra query rows of their request), so one batched matmul against K Float[B, h, T, dh]
 serves every beam with no per-beam copy of K/V. This needs beams contiguous per request with equal
 counts, which the decoding engine guarantees (and `oxygen.model.inference` checks).
+Decoding step (`step_attend`): the decoder prefix (BOS / instruction tokens) is the same for all
+beams of a request, so its keys/values stay per request, Float[B, h, P, dh], like the cross K/V;
+only the positions generated so far are per beam, Float[N, j, h, dh]. One new query per beam
+attends to [prefix ; generated] with one softmax; nothing of the prefix is ever copied per beam.
+
 No dropout on attention probabilities (it forces the slow math kernel on CPU); the blocks apply
 dropout on the residual branches instead.
 """
@@ -67,6 +73,26 @@ class Attention(nn.Module):
         else:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
         return self.out(self._merge(y)), (k, v)
+
+    def step_attend(self, x: torch.Tensor, prefix: KV, gen: KV, beams: int) -> tuple[torch.Tensor, KV]:
+        """One new position per beam: x Float[N, d] (N = B * beams, contiguous per request) attends to
+        the request's prefix K/V Float[B, h, P, dh] and its own generated K/V Float[N, j, h, dh].
+        Returns (y Float[N, d], generated K/V incl. the new position Float[N, j + 1, h, dh] x2)."""
+        n, h, dh = x.shape[0], self.h, self.dh
+        b = prefix[0].shape[0]
+        w = torch.cat([self.q.weight, self.k.weight, self.v.weight])
+        bias = torch.cat([self.q.bias, self.k.bias, self.v.bias])
+        q, k, v = F.linear(x, w, bias).view(n, 3, h, dh).unbind(1)  # [N, h, dh] each
+        gk, gv = torch.cat([gen[0], k[:, None]], 1), torch.cat([gen[1], v[:, None]], 1)  # [N, j+1, h, dh]
+        qb = q.view(b, beams, h, dh).transpose(1, 2)  # [B, h, n, dh]
+        s_pre = qb @ prefix[0].transpose(-1, -2)  # [B, h, n, P]
+        s_gen = (gk * q[:, None]).sum(-1).view(b, beams, -1, h).permute(0, 3, 1, 2)  # [B, h, n, j+1]
+        p = torch.softmax(torch.cat([s_pre, s_gen], -1) * dh ** -0.5, dim=-1)
+        P = s_pre.shape[-1]
+        y = (p[..., :P] @ prefix[1]).transpose(1, 2).reshape(n, h, dh)  # [N, h, dh]
+        p_gen = p[..., P:].permute(0, 2, 3, 1).reshape(n, -1, h, 1)  # [N, j+1, h, 1]
+        y = y + (p_gen * gv).sum(1)
+        return self.out(y.reshape(n, h * dh)), (gk, gv)
 
     def memory_kv(self, memory: torch.Tensor) -> KV:
         """Cross-attention keys and values of the encoder output Float[B, T, d] -> Float[B, h, T, dh] x2."""

@@ -65,3 +65,13 @@ class DecoderBlock(nn.Module):
         x = x + self.drop(self.cross_attn.cross_attend(self.ln2(x), memory_kv, mem_mask, beams))
         y, aux = self.ffn(self.ln3(x))
         return x + y, kv, aux
+
+    def step(self, x: torch.Tensor, memory_kv: KV, mem_mask: torch.Tensor, prefix_kv: KV, gen_kv: KV,
+             beams: int) -> tuple[torch.Tensor, KV]:
+        """One decoding position per beam: x Float[N, d] -> (Float[N, d], generated self-attention
+        K/V Float[N, j + 1, h, dh] x2); the prefix K/V Float[B, h, P, dh] are shared per request."""
+        y, gen = self.self_attn.step_attend(self.ln1(x), prefix_kv, gen_kv, beams)
+        x = x + self.drop(y)
+        x = x + self.drop(self.cross_attn.cross_attend(self.ln2(x)[:, None], memory_kv, mem_mask, beams)[:, 0])
+        y, _ = self.ffn(self.ln3(x))
+        return x + y, gen

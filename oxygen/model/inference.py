@@ -4,9 +4,10 @@ with a self-attention KV cache and cross-attention K/V computed once per request
 Shapes: B requests, N live beams, T encoder length, t decoder positions so far, h heads, dh head dim.
 Beam layout: beams are contiguous per request with equal counts (row = [0]*n + [1]*n + ...), which
 the decoding engine guarantees and `select` checks. Cross-attention then reshapes the N beam
-queries to [B, h, n, dh] against the request's K/V Float[B, h, T, dh]: the K/V are never copied
-per beam (see oxygen.model.attention). Only the self-attention cache Float[N, h, t, dh], the last
-hidden state Float[N, d] and `row` are gathered by `select`.
+queries to [B, h, n, dh] against the request's K/V Float[B, h, T, dh], and self-attention does the
+same against the decoder prefix's K/V Float[B, h, P, dh] (identical for a request's beams): neither
+is ever copied per beam (see oxygen.model.attention). Only the generated positions' self-attention
+K/V Float[N, j, h, dh], the last hidden state Float[N, d] and `row` are gathered by `select`.
 
     state = model.start(batch)                       # N = B beams
     logp, state = model.step(state, None, 0)         # Float[B, K_0]
@@ -34,7 +35,9 @@ class DecoderState:
 
     cross    per decoder layer, cross-attention (K, V) Float[B, h, T, dh] (shared by a request's beams)
     mem_mask Bool[B, T] encoder key mask
-    cache    per decoder layer, self-attention (k, v) Float[N, h, t, dh]
+    prefix   per decoder layer, self-attention (K, V) of the P prefix positions Float[B, h, P, dh]
+             (shared by a request's beams)
+    gen      per decoder layer, self-attention (k, v) of the j generated positions Float[N, j, h, dh]
     hidden   Float[N, d] final-LN decoder output at the last fed position (feeds the next head)
     row      Long[N] beam -> request
     beams    beams per request (N // B) when the layout is contiguous and equal, else 0
@@ -43,7 +46,8 @@ class DecoderState:
 
     cross: list[KV]
     mem_mask: torch.Tensor
-    cache: list[KV]
+    prefix: list[KV]
+    gen: list[KV]
     hidden: torch.Tensor
     row: torch.Tensor
     beams: int
@@ -60,15 +64,17 @@ def start(model: "OxygenModel", batch: ModelBatch) -> DecoderState:
     cond = model.conditions(batch)
     memory, mask, _ = model.encode(batch, cond)
     x = model.prefix(batch, cond)
-    cross, cache = [], []
+    cross, prefix = [], []
     for block in model.decoder:
         kv = block.memory_kv(memory)
         x, self_kv, _ = block(x, kv, mask)
         cross.append(kv)
-        cache.append(self_kv)
+        prefix.append(self_kv)
     hidden = model.dec_ln(x[:, -1])
-    row = torch.arange(len(batch), device=hidden.device)
-    return DecoderState(cross, mask, cache, hidden, row, 1, 0)
+    B, h, _, dh = prefix[0][0].shape
+    empty = hidden.new_zeros(B, 0, h, dh)
+    row = torch.arange(B, device=hidden.device)
+    return DecoderState(cross, mask, prefix, [(empty, empty)] * len(prefix), hidden, row, 1, 0)
 
 
 def step(model: "OxygenModel", state: DecoderState, codes: torch.Tensor | None,
@@ -81,21 +87,22 @@ def step(model: "OxygenModel", state: DecoderState, codes: torch.Tensor | None,
         if codes is not None:
             raise ValueError("step at level 0 takes codes=None (nothing has been generated yet)")
         logp = torch.log_softmax(model.heads[0](state.hidden), dim=-1)
-        return logp, DecoderState(state.cross, state.mem_mask, state.cache, state.hidden, state.row,
-                                  state.beams, 1)
+        return logp, DecoderState(state.cross, state.mem_mask, state.prefix, state.gen, state.hidden,
+                                  state.row, state.beams, 1)
     if codes is None or codes.shape != (state.num_beams,):
         raise ValueError(f"step(level={level}) needs codes Long[{state.num_beams}] of level {level - 1}")
     if state.beams == 0:
         raise ValueError("beams must be contiguous per request with equal counts (row = [0]*n + [1]*n + ...); "
                          "reorder the select index by request")
-    x = model.code_tokens(codes[:, None], level - 1)
-    cache = []
-    for block, kv, self_kv in zip(model.decoder, state.cross, state.cache):
-        x, new_kv, _ = block(x, kv, state.mem_mask, cache=self_kv, beams=state.beams)
-        cache.append(new_kv)
-    hidden = model.dec_ln(x[:, 0])
+    x = model.code_tokens(codes[:, None], level - 1)[:, 0]
+    gen = []
+    for block, kv, pre, g in zip(model.decoder, state.cross, state.prefix, state.gen):
+        x, new = block.step(x, kv, state.mem_mask, pre, g, state.beams)
+        gen.append(new)
+    hidden = model.dec_ln(x)
     logp = torch.log_softmax(model.heads[level](hidden), dim=-1)
-    return logp, DecoderState(state.cross, state.mem_mask, cache, hidden, state.row, state.beams, level + 1)
+    return logp, DecoderState(state.cross, state.mem_mask, state.prefix, gen, hidden, state.row, state.beams,
+                              level + 1)
 
 
 def _beams(row: torch.Tensor, n_requests: int) -> int:
@@ -108,10 +115,17 @@ def _beams(row: torch.Tensor, n_requests: int) -> int:
 
 
 def select(state: DecoderState, index: torch.Tensor) -> DecoderState:
-    """Beams `index` Long[N'] of `state` (new beam i copies old beam index[i]); cross K/V untouched."""
+    """Beams `index` Long[N'] of `state` (new beam i copies old beam index[i]); the per-request
+    cross and prefix K/V are untouched."""
     if index.dim() != 1:
         raise ValueError(f"select index must be Long[N'], got shape {tuple(index.shape)}")
-    cache = [(k.index_select(0, index), v.index_select(0, index)) for k, v in state.cache]
+    gen = [(_rows(k, index), _rows(v, index)) for k, v in state.gen]
     row = state.row.index_select(0, index)
-    return DecoderState(state.cross, state.mem_mask, cache, state.hidden.index_select(0, index), row,
-                        _beams(row, state.mem_mask.shape[0]), state.level)
+    return DecoderState(state.cross, state.mem_mask, state.prefix, gen, state.hidden.index_select(0, index),
+                        row, _beams(row, state.mem_mask.shape[0]), state.level)
+
+
+def _rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x[index] for Float[N, ...] through a 2-D view (CPU index_select is much faster on 2-D)."""
+    n, rest = x.shape[0], x.shape[1:]
+    return x.reshape(n, rest.numel()).index_select(0, index).view(index.shape[0], *rest)

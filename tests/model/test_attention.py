@@ -47,3 +47,21 @@ def test_cached_self_attention_matches_causal_full():
         y, cache = attn.self_attend(x[:, t:t + 1], cache=cache)
         steps.append(y)
     torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_step_attention_with_shared_prefix_matches_full_cache():
+    """step_attend (prefix K/V per request, generated K/V per beam) == cached self_attend on copies."""
+    torch.manual_seed(0)
+    attn = Attention(16, 2).eval()
+    B, n, P = 2, 3, 2
+    prefix_x = torch.randn(B, P, 16)
+    gen_x = torch.randn(B * n, 2, 16)  # two generated positions per beam, all different
+    rows = torch.arange(B).repeat_interleave(n)
+    _, prefix_kv = attn.self_attend(prefix_x)
+    gen = (torch.zeros(B * n, 0, 2, 8), torch.zeros(B * n, 0, 2, 8))
+    _, cache = attn.self_attend(prefix_x[rows])
+    for t in range(2):
+        fast, gen = attn.step_attend(gen_x[:, t], prefix_kv, gen, beams=n)
+        slow, cache = attn.self_attend(gen_x[:, t:t + 1], cache=cache)
+        torch.testing.assert_close(fast, slow[:, 0], atol=1e-5, rtol=1e-5)
+    assert gen[0].shape == (B * n, 2, 2, 8)

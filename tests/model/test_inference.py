@@ -45,6 +45,7 @@ def test_beams_share_cross_kv_and_match_reference():
     with torch.no_grad():
         state = model.start(batch)
         kv0 = [k.data_ptr() for k, _ in state.cross]
+        pre0 = [k.data_ptr() for k, _ in state.prefix]
         _, state = model.step(state, None, 0)
         state = model.select(state, torch.arange(B).repeat_interleave(n))  # n beams per request
         lp1, state = model.step(state, codes[:, 0], 1)
@@ -58,6 +59,8 @@ def test_beams_share_cross_kv_and_match_reference():
     for (k, v), ptr in zip(state.cross, kv0):
         assert k.shape[0] == B and v.shape[0] == B  # per request, not per beam
         assert k.data_ptr() == ptr  # the very tensors computed by start
+    for (k, _), ptr in zip(state.prefix, pre0):
+        assert k.shape[0] == B and k.data_ptr() == ptr  # decoder prefix K/V: per request, never copied
     torch.testing.assert_close(lp1, ref[1], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(lp2, ref[2][perm], atol=1e-5, rtol=1e-5)
 
@@ -70,7 +73,8 @@ def test_state_shapes():
     h, dh = model.cfg.n_heads, model.cfg.d_model // model.cfg.n_heads
     T = state.mem_mask.shape[1]
     assert state.cross[0][0].shape == (2, h, T, dh)
-    assert state.cache[0][0].shape == (2, h, model.instr.length, dh)
+    assert state.prefix[0][0].shape == (2, h, model.instr.length, dh)
+    assert state.gen[0][0].shape == (2, 0, h, dh)
     assert state.row.tolist() == [0, 1]
 
 

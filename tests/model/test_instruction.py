@@ -28,7 +28,7 @@ def test_placements_run_and_differ():
     for p in PLACEMENTS:
         torch.manual_seed(0)
         model = OxygenModel(tiny_config(instruction_placement=p)).eval()
-        assert model.start(batch).cache[0][0].shape[2] == model.instr.length
+        assert model.start(batch).prefix[0][0].shape[2] == model.instr.length
         outs[p] = _first_level(model, batch)
     for a, b in itertools.combinations(PLACEMENTS, 2):
         assert not torch.allclose(outs[a], outs[b], atol=1e-4), (a, b)
