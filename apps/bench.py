@@ -5,6 +5,7 @@ per-scenario breakdowns, the config and what fitting learnt).
 
     python -m apps.bench quality --data data/amazon18-office --model sasrec --out /tmp/sasrec.json
     python -m apps.bench quality --data DIR --model markov --config configs/markov.yaml --out m.json
+    python -m apps.bench quality --data DIR --model sasrec --refit --out s.json   # select, then train+valid
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     q.add_argument("--config", type=Path, default=None, help="YAML config of the model (defaults if omitted)")
     q.add_argument("--out", required=True, type=Path, help="where to write the JSON result")
     q.add_argument("--k", type=int, default=10, help="length of each recommended list (default 10)")
+    q.add_argument("--refit", action="store_true",
+                   help="after selecting on valid, retrain on train+valid before the test evaluation")
     return p.parse_args(argv)
 
 
@@ -35,7 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
     """Run the chosen benchmark; returns the result dict (also written to --out)."""
     args = parse_args(argv)
     rec = build(args.model, args.config)
-    result = quality_run(rec, load_dataset(args.data), k=args.k)
+    result = quality_run(rec, load_dataset(args.data), k=args.k, refit=args.refit)
     print(format_table(result))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))

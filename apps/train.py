@@ -1,10 +1,11 @@
 """Pre-train the generative recommender on a dataset and write a servable bundle.
 
     python -m apps.train --data runs/demo/world --sids runs/demo/sids --out runs/demo/train \\
-        [--config configs/demo.yaml] [--variant oxygen|tiger] [--epochs N]
+        [--config configs/demo.yaml] [--variant oxygen|tiger] [--epochs N] [--refit]
 
 Trains on DIR/train.jsonl with early stopping on DIR/valid.jsonl, evaluates DIR/test.jsonl (overall
-and per scenario), and writes into --out: `bundle/` (model + SIDs + pools + titles, what
+and per scenario), and writes into --out (with --refit the model is retrained on train+valid for the selected number
+of epochs before the test evaluation and the bundle): `bundle/` (model + SIDs + pools + titles, what
 `apps.serve` loads), `curve.png` (training curve), `result.json` (metrics and fit info).
 """
 
@@ -29,6 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--config", type=Path, default=None, help="YAML GenerativeConfig")
     p.add_argument("--variant", choices=["oxygen", "tiger"], default=None)
     p.add_argument("--epochs", type=int, default=None, help="override train.epochs")
+    p.add_argument("--refit", action="store_true", help="after selecting on valid, retrain on train+valid")
     return p.parse_args(argv)
 
 
@@ -41,7 +43,7 @@ def main(argv: list[str] | None = None) -> dict:
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": args.epochs})})
     ds = load_dataset(args.data)
     rec = GenerativeRecommender(cfg)
-    result = quality_run(rec, ds, k=10)
+    result = quality_run(rec, ds, k=10, refit=args.refit)
     print(format_table(result))
     titles = {it.item_id: it.title for it in ds.items if it.title}
     bundle = rec.to_bundle(titles).save(args.out / "bundle")

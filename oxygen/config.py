@@ -173,7 +173,6 @@ class GenerativeConfig(StrictConfig):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval_beam: int = Field(default=50, ge=1, le=512)
     use_queries: bool = True  # search queries as the reasoning instruction in training
-    refit_on_valid: bool = False  # after selecting the epoch count on valid, retrain on train+valid
     out_dir: str | None = None  # where to write the training curve (curve.png / curve.json)
 
 

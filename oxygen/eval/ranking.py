@@ -59,25 +59,37 @@ def evaluate_rows(rec: Recommender, rows: Sequence[Row], k: int = 10) -> dict:
             "by_scenario": by}
 
 
-def quality_run(rec: Recommender, ds: Dataset, k: int = 10) -> dict:
+def quality_run(rec: Recommender, ds: Dataset, k: int = 10, refit: bool = False) -> dict:
     """Fit `rec` on train (valid for selection), evaluate valid and test; a JSON-ready dict with the
-    test metrics at top level, 'params', 'train_seconds', 'valid', 'test', 'fit_info', 'config'."""
+    test metrics at top level, 'params', 'train_seconds', 'valid', 'test', 'fit_info', 'config'.
+
+    With `refit`, after selection (and the valid report of the selected model) the model is
+    retrained on train + valid (`Recommender.refit`) before the one test evaluation."""
     for split in ("train", "test"):
         if not ds.splits.get(split):
             raise ValueError(f"{ds.root}: {split}.jsonl is missing or empty; a quality run needs "
                              "train.jsonl and test.jsonl (valid.jsonl for model selection)")
     valid = ds.splits.get("valid", [])
+    if refit and not valid:
+        raise ValueError(f"{ds.root}: refit needs valid.jsonl (it selects on valid, then retrains on "
+                         "train + valid); add valid rows or drop --refit")
     t0 = time.perf_counter()
     rec.fit(ds.splits["train"], valid, ds.items)
     train_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
     valid_report = evaluate_rows(rec, valid, k) if valid else None
+    eval_seconds = time.perf_counter() - t1
+    if refit:
+        t0 = time.perf_counter()
+        rec.refit([*ds.splits["train"], *valid], ds.items)
+        train_seconds += time.perf_counter() - t0
+    t1 = time.perf_counter()
     test_report = evaluate_rows(rec, ds.splits["test"], k)
     cfg = getattr(rec, "cfg", None)
     return {
         "model": rec.name, "data": str(ds.root), **test_report["overall"],
         "params": int(rec.num_params()), "train_seconds": round(train_seconds, 3),
-        "eval_seconds": round(time.perf_counter() - t1, 3),
+        "eval_seconds": round(eval_seconds + time.perf_counter() - t1, 3), "refit": refit,
         "test": test_report, "valid": valid_report,
         "config": cfg.model_dump() if hasattr(cfg, "model_dump") else None,
         "fit_info": rec.fit_info,

@@ -37,6 +37,12 @@ class Recommender(abc.ABC):
             items: Sequence[Item]) -> Recommender:
         """Learn from `train_rows`; use `valid_rows` only to select epochs/settings. Returns self."""
 
+    def refit(self, rows: Sequence[Row], items: Sequence[Item]) -> Recommender:
+        """Retrain from scratch on `rows` (train + valid) keeping what `fit` selected on valid; no
+        held-out rows remain, so nothing is selected here. Default (models without epochs or
+        selection): `fit(rows, [], items)`. Models that select an epoch count override it."""
+        return self.fit(rows, [], items)
+
     @abc.abstractmethod
     def recommend(self, rows: Sequence[Row], k: int) -> np.ndarray:
         """Int64[len(rows), k]: each row's top-k item ids, best first, -1 where there are fewer."""

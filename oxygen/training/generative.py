@@ -80,28 +80,32 @@ class GenerativeRecommender(Recommender):
         t0 = time.time()
         self.result = fit(self.model, self.prep.batches["train"], validate, self.cfg.train,
                           metric=f"hr@{self.cfg.train.valid_k}")
-        if self.cfg.refit_on_valid:
-            self._refit(self.result.best_epoch)
         self.fit_info = {"best_epoch": self.result.best_epoch, "best_valid": self.result.best_valid,
                          "history": self.result.history, "codebook": self.prep.codebook.meta.get("source"),
-                         "refit_on_valid": self.cfg.refit_on_valid, "fit_seconds": time.time() - t0}
+                         "fit_seconds": time.time() - t0}
         if self.cfg.out_dir:
             save_curves(self.result.history, Path(self.cfg.out_dir) / "curve.png", title=self.cfg.variant)
         return self
 
-    def _refit(self, epochs: int) -> None:
-        """Retrain from scratch on train+valid for the selected number of epochs (the last weights
-        are kept: there is no held-out split left to select on)."""
-        data = concat([self.prep.batches["train"], self.prep.batches["valid"]])
+    def refit(self, rows: Sequence[Row], items: Sequence[Item]) -> "GenerativeRecommender":
+        """Retrain from scratch on `rows` (train + valid) for the epoch count `fit` selected, with the
+        same SIDs and feature space; the last weights are kept (no held-out split is left)."""
+        if self.model is None or self.prep is None or self.result is None:
+            raise RuntimeError("call fit() before refit(): it builds the SIDs and selects the epochs")
+        use_q = self.cfg.use_queries and self.cfg.variant == "oxygen"
+        lookup = query_lookup(list(rows)) if use_q else None
+        data = collate_all(list(rows), self.prep.space, self.prep.collate_cfg, lookup, "refit")
         torch.manual_seed(self.cfg.train.seed)
         self.model = OxygenModel(self.model.cfg)
-        cfg = self.cfg.train.model_copy(update={"epochs": max(1, epochs)})
+        cfg = self.cfg.train.model_copy(update={"epochs": max(1, self.result.best_epoch)})
         opt, sched = make_optimizer(self.model, cfg, cfg.epochs * math.ceil(len(data) / cfg.batch_size))
         gen = torch.Generator().manual_seed(cfg.seed)
         for epoch in range(cfg.epochs):
             m = run_epoch(self.model, data, opt, sched, cfg, gen)
             tqdm.write(f"refit epoch {epoch + 1}/{cfg.epochs} train_loss={m['loss']:.4f}")
         self.model.eval()
+        self.fit_info.update(refit_epochs=cfg.epochs, refit_rows=len(data))
+        return self
 
     def to_bundle(self, titles: dict[int, str] | None = None, version: str | None = None) -> Bundle:
         """The servable bundle of the fitted model; scenario pools = targets seen per scenario."""

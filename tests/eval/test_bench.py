@@ -93,3 +93,22 @@ def test_evaluate_rows_rejects_a_malformed_recommender():
     rec = Broken().fit(rows, [], [Item(item_id=0), Item(item_id=1)])
     with pytest.raises(ValueError, match="must return"):
         evaluate_rows(rec, rows, 10)
+
+
+def test_refit_selects_on_valid_then_counts_valid_rows(tmp_path: Path):
+    """--refit: the valid report comes from the train-only model, the test one from train+valid."""
+    root = tmp_path / "data"
+    write_jsonl(root / "items.jsonl", [Item(item_id=i) for i in range(6)])
+    # 1 -> 2 is seen only in valid; test asks what follows 1.
+    write_jsonl(root / "train.jsonl", [Row(user_id=f"a{u}", history=[0], target=1) for u in range(3)]
+                + [Row(user_id=f"b{u}", history=[1], target=3) for u in range(1)])
+    write_jsonl(root / "valid.jsonl", [Row(user_id=f"c{u}", history=[1], target=2) for u in range(4)])
+    write_jsonl(root / "test.jsonl", [Row(user_id="d", history=[5, 1], target=2)])
+    plain = main(["quality", "--data", str(root), "--model", "markov", "--k", "1", "--out", str(tmp_path / "p.json")])
+    refit = main(["quality", "--data", str(root), "--model", "markov", "--k", "1", "--refit",
+                  "--out", str(tmp_path / "r.json")])
+    assert plain["hr@1"] == 0.0 and refit["hr@1"] == 1.0 and refit["refit"] and not plain["refit"]
+    assert refit["valid"] == plain["valid"]  # selection figures come from the train-only fit
+    (root / "valid.jsonl").write_text("")
+    with pytest.raises(ValueError, match="refit needs valid"):
+        main(["quality", "--data", str(root), "--model", "markov", "--refit", "--out", str(tmp_path / "x.json")])

@@ -72,3 +72,22 @@ def test_learns_next_item_pattern_quickly():
     assert ranked.shape == (60, 10) and ranked.dtype == np.int64
     assert hit_rate(ranked, [r.target for r in valid], 1) > 0.9
     assert rec.fit_info["best_epoch"] >= 1 and rec.num_params() > 0
+
+
+def test_refit_retrains_for_the_selected_epochs():
+    items = [Item(item_id=i) for i in range(40)]
+    rows = [Row(user_id=f"u{i}", history=[i, (i + 1) % 40], target=(i + 2) % 40) for i in range(40)]
+    cfg = SASRecConfig(hidden=16, max_len=4, epochs=6, patience=2, batch_size=16, threads=1)
+    rec = SASRecRecommender(cfg)
+    try:
+        rec.refit(rows, items)
+        raise AssertionError("refit before fit must fail")
+    except RuntimeError as e:
+        assert "fit" in str(e)
+    rec.fit(rows[:30], rows[30:], items)
+    before = {k: v.clone() for k, v in rec.net.state_dict().items()}
+    rec.refit(rows, items)
+    assert rec.fit_info["refit_epochs"] == rec.fit_info["best_epoch"] >= 1
+    assert rec.fit_info["refit_sequences"] > rec.fit_info["train_sequences"]
+    assert any(not torch.equal(v, rec.net.state_dict()[k]) for k, v in before.items())
+    assert rec.recommend(rows[:3], 5).shape == (3, 5)

@@ -68,12 +68,17 @@ def test_fit_recommend_and_bundle(tiny, tmp_path):
 
 def test_tiger_switches_and_refit(tiny):
     items, train, valid, test, sid_dir = tiny
-    rec = GenerativeRecommender(_cfg(sid_dir, variant="tiger", refit_on_valid=True,
-                                     train={"epochs": 2, "batch_size": 32, "threads": 1}))
+    rec = GenerativeRecommender(_cfg(sid_dir, variant="tiger", train={"epochs": 2, "batch_size": 32, "threads": 1}))
+    with pytest.raises(RuntimeError, match="fit"):
+        rec.refit(train + valid, items)
     rec.fit(train, valid, items)
     m = rec.model.cfg
     assert (m.instruction_placement, m.use_reasoning, m.use_igr, m.use_q2i) == ("none", False, False, False)
-    assert rec.fit_info["refit_on_valid"] and not rec.model.training
+    before = {k: v.clone() for k, v in rec.model.state_dict().items()}
+    rec.refit(train + valid, items)
+    assert rec.fit_info["refit_epochs"] == rec.fit_info["best_epoch"]
+    assert rec.fit_info["refit_rows"] == len(train) + len(valid) and not rec.model.training
+    assert rec.model.cfg == m and any(not torch.equal(v, rec.model.state_dict()[k]) for k, v in before.items())
     assert rec.recommend(test[:3], k=3).shape == (3, 3)
     with pytest.raises(RuntimeError, match="fit"):
         GenerativeRecommender(_cfg(sid_dir)).recommend(test, k=3)

@@ -86,20 +86,38 @@ class SASRecRecommender(Recommender):
     def fit(self, train_rows: Sequence[Row], valid_rows: Sequence[Row],
             items: Sequence[Item]) -> SASRecRecommender:
         """Train on train rows with early stopping on valid rows; keep the best epoch's weights."""
+        data, opt = self._start(train_rows, items)
+        self.fit_info = {"train_sequences": len(data), "curve": []}
+        self._train_epochs(data, valid_rows, opt)
+        return self
+
+    def refit(self, rows: Sequence[Row], items: Sequence[Item]) -> SASRecRecommender:
+        """Retrain from scratch on `rows` (train + valid) for the epoch count `fit` selected."""
+        epochs = int(self.fit_info.get("best_epoch", 0))
+        if epochs < 1:
+            raise RuntimeError("call fit(train_rows, valid_rows, items) before refit: it selects the epochs")
+        data, opt = self._start(rows, items)
+        gen = torch.Generator().manual_seed(self.cfg.seed)
+        for _ in tqdm(range(epochs), desc="sasrec refit", unit="epoch"):
+            self._train_one_epoch(data, opt, gen)
+        self.net.eval()
+        self.fit_info.update(refit_epochs=epochs, refit_sequences=len(data))
+        return self
+
+    def _start(self, rows: Sequence[Row], items: Sequence[Item]) -> tuple[torch.Tensor, torch.optim.Optimizer]:
+        """Seed, index the catalogue, build the padded training sequences Long[n, max_len + 1] of
+        `rows`, a fresh network and its optimiser."""
         cfg = self.cfg
         torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.index = ItemIndex(items)
-        seqs = training_sequences(train_rows, self.index, cfg.max_len)
+        seqs = training_sequences(rows, self.index, cfg.max_len)
         if not seqs:
             raise ValueError("no train row has a history; SASRec needs rows with >= 1 history item")
-        data = left_pad(seqs, cfg.max_len + 1)
         self.net = SASRecNet(len(self.index), cfg)
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.98),
                                weight_decay=cfg.weight_decay)
-        self.fit_info = {"train_sequences": len(seqs), "curve": []}
-        self._train_epochs(data, valid_rows, opt)
-        return self
+        return left_pad(seqs, cfg.max_len + 1), opt
 
     def _train_epochs(self, data: torch.Tensor, valid_rows: Sequence[Row],
                       opt: torch.optim.Optimizer) -> None:
