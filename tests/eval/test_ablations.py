@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from oxygen.config import GenerativeConfig
-from oxygen.eval.ablations import PLACEMENTS, to_markdown, variants
+from oxygen.eval.ablations import PLACEMENTS, equal_steps, to_markdown, variants
 
 
 def test_variants_change_only_their_switch():
@@ -27,3 +27,12 @@ def test_markdown_table():
     md = to_markdown(report).splitlines()
     assert md[0] == "| variant | cart | overall |"
     assert md[2] == "| a | 0.2500 | 0.5000 |" and md[3] == "| b |  | 0.1000 |"
+
+
+def test_per_scenario_models_get_the_unified_step_budget():
+    base = GenerativeConfig(train={"epochs": 4, "batch_size": 256})
+    assert equal_steps(base, 20800, 1317).train.epochs == 64  # ceil(4 * 20800 / 1317)
+    assert equal_steps(base, 100, 100).train.epochs == 4
+    assert equal_steps(base, 100, 30).train.batch_size == 256 and base.train.epochs == 4
+    with pytest.raises(ValueError, match="at least one"):
+        equal_steps(base, 100, 0)
