@@ -56,6 +56,7 @@ class TrainConfig(StrictConfig):
     max_valid_rows: int | None = Field(default=None, ge=1)
     short_len: int = Field(default=10, ge=1)
     long_len: int = Field(default=40, ge=0)
+    history_trigger: bool = False  # rows without a trigger use their last history item (no-scenario data)
     seed: int = 0
     threads: int = Field(default=2, ge=1)
 

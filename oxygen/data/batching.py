@@ -31,11 +31,14 @@ InstructionLookup = Callable[[Row], "np.ndarray | None"]
 
 @dataclass(frozen=True)
 class CollateConfig:
-    """Window sizes and the instruction embedding width."""
+    """Window sizes, the instruction embedding width, and `history_trigger`: a row without a trigger
+    takes its last history item as the trigger (next-item data with no scenarios, e.g. Office,
+    where the most recent item plays the part of the cart/checkout trigger)."""
 
     short_len: int = 10
     long_len: int = 40
     instr_dim: int = 384
+    history_trigger: bool = False
 
 
 @dataclass
@@ -131,6 +134,13 @@ def _targets(rows: Sequence[Row], space: FeatureSpace, train: bool):
     return torch.from_numpy(codes), torch.from_numpy(idx), torch.tensor(weight, dtype=torch.float32)
 
 
+def _trigger(row: Row, from_history: bool) -> int | None:
+    """The row's trigger item, else (with `from_history`) its last history item, else None."""
+    if row.trigger is not None or not from_history or not row.history:
+        return row.trigger
+    return row.history[-1]
+
+
 def collate(rows: Sequence[Row], space: FeatureSpace, cfg: CollateConfig = CollateConfig(),
             lookup: InstructionLookup | None = None, with_targets: bool = True) -> ModelBatch:
     """Turn rows into a ModelBatch (see its docstring for shapes). `with_targets=False` for serving."""
@@ -143,11 +153,12 @@ def collate(rows: Sequence[Row], space: FeatureSpace, cfg: CollateConfig = Colla
     long, long_mask = _pad(older, max(cfg.long_len, 1), L + 3, left=False)
     prof = np.array([[space.profile_vocab.get((f, getattr(r.profile, f)), 0) if r.profile else 0
                       for f in PROFILE_FIELDS] for r in rows], dtype=np.int64)
+    triggers = [_trigger(r, cfg.history_trigger) for r in rows]
     trig = np.zeros((len(rows), L), dtype=np.int64)
-    tmask = np.array([r.trigger is not None for r in rows])
-    for b, r in enumerate(rows):
-        if r.trigger is not None:
-            trig[b] = space.codes[space.index(r.trigger)]
+    tmask = np.array([t is not None for t in triggers])
+    for b, t in enumerate(triggers):
+        if t is not None:
+            trig[b] = space.codes[space.index(t)]
     instr, imask = _instructions(rows, cfg.instr_dim, lookup)
     tcodes, titems, weight = _targets(rows, space, with_targets)
     return ModelBatch(

@@ -54,7 +54,8 @@ class Bundle:
         vocab = [[f, v, i] for (f, v), i in sorted(self.space.profile_vocab.items(), key=lambda x: x[1])]
         (out / "space.json").write_text(json.dumps({"profile_vocab": vocab, "short_len": self.collate_cfg.short_len,
                                                     "long_len": self.collate_cfg.long_len,
-                                                    "instr_dim": self.collate_cfg.instr_dim}))
+                                                    "instr_dim": self.collate_cfg.instr_dim,
+                                                    "history_trigger": self.collate_cfg.history_trigger}))
         (out / "scenarios.json").write_text(json.dumps(
             {s: {"pool": spec.pool, "requires_trigger": spec.requires_trigger} for s, spec in self.scenarios.items()}))
         (out / "titles.json").write_text(json.dumps({str(k): v for k, v in self.titles.items()}))
@@ -76,8 +77,8 @@ class Bundle:
         titles_p = out / "titles.json"
         titles = {int(k): v for k, v in json.loads(titles_p.read_text()).items()} if titles_p.exists() else {}
         version = (out / "version.txt").read_text().strip() if (out / "version.txt").exists() else "dev"
-        return cls(OxygenModel.load(out / "model"), cb, space,
-                   CollateConfig(sp["short_len"], sp["long_len"], sp["instr_dim"]), scen, titles, version)
+        ccfg = CollateConfig(sp["short_len"], sp["long_len"], sp["instr_dim"], sp.get("history_trigger", False))
+        return cls(OxygenModel.load(out / "model"), cb, space, ccfg, scen, titles, version)
 
 
 def default_scenarios(item_ids: list[int], observed: dict[str, set[int]] | None = None) -> dict[str, ScenarioSpec]:

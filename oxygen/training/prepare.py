@@ -77,7 +77,7 @@ def prepare(ds: Dataset, cb: Codebook, cfg: TrainConfig, use_queries: bool = Tru
     space = FeatureSpace.build(cb.item_ids, cb.codes, ds.splits["train"])
     all_rows = [r for rows in ds.splits.values() for r in rows]
     lookup = query_lookup(all_rows, encoder) if use_queries else None
-    ccfg = CollateConfig(short_len=cfg.short_len, long_len=cfg.long_len)
+    ccfg = CollateConfig(short_len=cfg.short_len, long_len=cfg.long_len, history_trigger=cfg.history_trigger)
     batches = {s: collate_all(rows, space, ccfg, lookup, s) for s, rows in ds.splits.items()}
     return Prepared(ds, cb, space, dict(ds.splits), batches, lookup, ccfg)
 

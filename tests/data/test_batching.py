@@ -45,6 +45,18 @@ def test_profile_trigger_instruction_and_defaults():
     assert len(b.select(np.array([1]))) == 1
 
 
+def test_history_trigger_fills_only_missing_triggers():
+    space = _space()
+    rows = [Row(user_id="a", history=[10, 12], target=11),                 # no trigger -> last item 12
+            Row(user_id="b", history=[10], target=11, scenario="cart", trigger=14),  # own trigger kept
+            Row(user_id="c", history=[], target=12)]                        # nothing to take
+    off = collate(rows, space)
+    on = collate(rows, space, CollateConfig(history_trigger=True))
+    assert off.trigger_mask.tolist() == [False, True, False]
+    assert on.trigger_mask.tolist() == [True, True, False]
+    assert on.trigger_codes[0].tolist() == [2, 3, 4] and on.trigger_codes[1].tolist() == [4, 5, 6]
+
+
 def test_unknown_item_and_bad_codes_fail_clearly():
     space = _space()
     with pytest.raises(KeyError, match="rebuild SIDs"):

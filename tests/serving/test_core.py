@@ -67,3 +67,15 @@ def test_redis_down_degrades(bundle_dir):
                                 RecommendRequest(scenario="search", user_id="bob", query="x", k=4)])
     assert out[0].reasoning_instruction == DEFAULT_DOWN and len(out[0].items) == 4
     assert out[1].reasoning_instruction == "query"
+
+
+def test_bundle_keeps_the_collate_settings(bundle_dir, tmp_path):
+    """history_trigger (and the windows) survive save/load, so serving collates like training did."""
+    import dataclasses
+
+    from oxygen.model.bundle import Bundle
+
+    b = Bundle.load(bundle_dir)
+    b.collate_cfg = dataclasses.replace(b.collate_cfg, history_trigger=True)
+    again = Bundle.load(b.save(tmp_path / "b2"))
+    assert again.collate_cfg == b.collate_cfg and again.collate_cfg.history_trigger
