@@ -35,7 +35,8 @@ from oxygen.semantic_ids.codebook import Codebook
 from oxygen.semantic_ids.trie import PrefixTrie
 from oxygen.training.curves import save_curves
 from oxygen.training.loop import FitResult, fit, make_optimizer, run_epoch
-from oxygen.training.prepare import Prepared, collate_all, model_config_for, prepare, query_lookup, subsample
+from oxygen.training.prepare import (Prepared, collate_all, crop_augment, model_config_for, prepare, query_lookup,
+                                     subsample)
 
 TIGER_SWITCHES = {"instruction_placement": "none", "use_reasoning": False, "use_igr": False, "use_q2i": False}
 DECODE_BATCH = 256
@@ -62,7 +63,8 @@ class GenerativeRecommender(Recommender):
             ) -> "GenerativeRecommender":
         """Build SIDs, collate, train with early stopping on valid HR@10; returns self."""
         torch.set_num_threads(self.cfg.train.threads)
-        ds = Dataset(root=Path("."), items=list(items), splits={"train": list(train_rows), "valid": list(valid_rows)})
+        train = crop_augment(list(train_rows), self.cfg.train.crop_last)
+        ds = Dataset(root=Path("."), items=list(items), splits={"train": train, "valid": list(valid_rows)})
         cb = self._codebook(ds)
         use_q = self.cfg.use_queries and self.cfg.variant == "oxygen"
         self.prep = prepare(ds, cb, self.cfg.train, use_queries=use_q)
@@ -93,8 +95,9 @@ class GenerativeRecommender(Recommender):
         if self.model is None or self.prep is None or self.result is None:
             raise RuntimeError("call fit() before refit(): it builds the SIDs and selects the epochs")
         use_q = self.cfg.use_queries and self.cfg.variant == "oxygen"
-        lookup = query_lookup(list(rows)) if use_q else None
-        data = collate_all(list(rows), self.prep.space, self.prep.collate_cfg, lookup, "refit")
+        rows = crop_augment(list(rows), self.cfg.train.crop_last)
+        lookup = query_lookup(rows) if use_q else None
+        data = collate_all(rows, self.prep.space, self.prep.collate_cfg, lookup, "refit")
         torch.manual_seed(self.cfg.train.seed)
         self.model = OxygenModel(self.model.cfg)
         cfg = self.cfg.train.model_copy(update={"epochs": max(1, self.result.best_epoch)})

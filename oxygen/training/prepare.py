@@ -57,6 +57,21 @@ def concat(batches: list[ModelBatch]) -> ModelBatch:
                          for f in fields(ModelBatch)})
 
 
+PER_HISTORY = ("history_behaviours", "history_scenarios", "history_timestamps")
+
+
+def crop_augment(rows: list[Row], last: int) -> list[Row]:
+    """`rows` plus, for every row with more than `last` history items, a copy whose history (and
+    per-history lists) keeps only the last `last` items (crop augmentation: it stresses the
+    most recent items, e.g. item-to-item transitions when last = 1). last = 0: rows unchanged."""
+    if last <= 0:
+        return list(rows)
+    extra = [r.model_copy(update={"history": r.history[-last:],
+                                  **{f: getattr(r, f)[-last:] for f in PER_HISTORY if getattr(r, f) is not None}})
+             for r in rows if len(r.history) > last]
+    return list(rows) + extra
+
+
 def collate_all(rows: list[Row], space: FeatureSpace, cfg: CollateConfig,
                 lookup: InstructionLookup | None, desc: str) -> ModelBatch:
     """Collate many rows in chunks (progress bar) into one ModelBatch."""
