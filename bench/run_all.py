@@ -30,6 +30,21 @@ GROUPS: dict[str, list[str]] = {
                        ("tiger", "--config configs/tiger_office.yaml"),
                        ("oxygen", "--config configs/oxygen_office.yaml"))
     ],
+    "quality-refit": [
+        f"{PY} -m apps.bench quality --data data/amazon18-office --model {m} {cfg} --refit --out runs/bench/{m}_office_refit.json"
+        for m, cfg in (("pop", ""), ("markov", ""), ("sasrec", "--config configs/sasrec_office.yaml"),
+                       ("tiger", "--config configs/tiger_office_w64.yaml"),
+                       ("oxygen", "--config configs/oxygen_office_w64.yaml"))
+    ],
+    "ablations": [
+        f"{PY} -m apps.world --out runs/demo/world --items 3000 --users 3000 --days 60 --seed 1",
+        f"{PY} -m apps.world --out runs/bench/world-long --items 3000 --users 1000 --days 180 --seed 1",
+    ] + [f"{PY} -m bench.ablations --data runs/demo/world --kind {k} --config configs/ablation_demo.yaml "
+         f"--out runs/bench/ablation_{k}.json" for k in ("placement", "igr_q2i", "query", "trigger")]
+      + [f"{PY} -m bench.ablations --data runs/bench/world-long --kind igr_q2i --config configs/ablation_demo.yaml "
+         "--out runs/bench/ablation_igr_q2i_long.json",
+         f"{PY} -m bench.ablations --data runs/demo/world --kind unified --config configs/ablation_converged.yaml "
+         "--out runs/bench/ablation_unified_converged.json"],
     "decoding": [f"{PY} -m bench.decoding --out runs/bench/decoding.json"],
     "serving": [f"{PY} -m bench.serving --out runs/bench/serving.json"],
 }
