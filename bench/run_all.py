@@ -34,7 +34,7 @@ GROUPS: dict[str, list[str]] = {
         f"{PY} -m apps.bench quality --data data/amazon18-office --model {m} {cfg} --refit --out runs/bench/{m}_office_refit.json"
         for m, cfg in (("pop", ""), ("markov", ""), ("sasrec", "--config configs/sasrec_office.yaml"),
                        ("tiger", "--config configs/tiger_office_w64.yaml"),
-                       ("oxygen", "--config configs/oxygen_office_w64.yaml"))
+                       ("oxygen", "--config configs/oxygen_office_selected.yaml"))
     ],
     "ablations": [
         f"{PY} -m apps.world --out runs/demo/world --items 3000 --users 3000 --days 60 --seed 1",
