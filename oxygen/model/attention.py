@@ -6,7 +6,7 @@ t = decoder positions so far, h = heads, dh = d_model / h.
 
     attn = Attention(d_model=64, n_heads=4)
     y, (k, v) = attn.self_attend(x)                   # x Float[N, t, d], causal
-    y, (k, v) = attn.self_attend(x1, cache=(k, v))    # x1 Float[N, 1, d], one new position
+    y, (k, v) = attn.self_attend(x1, cache=(k, v))    # x1 Float[N, 1, d], one new position (reference)
     K, V = attn.memory_kv(memory)                     # Float[B, h, T, dh], once per request
     y = attn.cross_attend(xq, K, V, mem_mask, beams)  # xq Float[N, tq, d]
     y, gen = attn.step_attend(x1, prefix_kv, gen, beams)  # decoding: x1 Float[N, d], see below

@@ -1,9 +1,10 @@
 """Pre-LN transformer blocks of the encoder-decoder.
 
 EncoderBlock: x + SelfAttn(LN(x)) (bidirectional, key padding mask), then x + FFN(LN(x)).
-DecoderBlock: x + CausalSelfAttn(LN(x)) (optional KV cache), x + CrossAttn(LN(x), encoder K/V),
-x + FFN(LN(x)). The FFN is dense or a mixture of experts (oxygen.model.moe); every block returns
-its MoE load-balancing loss (0 when dense).
+DecoderBlock: x + CausalSelfAttn(LN(x)), x + CrossAttn(LN(x), encoder K/V), x + FFN(LN(x)), over a
+full sequence (`forward`) or one decoding position per beam (`step`, prefix K/V shared per request).
+The FFN is dense or a mixture of experts (oxygen.model.moe); every block returns its MoE
+load-balancing loss (0 when dense).
 
 Shapes: B requests, N = B * beams decoder rows, T encoder length, t decoder positions, d = d_model.
 """
@@ -42,7 +43,7 @@ class EncoderBlock(nn.Module):
 
 
 class DecoderBlock(nn.Module):
-    """One causal pre-LN block with cross-attention; works on full sequences or one cached step."""
+    """One causal pre-LN block with cross-attention; works on full sequences or one decoding step."""
 
     def __init__(self, cfg: ModelConfig, moe: bool) -> None:
         super().__init__()
@@ -56,13 +57,12 @@ class DecoderBlock(nn.Module):
         """Cross-attention K/V Float[B, h, T, dh] of the encoder output Float[B, T, d]."""
         return self.cross_attn.memory_kv(memory)
 
-    def forward(self, x: torch.Tensor, memory_kv: KV, mem_mask: torch.Tensor, cache: KV | None = None,
-                beams: int = 1) -> tuple[torch.Tensor, KV, torch.Tensor]:
-        """x Float[N, t, d] (t = 1 when `cache` holds the earlier positions) -> (Float[N, t, d],
-        self-attention K/V incl. cache Float[N, h, t0 + t, dh] x2, aux Float[])."""
-        y, kv = self.self_attn.self_attend(self.ln1(x), cache=cache)
+    def forward(self, x: torch.Tensor, memory_kv: KV, mem_mask: torch.Tensor) -> tuple[torch.Tensor, KV, torch.Tensor]:
+        """Full causal pass over x Float[B, t, d] (one row per request) -> (Float[B, t, d],
+        self-attention K/V Float[B, h, t, dh] x2 (the decoder prefix's, kept by `start`), aux Float[])."""
+        y, kv = self.self_attn.self_attend(self.ln1(x))
         x = x + self.drop(y)
-        x = x + self.drop(self.cross_attn.cross_attend(self.ln2(x), memory_kv, mem_mask, beams))
+        x = x + self.drop(self.cross_attn.cross_attend(self.ln2(x), memory_kv, mem_mask))
         y, aux = self.ffn(self.ln3(x))
         return x + y, kv, aux
 
