@@ -35,8 +35,7 @@ from oxygen.semantic_ids.codebook import Codebook
 from oxygen.semantic_ids.trie import PrefixTrie
 from oxygen.training.curves import save_curves
 from oxygen.training.loop import FitResult, fit, make_optimizer, run_epoch
-from oxygen.training.prepare import (Prepared, collate_all, crop_augment, model_config_for, prepare, query_lookup,
-                                     subsample)
+from oxygen.training.prepare import Prepared, collate_all, crop_augment, model_config_for, prepare, query_lookup, subsample
 
 TIGER_SWITCHES = {"instruction_placement": "none", "use_reasoning": False, "use_igr": False, "use_q2i": False}
 DECODE_BATCH = 256
