@@ -6,7 +6,7 @@
 table (apps.build_sids), 3. trains a small model and prints test HR@10 per scenario with a few
 recommendations shown with titles (apps.train), 4. starts the Ray Serve HTTP service on the
 trained bundle with the embedded Redis, sends one request per scenario and stops (apps.serve).
-Each step prints the command that runs it alone. Takes about 8 minutes on a 2-core CPU.
+Each step prints the command that runs it alone. Takes about 5 minutes on a 2-core CPU (plus the install on a fresh machine).
 """
 
 from __future__ import annotations
