@@ -44,7 +44,11 @@ GROUPS: dict[str, list[str]] = {
       + [f"{PY} -m bench.ablations --data runs/bench/world-long --kind igr_q2i --config configs/ablation_demo.yaml "
          "--out runs/bench/ablation_igr_q2i_long.json",
          f"{PY} -m bench.ablations --data runs/demo/world --kind unified --config configs/ablation_converged.yaml "
-         "--out runs/bench/ablation_unified_converged.json"],
+         "--out runs/bench/ablation_unified_converged.json",
+         f"{PY} -m bench.ablations --data runs/demo/world --kind placement --config configs/ablation_converged.yaml "
+         "--out runs/bench/ablation_placement_converged.json",
+         f"{PY} -m bench.ablations --data runs/bench/world-long --kind igr_q2i --config configs/ablation_converged.yaml "
+         "--out runs/bench/ablation_igr_q2i_long_converged.json"],
     "decoding": [f"{PY} -m bench.decoding --out runs/bench/decoding.json"],
     "serving": [f"{PY} -m bench.serving --out runs/bench/serving.json"],
 }
