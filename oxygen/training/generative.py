@@ -62,9 +62,9 @@ class GenerativeRecommender(Recommender):
             ) -> "GenerativeRecommender":
         """Build SIDs, collate, train with early stopping on valid HR@10; returns self."""
         torch.set_num_threads(self.cfg.train.threads)
-        train = crop_augment(list(train_rows), self.cfg.train.crop_last)
-        ds = Dataset(root=Path("."), items=list(items), splits={"train": train, "valid": list(valid_rows)})
-        cb = self._codebook(ds)
+        ds = Dataset(root=Path("."), items=list(items), splits={"train": list(train_rows), "valid": list(valid_rows)})
+        cb = self._codebook(ds)  # SIDs from the rows as they are (crop copies would double-count pairs)
+        ds.splits["train"] = crop_augment(ds.splits["train"], self.cfg.train.crop_last)
         use_q = self.cfg.use_queries and self.cfg.variant == "oxygen"
         self.prep = prepare(ds, cb, self.cfg.train, use_queries=use_q)
         self.trie = PrefixTrie(cb.codes, cb.item_ids)
