@@ -85,6 +85,9 @@ class Truth(_Strict):
     need: str | None = None  # the leaf category the user needed, when known
 
 
+PER_HISTORY_FIELDS: tuple[str, ...] = ("history_behaviours", "history_scenarios", "history_timestamps")  # aligned with history
+
+
 class Row(_Strict):
     """One training/eval example: a user's history and the next item they interacted with."""
 
@@ -106,7 +109,7 @@ class Row(_Strict):
     @model_validator(mode="after")
     def _aligned(self) -> "Row":
         """Per-history lists must have one entry per history item."""
-        for name in ("history_behaviours", "history_scenarios", "history_timestamps"):
+        for name in PER_HISTORY_FIELDS:
             value = getattr(self, name)
             if value is not None and len(value) != len(self.history):
                 raise ValueError(

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from oxygen.config import GenerativeConfig, ModelConfig
 from oxygen.data.adapters import catalogue_input
+from oxygen.data.batch import ModelBatch
 from oxygen.data.io import Dataset
 from oxygen.data.schema import Item, Row
 from oxygen.decoding.generate import generate_items
@@ -65,8 +66,7 @@ class GenerativeRecommender(Recommender):
         ds = Dataset(root=Path("."), items=list(items), splits={"train": list(train_rows), "valid": list(valid_rows)})
         cb = self._codebook(ds)  # SIDs from the rows as they are (crop copies would double-count pairs)
         ds.splits["train"] = crop_augment(ds.splits["train"], self.cfg.train.crop_last)
-        use_q = self.cfg.use_queries and self.cfg.variant == "oxygen"
-        self.prep = prepare(ds, cb, self.cfg.train, use_queries=use_q)
+        self.prep = prepare(ds, cb, self.cfg.train, use_queries=self._use_queries)
         self.trie = PrefixTrie(cb.codes, cb.item_ids)
         torch.manual_seed(self.cfg.train.seed)
         self.model = OxygenModel(model_config_for(self.prep, variant_model_config(self.cfg)))
@@ -93,10 +93,7 @@ class GenerativeRecommender(Recommender):
         same SIDs and feature space; the last weights are kept (no held-out split is left)."""
         if self.model is None or self.prep is None or self.result is None:
             raise RuntimeError("call fit() before refit(): it builds the SIDs and selects the epochs")
-        use_q = self.cfg.use_queries and self.cfg.variant == "oxygen"
-        rows = crop_augment(list(rows), self.cfg.train.crop_last)
-        lookup = query_lookup(rows) if use_q else None
-        data = collate_all(rows, self.prep.space, self.prep.collate_cfg, lookup, "refit")
+        data = self._collate(crop_augment(list(rows), self.cfg.train.crop_last), "refit")
         torch.manual_seed(self.cfg.train.seed)
         self.model = OxygenModel(self.model.cfg)
         cfg = self.cfg.train.model_copy(update={"epochs": max(1, self.result.best_epoch)})
@@ -108,6 +105,16 @@ class GenerativeRecommender(Recommender):
         self.model.eval()
         self.fit_info.update(refit_epochs=cfg.epochs, refit_rows=len(data))
         return self
+
+    @property
+    def _use_queries(self) -> bool:
+        """Search queries feed the reasoning instruction (oxygen only; tiger has no instructions)."""
+        return self.cfg.use_queries and self.cfg.variant == "oxygen"
+
+    def _collate(self, rows: list[Row], desc: str) -> ModelBatch:
+        """`rows` as one ModelBatch in the fitted feature space (queries embedded when used)."""
+        lookup = query_lookup(rows) if self._use_queries else None
+        return collate_all(rows, self.prep.space, self.prep.collate_cfg, lookup, desc)
 
     def to_bundle(self, titles: dict[int, str] | None = None, version: str | None = None) -> Bundle:
         """The servable bundle of the fitted model; scenario pools = targets seen per scenario."""
@@ -145,9 +152,7 @@ class GenerativeRecommender(Recommender):
         check_k(k)
         if self.model is None or self.prep is None:
             raise RuntimeError("call fit() before recommend()")
-        use_q = self.cfg.use_queries and self.cfg.variant == "oxygen"
-        lookup = query_lookup(list(rows)) if use_q else None
-        batch = collate_all(list(rows), self.prep.space, self.prep.collate_cfg, lookup, "rows")
+        batch = self._collate(list(rows), "rows")
         return self._decode(self.model, batch, k)
 
     def num_params(self) -> int:

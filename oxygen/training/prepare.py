@@ -21,7 +21,7 @@ from oxygen.config import ModelConfig, TrainConfig
 from oxygen.data.batch import ModelBatch
 from oxygen.data.batching import PROFILE_FIELDS, CollateConfig, FeatureSpace, InstructionLookup, collate
 from oxygen.data.io import Dataset
-from oxygen.data.schema import Row
+from oxygen.data.schema import PER_HISTORY_FIELDS, Row
 from oxygen.semantic_ids.codebook import Codebook
 from oxygen.semantic_ids.text_encoder import encode_texts
 
@@ -57,9 +57,6 @@ def concat(batches: list[ModelBatch]) -> ModelBatch:
                          for f in fields(ModelBatch)})
 
 
-PER_HISTORY = ("history_behaviours", "history_scenarios", "history_timestamps")
-
-
 def crop_augment(rows: list[Row], last: int) -> list[Row]:
     """`rows` plus, for every row with more than `last` history items, a copy whose history (and
     per-history lists) keeps only the last `last` items (crop augmentation: it stresses the
@@ -67,7 +64,7 @@ def crop_augment(rows: list[Row], last: int) -> list[Row]:
     if last <= 0:
         return list(rows)
     extra = [r.model_copy(update={"history": r.history[-last:],
-                                  **{f: getattr(r, f)[-last:] for f in PER_HISTORY if getattr(r, f) is not None}})
+                                  **{f: getattr(r, f)[-last:] for f in PER_HISTORY_FIELDS if getattr(r, f) is not None}})
              for r in rows if len(r.history) > last]
     return list(rows) + extra
 
