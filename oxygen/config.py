@@ -58,6 +58,7 @@ class TrainConfig(StrictConfig):
     long_len: int = Field(default=40, ge=0)
     history_trigger: bool = False  # rows without a trigger use their last history item (no-scenario data)
     crop_last: int = Field(default=0, ge=0)  # >0: also train on each row cut to its last crop_last items
+    ema_decay: float = Field(default=0.0, ge=0, lt=1)  # >0: validate and keep an EMA of the weights
     seed: int = 0
     threads: int = Field(default=2, ge=1)
 

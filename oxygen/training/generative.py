@@ -35,6 +35,7 @@ from oxygen.semantic_ids.build import build_codebook
 from oxygen.semantic_ids.codebook import Codebook
 from oxygen.semantic_ids.trie import PrefixTrie
 from oxygen.training.curves import save_curves
+from oxygen.training.ema import make_ema
 from oxygen.training.loop import FitResult, fit, make_optimizer, run_epoch
 from oxygen.training.prepare import Prepared, collate_all, crop_augment, model_config_for, prepare, query_lookup, subsample
 
@@ -90,7 +91,7 @@ class GenerativeRecommender(Recommender):
 
     def refit(self, rows: Sequence[Row], items: Sequence[Item]) -> "GenerativeRecommender":
         """Retrain from scratch on `rows` (train + valid) for the epoch count `fit` selected, with the
-        same SIDs and feature space; the last weights are kept (no held-out split is left)."""
+        same SIDs and feature space; the last weights (or their EMA) are kept (no held-out split is left)."""
         if self.model is None or self.prep is None or self.result is None:
             raise RuntimeError("call fit() before refit(): it builds the SIDs and selects the epochs")
         data = self._collate(crop_augment(list(rows), self.cfg.train.crop_last), "refit")
@@ -98,10 +99,12 @@ class GenerativeRecommender(Recommender):
         self.model = OxygenModel(self.model.cfg)
         cfg = self.cfg.train.model_copy(update={"epochs": max(1, self.result.best_epoch)})
         opt, sched = make_optimizer(self.model, cfg, cfg.epochs * math.ceil(len(data) / cfg.batch_size))
-        gen = torch.Generator().manual_seed(cfg.seed)
+        gen, ema = torch.Generator().manual_seed(cfg.seed), make_ema(self.model, cfg.ema_decay)
         for epoch in range(cfg.epochs):
-            m = run_epoch(self.model, data, opt, sched, cfg, gen)
+            m = run_epoch(self.model, data, opt, sched, cfg, gen, ema=ema)
             tqdm.write(f"refit epoch {epoch + 1}/{cfg.epochs} train_loss={m['loss']:.4f}")
+        if ema is not None:
+            ema.copy_to_module()
         self.model.eval()
         self.fit_info.update(refit_epochs=cfg.epochs, refit_rows=len(data))
         return self

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from oxygen.config import TrainConfig
 from oxygen.data.batch import ModelBatch
+from oxygen.training.ema import Ema, averaged, make_ema
 
 Validate = Callable[[torch.nn.Module], dict[str, float]]
 
@@ -75,8 +76,10 @@ def train_step(model: torch.nn.Module, batch: ModelBatch, opt, sched, clip: floa
 
 
 def run_epoch(model: torch.nn.Module, data: ModelBatch, opt, sched, cfg: TrainConfig,
-              generator: torch.Generator, shard: tuple[int, int] = (0, 1)) -> dict[str, float]:
+              generator: torch.Generator, shard: tuple[int, int] = (0, 1),
+              ema: Ema | None = None) -> dict[str, float]:
     """One pass over `data` in shuffled global batches; returns the mean of each loss term.
+    `ema` (if given) is updated after every step.
 
     With `shard=(rank, world)` (data-parallel workers) every worker draws the same global batch
     order and takes rows rank::world of each global batch, so DDP's gradient average reproduces
@@ -89,6 +92,8 @@ def run_epoch(model: torch.nn.Module, data: ModelBatch, opt, sched, cfg: TrainCo
                disable=rank != 0)
     for idx in bar:
         m = train_step(model, data.select(idx[rank::world]), opt, sched, cfg.grad_clip)
+        if ema is not None:
+            ema.update()
         for k, v in m.items():
             sums[k] = sums.get(k, 0.0) + v
         steps += 1
@@ -98,16 +103,18 @@ def run_epoch(model: torch.nn.Module, data: ModelBatch, opt, sched, cfg: TrainCo
 
 def fit(model: torch.nn.Module, data: ModelBatch, validate: Validate, cfg: TrainConfig,
         metric: str = "hr@10") -> FitResult:
-    """Train with early stopping on `validate(model)[metric]`; the model ends with the best weights."""
+    """Train with early stopping on `validate(model)[metric]`; the model ends with the best weights
+    (with `cfg.ema_decay` > 0, validation sees and the model keeps the EMA weights)."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     steps = cfg.epochs * math.ceil(len(data) / cfg.batch_size)
     opt, sched = make_optimizer(model, cfg, steps)
+    ema = make_ema(model, cfg.ema_decay)
     result, best_state, bad, t0 = FitResult(), None, 0, time.time()
     for epoch in range(cfg.epochs):
-        train_m = run_epoch(model, data, opt, sched, cfg, gen)
+        train_m = run_epoch(model, data, opt, sched, cfg, gen, ema=ema)
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), averaged(ema):
             valid_m = validate(model)
         row = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_m.items()},
                **{f"valid_{k}": v for k, v in valid_m.items()}, "seconds": time.time() - t0}
@@ -115,7 +122,7 @@ def fit(model: torch.nn.Module, data: ModelBatch, validate: Validate, cfg: Train
         tqdm.write(" ".join(f"{k}={v:.4g}" for k, v in row.items()))
         if valid_m[metric] > result.best_valid.get(metric, -1.0):
             result.best_epoch, result.best_valid, bad = epoch + 1, valid_m, 0
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = ema.state_dict() if ema is not None else copy.deepcopy(model.state_dict())
         else:
             bad += 1
             if bad >= cfg.patience:

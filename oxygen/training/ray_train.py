@@ -26,6 +26,7 @@ from ray.train.torch import TorchTrainer
 
 from oxygen.config import TrainConfig
 from oxygen.data.batch import ModelBatch
+from oxygen.training.ema import averaged, make_ema
 from oxygen.training.loop import FitResult, Validate, make_optimizer, run_epoch
 
 ModelFactory = Callable[[], torch.nn.Module]
@@ -60,23 +61,26 @@ def _worker_loop(config: dict) -> None:
     gen = torch.Generator().manual_seed(job.cfg.seed)
     steps = job.cfg.epochs * math.ceil(len(job.data) / job.cfg.batch_size)
     opt, sched = make_optimizer(model, job.cfg, steps)
+    ema = make_ema(_unwrap(model), job.cfg.ema_decay)
     best, best_state, bad = -1.0, None, 0
     for epoch in range(job.cfg.epochs):
-        metrics = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in
-                                          run_epoch(model, job.data, opt, sched, job.cfg, gen, (rank, world)).items()}}
+        train_m = run_epoch(model, job.data, opt, sched, job.cfg, gen, (rank, world), ema=ema)
+        metrics = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_m.items()}}
         stop = False
         if job.validate is not None:
             _unwrap(model).eval()
-            with torch.no_grad():
+            with torch.no_grad(), averaged(ema):
                 valid = job.validate(_unwrap(model))
             metrics.update({f"valid_{k}": v for k, v in valid.items()})
             if valid[job.metric] > best:
-                best, best_state, bad = valid[job.metric], copy.deepcopy(_unwrap(model).state_dict()), 0
+                best, bad = valid[job.metric], 0
+                best_state = ema.state_dict() if ema is not None else copy.deepcopy(_unwrap(model).state_dict())
             else:
                 bad += 1
                 stop = bad >= job.cfg.patience
         last = stop or epoch + 1 == job.cfg.epochs
-        _report(metrics, best_state or _unwrap(model).state_dict(), rank, last)
+        final = ema.state_dict() if ema is not None else _unwrap(model).state_dict()
+        _report(metrics, best_state or final, rank, last)
         if stop:  # every worker computes the same validation result, so all stop together
             break
 
