@@ -83,6 +83,8 @@ def make_batch(cfg: ModelConfig, trie: PrefixTrie, B: int, seed: int = 0) -> Mod
                       trigger_codes=codes[torch.randint(0, codes.shape[0], (B,), generator=g)],
                       trigger_mask=torch.arange(B) % 2 == 0,
                       instr_emb=torch.randn(B, cfg.instr_dim, generator=g), instr_mask=torch.ones(B, dtype=torch.bool),
+                      cand_codes=torch.zeros(B, 0, L, dtype=torch.long), cand_items=torch.zeros(B, 0, dtype=torch.long),
+                      cand_mask=torch.zeros(B, 0, dtype=torch.bool),
                       target_codes=torch.zeros(B, L, dtype=torch.long), target_items=torch.full((B,), -1),
                       weight=torch.ones(B))
 

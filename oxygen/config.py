@@ -59,6 +59,8 @@ class TrainConfig(StrictConfig):
     history_trigger: bool = False  # rows without a trigger use their last history item (no-scenario data)
     crop_last: int = Field(default=0, ge=0)  # >0: also train on each row cut to its last crop_last items
     ema_decay: float = Field(default=0.0, ge=0, lt=1)  # >0: validate and keep an EMA of the weights
+    candidates: int = Field(default=0, ge=0)  # >0: encoder reads the top-C transition candidates
+    candidate_decay: float = Field(default=0.3, gt=0, le=1)  # weight of older history items in them
     seed: int = 0
     threads: int = Field(default=2, ge=1)
 
@@ -128,6 +130,7 @@ class ModelConfig(StrictConfig):
     igr_k: int = Field(default=10, ge=1)
     use_q2i: bool = True
     q2i_weight: float = Field(default=0.1, ge=0)
+    candidates: int = Field(default=0, ge=0)  # collaborative candidate tokens C (from TrainConfig.candidates)
     moe_experts: int = Field(default=0, ge=0)  # 0 = dense FFN
     moe_active: int = Field(default=2, ge=1)
     moe_where: Literal["encoder", "decoder", "both"] = "both"

@@ -33,6 +33,9 @@ class ModelBatch:
     trigger_mask    Bool[B]        True when a trigger item is given (else the default trigger)
     instr_emb       Float[B, E]    reasoning-instruction text embedding (zeros when absent)
     instr_mask      Bool[B]        True when instr_emb is real (else the learnable default)
+    cand_codes      Long[B, C, L]  collaborative candidates: items that often followed the recent
+    cand_items      Long[B, C]       history (oxygen.data.transitions), best first; C = 0 when off
+    cand_mask       Bool[B, C]
     target_codes    Long[B, L]     SID codes of the target item (zeros at inference)
     target_items    Long[B]        dense item index of the target (-1 at inference)
     weight          Float[B]       loss weight from the target behaviour (purchase > cart > click)
@@ -54,6 +57,9 @@ class ModelBatch:
     trigger_mask: torch.Tensor
     instr_emb: torch.Tensor
     instr_mask: torch.Tensor
+    cand_codes: torch.Tensor
+    cand_items: torch.Tensor
+    cand_mask: torch.Tensor
     target_codes: torch.Tensor
     target_items: torch.Tensor
     weight: torch.Tensor

@@ -5,7 +5,9 @@ SID codes, and the profile vocabulary (fit on train rows; unseen values map to 0
 splits each row's history into the short window (the last `short_len` items) and the long history
 before it (the last `long_len` of those, the candidates of instruction-guided retrieval), and
 attaches the reasoning-instruction embedding given by an `InstructionLookup` (query text for
-search events in training; Redis records in serving; None -> the model's learnable default).
+search events in training; Redis records in serving; None -> the model's learnable default) and,
+with `candidates` > 0, the collaborative candidates of the recent history from the space's
+`TransitionTable` (`leave_user_out=True` for train rows: a row's own user's pairs are not counted).
 
     space = FeatureSpace.build(item_ids, codes, train_rows)
     batch = collate(rows, space, CollateConfig(short_len=10, long_len=40), lookup)
@@ -21,6 +23,7 @@ import torch
 
 from oxygen.data.batch import ModelBatch
 from oxygen.data.schema import BEHAVIOUR_WEIGHTS, BEHAVIOURS, SCENARIOS, Row
+from oxygen.data.transitions import TransitionTable
 
 PROFILE_FIELDS: tuple[str, ...] = ("age_band", "family_stage", "spending_power", "city", "persona")
 BEHAVIOUR_ID = {b: i + 1 for i, b in enumerate(BEHAVIOURS)}  # 0 pad, 4 unknown
@@ -33,34 +36,42 @@ InstructionLookup = Callable[[Row], "np.ndarray | None"]
 class CollateConfig:
     """Window sizes, the instruction embedding width, and `history_trigger`: a row without a trigger
     takes its last history item as the trigger (next-item data with no scenarios, e.g. Office,
-    where the most recent item plays the part of the cart/checkout trigger)."""
+    where the most recent item plays the part of the cart/checkout trigger). `candidates` = C > 0
+    adds the top-C transition candidates of the history (scored with `candidate_decay`)."""
 
     short_len: int = 10
     long_len: int = 40
     instr_dim: int = 384
     history_trigger: bool = False
+    candidates: int = 0
+    candidate_decay: float = 0.3
 
 
 @dataclass
 class FeatureSpace:
     """Item ids -> dense index and SID codes; profile values -> ids.
 
-    item_ids Int64[N], codes Int64[N, L]; `profile_vocab[(field, value)]` in 1..P-1 (0 unknown)."""
+    item_ids Int64[N], codes Int64[N, L]; `profile_vocab[(field, value)]` in 1..P-1 (0 unknown);
+    `transitions`: the train transitions (only needed when collating with candidates)."""
 
     item_ids: np.ndarray
     codes: np.ndarray
     profile_vocab: dict[tuple[str, str], int]
+    transitions: TransitionTable | None = None
 
     @classmethod
-    def build(cls, item_ids: Sequence[int], codes: np.ndarray, rows: Sequence[Row]) -> "FeatureSpace":
-        """Fit the profile vocabulary on `rows` (train); codes[i] is the SID of item_ids[i]."""
+    def build(cls, item_ids: Sequence[int], codes: np.ndarray, rows: Sequence[Row],
+              transitions: bool = False) -> "FeatureSpace":
+        """Fit the profile vocabulary (and, with `transitions`, the transition counts) on `rows`
+        (train); codes[i] is the SID of item_ids[i]."""
         codes = np.asarray(codes, dtype=np.int64)
         if codes.ndim != 2 or len(codes) != len(item_ids):
             raise ValueError(f"codes must be [n_items, levels] aligned with item_ids; got {codes.shape} "
                              f"for {len(item_ids)} items")
         values = sorted({(f, v) for r in rows if r.profile for f in PROFILE_FIELDS
                          if (v := getattr(r.profile, f)) is not None})
-        return cls(np.asarray(item_ids, dtype=np.int64), codes, {fv: i + 1 for i, fv in enumerate(values)})
+        return cls(np.asarray(item_ids, dtype=np.int64), codes, {fv: i + 1 for i, fv in enumerate(values)},
+                   TransitionTable.build(rows) if transitions else None)
 
     def __post_init__(self) -> None:
         self._index = {int(i): n for n, i in enumerate(self.item_ids)}
@@ -134,6 +145,22 @@ def _targets(rows: Sequence[Row], space: FeatureSpace, train: bool):
     return torch.from_numpy(codes), torch.from_numpy(idx), torch.tensor(weight, dtype=torch.float32)
 
 
+def _candidates(rows: Sequence[Row], space: FeatureSpace, cfg: CollateConfig, leave_user_out: bool):
+    """cand_codes Long[B, C, L], cand_items Long[B, C] (index + 1), cand_mask Bool[B, C]."""
+    C, L = cfg.candidates, space.levels
+    codes, items = np.zeros((len(rows), C, L), dtype=np.int64), np.zeros((len(rows), C), dtype=np.int64)
+    mask = np.zeros((len(rows), C), dtype=bool)
+    if C > 0 and space.transitions is None:
+        raise ValueError("CollateConfig.candidates > 0 needs FeatureSpace.transitions: build the space with "
+                         "FeatureSpace.build(..., transitions=True) on the train rows")
+    for b, r in enumerate(rows if C > 0 else []):
+        found = space.transitions.candidates(r.history, C, cfg.candidate_decay,
+                                             exclude_user=r.user_id if leave_user_out else None)
+        idx = [space.index(i) for i in found]
+        codes[b, :len(idx)], items[b, :len(idx)], mask[b, :len(idx)] = space.codes[idx], np.add(idx, 1), True
+    return torch.from_numpy(codes), torch.from_numpy(items), torch.from_numpy(mask)
+
+
 def _trigger(row: Row, from_history: bool) -> int | None:
     """The row's trigger item, else (with `from_history`) its last history item, else None."""
     if row.trigger is not None or not from_history or not row.history:
@@ -142,8 +169,10 @@ def _trigger(row: Row, from_history: bool) -> int | None:
 
 
 def collate(rows: Sequence[Row], space: FeatureSpace, cfg: CollateConfig = CollateConfig(),
-            lookup: InstructionLookup | None = None, with_targets: bool = True) -> ModelBatch:
-    """Turn rows into a ModelBatch (see its docstring for shapes). `with_targets=False` for serving."""
+            lookup: InstructionLookup | None = None, with_targets: bool = True,
+            leave_user_out: bool = False) -> ModelBatch:
+    """Turn rows into a ModelBatch (see its docstring for shapes). `with_targets=False` for serving;
+    `leave_user_out=True` for training rows with candidates (see the module docstring)."""
     if not rows:
         raise ValueError("collate needs at least one row")
     L = space.levels
@@ -161,9 +190,11 @@ def collate(rows: Sequence[Row], space: FeatureSpace, cfg: CollateConfig = Colla
             trig[b] = space.codes[space.index(t)]
     instr, imask = _instructions(rows, cfg.instr_dim, lookup)
     tcodes, titems, weight = _targets(rows, space, with_targets)
+    cand_codes, cand_items, cand_mask = _candidates(rows, space, cfg, leave_user_out)
     return ModelBatch(
         **_split(short, L, "short"), short_mask=torch.from_numpy(short_mask),
         **_split(long, L, "long"), long_mask=torch.from_numpy(long_mask),
         profile=torch.from_numpy(prof), scenario=torch.tensor([SCENARIO_ID.get(r.scenario, 0) for r in rows]),
         trigger_codes=torch.from_numpy(trig), trigger_mask=torch.from_numpy(tmask),
-        instr_emb=instr, instr_mask=imask, target_codes=tcodes, target_items=titems, weight=weight)
+        instr_emb=instr, instr_mask=imask, cand_codes=cand_codes, cand_items=cand_items, cand_mask=cand_mask,
+        target_codes=tcodes, target_items=titems, weight=weight)

@@ -4,7 +4,7 @@ Layout of a bundle folder (written by training, read by serving and the demo):
 
     model/            OxygenModel.save (safetensors + config)
     sids/             semantic_ids Codebook.save (codes, centroids, item ids)
-    space.json        profile vocabulary and collate windows
+    space.json        profile vocabulary, collate windows and (with candidates) the transition counts
     scenarios.json    per scenario: item pool and whether a trigger item is required
     titles.json       item id -> title (optional, for people reading recommendations)
     version.txt       model version string
@@ -15,10 +15,11 @@ Layout of a bundle folder (written by training, read by serving and the demo):
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from oxygen.data.batching import CollateConfig, FeatureSpace
+from oxygen.data.transitions import TransitionTable
 from oxygen.model.encdec import OxygenModel
 from oxygen.semantic_ids.codebook import Codebook
 
@@ -51,16 +52,18 @@ class Bundle:
         out.mkdir(parents=True, exist_ok=True)
         self.model.save(out / "model")
         self.codebook.save(out / "sids")
-        vocab = [[f, v, i] for (f, v), i in sorted(self.space.profile_vocab.items(), key=lambda x: x[1])]
-        (out / "space.json").write_text(json.dumps({"profile_vocab": vocab, "short_len": self.collate_cfg.short_len,
-                                                    "long_len": self.collate_cfg.long_len,
-                                                    "instr_dim": self.collate_cfg.instr_dim,
-                                                    "history_trigger": self.collate_cfg.history_trigger}))
+        (out / "space.json").write_text(json.dumps(self._space_json()))
         (out / "scenarios.json").write_text(json.dumps(
             {s: {"pool": spec.pool, "requires_trigger": spec.requires_trigger} for s, spec in self.scenarios.items()}))
         (out / "titles.json").write_text(json.dumps({str(k): v for k, v in self.titles.items()}))
         (out / "version.txt").write_text(self.version)
         return out
+
+    def _space_json(self) -> dict:
+        """space.json: the profile vocabulary, the CollateConfig fields and the transition counts."""
+        vocab = [[f, v, i] for (f, v), i in sorted(self.space.profile_vocab.items(), key=lambda x: x[1])]
+        trans = self.space.transitions.to_json() if self.space.transitions is not None else None
+        return {"profile_vocab": vocab, **asdict(self.collate_cfg), "transitions": trans}
 
     @classmethod
     def load(cls, out: Path | str) -> "Bundle":
@@ -71,13 +74,14 @@ class Bundle:
                 raise FileNotFoundError(f"{out / part} missing: not a bundle folder (train one with apps.train)")
         cb = Codebook.load(out / "sids")
         sp = json.loads((out / "space.json").read_text())
-        space = FeatureSpace(cb.item_ids, cb.codes, {(f, v): i for f, v, i in sp["profile_vocab"]})
+        trans = TransitionTable.from_json(sp["transitions"]) if sp.get("transitions") is not None else None
+        space = FeatureSpace(cb.item_ids, cb.codes, {(f, v): i for f, v, i in sp["profile_vocab"]}, trans)
         scen = {s: ScenarioSpec(d["pool"], d["requires_trigger"])
                 for s, d in json.loads((out / "scenarios.json").read_text()).items()}
         titles_p = out / "titles.json"
         titles = {int(k): v for k, v in json.loads(titles_p.read_text()).items()} if titles_p.exists() else {}
         version = (out / "version.txt").read_text().strip() if (out / "version.txt").exists() else "dev"
-        ccfg = CollateConfig(sp["short_len"], sp["long_len"], sp["instr_dim"], sp.get("history_trigger", False))
+        ccfg = CollateConfig(**{f.name: sp[f.name] for f in fields(CollateConfig) if f.name in sp})
         return cls(OxygenModel.load(out / "model"), cb, space, ccfg, scen, titles, version)
 
 

@@ -3,8 +3,9 @@ by level for every scenario, steered by the scenario instruction and the reasoni
 
 Encoder input (one sequence per example, in this order, + position + segment embeddings):
     P profile tokens | 1 reasoning token r (the learnable default when absent or use_reasoning is
-    off; it also keeps every row's key mask non-empty) | k' IGR-selected long-history items
-    (time order; if use_igr) | S short-history items
+    off; it also keeps every row's key mask non-empty) | C collaborative candidates (items that
+    often followed the recent history, best first, + a rank embedding; if candidates > 0) |
+    k' IGR-selected long-history items (time order; if use_igr) | S short-history items
 Decoder input: the instruction prefix (oxygen.model.instruction; BOS / instruction tokens) then the
 SID codes of levels 0..L-2 (teacher forcing; level l has its own input table and output head).
 The logits of level l are read at decoder position P - 1 + l.
@@ -39,7 +40,7 @@ from oxygen.model.instruction import InstructionPrefix
 from oxygen.model.losses import q2i_loss, weighted_ntp
 from oxygen.model.validate import check_batch
 
-SEG_PROFILE, SEG_REASONING, SEG_LONG, SEG_SHORT = range(4)
+SEG_PROFILE, SEG_REASONING, SEG_LONG, SEG_SHORT, SEG_CAND = range(5)
 
 
 @dataclass
@@ -74,7 +75,8 @@ class OxygenModel(nn.Module):
         self.embed = ItemEmbedder(cfg)
         self.instr = InstructionPrefix(cfg)
         self.retriever = Retriever(cfg)
-        self.segment = nn.Embedding(4, d)
+        self.segment = nn.Embedding(5 if cfg.candidates else 4, d)
+        self.cand_rank = nn.Embedding(cfg.candidates, d) if cfg.candidates else None
         self.enc_pos = nn.Embedding(cfg.max_positions, d)
         moe_enc = cfg.moe_experts > 0 and cfg.moe_where in ("encoder", "both")
         moe_dec = cfg.moe_experts > 0 and cfg.moe_where in ("decoder", "both")
@@ -118,6 +120,9 @@ class OxygenModel(nn.Module):
         toks = [self.embed.profile_tokens(batch.profile), cond.r[:, None]]
         masks = [torch.ones(B, batch.profile.shape[1] + 1, dtype=torch.bool, device=dev)]
         segs = [SEG_PROFILE, SEG_REASONING]
+        if self.cand_rank is not None:
+            toks.append(self.embed.item(batch.cand_codes, batch.cand_items) + self.cand_rank.weight)
+            masks, segs = masks + [batch.cand_mask], segs + [SEG_CAND]
         if self.cfg.use_igr and batch.long_mask.shape[1] > 0:
             lt, lm = self._long_tokens(batch, cond.q)
             toks, masks, segs = toks + [lt], masks + [lm], segs + [SEG_LONG]

@@ -29,11 +29,21 @@ def _check_codes(name: str, codes: torch.Tensor, cfg: ModelConfig) -> None:
         _range(f"{name}[..., {l}]", codes[..., l], k, "set ModelConfig.codebook_sizes from the codebook")
 
 
+def _check_candidates(batch: ModelBatch, cfg: ModelConfig) -> None:
+    if batch.cand_mask.shape[1] != cfg.candidates:
+        raise ValueError(f"batch has {batch.cand_mask.shape[1]} candidate slots but ModelConfig.candidates="
+                         f"{cfg.candidates}; collate with CollateConfig(candidates={cfg.candidates})")
+    _check_codes("cand_codes", batch.cand_codes, cfg)
+    _range("cand_items", batch.cand_items, cfg.n_items + 1, "set ModelConfig.n_items to the catalogue size")
+
+
 def check_batch(batch: ModelBatch, cfg: ModelConfig) -> None:
     """Shapes and id ranges of `batch` against `cfg`; ValueError on the first problem."""
     B = len(batch)
     for name in ("short_codes", "long_codes", "trigger_codes", "target_codes"):
         _check_codes(name, getattr(batch, name), cfg)
+    if cfg.candidates:
+        _check_candidates(batch, cfg)
     if batch.profile.shape[1] != cfg.profile_slots:
         raise ValueError(f"batch.profile has {batch.profile.shape[1]} slots but ModelConfig.profile_slots="
                          f"{cfg.profile_slots}; make them equal")

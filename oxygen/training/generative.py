@@ -26,6 +26,7 @@ from oxygen.data.adapters import catalogue_input
 from oxygen.data.batch import ModelBatch
 from oxygen.data.io import Dataset
 from oxygen.data.schema import Item, Row
+from oxygen.data.transitions import TransitionTable
 from oxygen.decoding.generate import generate_items
 from oxygen.eval.metrics import hit_rate, ndcg
 from oxygen.eval.recommender import Recommender, check_k
@@ -94,7 +95,10 @@ class GenerativeRecommender(Recommender):
         same SIDs and feature space; the last weights (or their EMA) are kept (no held-out split is left)."""
         if self.model is None or self.prep is None or self.result is None:
             raise RuntimeError("call fit() before refit(): it builds the SIDs and selects the epochs")
-        data = self._collate(crop_augment(list(rows), self.cfg.train.crop_last), "refit")
+        rows = crop_augment(list(rows), self.cfg.train.crop_last)
+        if self.prep.collate_cfg.candidates:  # the candidates now come from train + valid counts
+            self.prep.space.transitions = TransitionTable.build(rows)
+        data = self._collate(rows, "refit", leave_user_out=True)
         torch.manual_seed(self.cfg.train.seed)
         self.model = OxygenModel(self.model.cfg)
         cfg = self.cfg.train.model_copy(update={"epochs": max(1, self.result.best_epoch)})
@@ -114,10 +118,10 @@ class GenerativeRecommender(Recommender):
         """Search queries feed the reasoning instruction (oxygen only; tiger has no instructions)."""
         return self.cfg.use_queries and self.cfg.variant == "oxygen"
 
-    def _collate(self, rows: list[Row], desc: str) -> ModelBatch:
+    def _collate(self, rows: list[Row], desc: str, leave_user_out: bool = False) -> ModelBatch:
         """`rows` as one ModelBatch in the fitted feature space (queries embedded when used)."""
         lookup = query_lookup(rows) if self._use_queries else None
-        return collate_all(rows, self.prep.space, self.prep.collate_cfg, lookup, desc)
+        return collate_all(rows, self.prep.space, self.prep.collate_cfg, lookup, desc, leave_user_out)
 
     def to_bundle(self, titles: dict[int, str] | None = None, version: str | None = None) -> Bundle:
         """The servable bundle of the fitted model; scenario pools = targets seen per scenario."""

@@ -70,9 +70,10 @@ def crop_augment(rows: list[Row], last: int) -> list[Row]:
 
 
 def collate_all(rows: list[Row], space: FeatureSpace, cfg: CollateConfig,
-                lookup: InstructionLookup | None, desc: str) -> ModelBatch:
-    """Collate many rows in chunks (progress bar) into one ModelBatch."""
-    parts = [collate(rows[i:i + CHUNK], space, cfg, lookup)
+                lookup: InstructionLookup | None, desc: str, leave_user_out: bool = False) -> ModelBatch:
+    """Collate many rows in chunks (progress bar) into one ModelBatch (`leave_user_out`: training
+    rows, whose own pairs are in the transition counts; see oxygen.data.transitions)."""
+    parts = [collate(rows[i:i + CHUNK], space, cfg, lookup, leave_user_out=leave_user_out)
              for i in tqdm(range(0, len(rows), CHUNK), desc=f"collate {desc}", leave=False)]
     return concat(parts)
 
@@ -86,18 +87,21 @@ def prepare(ds: Dataset, cb: Codebook, cfg: TrainConfig, use_queries: bool = Tru
     if missing:
         raise ValueError(f"{len(missing)} items of {ds.root} (e.g. {sorted(missing)[:3]}) have no SID; "
                          f"rebuild with `python -m apps.build_sids --data {ds.root}`")
-    space = FeatureSpace.build(cb.item_ids, cb.codes, ds.splits["train"])
+    space = FeatureSpace.build(cb.item_ids, cb.codes, ds.splits["train"], transitions=cfg.candidates > 0)
     all_rows = [r for rows in ds.splits.values() for r in rows]
     lookup = query_lookup(all_rows, encoder) if use_queries else None
-    ccfg = CollateConfig(short_len=cfg.short_len, long_len=cfg.long_len, history_trigger=cfg.history_trigger)
-    batches = {s: collate_all(rows, space, ccfg, lookup, s) for s, rows in ds.splits.items()}
+    ccfg = CollateConfig(short_len=cfg.short_len, long_len=cfg.long_len, history_trigger=cfg.history_trigger,
+                         candidates=cfg.candidates, candidate_decay=cfg.candidate_decay)
+    batches = {s: collate_all(rows, space, ccfg, lookup, s, leave_user_out=s == "train")
+               for s, rows in ds.splits.items()}
     return Prepared(ds, cb, space, dict(ds.splits), batches, lookup, ccfg)
 
 
 def model_config_for(prep: Prepared, base: ModelConfig) -> ModelConfig:
     """`base` with the data-dependent sizes (codebook widths, item and profile vocabularies) filled."""
-    longest = prep.collate_cfg.short_len + len(PROFILE_FIELDS) + (base.igr_k if base.use_igr else 0) + 4
-    return base.model_copy(update={
+    C = prep.collate_cfg.candidates
+    longest = prep.collate_cfg.short_len + len(PROFILE_FIELDS) + (base.igr_k if base.use_igr else 0) + C + 4
+    return base.model_copy(update={"candidates": C,
         "codebook_sizes": tuple(int(w) for w in prep.codebook.widths),
         "n_items": len(prep.space.item_ids), "profile_size": prep.space.profile_size,
         "profile_slots": len(PROFILE_FIELDS), "max_positions": max(base.max_positions, longest)})

@@ -68,3 +68,20 @@ def test_unknown_item_and_bad_codes_fail_clearly():
 def test_inference_batch_has_no_targets():
     b = collate([Row(user_id="u", history=[10], target=11)], _space(), with_targets=False)
     assert b.target_items.tolist() == [-1]
+
+
+def test_candidates_from_transitions_with_leave_user_out():
+    ids = [10, 11, 12, 13, 14, 15]
+    codes = np.array([[i, i + 1, i + 2] for i in range(6)])
+    train = [Row(user_id="a", history=[10], target=11), Row(user_id="b", history=[10], target=12),
+             Row(user_id="b", history=[10, 12], target=13)]
+    space = FeatureSpace.build(ids, codes, train, transitions=True)
+    cfg = CollateConfig(candidates=3)
+    b = collate(train[:1], space, cfg)
+    assert b.cand_mask.tolist() == [[True, True, False]]  # 10 -> {11, 12}, ties by item id
+    assert b.cand_items.tolist() == [[2, 3, 0]] and b.cand_codes[0, 1].tolist() == [2, 3, 4]
+    out = collate(train[:1], space, cfg, leave_user_out=True)
+    assert out.cand_items.tolist() == [[3, 0, 0]]  # user a's own 10 -> 11 is not counted
+    assert collate(train[:1], space).cand_mask.shape == (1, 0)
+    with pytest.raises(ValueError, match="transitions=True"):
+        collate(train[:1], _space(), cfg)

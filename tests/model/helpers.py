@@ -38,6 +38,8 @@ def random_batch(cfg: ModelConfig, B: int = 4, S: int = 5, H: int = 7, seed: int
         profile=ints(cfg.profile_size, B, cfg.profile_slots), scenario=ints(6, B),
         trigger_codes=codes(B), trigger_mask=torch.arange(B) % 2 == 0,
         instr_emb=torch.randn(B, cfg.instr_dim, generator=g), instr_mask=torch.arange(B) % 3 != 1,
+        cand_codes=codes(B, cfg.candidates), cand_items=ints(cfg.n_items + 1, B, cfg.candidates),
+        cand_mask=torch.rand(B, cfg.candidates, generator=g) < 0.8,
         target_codes=codes(B), target_items=ints(cfg.n_items, B),
         weight=torch.tensor([1.0, 2.0, 3.0])[ints(3, B)],
     )

@@ -37,6 +37,20 @@ def test_cached_steps_match_teacher_forcing(placement: str, moe: int):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
+def test_candidate_tokens_are_read_and_cached_steps_still_match():
+    model = _model(candidates=4, use_item_id=True)
+    batch = random_batch(model.cfg)
+    with torch.no_grad():
+        ref = model.level_log_probs(batch)
+        inc = _incremental(model, batch, batch.target_codes)
+        other = batch.select(torch.arange(len(batch)))
+        other.cand_items = (other.cand_items + 1) % (model.cfg.n_items + 1)
+        moved = model.level_log_probs(other)
+    for a, b in zip(inc, ref):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(moved[0], ref[0])  # the encoder does read the candidates
+
+
 def test_beams_share_cross_kv_and_match_reference():
     model = _model(moe_experts=2, moe_active=1)
     batch, B, n = random_batch(model.cfg, B=3), 3, 4

@@ -59,6 +59,8 @@ def test_bad_inputs_raise_clear_errors():
         model(bad_profile)
     with pytest.raises(ValueError, match="max_positions"):
         OxygenModel(tiny_config(max_positions=8))(batch)
+    with pytest.raises(ValueError, match="candidate slots"):
+        OxygenModel(tiny_config(candidates=2, use_item_id=True))(random_batch(tiny_config(candidates=3)))
 
 
 def test_config_rejects_inconsistent_settings():

@@ -10,6 +10,7 @@ import torch
 from oxygen.config import GenerativeConfig
 from oxygen.data.batching import collate
 from oxygen.data.schema import Item, Row
+from oxygen.data.transitions import TransitionTable
 from oxygen.decoding.generate import generate_items
 from oxygen.model.bundle import Bundle
 from oxygen.semantic_ids.codebook import Codebook
@@ -82,4 +83,22 @@ def test_tiger_switches_and_refit(tiny):
     assert rec.recommend(test[:3], k=3).shape == (3, 3)
     with pytest.raises(RuntimeError, match="fit"):
         GenerativeRecommender(_cfg(sid_dir)).recommend(test, k=3)
+    torch.set_num_threads(2)
+
+
+def test_candidates_fit_refit_and_bundle(tiny, tmp_path):
+    items, train, valid, test, sid_dir = tiny
+    cfg = _cfg(sid_dir, train={"epochs": 2, "batch_size": 32, "threads": 1, "candidates": 4, "ema_decay": 0.9})
+    rec = GenerativeRecommender(cfg).fit(train, valid, items)
+    assert rec.model.cfg.candidates == 4 and rec.prep.batches["train"].cand_mask.shape[1] == 4
+    rec.refit(train + valid, items)
+    assert len(rec.prep.space.transitions) >= len(TransitionTable.build(train))  # counts now include valid
+    top = rec.recommend(test, k=5)
+    bundle = Bundle.load(rec.to_bundle().save(tmp_path / "b"))
+    assert bundle.collate_cfg.candidates == 4
+    assert bundle.space.transitions.counts == rec.prep.space.transitions.counts
+    batch = collate(test, bundle.space, bundle.collate_cfg, with_targets=False)
+    ids, _ = generate_items(bundle.model, batch, [PrefixTrie(bundle.codebook.codes, bundle.codebook.item_ids)],
+                            beam=8, k=5)
+    assert np.array_equal(ids.numpy(), top)
     torch.set_num_threads(2)

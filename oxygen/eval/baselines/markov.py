@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from itertools import pairwise
 
 import numpy as np
 
 from oxygen.config import MarkovConfig
 from oxygen.data.schema import Item, Row
+from oxygen.data.transitions import distinct_pairs
 from oxygen.eval.baselines.pop import user_item_counts
 from oxygen.eval.recommender import ItemIndex, Recommender, check_k, mask_history, top_k
 
@@ -34,12 +34,9 @@ CHUNK = 512
 
 def transition_counts(rows: Sequence[Row], index: ItemIndex, cfg: MarkovConfig) -> Counter:
     """{(a, b): weight} over dense indices: distinct (user, a, b) consecutive pairs, as configured."""
-    pairs: set[tuple[str, int, int]] = set()
-    for r in rows:
-        seq = [index.index(i, "a train row") for i in (*r.history, r.target)]
-        pairs.update((r.user_id, a, b) for a, b in pairwise(seq))
     counts: Counter = Counter()
-    for _, a, b in pairs:
+    for _, a_id, b_id in distinct_pairs(rows):
+        a, b = index.index(a_id, "a train row"), index.index(b_id, "a train row")
         if a == b and not cfg.self_loops:
             continue
         counts[(a, b)] += 1.0
