@@ -167,6 +167,19 @@ class SIDConfig(StrictConfig):
     seed: int = 0
 
 
+class FusionConfig(StrictConfig):
+    """Mixing the generated items with the transition channel (oxygen.decoding.fusion): the weight
+    w is chosen on valid HR@k from `weights` (empty: off, the pure model)."""
+
+    weights: list[float] = Field(default_factory=list)
+    decay: float = Field(default=0.3, gt=0, le=1)
+    max_back: int = Field(default=10, ge=1)
+
+    def model_post_init(self, __context: object) -> None:
+        if any(not 0.0 <= w <= 1.0 for w in self.weights):
+            raise ValueError(f"fusion weights {self.weights} must lie in [0, 1] (0 = the model alone)")
+
+
 class GenerativeConfig(StrictConfig):
     """A generative recommender job (`apps.bench quality --model oxygen|tiger`): SIDs, model, training.
 
@@ -179,6 +192,7 @@ class GenerativeConfig(StrictConfig):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval_beam: int = Field(default=50, ge=1, le=512)
     use_queries: bool = True  # search queries as the reasoning instruction in training
+    fusion: FusionConfig = Field(default_factory=FusionConfig)  # re-rank with the transition channel
     out_dir: str | None = None  # where to write the training curve (curve.png / curve.json)
 
 

@@ -68,14 +68,22 @@ class TransitionTable:
         total = sum(kept.values())
         return {b: n / total for b, n in kept.items()}
 
-    def candidates(self, history: Sequence[int], k: int, decay: float = 0.3, max_back: int = 10,
-                   exclude_user: str | None = None) -> list[int]:
-        """Up to k item ids by decayed transition score from the recent history, best first (ties:
-        smaller item id first, so the order is deterministic)."""
+    def distribution(self, history: Sequence[int], decay: float = 0.3, max_back: int = 10,
+                     exclude_user: str | None = None) -> dict[int, float]:
+        """score[b] (module docstring) normalised to sum 1: the transition channel's next-item
+        distribution {b: probability} given the history ({} when no recent item has successors)."""
         scores: dict[int, float] = defaultdict(float)
         for j, a in enumerate(list(history)[::-1][:max_back]):
             for b, p in self.successors(a, exclude_user).items():
                 scores[b] += decay ** j * p
+        total = sum(scores.values())
+        return {b: v / total for b, v in scores.items()}
+
+    def candidates(self, history: Sequence[int], k: int, decay: float = 0.3, max_back: int = 10,
+                   exclude_user: str | None = None) -> list[int]:
+        """Up to k item ids by decayed transition score from the recent history, best first (ties:
+        smaller item id first, so the order is deterministic)."""
+        scores = self.distribution(history, decay, max_back, exclude_user)
         return sorted(scores, key=lambda b: (-scores[b], b))[:k]
 
     def to_json(self) -> list[list[int]]:

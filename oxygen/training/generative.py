@@ -27,6 +27,7 @@ from oxygen.data.batch import ModelBatch
 from oxygen.data.io import Dataset
 from oxygen.data.schema import Item, Row
 from oxygen.data.transitions import TransitionTable
+from oxygen.decoding.fusion import fuse_top_k
 from oxygen.decoding.generate import generate_items
 from oxygen.eval.metrics import hit_rate, ndcg
 from oxygen.eval.recommender import Recommender, check_k
@@ -60,6 +61,7 @@ class GenerativeRecommender(Recommender):
         self.prep: Prepared | None = None
         self.trie: PrefixTrie | None = None
         self.result: FitResult | None = None
+        self.fusion_weight = 0.0  # chosen on valid when cfg.fusion.weights is set
 
     def fit(self, train_rows: Sequence[Row], valid_rows: Sequence[Row], items: Sequence[Item]
             ) -> "GenerativeRecommender":
@@ -88,7 +90,21 @@ class GenerativeRecommender(Recommender):
                          "fit_seconds": time.time() - t0}
         if self.cfg.out_dir:
             save_curves(self.result.history, Path(self.cfg.out_dir) / "curve.png", title=self.cfg.variant)
+        if self.cfg.fusion.weights:
+            self._select_fusion(ds.splits["train"], list(valid_rows))
         return self
+
+    def _select_fusion(self, train_rows: list[Row], valid_rows: list[Row]) -> None:
+        """Choose the fusion weight on valid HR@k (every valid row; ties -> the smaller weight)."""
+        if self.prep.space.transitions is None:
+            self.prep.space.transitions = TransitionTable.build(train_rows)
+        k = self.cfg.train.valid_k
+        items, logp = self._decode_scored(self.model, self.prep.batches["valid"], max(k, self.cfg.eval_beam))
+        dists = self._transition_dists(valid_rows)
+        targets = np.array([r.target for r in valid_rows])
+        table = {w: hit_rate(fuse_top_k(items, logp, dists, w, k), targets, k) for w in sorted(self.cfg.fusion.weights)}
+        self.fusion_weight = max(table, key=lambda w: (table[w], -w))
+        self.fit_info["fusion"] = {"weight": self.fusion_weight, f"valid_hr@{k}": table}
 
     def refit(self, rows: Sequence[Row], items: Sequence[Item]) -> "GenerativeRecommender":
         """Retrain from scratch on `rows` (train + valid) for the epoch count `fit` selected, with the
@@ -96,7 +112,7 @@ class GenerativeRecommender(Recommender):
         if self.model is None or self.prep is None or self.result is None:
             raise RuntimeError("call fit() before refit(): it builds the SIDs and selects the epochs")
         rows = crop_augment(list(rows), self.cfg.train.crop_last)
-        if self.prep.collate_cfg.candidates:  # the candidates now come from train + valid counts
+        if self.prep.collate_cfg.candidates or self.cfg.fusion.weights:  # counts now from train + valid
             self.prep.space.transitions = TransitionTable.build(rows)
         data = self._collate(rows, "refit", leave_user_out=True)
         torch.manual_seed(self.cfg.train.seed)
@@ -142,25 +158,40 @@ class GenerativeRecommender(Recommender):
         cb, self.sid_metrics = build_codebook(self.cfg.sid, catalogue_input(ds.items, ds.splits["train"]))
         return cb
 
-    def _decode(self, model: OxygenModel, batch, k: int) -> np.ndarray:
-        """Top-k item ids Int64[B, k] by constrained beam search, in chunks of DECODE_BATCH."""
+    def _decode_scored(self, model: OxygenModel, batch, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-n item ids Int64[B, n] and log-probs Float[B, n] by constrained beam search (beam >= n),
+        in chunks of DECODE_BATCH."""
         model.eval()
-        beam = max(k, self.cfg.eval_beam)
-        out = []
+        beam = max(n, self.cfg.eval_beam)
+        items, scores = [], []
         with torch.no_grad():
             for s in range(0, len(batch), DECODE_BATCH):
                 part = batch.select(torch.arange(s, min(s + DECODE_BATCH, len(batch))))
-                items, _ = generate_items(model, part, [self.trie], beam=beam, k=k)
-                out.append(items.numpy())
-        return np.concatenate(out)
+                ids, sc = generate_items(model, part, [self.trie], beam=beam, k=n)
+                items.append(ids.numpy())
+                scores.append(sc.numpy())
+        return np.concatenate(items), np.concatenate(scores)
+
+    def _decode(self, model: OxygenModel, batch, k: int) -> np.ndarray:
+        """Top-k item ids Int64[B, k] of the model alone."""
+        return self._decode_scored(model, batch, k)[0]
+
+    def _transition_dists(self, rows: Sequence[Row]) -> list[dict[int, float]]:
+        """The transition channel's next-item distribution of each row's history."""
+        f = self.cfg.fusion
+        return [self.prep.space.transitions.distribution(r.history, f.decay, f.max_back) for r in rows]
 
     def recommend(self, rows: Sequence[Row], k: int) -> np.ndarray:
-        """Int64[len(rows), k] generated item ids, best first."""
+        """Int64[len(rows), k] generated item ids, best first (fused with the transition channel
+        when a fusion weight > 0 was selected on valid)."""
         check_k(k)
         if self.model is None or self.prep is None:
             raise RuntimeError("call fit() before recommend()")
         batch = self._collate(list(rows), "rows")
-        return self._decode(self.model, batch, k)
+        if self.fusion_weight <= 0:
+            return self._decode(self.model, batch, k)
+        items, logp = self._decode_scored(self.model, batch, max(k, self.cfg.eval_beam))
+        return fuse_top_k(items, logp, self._transition_dists(rows), self.fusion_weight, k)
 
     def num_params(self) -> int:
         """Trainable parameters of the encoder-decoder."""

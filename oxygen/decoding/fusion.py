@@ -1,0 +1,53 @@
+"""Fusion of the generated items with the transition channel: a two-expert mixture re-ranking.
+
+The generative model proposes its top-N items with sequence log-probabilities (beam search); the
+transition channel (oxygen.data.transitions) gives P_t(b | history), the decayed, normalised
+item-to-item distribution of the recent history. Each request's items are re-ranked over the union
+of both by the mixture
+
+    score(i) = (1 - w) * p_model(i) + w * P_t(i | history),   p_model(i) = exp(log-prob), 0 outside the beam
+
+(linear interpolation of two next-item distributions, as n-gram and neural language models are
+mixed); w = 0 returns the beam order. w is chosen on valid (oxygen.training.generative). Items the
+transition channel adds must lie in the request's item pool (`allowed`), so every output stays a
+real, allowed item and outputs are unique.
+
+    top = fuse_top_k(items, logp, dists, weight=0.3, k=10)      # Int64[B, 10], -1 padded
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Sequence
+
+import numpy as np
+
+
+def fuse_row(items: np.ndarray, logp: np.ndarray, dist: dict[int, float], weight: float, k: int,
+             allowed: Container[int] | None = None) -> list[int]:
+    """One request: items Int64[N] (-1 = none) with logp Float[N], dist {item: P_t} -> top-k ids.
+    Ties keep the beam order first, then smaller item ids."""
+    score: dict[int, float] = {}
+    order: dict[int, int] = {}
+    for n, (i, lp) in enumerate(zip(items.tolist(), logp.tolist())):
+        if i >= 0 and i not in score:
+            score[i], order[i] = (1.0 - weight) * float(np.exp(lp)), n
+    if weight > 0:
+        for i, p in dist.items():
+            if allowed is None or i in allowed:
+                score[i] = score.get(i, 0.0) + weight * p
+                order.setdefault(i, len(items) + i)
+    return sorted(score, key=lambda i: (-score[i], order[i]))[:k]
+
+
+def fuse_top_k(items: np.ndarray, logp: np.ndarray, dists: Sequence[dict[int, float]], weight: float,
+               k: int, allowed: Container[int] | None = None) -> np.ndarray:
+    """Int64[B, k] (-1 padded): `fuse_row` for each request of items/logp [B, N] and dists[B]."""
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"fusion weight must lie in [0, 1], got {weight}")
+    if items.shape != logp.shape or len(dists) != len(items):
+        raise ValueError(f"items {items.shape}, logp {logp.shape} and {len(dists)} dists must agree on B and N")
+    out = np.full((len(items), k), -1, dtype=np.int64)
+    for b in range(len(items)):
+        row = fuse_row(items[b], logp[b], dists[b], weight, k, allowed)
+        out[b, :len(row)] = row
+    return out
