@@ -13,19 +13,36 @@ transition channel adds must lie in the request's item pool (`allowed`), so ever
 real, allowed item and outputs are unique.
 
     top = fuse_top_k(items, logp, dists, weight=0.3, k=10)      # Int64[B, 10], -1 padded
+    spec = FusionSpec(weight=0.3); spec.dists(table, histories)  # the settings a bundle carries
 """
 
 from __future__ import annotations
 
 from collections.abc import Container, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
+from oxygen.data.transitions import TransitionTable
+
+
+@dataclass(frozen=True)
+class FusionSpec:
+    """The selected fusion: mixture weight w and the transition channel's decay / look-back."""
+
+    weight: float
+    decay: float = 0.3
+    max_back: int = 10
+
+    def dists(self, table: TransitionTable, histories: Sequence[Sequence[int]]) -> list[dict[int, float]]:
+        """P_t(. | history) of each history."""
+        return [table.distribution(h, self.decay, self.max_back) for h in histories]
+
 
 def fuse_row(items: np.ndarray, logp: np.ndarray, dist: dict[int, float], weight: float, k: int,
-             allowed: Container[int] | None = None) -> list[int]:
-    """One request: items Int64[N] (-1 = none) with logp Float[N], dist {item: P_t} -> top-k ids.
-    Ties keep the beam order first, then smaller item ids."""
+             allowed: Container[int] | None = None) -> list[tuple[int, float]]:
+    """One request: items Int64[N] (-1 = none) with logp Float[N], dist {item: P_t} -> the top-k
+    (item id, mixture score). Ties keep the beam order first, then smaller item ids."""
     score: dict[int, float] = {}
     order: dict[int, int] = {}
     for n, (i, lp) in enumerate(zip(items.tolist(), logp.tolist())):
@@ -36,7 +53,7 @@ def fuse_row(items: np.ndarray, logp: np.ndarray, dist: dict[int, float], weight
             if allowed is None or i in allowed:
                 score[i] = score.get(i, 0.0) + weight * p
                 order.setdefault(i, len(items) + i)
-    return sorted(score, key=lambda i: (-score[i], order[i]))[:k]
+    return [(i, score[i]) for i in sorted(score, key=lambda i: (-score[i], order[i]))[:k]]
 
 
 def fuse_top_k(items: np.ndarray, logp: np.ndarray, dists: Sequence[dict[int, float]], weight: float,
@@ -49,5 +66,5 @@ def fuse_top_k(items: np.ndarray, logp: np.ndarray, dists: Sequence[dict[int, fl
     out = np.full((len(items), k), -1, dtype=np.int64)
     for b in range(len(items)):
         row = fuse_row(items[b], logp[b], dists[b], weight, k, allowed)
-        out[b, :len(row)] = row
+        out[b, :len(row)] = [i for i, _ in row]
     return out

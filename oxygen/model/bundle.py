@@ -7,6 +7,7 @@ Layout of a bundle folder (written by training, read by serving and the demo):
     space.json        profile vocabulary, collate windows and (with candidates) the transition counts
     scenarios.json    per scenario: item pool and whether a trigger item is required
     titles.json       item id -> title (optional, for people reading recommendations)
+    fusion.json       the transition-channel fusion chosen on valid (optional; oxygen.decoding.fusion)
     version.txt       model version string
 
     bundle = Bundle.load("runs/demo/bundle"); bundle.model.start(batch)
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from oxygen.data.batching import CollateConfig, FeatureSpace
 from oxygen.data.transitions import TransitionTable
+from oxygen.decoding.fusion import FusionSpec
 from oxygen.model.encdec import OxygenModel
 from oxygen.semantic_ids.codebook import Codebook
 
@@ -45,6 +47,12 @@ class Bundle:
     scenarios: dict[str, ScenarioSpec]
     titles: dict[int, str] = field(default_factory=dict)
     version: str = "dev"
+    fusion: FusionSpec | None = None
+
+    def __post_init__(self) -> None:
+        if self.fusion is not None and self.space.transitions is None:
+            raise ValueError("a bundle with fusion needs the transition counts (FeatureSpace.transitions); "
+                             "build the space with transitions=True or drop the fusion")
 
     def save(self, out: Path | str) -> Path:
         """Write the bundle folder (see the module docstring)."""
@@ -57,6 +65,8 @@ class Bundle:
             {s: {"pool": spec.pool, "requires_trigger": spec.requires_trigger} for s, spec in self.scenarios.items()}))
         (out / "titles.json").write_text(json.dumps({str(k): v for k, v in self.titles.items()}))
         (out / "version.txt").write_text(self.version)
+        if self.fusion is not None:
+            (out / "fusion.json").write_text(json.dumps(asdict(self.fusion)))
         return out
 
     def _space_json(self) -> dict:
@@ -82,7 +92,8 @@ class Bundle:
         titles = {int(k): v for k, v in json.loads(titles_p.read_text()).items()} if titles_p.exists() else {}
         version = (out / "version.txt").read_text().strip() if (out / "version.txt").exists() else "dev"
         ccfg = CollateConfig(**{f.name: sp[f.name] for f in fields(CollateConfig) if f.name in sp})
-        return cls(OxygenModel.load(out / "model"), cb, space, ccfg, scen, titles, version)
+        fusion = FusionSpec(**json.loads((out / "fusion.json").read_text())) if (out / "fusion.json").exists() else None
+        return cls(OxygenModel.load(out / "model"), cb, space, ccfg, scen, titles, version, fusion)
 
 
 def default_scenarios(item_ids: list[int], observed: dict[str, set[int]] | None = None) -> dict[str, ScenarioSpec]:

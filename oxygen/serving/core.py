@@ -21,6 +21,7 @@ import torch
 
 from oxygen.data.batching import collate
 from oxygen.data.schema import SCENARIOS, Row
+from oxygen.decoding.fusion import FusionSpec, fuse_row
 from oxygen.decoding.generate import generate_items
 from oxygen.model.bundle import Bundle
 from oxygen.semantic_ids.trie import PrefixTrie
@@ -59,6 +60,7 @@ class RecommenderCore:
         cb = bundle.codebook
         self.scenarios = sorted(bundle.scenarios)
         self.tries = [PrefixTrie(cb.codes, cb.item_ids).restrict(bundle.scenarios[s].pool) for s in self.scenarios]
+        self.pools = {s: set(bundle.scenarios[s].pool) for s in self.scenarios}
         self.known_items = set(cb.item_ids.tolist())
 
     def scenario_info(self) -> list[ScenarioInfo]:
@@ -119,10 +121,23 @@ class RecommenderCore:
         beam = max(p.request.beam or max(p.request.k, 20) for p in items)
         pools = torch.tensor([self.scenarios.index(p.request.scenario) for p in items])
         sampling = next((p.request.sampling for p in items if p.request.sampling), None)
+        fusion = self.bundle.fusion if sampling is None else None
         with torch.no_grad():
-            ids, scores = generate_items(self.bundle.model, batch, self.tries, beam=beam, k=k,
-                                         pool_index=pools, sampling=sampling)
+            ids, scores = generate_items(self.bundle.model, batch, self.tries, beam=beam,
+                                         k=max(k, beam) if fusion else k, pool_index=pools, sampling=sampling)
+        if fusion is not None:
+            return self._fused(items, ids.numpy(), scores.numpy(), fusion)
         return [(ids[i, : p.request.k].numpy(), scores[i, : p.request.k].numpy()) for i, p in enumerate(items)]
+
+    def _fused(self, items: list[Prepared], ids: np.ndarray, logp: np.ndarray,
+               fusion: FusionSpec) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Re-rank each request's beam with the transition channel (items stay in its scenario pool)."""
+        dists = fusion.dists(self.bundle.space.transitions, [p.row.history for p in items])
+        out = []
+        for i, p in enumerate(items):
+            row = fuse_row(ids[i], logp[i], dists[i], fusion.weight, p.request.k, self.pools[p.request.scenario])
+            out.append((np.array([j for j, _ in row], dtype=np.int64), np.array([sc for _, sc in row])))
+        return out
 
     def respond(self, p: Prepared, ids: np.ndarray, scores: np.ndarray, t0: float) -> RecommendResponse:
         """Build the response of one request."""

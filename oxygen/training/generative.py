@@ -27,7 +27,7 @@ from oxygen.data.batch import ModelBatch
 from oxygen.data.io import Dataset
 from oxygen.data.schema import Item, Row
 from oxygen.data.transitions import TransitionTable
-from oxygen.decoding.fusion import fuse_top_k
+from oxygen.decoding.fusion import FusionSpec, fuse_top_k
 from oxygen.decoding.generate import generate_items
 from oxygen.eval.metrics import hit_rate, ndcg
 from oxygen.eval.recommender import Recommender, check_k
@@ -150,7 +150,8 @@ class GenerativeRecommender(Recommender):
                     observed.setdefault(r.scenario, set()).add(r.target)
         specs = default_scenarios(self.prep.codebook.item_ids.tolist(), observed)
         return Bundle(self.model, self.prep.codebook, self.prep.space, self.prep.collate_cfg, specs,
-                      titles or {}, version or f"{self.cfg.variant}-{time.strftime('%Y%m%d-%H%M%S')}")
+                      titles or {}, version or f"{self.cfg.variant}-{time.strftime('%Y%m%d-%H%M%S')}",
+                      self._fusion_spec() if self.fusion_weight > 0 else None)
 
     def _codebook(self, ds: Dataset) -> Codebook:
         if self.cfg.sid_dir:
@@ -176,10 +177,13 @@ class GenerativeRecommender(Recommender):
         """Top-k item ids Int64[B, k] of the model alone."""
         return self._decode_scored(model, batch, k)[0]
 
+    def _fusion_spec(self, weight: float | None = None) -> FusionSpec:
+        f = self.cfg.fusion
+        return FusionSpec(self.fusion_weight if weight is None else weight, f.decay, f.max_back)
+
     def _transition_dists(self, rows: Sequence[Row]) -> list[dict[int, float]]:
         """The transition channel's next-item distribution of each row's history."""
-        f = self.cfg.fusion
-        return [self.prep.space.transitions.distribution(r.history, f.decay, f.max_back) for r in rows]
+        return self._fusion_spec().dists(self.prep.space.transitions, [r.history for r in rows])
 
     def recommend(self, rows: Sequence[Row], k: int) -> np.ndarray:
         """Int64[len(rows), k] generated item ids, best first (fused with the transition channel

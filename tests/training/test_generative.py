@@ -116,4 +116,5 @@ def test_fusion_weight_is_chosen_on_valid_and_used(tiny):
     assert np.mean([t.target in r for t, r in zip(test, top.tolist())]) > 0.9
     rec.refit(train + valid, items)
     assert rec.recommend(test[:3], k=3).shape == (3, 3)
+    assert rec.fusion_weight > 0 and rec.to_bundle().fusion.weight == rec.fusion_weight
     torch.set_num_threads(2)
