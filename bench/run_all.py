@@ -35,7 +35,8 @@ GROUPS: dict[str, list[str]] = {
         for m, cfg in (("pop", ""), ("markov", ""), ("sasrec", "--config configs/sasrec_office.yaml"),
                        ("tiger", "--config configs/tiger_office_w64.yaml"),
                        ("oxygen", "--config configs/oxygen_office_selected.yaml"))
-    ],
+    ] + [f"{PY} -m apps.bench quality --data data/amazon18-office --model {m} --config configs/{m}_office_fusion.yaml "
+         f"--refit --out runs/bench/{m}_office_fusion.json" for m in ("tiger", "oxygen")],
     "ablations": [
         f"{PY} -m apps.world --out runs/demo/world --items 3000 --users 3000 --days 60 --seed 1",
         f"{PY} -m apps.world --out runs/bench/world-long --items 3000 --users 1000 --days 180 --seed 1",
