@@ -10,6 +10,7 @@ Every variant trains with the same GenerativeConfig apart from its switch, selec
 and reports test HR@10 / NDCG@10 per scenario.
 
     report = run_ablation("placement", dataset, base_cfg)      # {variant: {scenario: metrics}}
+    mean = mean_report([report_seed0, report_seed1])            # {variant: {scenario: {metric: [mean, std]}}}
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from oxygen.config import GenerativeConfig
 from oxygen.data.io import Dataset
 from oxygen.data.schema import Row
 from oxygen.eval.ranking import evaluate_rows
+from oxygen.eval.seeds import mean_std, paired_bootstrap, rank_scores
 from oxygen.training.generative import GenerativeRecommender
 
 PLACEMENTS = ("none", "right_of_bos", "replace_bos", "add_to_bos", "left_of_bos", "two_tokens")
@@ -33,8 +35,9 @@ def with_model(cfg: GenerativeConfig, **switches: object) -> GenerativeConfig:
 
 
 def _scores(rec: GenerativeRecommender, rows: list[Row]) -> dict[str, dict[str, float]]:
-    out = evaluate_rows(rec, rows, k=10)
-    return {"overall": out["overall"], **out["by_scenario"]}
+    """{'overall': metrics + 'ranks' (per-row test ranks, for paired tests), scenario: metrics}."""
+    out = evaluate_rows(rec, rows, k=10, keep_ranks=True)
+    return {"overall": {**out["overall"], "ranks": out["ranks"]}, **out["by_scenario"]}
 
 
 def _train(cfg: GenerativeConfig, ds: Dataset, keep: Callable[[Row], bool] = lambda r: True):
@@ -98,5 +101,52 @@ def to_markdown(report: Report, metric: str = "hr@10") -> str:
     lines = ["| variant | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, by in report.items():
         cells = [f"{by[c][metric]:.4f}" if c in by and metric in by[c] else "" for c in cols]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def mean_report(reports: list[Report]) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """{variant: {scenario: {metric: [mean, std]}}} over the reports of several seeds (the same
+    variants and scenarios in each; per-row ranks are left out)."""
+    if not reports:
+        raise ValueError("mean_report needs at least one report")
+    out: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for name, by in reports[0].items():
+        if any(name not in r for r in reports):
+            raise ValueError(f"variant '{name}' is missing from some seeds' reports; rerun them with one --kind")
+        out[name] = {}
+        for col, metrics in by.items():
+            keys = [m for m, v in metrics.items() if isinstance(v, (int, float))]
+            out[name][col] = {m: list(mean_std([r[name][col][m] for r in reports])) for m in keys}
+    return out
+
+
+def paired_gaps(reports: list[Report], metric: str = "hr@10") -> dict[str, dict[str, float]]:
+    """Overall `metric` gap of every variant to the first one: paired bootstrap over test rows of the
+    seed-averaged per-row scores ({variant: {'diff', 'lo', 'hi', 'p_le_0'}})."""
+    kind, k = metric.split("@")
+    names = list(reports[0])
+
+    def per_row(name: str):
+        return sum(rank_scores(r[name]["overall"]["ranks"], int(k))[kind] for r in reports) / len(reports)
+
+    if any("ranks" not in r[n].get("overall", {}) for r in reports for n in names):
+        raise ValueError("paired gaps need every variant's per-row test ranks ('overall'.'ranks'); "
+                         "the per-scenario models of --kind unified have none")
+    first = per_row(names[0])
+    return {name: paired_bootstrap(per_row(name), first) for name in names[1:]}
+
+
+def to_markdown_mean(mean: dict, gaps: dict[str, dict[str, float]] | None = None, metric: str = "hr@10") -> str:
+    """A variants x scenarios table of `metric` as mean ± std, with the overall gap to the first
+    variant [95% CI] when `gaps` is given."""
+    cols = sorted({c for v in mean.values() for c in v if c != "overall"}) + ["overall"]
+    head = cols + ([f"overall gap to '{next(iter(mean))}' [95% CI]"] if gaps is not None else [])
+    lines = ["| variant | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
+    for name, by in mean.items():
+        cells = [f"{by[c][metric][0]:.4f} ± {by[c][metric][1]:.4f}" if c in by and metric in by[c] else "" for c in cols]
+        if gaps is not None:
+            g = gaps.get(name)
+            cells.append(f"{g['diff']:+.4f} [{g['lo']:+.4f}, {g['hi']:+.4f}]" if g else "")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -16,7 +16,7 @@ import numpy as np
 
 from oxygen.data.io import Dataset
 from oxygen.data.schema import Row
-from oxygen.eval.metrics import metrics_by_group, ranking_metrics
+from oxygen.eval.metrics import metrics_by_group, ranking_metrics, target_ranks
 from oxygen.eval.recommender import Recommender
 
 KS: tuple[int, ...] = (1, 3, 5, 10)
@@ -40,10 +40,12 @@ def _pick(metrics: dict[str, float]) -> dict[str, float]:
     return {key: metrics[key] for key in REPORT_KEYS if key in metrics}
 
 
-def evaluate_rows(rec: Recommender, rows: Sequence[Row], k: int = 10) -> dict:
+def evaluate_rows(rec: Recommender, rows: Sequence[Row], k: int = 10, keep_ranks: bool = False) -> dict:
     """{'rows': n, 'overall': metrics, 'by_scenario': {scenario: metrics + 'rows'}} on `rows`.
 
-    `by_scenario` is empty when no row has a scenario; K values above k are skipped.
+    `by_scenario` is empty when no row has a scenario; K values above k are skipped. With
+    `keep_ranks`, 'ranks' holds each row's 1-based target rank in its top k (0 = missed), for paired
+    statistics across models (oxygen.eval.seeds).
     """
     if not rows:
         raise ValueError("no rows to evaluate; the split is empty")
@@ -55,16 +57,19 @@ def evaluate_rows(rec: Recommender, rows: Sequence[Row], k: int = 10) -> dict:
     if any(g is not None for g in groups):
         by = {g: {"rows": int(m["rows"]), **_pick(m)}
               for g, m in metrics_by_group(ranked, targets, groups, ks).items()}
-    return {"rows": len(rows), "overall": _pick(ranking_metrics(ranked, targets, ks)),
-            "by_scenario": by}
+    out = {"rows": len(rows), "overall": _pick(ranking_metrics(ranked, targets, ks)), "by_scenario": by}
+    if keep_ranks:
+        out["ranks"] = target_ranks(ranked, targets).tolist()
+    return out
 
 
-def quality_run(rec: Recommender, ds: Dataset, k: int = 10, refit: bool = False) -> dict:
+def quality_run(rec: Recommender, ds: Dataset, k: int = 10, refit: bool = False, keep_ranks: bool = False) -> dict:
     """Fit `rec` on train (valid for selection), evaluate valid and test; a JSON-ready dict with the
     test metrics at top level, 'params', 'train_seconds', 'valid', 'test', 'fit_info', 'config'.
 
     With `refit`, after selection (and the valid report of the selected model) the model is
-    retrained on train + valid (`Recommender.refit`) before the one test evaluation."""
+    retrained on train + valid (`Recommender.refit`) before the one test evaluation. `keep_ranks`
+    keeps the per-row test ranks (result['test']['ranks'])."""
     for split in ("train", "test"):
         if not ds.splits.get(split):
             raise ValueError(f"{ds.root}: {split}.jsonl is missing or empty; a quality run needs "
@@ -84,7 +89,7 @@ def quality_run(rec: Recommender, ds: Dataset, k: int = 10, refit: bool = False)
         rec.refit([*ds.splits["train"], *valid], ds.items)
         train_seconds += time.perf_counter() - t0
     t1 = time.perf_counter()
-    test_report = evaluate_rows(rec, ds.splits["test"], k)
+    test_report = evaluate_rows(rec, ds.splits["test"], k, keep_ranks)
     cfg = getattr(rec, "cfg", None)
     return {
         "model": rec.name, "data": str(ds.root), **test_report["overall"],

@@ -1,0 +1,148 @@
+"""Quality runs repeated over seeds, and a summary that says which gaps are real.
+
+`run` trains one model per seed (the `quality` protocol of apps.bench: fit on train, select on
+valid, optionally refit on train + valid, test once) and writes one JSON per seed with the per-row
+test ranks; a model fused with the transition channel also writes its pure (unfused) test ranks
+under the label `<label>-pure` (same weights, fusion off). Finished seeds are skipped, so several
+`run` commands (one per core) can share a folder and be resumed.
+
+`summary` reads a folder: per label, test HR@10 / NDCG@10 mean ± std over seeds, and the paired
+bootstrap (rows resampled, seed-averaged per-row hits) of the HR@10 gap to a reference label.
+
+    python -m bench.seeds run --data data/amazon18-office --model oxygen \\
+        --config configs/oxygen_office_fusion.yaml --refit --seeds 0 1 2 --dir runs/bench/seeds_office
+    python -m bench.seeds summary --dir runs/bench/seeds_office --reference markov --out runs/bench/seeds_office.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from oxygen.data.io import load_dataset
+from oxygen.eval.ranking import evaluate_rows, quality_run
+from oxygen.eval.registry import MODELS, build
+from oxygen.eval.seeds import mean_std, paired_bootstrap, rank_scores, reseed
+
+
+def _record(label: str, seed: int, result: dict, report: dict) -> dict:
+    return {"label": label, "seed": seed, "model": result["model"], "refit": result["refit"],
+            "test": report["overall"], "ranks": report["ranks"], "rows": report["rows"],
+            "valid": (result.get("valid") or {}).get("overall"), "train_seconds": result["train_seconds"],
+            "fit_info": {k: v for k, v in result["fit_info"].items() if k != "history"}}
+
+
+def run(args: argparse.Namespace) -> None:
+    """Fit/select/test `--model` once per seed; one JSON per seed (and per pure variant) in --dir."""
+    ds = load_dataset(args.data)
+    label = args.label or args.model
+    args.dir.mkdir(parents=True, exist_ok=True)
+    for seed in args.seeds:
+        path = args.dir / f"{label}_seed{seed}.json"
+        if path.exists():
+            print(f"{path} exists; skipped")
+            continue
+        rec = build(args.model, args.config)
+        if getattr(rec, "cfg", None) is not None:
+            rec.cfg = reseed(rec.cfg, seed)
+        result = quality_run(rec, ds, k=10, refit=args.refit, keep_ranks=True)
+        records = [_record(label, seed, result, result["test"])]
+        if getattr(rec, "fusion_weight", 0.0) > 0:  # the same weights without the transition channel
+            weight, rec.fusion_weight = rec.fusion_weight, 0.0
+            records.append(_record(f"{label}-pure", seed, result, evaluate_rows(rec, ds.splits["test"], 10, True)))
+            rec.fusion_weight = weight
+        for rcd in records:
+            out = args.dir / f"{rcd['label']}_seed{seed}.json"
+            out.write_text(json.dumps(rcd))
+            print(f"{rcd['label']} seed {seed}: test hr@10 {rcd['test']['hr@10']:.4f} "
+                  f"ndcg@10 {rcd['test']['ndcg@10']:.4f} -> {out}")
+
+
+def load_records(folder: Path) -> dict[str, list[dict]]:
+    """{label: [record per seed, by seed]} of every run JSON in `folder`."""
+    by: dict[str, list[dict]] = defaultdict(list)
+    for path in sorted(folder.glob("*_seed*.json")):
+        rcd = json.loads(path.read_text())
+        by[rcd["label"]].append(rcd)
+    if not by:
+        raise FileNotFoundError(f"{folder}: no *_seed*.json runs; run `python -m bench.seeds run` first")
+    return {k: sorted(v, key=lambda r: r["seed"]) for k, v in sorted(by.items())}
+
+
+def seed_mean_hits(records: list[dict], k: int = 10) -> np.ndarray:
+    """Float[n]: each test row's HR@k averaged over the seeds of one label."""
+    return np.mean([rank_scores(r["ranks"], k)["hr"] for r in records], axis=0)
+
+
+def summarise(by: dict[str, list[dict]], reference: str | None) -> dict[str, dict]:
+    """Per label: seeds, mean/std of test HR@10 and NDCG@10, and the paired gap to `reference`."""
+    if reference is not None and reference not in by:
+        raise ValueError(f"reference label '{reference}' has no runs; labels: {sorted(by)}")
+    ref = seed_mean_hits(by[reference]) if reference else None
+    out: dict[str, dict] = {}
+    for label, recs in by.items():
+        rows = {r["rows"] for r in recs} | ({by[reference][0]["rows"]} if reference else set())
+        if len(rows) != 1:
+            raise ValueError(f"label '{label}': runs disagree on the number of test rows {sorted(rows)}")
+        entry = {"seeds": [r["seed"] for r in recs]}
+        for metric in ("hr@10", "ndcg@10", "hr@5"):
+            entry[metric] = dict(zip(("mean", "std"), mean_std([r["test"][metric] for r in recs])))
+        if ref is not None and label != reference:
+            entry["vs_reference"] = paired_bootstrap(seed_mean_hits(recs), ref)
+        out[label] = entry
+    return out
+
+
+def to_markdown(summary: dict[str, dict], reference: str | None) -> str:
+    """One line per label: seeds, HR@10 and NDCG@10 mean ± std, the gap to the reference."""
+    gap = f"HR@10 - {reference} [95% CI], P(gap <= 0)" if reference else "gap"
+    lines = [f"| model | seeds | HR@10 mean ± std | NDCG@10 mean ± std | HR@5 mean | {gap} |", "|---" * 6 + "|"]
+    for label, e in summary.items():
+        g = e.get("vs_reference")
+        cell = f"{g['diff']:+.4f} [{g['lo']:+.4f}, {g['hi']:+.4f}], {g['p_le_0']:.3f}" if g else ""
+        lines.append(f"| {label} | {len(e['seeds'])} | {e['hr@10']['mean']:.4f} ± {e['hr@10']['std']:.4f} | "
+                     f"{e['ndcg@10']['mean']:.4f} ± {e['ndcg@10']['std']:.4f} | {e['hr@5']['mean']:.4f} | {cell} |")
+    return "\n".join(lines)
+
+
+def summary(args: argparse.Namespace) -> dict:
+    """Print the markdown table of a folder of runs; write the summary JSON when --out is given."""
+    result = summarise(load_records(args.dir), args.reference)
+    print(to_markdown(result, args.reference))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """`run --data DIR --model NAME [--config F] [--refit] --seeds S.. --dir D` or `summary --dir D`."""
+    p = argparse.ArgumentParser(prog="python -m bench.seeds", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train and test one model per seed")
+    r.add_argument("--data", required=True, type=Path)
+    r.add_argument("--model", required=True, choices=MODELS)
+    r.add_argument("--config", type=Path, default=None)
+    r.add_argument("--label", default=None, help="name of the runs (default: the model name)")
+    r.add_argument("--refit", action="store_true", help="retrain on train+valid after selection")
+    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    r.add_argument("--dir", required=True, type=Path, help="folder of the per-seed JSON files")
+    s = sub.add_parser("summary", help="mean ± std over seeds and paired gaps to a reference")
+    s.add_argument("--dir", required=True, type=Path)
+    s.add_argument("--reference", default=None, help="label to compare every other label with")
+    s.add_argument("--out", type=Path, default=None)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point."""
+    args = parse_args(argv)
+    run(args) if args.cmd == "run" else summary(args)
+
+
+if __name__ == "__main__":
+    main()
