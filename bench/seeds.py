@@ -11,7 +11,8 @@ bootstrap (rows resampled, seed-averaged per-row hits) of the HR@10 gap to a ref
 
     python -m bench.seeds run --data data/amazon18-office --model oxygen \\
         --config configs/oxygen_office_fusion.yaml --refit --seeds 0 1 2 --dir runs/bench/seeds_office
-    python -m bench.seeds summary --dir runs/bench/seeds_office --reference markov --out runs/bench/seeds_office.json
+    python -m bench.seeds summary --dir runs/bench/seeds_office --reference markov --out runs/bench/seeds_office.json \
+        --plot docs/img/seeds_office.png --published TIGER=0.1408 MiniOneRec=0.1634
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def summarise(by: dict[str, list[dict]], reference: str | None) -> dict[str, dic
         rows = {r["rows"] for r in recs} | ({by[reference][0]["rows"]} if reference else set())
         if len(rows) != 1:
             raise ValueError(f"label '{label}': runs disagree on the number of test rows {sorted(rows)}")
-        entry = {"seeds": [r["seed"] for r in recs]}
+        entry = {"seeds": [r["seed"] for r in recs], "per_seed_hr@10": [r["test"]["hr@10"] for r in recs]}
         for metric in ("hr@10", "ndcg@10", "hr@5"):
             entry[metric] = dict(zip(("mean", "std"), mean_std([r["test"][metric] for r in recs])))
         if ref is not None and label != reference:
@@ -109,14 +110,48 @@ def to_markdown(summary: dict[str, dict], reference: str | None) -> str:
     return "\n".join(lines)
 
 
+def plot(summary: dict[str, dict], png: Path, published: dict[str, float], title: str) -> Path:
+    """Bar chart of test HR@10 mean ± std per label (each seed a dot), published figures as lines."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = sorted(summary, key=lambda lb: summary[lb]["hr@10"]["mean"])
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.6))
+    means = [summary[lb]["hr@10"]["mean"] for lb in labels]
+    ax.barh(labels, means, xerr=[summary[lb]["hr@10"]["std"] for lb in labels], color="#7aa6c2", capsize=3)
+    for y, lb in enumerate(labels):
+        ax.plot(summary[lb]["per_seed_hr@10"], [y] * len(summary[lb]["per_seed_hr@10"]), "k.", ms=4)
+    for name, value in published.items():
+        ax.axvline(value, ls="--", lw=1, color="#c0504d")
+        ax.text(value, len(labels) - 0.4, f" {name} {value:.4f}", fontsize=7, color="#c0504d", rotation=90, va="top")
+    ax.set(xlabel="test HR@10 (mean ± std over seeds; dots: seeds)", title=title)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png
+
+
 def summary(args: argparse.Namespace) -> dict:
-    """Print the markdown table of a folder of runs; write the summary JSON when --out is given."""
+    """Print the markdown table of a folder of runs; write the summary JSON (--out) and plot (--plot)."""
     result = summarise(load_records(args.dir), args.reference)
     print(to_markdown(result, args.reference))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2))
+    if args.plot:
+        published = dict(_published(x) for x in args.published)
+        print(f"wrote {plot(result, args.plot, published, args.title or str(args.dir))}")
     return result
+
+
+def _published(text: str) -> tuple[str, float]:
+    name, sep, value = text.rpartition("=")
+    try:
+        return name, float(value)
+    except ValueError:
+        raise ValueError(f"--published {text!r}: write NAME=VALUE, e.g. TIGER=0.1408") from None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -135,6 +170,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     s.add_argument("--dir", required=True, type=Path)
     s.add_argument("--reference", default=None, help="label to compare every other label with")
     s.add_argument("--out", type=Path, default=None)
+    s.add_argument("--plot", type=Path, default=None, help="PNG bar chart of HR@10 over seeds")
+    s.add_argument("--published", nargs="*", default=[], help="NAME=VALUE lines on the plot")
+    s.add_argument("--title", default=None)
     return p.parse_args(argv)
 
 

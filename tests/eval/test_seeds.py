@@ -88,7 +88,10 @@ def test_bench_seeds_run_skip_and_summary(tmp_path: Path, capsys):
     bench_seeds.main(["run", "--data", str(data), "--model", "pop", "--seeds", "1", "--dir", str(folder)])
     assert "skipped" in capsys.readouterr().out
     out = tmp_path / "summary.json"
-    bench_seeds.main(["summary", "--dir", str(folder), "--reference", "markov", "--out", str(out)])
+    png = tmp_path / "seeds.png"
+    bench_seeds.main(["summary", "--dir", str(folder), "--reference", "markov", "--out", str(out),
+                      "--plot", str(png), "--published", "TIGER=0.14"])
+    assert png.stat().st_size > 1000
     summary = json.loads(out.read_text())
     assert summary["markov"]["hr@10"] == {"mean": 1.0, "std": 0.0} and "vs_reference" not in summary["markov"]
     gap = summary["pop"]["vs_reference"]
