@@ -50,6 +50,29 @@ GROUPS: dict[str, list[str]] = {
          "--out runs/bench/ablation_placement_converged.json",
          f"{PY} -m bench.ablations --data runs/bench/world-long --kind igr_q2i --config configs/ablation_converged.yaml "
          "--out runs/bench/ablation_igr_q2i_long_converged.json"],
+    "seeds": [  # Office and the shop world over 3 seeds, Table 7 over 3 seeds (docs: significance)
+        f"{PY} -m apps.world --out runs/demo/world --items 3000 --users 3000 --days 60 --seed 1",
+        f"{PY} -m apps.world --out runs/bench/world-long --items 3000 --users 1000 --days 180 --seed 1",
+    ] + [
+        f"{PY} -m bench.seeds run --data data/amazon18-office --model {m} {cfg} --refit --seeds {seeds} "
+        "--dir runs/bench/seeds_office"
+        for m, cfg, seeds in (("markov", "", "0"), ("pop", "", "0"),
+                              ("sasrec", "--config configs/sasrec_office.yaml", "0 1 2"),
+                              ("tiger", "--config configs/tiger_office_fusion.yaml", "0 1 2"),
+                              ("oxygen", "--config configs/oxygen_office_fusion.yaml", "0 1 2"))
+    ] + [f"{PY} -m bench.seeds summary --dir runs/bench/seeds_office --reference markov "
+         "--out runs/bench/seeds_office.json --plot docs/img/seeds_office.png --published TIGER=0.1408 MiniOneRec=0.1634"]
+      + [f"{PY} -m bench.seeds run --data runs/demo/world --model {m} {cfg} --seeds {seeds} --dir runs/bench/seeds_world"
+         for m, cfg, seeds in (("markov", "", "0"), ("pop", "", "0"), ("sasrec", "", "0 1 2"),
+                               ("tiger", "--config configs/ablation_converged.yaml", "0 1 2"),
+                               ("oxygen", "--config configs/ablation_converged.yaml", "0 1 2"))]
+      + [f"{PY} -m bench.seeds summary --dir runs/bench/seeds_world --reference oxygen --out runs/bench/seeds_world.json "
+         "--plot docs/img/seeds_world.png"]
+      + [f"{PY} -m bench.ablations --data runs/bench/world-long --kind igr_q2i --config configs/ablation_converged.yaml "
+         f"--seed {s} --out runs/bench/ablation_igr_q2i_long_converged_s{s}.json" for s in (0, 1, 2)]
+      + [f"{PY} -m bench.ablations --merge "
+         + " ".join(f"runs/bench/ablation_igr_q2i_long_converged_s{s}.json" for s in (0, 1, 2))
+         + " --out runs/bench/ablation_igr_q2i_long_converged_seeds.json"],
     "decoding": [f"{PY} -m bench.decoding --out runs/bench/decoding.json"],
     "serving": [f"{PY} -m bench.serving --out runs/bench/serving.json"],
 }
