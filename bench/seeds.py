@@ -7,11 +7,11 @@ under the label `<label>-pure` (same weights, fusion off). Finished seeds are sk
 `run` commands (one per core) can share a folder and be resumed.
 
 `summary` reads a folder: per label, test HR@10 / NDCG@10 mean ± std over seeds, and the paired
-bootstrap (rows resampled, seed-averaged per-row hits) of the HR@10 gap to a reference label.
+bootstrap (rows resampled, seed-averaged per-row hits) of the HR@10 gap to each reference label.
 
     python -m bench.seeds run --data data/amazon18-office --model oxygen \\
         --config configs/oxygen_office_fusion.yaml --refit --seeds 0 1 2 --dir runs/bench/seeds_office
-    python -m bench.seeds summary --dir runs/bench/seeds_office --reference markov --out runs/bench/seeds_office.json \
+    python -m bench.seeds summary --dir runs/bench/seeds_office --reference markov tiger --out runs/bench/seeds_office.json \
         --plot docs/img/seeds_office.png --published TIGER=0.1408 MiniOneRec=0.1634
 """
 
@@ -79,34 +79,39 @@ def seed_mean_hits(records: list[dict], k: int = 10) -> np.ndarray:
     return np.mean([rank_scores(r["ranks"], k)["hr"] for r in records], axis=0)
 
 
-def summarise(by: dict[str, list[dict]], reference: str | None) -> dict[str, dict]:
-    """Per label: seeds, mean/std of test HR@10 and NDCG@10, and the paired gap to `reference`."""
-    if reference is not None and reference not in by:
-        raise ValueError(f"reference label '{reference}' has no runs; labels: {sorted(by)}")
-    ref = seed_mean_hits(by[reference]) if reference else None
+def summarise(by: dict[str, list[dict]], references: list[str]) -> dict[str, dict]:
+    """Per label: seeds, mean/std of test HR@10, NDCG@10, HR@5 and the paired HR@10 gap to each
+    reference label (entry['vs'][reference])."""
+    missing = [r for r in references if r not in by]
+    if missing:
+        raise ValueError(f"reference label(s) {missing} have no runs; labels: {sorted(by)}")
+    rows = {r["rows"] for recs in by.values() for r in recs}
+    if len(rows) != 1:
+        raise ValueError(f"the runs disagree on the number of test rows {sorted(rows)}; one folder per dataset")
+    refs = {name: seed_mean_hits(by[name]) for name in references}
     out: dict[str, dict] = {}
     for label, recs in by.items():
-        rows = {r["rows"] for r in recs} | ({by[reference][0]["rows"]} if reference else set())
-        if len(rows) != 1:
-            raise ValueError(f"label '{label}': runs disagree on the number of test rows {sorted(rows)}")
         entry = {"seeds": [r["seed"] for r in recs], "per_seed_hr@10": [r["test"]["hr@10"] for r in recs]}
         for metric in ("hr@10", "ndcg@10", "hr@5"):
             entry[metric] = dict(zip(("mean", "std"), mean_std([r["test"][metric] for r in recs])))
-        if ref is not None and label != reference:
-            entry["vs_reference"] = paired_bootstrap(seed_mean_hits(recs), ref)
+        hits = seed_mean_hits(recs)
+        entry["vs"] = {name: paired_bootstrap(hits, ref) for name, ref in refs.items() if name != label}
         out[label] = entry
     return out
 
 
-def to_markdown(summary: dict[str, dict], reference: str | None) -> str:
-    """One line per label: seeds, HR@10 and NDCG@10 mean ± std, the gap to the reference."""
-    gap = f"HR@10 - {reference} [95% CI], P(gap <= 0)" if reference else "gap"
-    lines = [f"| model | seeds | HR@10 mean ± std | NDCG@10 mean ± std | HR@5 mean | {gap} |", "|---" * 6 + "|"]
+def to_markdown(summary: dict[str, dict], references: list[str]) -> str:
+    """One line per label: seeds, HR@10 / NDCG@10 mean ± std, HR@5, the gap to each reference."""
+    head = ["model", "seeds", "HR@10 mean ± std", "NDCG@10 mean ± std", "HR@5 mean"]
+    head += [f"HR@10 - {r} [95% CI], P(gap <= 0)" for r in references]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for label, e in summary.items():
-        g = e.get("vs_reference")
-        cell = f"{g['diff']:+.4f} [{g['lo']:+.4f}, {g['hi']:+.4f}], {g['p_le_0']:.3f}" if g else ""
-        lines.append(f"| {label} | {len(e['seeds'])} | {e['hr@10']['mean']:.4f} ± {e['hr@10']['std']:.4f} | "
-                     f"{e['ndcg@10']['mean']:.4f} ± {e['ndcg@10']['std']:.4f} | {e['hr@5']['mean']:.4f} | {cell} |")
+        cells = [label, str(len(e["seeds"])), f"{e['hr@10']['mean']:.4f} ± {e['hr@10']['std']:.4f}",
+                 f"{e['ndcg@10']['mean']:.4f} ± {e['ndcg@10']['std']:.4f}", f"{e['hr@5']['mean']:.4f}"]
+        for r in references:
+            g = e["vs"].get(r)
+            cells.append(f"{g['diff']:+.4f} [{g['lo']:+.4f}, {g['hi']:+.4f}], {g['p_le_0']:.3f}" if g else "")
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -168,7 +173,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     r.add_argument("--dir", required=True, type=Path, help="folder of the per-seed JSON files")
     s = sub.add_parser("summary", help="mean ± std over seeds and paired gaps to a reference")
     s.add_argument("--dir", required=True, type=Path)
-    s.add_argument("--reference", default=None, help="label to compare every other label with")
+    s.add_argument("--reference", nargs="*", default=[], help="labels to compare every other label with")
     s.add_argument("--out", type=Path, default=None)
     s.add_argument("--plot", type=Path, default=None, help="PNG bar chart of HR@10 over seeds")
     s.add_argument("--published", nargs="*", default=[], help="NAME=VALUE lines on the plot")

@@ -93,12 +93,16 @@ def test_bench_seeds_run_skip_and_summary(tmp_path: Path, capsys):
                       "--plot", str(png), "--published", "TIGER=0.14"])
     assert png.stat().st_size > 1000
     summary = json.loads(out.read_text())
-    assert summary["markov"]["hr@10"] == {"mean": 1.0, "std": 0.0} and "vs_reference" not in summary["markov"]
-    gap = summary["pop"]["vs_reference"]
+    assert summary["markov"]["hr@10"] == {"mean": 1.0, "std": 0.0} and summary["markov"]["vs"] == {}
+    gap = summary["pop"]["vs"]["markov"]
     assert gap["diff"] == pytest.approx(summary["pop"]["hr@10"]["mean"] - 1.0) and gap["hi"] < 0
     assert "| pop | 2 |" in capsys.readouterr().out
     with pytest.raises(ValueError, match="no runs"):
         bench_seeds.main(["summary", "--dir", str(folder), "--reference", "sasrec"])
+    other = json.loads((folder / "pop_seed1.json").read_text())
+    (folder / "pop_seed7.json").write_text(json.dumps({**other, "seed": 7, "rows": 31}))
+    with pytest.raises(ValueError, match="number of test rows"):
+        bench_seeds.main(["summary", "--dir", str(folder)])
 
 
 def test_bench_seeds_fused_model_also_writes_its_pure_runs(tmp_path: Path):
