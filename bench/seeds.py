@@ -30,11 +30,17 @@ from oxygen.eval.registry import MODELS, build
 from oxygen.eval.seeds import mean_std, paired_bootstrap, rank_scores, reseed
 
 
-def _record(label: str, seed: int, result: dict, report: dict) -> dict:
+def _record(label: str, seed: int, result: dict, report: dict, pure: bool = False) -> dict:
+    """One seed's JSON: test metrics and per-row ranks, the valid metrics of the same model (for a
+    pure run: valid HR@10 at fusion weight 0 from the selection table, when it was tried)."""
+    info = {k: v for k, v in result["fit_info"].items() if k != "history"}
+    valid = (result.get("valid") or {}).get("overall")
+    if pure:
+        table = info.get("fusion", {}).get("valid_hr@10", {})
+        valid = {"hr@10": table[0.0]} if 0.0 in table else None
     return {"label": label, "seed": seed, "model": result["model"], "refit": result["refit"],
             "test": report["overall"], "ranks": report["ranks"], "rows": report["rows"],
-            "valid": (result.get("valid") or {}).get("overall"), "train_seconds": result["train_seconds"],
-            "fit_info": {k: v for k, v in result["fit_info"].items() if k != "history"}}
+            "valid": valid, "train_seconds": result["train_seconds"], "fit_info": info}
 
 
 def run(args: argparse.Namespace) -> None:
@@ -54,7 +60,7 @@ def run(args: argparse.Namespace) -> None:
         records = [_record(label, seed, result, result["test"])]
         if getattr(rec, "fusion_weight", 0.0) > 0:  # the same weights without the transition channel
             weight, rec.fusion_weight = rec.fusion_weight, 0.0
-            records.append(_record(f"{label}-pure", seed, result, evaluate_rows(rec, ds.splits["test"], 10, True)))
+            records.append(_record(f"{label}-pure", seed, result, evaluate_rows(rec, ds.splits["test"], 10, True), True))
             rec.fusion_weight = weight
         for rcd in records:
             out = args.dir / f"{rcd['label']}_seed{seed}.json"
