@@ -131,6 +131,7 @@ class ModelConfig(StrictConfig):
     use_q2i: bool = True
     q2i_weight: float = Field(default=0.1, ge=0)
     candidates: int = Field(default=0, ge=0)  # collaborative candidate tokens C (from TrainConfig.candidates)
+    copy_head: bool = False  # pointer over the encoder's item tokens mixed in by a learned gate (oxygen.model.copy)
     moe_experts: int = Field(default=0, ge=0)  # 0 = dense FFN
     moe_active: int = Field(default=2, ge=1)
     moe_where: Literal["encoder", "decoder", "both"] = "both"
@@ -194,6 +195,11 @@ class GenerativeConfig(StrictConfig):
     use_queries: bool = True  # search queries as the reasoning instruction in training
     fusion: FusionConfig = Field(default_factory=FusionConfig)  # re-rank with the transition channel
     out_dir: str | None = None  # where to write the training curve (curve.png / curve.json)
+
+    def model_post_init(self, __context: object) -> None:
+        if self.model.copy_head and self.fusion.weights:
+            raise ValueError("model.copy_head and fusion.weights both mix in other items: the copy head "
+                             "learns its own per-request weight; drop fusion.weights or copy_head")
 
 
 class WorldConfig(StrictConfig):

@@ -10,7 +10,8 @@ Decoder input: the instruction prefix (oxygen.model.instruction; BOS / instructi
 SID codes of levels 0..L-2 (teacher forcing; level l has its own input table and output head).
 The logits of level l are read at decoder position P - 1 + l.
 
-Loss (forward): weighted NTP + q2i_weight * Q2I + moe_aux_weight * MoE load balancing.
+Loss (forward): weighted NTP + q2i_weight * Q2I + moe_aux_weight * MoE load balancing; with the
+copy head (oxygen.model.copy) the NTP term is the NLL of the generate/copy mixture instead.
 Inference: the StepModel API (start / step / select) lives in oxygen.model.inference and is exposed
 as methods here; `save` / `load` in oxygen.model.checkpoint.
 
@@ -34,10 +35,11 @@ from oxygen.config import ModelConfig
 from oxygen.data.batch import ModelBatch
 from oxygen.model import checkpoint, inference
 from oxygen.model.blocks import DecoderBlock, EncoderBlock
+from oxygen.model.copy import CopyHead, copy_prob
 from oxygen.model.embed import ItemEmbedder
 from oxygen.model.igr import Retriever, gather_positions, igr_select
 from oxygen.model.instruction import InstructionPrefix
-from oxygen.model.losses import q2i_loss, weighted_ntp
+from oxygen.model.losses import mixture_nll, q2i_loss, weighted_ntp
 from oxygen.model.validate import check_batch
 
 SEG_PROFILE, SEG_REASONING, SEG_LONG, SEG_SHORT, SEG_CAND = range(5)
@@ -61,6 +63,17 @@ class Conditions:
     scen: torch.Tensor
     r: torch.Tensor
     q: torch.Tensor
+
+
+@dataclass
+class Encoded:
+    """Encoder output: memory Float[B, T, d], mask Bool[B, T], item index + 1 of each token
+    Long[B, T] (0 for profile / reasoning tokens), MoE aux Float[]."""
+
+    memory: torch.Tensor
+    mask: torch.Tensor
+    items: torch.Tensor
+    aux: torch.Tensor
 
 
 class OxygenModel(nn.Module):
@@ -87,6 +100,7 @@ class OxygenModel(nn.Module):
         self.dec_pos = nn.Embedding(self.instr.length + L, d)
         self.heads = nn.ModuleList(nn.Linear(d, k) for k in cfg.codebook_sizes)
         self.drop = nn.Dropout(cfg.dropout)
+        self.copy = CopyHead(d) if cfg.copy_head else None
 
     @property
     def codebook_sizes(self) -> tuple[int, ...]:
@@ -104,31 +118,38 @@ class OxygenModel(nn.Module):
         r = self.instr.reasoning(batch.instr_emb, batch.instr_mask)
         return Conditions(scen, r, self.retriever.query(scen, r))
 
-    def _long_tokens(self, batch: ModelBatch, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """IGR: the top-k long-history items by q · proj(item), as tokens Float[B, k', d] + mask Bool[B, k']."""
+    def _long_tokens(self, batch: ModelBatch, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """IGR: the top-k long-history items by q · proj(item), as tokens Float[B, k', d], mask
+        Bool[B, k'] and their item index + 1 Long[B, k']."""
         with torch.no_grad():
             scores = self.retriever.scores(q, self.embed.item(batch.long_codes, batch.long_items))
         index, valid = igr_select(scores, batch.long_mask, self.cfg.igr_k)
         parts = [gather_positions(getattr(batch, f"long_{n}"), index)
                  for n in ("codes", "items", "behaviour", "scenario")]
-        return self.embed.history(*parts), valid
+        return self.embed.history(*parts), valid, parts[1]
 
     def encode(self, batch: ModelBatch, cond: Conditions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> (memory Float[B, T, d], mask Bool[B, T], MoE aux Float[])."""
+        enc = self.encode_items(batch, cond)
+        return enc.memory, enc.mask, enc.aux
+
+    def encode_items(self, batch: ModelBatch, cond: Conditions) -> Encoded:
+        """The encoder pass, keeping which item each memory token is (for the copy head)."""
         check_batch(batch, self.cfg)
         B, dev = len(batch), batch.scenario.device
         toks = [self.embed.profile_tokens(batch.profile), cond.r[:, None]]
         masks = [torch.ones(B, batch.profile.shape[1] + 1, dtype=torch.bool, device=dev)]
+        items = [torch.zeros(B, batch.profile.shape[1] + 1, dtype=torch.long, device=dev)]
         segs = [SEG_PROFILE, SEG_REASONING]
         if self.cand_rank is not None:
             toks.append(self.embed.item(batch.cand_codes, batch.cand_items) + self.cand_rank.weight)
-            masks, segs = masks + [batch.cand_mask], segs + [SEG_CAND]
+            masks, items, segs = masks + [batch.cand_mask], items + [batch.cand_items], segs + [SEG_CAND]
         if self.cfg.use_igr and batch.long_mask.shape[1] > 0:
-            lt, lm = self._long_tokens(batch, cond.q)
-            toks, masks, segs = toks + [lt], masks + [lm], segs + [SEG_LONG]
+            lt, lm, li = self._long_tokens(batch, cond.q)
+            toks, masks, items, segs = toks + [lt], masks + [lm], items + [li], segs + [SEG_LONG]
         toks.append(self.embed.history(batch.short_codes, batch.short_items, batch.short_behaviour,
                                        batch.short_scenario))
-        masks, segs = masks + [batch.short_mask], segs + [SEG_SHORT]
+        masks, items, segs = masks + [batch.short_mask], items + [batch.short_items], segs + [SEG_SHORT]
         seg_ids = torch.cat([torch.full((t.shape[1],), s, device=dev) for t, s in zip(toks, segs)])
         x, mask = torch.cat(toks, dim=1), torch.cat(masks, dim=1)
         if x.shape[1] > self.cfg.max_positions:
@@ -139,7 +160,7 @@ class OxygenModel(nn.Module):
         for block in self.encoder:
             x, a = block(x, mask)
             aux = aux + a
-        return self.enc_ln(x), mask, aux
+        return Encoded(self.enc_ln(x), mask, torch.cat(items, dim=1), aux)
 
     def prefix(self, batch: ModelBatch, cond: Conditions) -> torch.Tensor:
         """Decoder prefix tokens with positions, Float[B, P, d]."""
@@ -154,22 +175,40 @@ class OxygenModel(nn.Module):
                 for i in range(codes.shape[1])]
         return torch.stack(toks, dim=1)
 
+    def decode_full(self, batch: ModelBatch, codes: torch.Tensor) -> tuple[torch.Tensor, Encoded, Conditions]:
+        """Full decoder pass over the prefix and `codes` Long[B, j] (levels 0..j-1 fed; j may be 0):
+        (decoder states after the final norm Float[B, P + j, d], the encoder output, conditions)."""
+        cond = self.conditions(batch)
+        enc = self.encode_items(batch, cond)
+        x = self.prefix(batch, cond)
+        if codes.shape[1] > 0:
+            x = torch.cat([x, self.code_tokens(codes, 0)], dim=1)
+        x = self.drop(x)
+        for block in self.decoder:
+            x, _, a = block(x, block.memory_kv(enc.memory), enc.mask)
+            enc.aux = enc.aux + a
+        return self.dec_ln(x), enc, cond
+
     def teacher_forced(self, batch: ModelBatch, codes: torch.Tensor | None = None
                        ) -> tuple[list[torch.Tensor], torch.Tensor, Conditions]:
         """Full decoder pass fed `codes` Long[B, L] (default batch.target_codes): (logits[l] Float[B, K_l],
         MoE aux, conditions). This is also the slow reference of the cached step API."""
+        logits, enc, cond, _ = self._teacher_forced(batch, codes)
+        return logits, enc.aux, cond
+
+    def _teacher_forced(self, batch: ModelBatch, codes: torch.Tensor | None):
         codes = batch.target_codes if codes is None else codes
-        cond = self.conditions(batch)
-        memory, mask, aux = self.encode(batch, cond)
-        x = self.prefix(batch, cond)
-        if codes.shape[1] > 1:
-            x = torch.cat([x, self.code_tokens(codes[:, :-1], 0)], dim=1)
-        x = self.drop(x)
-        for block in self.decoder:
-            x, _, a = block(x, block.memory_kv(memory), mask)
-            aux = aux + a
-        x, P = self.dec_ln(x), self.instr.length
-        return [head(x[:, P - 1 + l]) for l, head in enumerate(self.heads)], aux, cond
+        x, enc, cond = self.decode_full(batch, codes[:, :-1])
+        P = self.instr.length
+        return [head(x[:, P - 1 + l]) for l, head in enumerate(self.heads)], enc, cond, x[:, P - 1]
+
+    def copy_distribution(self, batch: ModelBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The copy head at inference: (gate Float[B], token item index + 1 Long[B, T], probs Float[B, T])."""
+        if self.copy is None:
+            raise ValueError("this model has no copy head (ModelConfig.copy_head is false)")
+        x, enc, _ = self.decode_full(batch, batch.target_codes.new_zeros(len(batch), 0))
+        gate, probs = self.copy(x[:, self.instr.length - 1], enc.memory, enc.items, enc.mask)
+        return gate, enc.items, probs
 
     def level_log_probs(self, batch: ModelBatch, codes: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Teacher-forced log-softmax per level, list of Float[B, K_l] (codes default: targets)."""
@@ -178,14 +217,21 @@ class OxygenModel(nn.Module):
 
     def forward(self, batch: ModelBatch) -> LossOutput:
         """Training loss on a batch with targets."""
-        logits, aux, cond = self.teacher_forced(batch)
+        logits, enc, cond, h0 = self._teacher_forced(batch, None)
+        aux = enc.aux
         ntp, per_level = weighted_ntp(logits, batch.target_codes, batch.weight)
+        metrics: dict[str, float] = {}
+        if self.copy is not None:
+            gate, probs = self.copy(h0, enc.memory, enc.items, enc.mask)
+            mass = copy_prob(probs, enc.items, batch.target_items)
+            ntp = mixture_nll(logits, batch.target_codes, batch.weight, gate, mass)
+            metrics = {"copy_gate": gate.mean().item(), "copy_mass": mass.mean().item()}
         q2i, parts = ntp.new_zeros(()), {}
         if self.cfg.use_q2i:
             target = self.retriever.items(self.embed.item(batch.target_codes))
             q2i, parts = q2i_loss(cond.q, target)
         loss = ntp + self.cfg.q2i_weight * q2i + self.cfg.moe_aux_weight * aux
-        metrics = {"loss": loss.item(), "ntp": ntp.item(), "q2i": q2i.item(), "aux": aux.item()}
+        metrics.update({"loss": loss.item(), "ntp": ntp.item(), "q2i": q2i.item(), "aux": aux.item()})
         metrics.update({f"q2i_{k}": v.item() for k, v in parts.items()})
         for l, lg in enumerate(logits):
             metrics[f"ntp_l{l}"] = per_level[l].item()

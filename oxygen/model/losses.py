@@ -15,8 +15,13 @@ sphere, which keeps the variance term bounded below), mu = batch means:
 The variance term stops both sides collapsing to a point; the off-diagonal term decorrelates the
 dimensions. With B < 2 the batch statistics are undefined and Q2I = align.
 
+Mixture NLL (with the copy head, oxygen.model.copy): gate g_b, copy mass c_b on the target,
+    log p_b = log( (1 - g_b) exp(sum_l log p_l(target_l[b])) + g_b c_b )
+    NLL = -(1/L) sum_b w_b log p_b / sum_b w_b       (1/L keeps the scale of the NTP loss)
+
     loss, per_level = weighted_ntp(logits, target_codes, weight)
     q2i, parts = q2i_loss(Q, T)
+    nll = mixture_nll(logits, target_codes, weight, gate, copy_mass)
 """
 
 from __future__ import annotations
@@ -39,6 +44,20 @@ def weighted_ntp(logits: list[torch.Tensor], targets: torch.Tensor,
     w = weight / weight.sum()
     per_level = (w[:, None] * ce).sum(0)
     return per_level.mean(), per_level
+
+
+def mixture_nll(logits: list[torch.Tensor], targets: torch.Tensor, weight: torch.Tensor,
+                gate: torch.Tensor, copy_mass: torch.Tensor) -> torch.Tensor:
+    """logits[l] Float[B, K_l], targets Long[B, L], weight/gate/copy_mass Float[B] -> weighted
+    mixture NLL Float[] (module docstring)."""
+    if (weight < 0).any() or weight.sum() <= 0:
+        raise ValueError("batch.weight must be >= 0 with a positive sum (see BEHAVIOUR_WEIGHTS)")
+    logp_gen = sum(torch.log_softmax(lg, -1).gather(1, targets[:, l:l + 1]).squeeze(1) for l, lg in enumerate(logits))
+    gen = torch.log1p(-gate.clamp(max=1 - 1e-6)) + logp_gen
+    copy = torch.log(gate.clamp(min=1e-12)) + torch.log(copy_mass.clamp(min=1e-30))
+    logp = torch.logaddexp(gen, copy)
+    w = weight / weight.sum()
+    return -(w * logp).sum() / len(logits)
 
 
 def q2i_loss(q: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -21,7 +21,7 @@ import torch
 
 from oxygen.data.batching import collate
 from oxygen.data.schema import SCENARIOS, Row
-from oxygen.decoding.fusion import FusionSpec, fuse_row
+from oxygen.decoding.fusion import copy_dists, fuse_row
 from oxygen.decoding.generate import generate_items
 from oxygen.model.bundle import Bundle
 from oxygen.semantic_ids.trie import PrefixTrie
@@ -121,21 +121,27 @@ class RecommenderCore:
         beam = max(p.request.beam or max(p.request.k, 20) for p in items)
         pools = torch.tensor([self.scenarios.index(p.request.scenario) for p in items])
         sampling = next((p.request.sampling for p in items if p.request.sampling), None)
+        model = self.bundle.model
         fusion = self.bundle.fusion if sampling is None else None
+        copy = model.cfg.copy_head and sampling is None
         with torch.no_grad():
-            ids, scores = generate_items(self.bundle.model, batch, self.tries, beam=beam,
-                                         k=max(k, beam) if fusion else k, pool_index=pools, sampling=sampling)
+            ids, scores = generate_items(model, batch, self.tries, beam=beam,
+                                         k=max(k, beam) if fusion or copy else k, pool_index=pools, sampling=sampling)
         if fusion is not None:
-            return self._fused(items, ids.numpy(), scores.numpy(), fusion)
+            dists = fusion.dists(self.bundle.space.transitions, [p.row.history for p in items])
+            return self._mixed(items, ids.numpy(), scores.numpy(), dists, np.full(len(items), fusion.weight))
+        if copy:
+            gates, dists = copy_dists(model, batch, self.bundle.space.item_ids)
+            return self._mixed(items, ids.numpy(), scores.numpy(), dists, gates)
         return [(ids[i, : p.request.k].numpy(), scores[i, : p.request.k].numpy()) for i, p in enumerate(items)]
 
-    def _fused(self, items: list[Prepared], ids: np.ndarray, logp: np.ndarray,
-               fusion: FusionSpec) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Re-rank each request's beam with the transition channel (items stay in its scenario pool)."""
-        dists = fusion.dists(self.bundle.space.transitions, [p.row.history for p in items])
+    def _mixed(self, items: list[Prepared], ids: np.ndarray, logp: np.ndarray, dists: list[dict[int, float]],
+               weights: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Re-rank each request's beam with its mixture (the transition channel or the copy head);
+        items stay in the request's scenario pool."""
         out = []
         for i, p in enumerate(items):
-            row = fuse_row(ids[i], logp[i], dists[i], fusion.weight, p.request.k, self.pools[p.request.scenario])
+            row = fuse_row(ids[i], logp[i], dists[i], float(weights[i]), p.request.k, self.pools[p.request.scenario])
             out.append((np.array([j for j, _ in row], dtype=np.int64), np.array([sc for _, sc in row])))
         return out
 

@@ -3,7 +3,8 @@
 `fit` builds the semantic IDs from the train rows (or loads a prebuilt codebook), collates the
 rows, trains the encoder-decoder with the plain loop selecting the epoch on valid HR@10 (beam search
 over the whole catalogue), and keeps the best weights. `recommend` decodes the top-k items with the
-trie-constrained beam search. `tiger` is the same model with the scenario/reasoning instructions,
+trie-constrained beam search (mixed with the copy distribution when the model has a copy head).
+`tiger` is the same model with the scenario/reasoning instructions,
 IGR and Q2I off (TIGER: SIDs + a plain encoder-decoder over the history).
 
     rec = GenerativeRecommender(GenerativeConfig(variant="oxygen")).fit(train, valid, items)
@@ -27,7 +28,7 @@ from oxygen.data.batch import ModelBatch
 from oxygen.data.io import Dataset
 from oxygen.data.schema import Item, Row
 from oxygen.data.transitions import TransitionTable
-from oxygen.decoding.fusion import FusionSpec, fuse_top_k
+from oxygen.decoding.fusion import FusionSpec, copy_dists, fuse_top_k
 from oxygen.decoding.generate import generate_items
 from oxygen.eval.metrics import hit_rate, ndcg
 from oxygen.eval.recommender import Recommender, check_k
@@ -174,8 +175,18 @@ class GenerativeRecommender(Recommender):
         return np.concatenate(items), np.concatenate(scores)
 
     def _decode(self, model: OxygenModel, batch, k: int) -> np.ndarray:
-        """Top-k item ids Int64[B, k] of the model alone."""
-        return self._decode_scored(model, batch, k)[0]
+        """Top-k item ids Int64[B, k] of the model alone (with a copy head: the beam mixed with the
+        copy distribution by the model's own gate)."""
+        if not model.cfg.copy_head:
+            return self._decode_scored(model, batch, k)[0]
+        items, logp = self._decode_scored(model, batch, max(k, self.cfg.eval_beam))
+        gates, dists = [], []
+        for s in range(0, len(batch), DECODE_BATCH):
+            g, d = copy_dists(model, batch.select(torch.arange(s, min(s + DECODE_BATCH, len(batch)))),
+                              self.prep.space.item_ids)
+            gates.append(g)
+            dists += d
+        return fuse_top_k(items, logp, dists, np.concatenate(gates), k)
 
     def _fusion_spec(self, weight: float | None = None) -> FusionSpec:
         f = self.cfg.fusion

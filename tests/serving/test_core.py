@@ -103,3 +103,25 @@ def test_fusion_bundle_round_trip_and_serving_stays_in_pool(bundle_dir, redis_se
     b.space.transitions = None
     with pytest.raises(ValueError, match="transition counts"):
         Bundle(b.model, b.codebook, b.space, b.collate_cfg, b.scenarios, fusion=FusionSpec(weight=0.5))
+
+
+def test_copy_head_bundle_serves_the_mixture_within_pools(bundle_dir, redis_server, tmp_path):
+    """A model with a copy head (gate forced to ~1) answers with the request's own history items
+    first, round-trips through save/load, and never leaves the scenario pool."""
+    import torch
+
+    from oxygen.model import OxygenModel
+
+    b = Bundle.load(bundle_dir)
+    torch.manual_seed(0)
+    model = OxygenModel(b.model.cfg.model_copy(update={"copy_head": True})).eval()
+    torch.nn.init.constant_(model.copy.gate.bias, 20.0)
+    again = Bundle.load(Bundle(model, b.codebook, b.space, b.collate_cfg, b.scenarios, b.titles, "copy-v1")
+                        .save(tmp_path / "copy"))
+    assert again.model.cfg.copy_head
+    core = RecommenderCore(again, Stores.connect(redis_server.url), encode)
+    pool = set(again.scenarios["cart"].pool)
+    outside = next(i for i in again.codebook.item_ids.tolist() if i not in pool)
+    req = RecommendRequest(scenario="cart", user_id="new", history=[3, 7, outside], trigger_item=7, k=5)
+    ids = [it.item_id for it in core.recommend_batch([req])[0].items]
+    assert set(ids[:2]) == {3, 7} and outside not in ids and len(set(ids)) == 5 and set(ids) <= pool

@@ -118,3 +118,18 @@ def test_fusion_weight_is_chosen_on_valid_and_used(tiny):
     assert rec.recommend(test[:3], k=3).shape == (3, 3)
     assert rec.fusion_weight > 0 and rec.to_bundle().fusion.weight == rec.fusion_weight
     torch.set_num_threads(2)
+
+
+def test_copy_head_fit_recommend_refit(tiny):
+    """The copy head points at the transition candidates: next = last + 1 is copied, not memorised."""
+    items, train, valid, test, sid_dir = tiny
+    cfg = _cfg(sid_dir, model={"d_model": 32, "n_heads": 2, "enc_layers": 1, "dec_layers": 1, "d_ff": 64,
+                               "dropout": 0.0, "copy_head": True},
+               train={"epochs": 3, "batch_size": 32, "lr": 0.01, "warmup_steps": 5, "threads": 1, "candidates": 5})
+    rec = GenerativeRecommender(cfg).fit(train, valid, items)
+    top = rec.recommend(test, k=5)
+    assert top.shape == (40, 5) and (top >= 0).all() and all(len(set(r)) == 5 for r in top.tolist())
+    assert np.mean([t.target == r[0] for t, r in zip(test, top.tolist())]) > 0.9
+    rec.refit(train + valid, items)
+    assert rec.recommend(test[:3], k=3).shape == (3, 3)
+    torch.set_num_threads(2)
