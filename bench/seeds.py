@@ -2,8 +2,8 @@
 
 `run` trains one model per seed (the `quality` protocol of apps.bench: fit on train, select on
 valid, optionally refit on train + valid, test once) and writes one JSON per seed with the per-row
-test ranks; a model fused with the transition channel also writes its pure (unfused) test ranks
-under the label `<label>-pure` (same weights, fusion off). Finished seeds are skipped, so several
+test ranks. When the run selected a fusion with the transition channel, the mixture is written
+under `<label>+fusion` and the model alone (same weights, fusion off) under `<label>`. Finished seeds are skipped, so several
 `run` commands (one per core) can share a folder and be resumed.
 
 `summary` reads a folder: per label, test HR@10 / NDCG@10 mean ± std over seeds, and the paired
@@ -11,7 +11,7 @@ bootstrap (rows resampled, seed-averaged per-row hits) of the HR@10 gap to each 
 
     python -m bench.seeds run --data data/amazon18-office --model oxygen \\
         --config configs/oxygen_office_fusion.yaml --refit --seeds 0 1 2 --dir runs/bench/seeds_office
-    python -m bench.seeds summary --dir runs/bench/seeds_office --reference markov tiger --out runs/bench/seeds_office.json \
+    python -m bench.seeds summary --dir runs/bench/seeds_office --reference markov tiger sasrec --out runs/bench/seeds_office.json \
         --plot docs/img/seeds_office.png --published TIGER=0.1408 MiniOneRec=0.1634
 """
 
@@ -58,9 +58,10 @@ def run(args: argparse.Namespace) -> None:
             rec.cfg = reseed(rec.cfg, seed)
         result = quality_run(rec, ds, k=10, refit=args.refit, keep_ranks=True)
         records = [_record(label, seed, result, result["test"])]
-        if getattr(rec, "fusion_weight", 0.0) > 0:  # the same weights without the transition channel
+        if getattr(rec, "fusion_weight", 0.0) > 0:  # `label` is the model alone, `label+fusion` the mixture
             weight, rec.fusion_weight = rec.fusion_weight, 0.0
-            records.append(_record(f"{label}-pure", seed, result, evaluate_rows(rec, ds.splits["test"], 10, True), True))
+            records = [_record(f"{label}+fusion", seed, result, result["test"]),
+                       _record(label, seed, result, evaluate_rows(rec, ds.splits["test"], 10, True), True)]
             rec.fusion_weight = weight
         for rcd in records:
             out = args.dir / f"{rcd['label']}_seed{seed}.json"

@@ -118,8 +118,8 @@ def test_bench_seeds_fused_model_also_writes_its_pure_runs(tmp_path: Path):
     folder = tmp_path / "runs"
     bench_seeds.main(["run", "--data", str(data), "--model", "tiger", "--config", str(cfg), "--seeds", "3",
                       "--dir", str(folder)])
-    fused = json.loads((folder / "tiger_seed3.json").read_text())
-    pure = json.loads((folder / "tiger-pure_seed3.json").read_text())
+    fused = json.loads((folder / "tiger+fusion_seed3.json").read_text())
+    pure = json.loads((folder / "tiger_seed3.json").read_text())
     assert fused["fit_info"]["fusion"]["weight"] == 1.0 and fused["seed"] == pure["seed"] == 3
     assert pure["valid"] is None and fused["valid"]["hr@10"] == 1.0  # 0.0 was not among the weights
     assert fused["test"]["hr@1"] == 1.0  # the transition channel alone: next = last + 1
