@@ -59,14 +59,16 @@ GROUPS: dict[str, list[str]] = {
         for m, cfg, seeds in (("markov", "", "0"), ("pop", "", "0"),
                               ("sasrec", "--config configs/sasrec_office.yaml", "0 1 2"),
                               ("tiger", "--config configs/tiger_office_fusion.yaml", "0 1 2"),
-                              ("oxygen", "--config configs/oxygen_office_fusion.yaml", "0 1 2"))
-    ] + [f"{PY} -m bench.seeds summary --dir runs/bench/seeds_office --reference markov "
+                              ("oxygen", "--config configs/oxygen_office_fusion.yaml", "0 1 2"),
+                              ("oxygen", "--config configs/oxygen_office_copy.yaml --label oxygen-copy", "0 1 2"),
+                              ("tiger", "--config configs/tiger_office_copy.yaml --label tiger-copy", "0 1 2"))
+    ] + [f"{PY} -m bench.seeds summary --dir runs/bench/seeds_office --reference markov tiger sasrec "
          "--out runs/bench/seeds_office.json --plot docs/img/seeds_office.png --published TIGER=0.1408 MiniOneRec=0.1634"]
       + [f"{PY} -m bench.seeds run --data runs/demo/world --model {m} {cfg} --seeds {seeds} --dir runs/bench/seeds_world"
          for m, cfg, seeds in (("markov", "", "0"), ("pop", "", "0"), ("sasrec", "", "0 1 2"),
                                ("tiger", "--config configs/ablation_converged.yaml", "0 1 2"),
                                ("oxygen", "--config configs/ablation_converged.yaml", "0 1 2"))]
-      + [f"{PY} -m bench.seeds summary --dir runs/bench/seeds_world --reference oxygen --out runs/bench/seeds_world.json "
+      + [f"{PY} -m bench.seeds summary --dir runs/bench/seeds_world --reference oxygen markov --out runs/bench/seeds_world.json "
          "--plot docs/img/seeds_world.png"]
       + [f"{PY} -m bench.ablations --data runs/bench/world-long --kind igr_q2i --config configs/ablation_converged.yaml "
          f"--seed {s} --out runs/bench/ablation_igr_q2i_long_converged_s{s}.json" for s in (0, 1, 2)]
