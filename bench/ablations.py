@@ -8,8 +8,8 @@
 Kinds: placement, igr_q2i, query, unified, trigger. Prints a markdown table of test HR@10 per
 scenario and writes the full report (all metrics, per-row test ranks) as JSON. `--seed` reseeds
 the whole run (model init, data order, SID k-means); `--merge` reads the reports of several seeds
-of one kind and prints mean ± std per cell and each variant's overall HR@10 gap to the first
-variant (paired bootstrap over test rows, seed-averaged).
+of one kind and prints mean ± std per cell (HR@10 and NDCG@10) and each variant's overall gap to
+the first variant (paired bootstrap over test rows, seed-averaged).
 """
 
 from __future__ import annotations
@@ -30,13 +30,14 @@ def merge(paths: list[Path], out: Path) -> dict:
     """Mean ± std over the seed reports at `paths` (and paired gaps where ranks exist); written to `out`."""
     reports = [json.loads(p.read_text()) for p in paths]
     mean = mean_report(reports)
-    try:
-        gaps = paired_gaps(reports)
-    except ValueError as e:  # e.g. --kind unified: no per-row ranks for the per-scenario models
-        print(f"no paired gaps: {e}")
-        gaps = None
-    print(to_markdown_mean(mean, gaps))
-    result = {"inputs": [str(p) for p in paths], "mean": mean, "gaps": gaps}
+    result: dict = {"inputs": [str(p) for p in paths], "mean": mean, "gaps": {}}
+    for metric in ("hr@10", "ndcg@10"):
+        try:
+            result["gaps"][metric] = paired_gaps(reports, metric)
+        except ValueError as e:  # e.g. --kind unified: no per-row ranks for the per-scenario models
+            print(f"no paired gaps: {e}")
+            result["gaps"][metric] = None
+        print(f"\n{metric}\n" + to_markdown_mean(mean, result["gaps"][metric], metric))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     return result

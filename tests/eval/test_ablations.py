@@ -73,4 +73,6 @@ def test_bench_ablations_merge(tmp_path):
         paths[-1].write_text(json.dumps(report))
     result = main(["--merge", *map(str, paths), "--out", str(tmp_path / "m.json")])
     assert result["mean"]["a"]["overall"]["hr@10"][0] == pytest.approx(0.75)
-    assert json.loads((tmp_path / "m.json").read_text())["gaps"]["b"]["diff"] == pytest.approx(-0.5)
+    saved = json.loads((tmp_path / "m.json").read_text())
+    assert saved["gaps"]["hr@10"]["b"]["diff"] == pytest.approx(-0.5)
+    assert saved["gaps"]["ndcg@10"]["b"]["diff"] == pytest.approx(-0.5)  # rank 1 hits: NDCG = HR
