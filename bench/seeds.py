@@ -122,6 +122,31 @@ def to_markdown(summary: dict[str, dict], references: list[str]) -> str:
     return "\n".join(lines)
 
 
+def per_scenario(by: dict[str, list[dict]], scenarios: list[str | None], k: int = 10) -> dict[str, dict]:
+    """{label: {scenario: [mean, std] of HR@k over seeds}} from the per-row ranks and each test
+    row's scenario (rows without one only count in 'overall')."""
+    names = sorted({s for s in scenarios if s}) + ["overall"]
+    groups = np.array(["" if s is None else s for s in scenarios], dtype=object)
+    out: dict[str, dict] = {}
+    for label, recs in by.items():
+        if len(recs[0]["ranks"]) != len(scenarios):
+            raise ValueError(f"label '{label}': {len(recs[0]['ranks'])} ranks for {len(scenarios)} test rows; "
+                             "give --data the dataset these runs were tested on")
+        hits = [rank_scores(r["ranks"], k)["hr"] for r in recs]
+        out[label] = {g: list(mean_std([h[groups == g].mean() if g != "overall" else h.mean() for h in hits]))
+                      for g in names}
+    return out
+
+
+def scenario_markdown(table: dict[str, dict], k: int = 10) -> str:
+    """Labels x scenarios, HR@k mean ± std over seeds."""
+    cols = list(next(iter(table.values())))
+    lines = [f"| model (HR@{k}) | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for label, by in table.items():
+        lines.append(f"| {label} | " + " | ".join(f"{by[c][0]:.4f} ± {by[c][1]:.4f}" for c in cols) + " |")
+    return "\n".join(lines)
+
+
 def plot(summary: dict[str, dict], png: Path, published: dict[str, float], title: str) -> Path:
     """Bar chart of test HR@10 mean ± std per label (each seed a dot), published figures as lines."""
     import matplotlib
@@ -146,9 +171,16 @@ def plot(summary: dict[str, dict], png: Path, published: dict[str, float], title
 
 
 def summary(args: argparse.Namespace) -> dict:
-    """Print the markdown table of a folder of runs; write the summary JSON (--out) and plot (--plot)."""
-    result = summarise(load_records(args.dir), args.reference)
+    """Print the markdown tables of a folder of runs; write the summary JSON (--out: {label: entry},
+    plus 'by_scenario' in each entry with --data) and the plot (--plot)."""
+    by = load_records(args.dir)
+    result = summarise(by, args.reference)
     print(to_markdown(result, args.reference))
+    if args.data:
+        scen = per_scenario(by, [r.scenario for r in load_dataset(args.data).splits["test"]])
+        print("\n" + scenario_markdown(scen))
+        for label, table in scen.items():
+            result[label]["by_scenario"] = table
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2))
@@ -183,6 +215,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     s.add_argument("--reference", nargs="*", default=[], help="labels to compare every other label with")
     s.add_argument("--out", type=Path, default=None)
     s.add_argument("--plot", type=Path, default=None, help="PNG bar chart of HR@10 over seeds")
+    s.add_argument("--data", type=Path, default=None, help="the runs' dataset: adds HR@10 per scenario")
     s.add_argument("--published", nargs="*", default=[], help="NAME=VALUE lines on the plot")
     s.add_argument("--title", default=None)
     return p.parse_args(argv)

@@ -105,6 +105,24 @@ def test_bench_seeds_run_skip_and_summary(tmp_path: Path, capsys):
         bench_seeds.main(["summary", "--dir", str(folder)])
 
 
+def test_per_scenario_summary_from_ranks(tmp_path: Path, capsys):
+    data = tiny_dataset(tmp_path / "data", scenarios=True)          # users alternate search / cart
+    folder = tmp_path / "runs"
+    bench_seeds.main(["run", "--data", str(data), "--model", "pop", "--seeds", "0", "--dir", str(folder)])
+    rcd = json.loads((folder / "pop_seed0.json").read_text())
+    fake = {**rcd, "seed": 1, "ranks": [1 if i % 2 == 0 else 0 for i in range(30)]}  # hits the even users
+    (folder / "pop_seed1.json").write_text(json.dumps(fake))
+    out = tmp_path / "s.json"
+    bench_seeds.main(["summary", "--dir", str(folder), "--data", str(data), "--out", str(out)])
+    table = json.loads(out.read_text())["pop"]["by_scenario"]
+    ranks0 = np.array(rcd["ranks"])
+    search0 = float(((ranks0 >= 1) & (ranks0 <= 10))[0::2].mean())   # rows are user-major: u0, u1, ...
+    assert table["search"][0] == pytest.approx((search0 + 1.0) / 2) and set(table) == {"cart", "search", "overall"}
+    assert "| pop |" in capsys.readouterr().out.split("model (HR@10)")[1]
+    with pytest.raises(ValueError, match="ranks for"):
+        bench_seeds.per_scenario(bench_seeds.load_records(folder), ["search"] * 3)
+
+
 def test_bench_seeds_fused_model_also_writes_its_pure_runs(tmp_path: Path):
     from oxygen.semantic_ids.codebook import Codebook
 
