@@ -87,3 +87,20 @@ def test_bad_arguments(setup):
         generate_items(model, batch, [trie], beam=4, k=5)
     with pytest.raises(ValueError, match="pool_index"):
         generate_items(model, batch, [trie], beam=4, k=2, pool_index=torch.tensor([0, 1, 0, 0, 0]))
+
+
+def test_tiny_temperatures_stay_legal_and_match_beam_search(setup):
+    """At temperatures whose gaps overflow float32 (1e-179 came in an HTTP request), sampling still
+    returns only legal, unique items and equals beam search; the keys keep legal cells finite."""
+    from oxygen.decoding.sampling import scaled_keys
+
+    grid = torch.tensor([[-1.0, float("-inf"), -3.0, 0.5], [float("-inf")] * 4])
+    keys = scaled_keys(grid, 1e-179)
+    assert torch.isfinite(keys[0, [0, 2, 3]]).all() and keys[0, 3] == 0 and torch.isinf(keys[0, 1])
+    assert torch.isinf(keys[1]).all()
+    assert torch.equal(scaled_keys(grid, 2.0)[0, [0, 2, 3]], (grid[0, [0, 2, 3]] - 0.5) / 2.0)
+    model, batch, trie = setup
+    greedy, _ = generate_items(model, batch, [trie], beam=6, k=4)
+    for t in (1e-179, 1e-30):
+        cold, _ = generate_items(model, batch, [trie], beam=6, k=4, sampling={"temperature": t, "seed": 0})
+        assert torch.equal(greedy, cold)

@@ -125,3 +125,11 @@ def test_copy_head_bundle_serves_the_mixture_within_pools(bundle_dir, redis_serv
     req = RecommendRequest(scenario="cart", user_id="new", history=[3, 7, outside], trigger_item=7, k=5)
     ids = [it.item_id for it in core.recommend_batch([req])[0].items]
     assert set(ids[:2]) == {3, 7} and outside not in ids and len(set(ids)) == 5 and set(ids) <= pool
+
+
+def test_a_vanishing_temperature_serves_legal_items(core):
+    """Regression (found by the HTTP property test): temperature 1e-179 used to give a 500."""
+    req = RecommendRequest(scenario="search", user_id="alice", k=5, sampling={"temperature": 1.1e-179})
+    cold = core.recommend_batch([req])[0]
+    warm = core.recommend_batch([RecommendRequest(scenario="search", user_id="alice", k=5)])[0]
+    assert [i.item_id for i in cold.items] == [i.item_id for i in warm.items]
