@@ -3,8 +3,8 @@ search) or n drawn without replacement (Gumbel-top-k, i.e. sequential draws prop
 exp(score / temperature)) after top-k and nucleus (top-p) filtering, with a seeded generator.
 
 Candidates arrive as a grid Float[B, M] (one row per request, -inf where a cell is padding).
-Scaled keys keep every legal cell finite at any temperature > 0, and below GREEDY_BELOW the draw is
-its T -> 0 limit (the best unfiltered cells in order), so even 1e-179 gives legal, unique picks.
+Below GREEDY_BELOW the draw is its T -> 0 limit (the best unfiltered cells in order), so keys never
+overflow float32 and a legal cell never looks like padding: even 1e-179 gives legal, unique picks.
 
     params = SamplingParams(temperature=0.8, top_p=0.9, seed=1)
     scores, cols = choose(grid, n, params, make_generator(params))   # Float[B, n], Long[B, n]
@@ -17,8 +17,7 @@ from dataclasses import dataclass
 import torch
 
 NEG_INF = float("-inf")
-KEY_FLOOR = 1e30  # legal cells never go below -KEY_FLOOR after temperature scaling (float32-safe)
-GREEDY_BELOW = 1e-6  # a colder draw is its T -> 0 limit (Gumbel noise no longer breaks any tie)
+GREEDY_BELOW = 1e-6  # a colder draw is its T -> 0 limit; keys are scaled by at most 1 / GREEDY_BELOW
 
 
 @dataclass(frozen=True)
@@ -67,19 +66,6 @@ def nucleus(keys: torch.Tensor, top_p: float) -> torch.Tensor:
     return keys.masked_fill(mask, NEG_INF)
 
 
-def scaled_keys(grid: torch.Tensor, temperature: float) -> torch.Tensor:
-    """grid Float[B, M] / temperature, shifted so each row's best legal cell is 0, with every legal
-    (finite) cell kept finite (floored at -KEY_FLOOR): at a tiny temperature the gaps overflow
-    float32, and an overflowed legal cell must not look like an illegal (-inf) one. The shift leaves
-    the sampled picks unchanged; the floor only ties cells that are improbable beyond float32."""
-    legal = torch.isfinite(grid)
-    top = torch.where(legal, grid, torch.full_like(grid, NEG_INF)).amax(dim=1, keepdim=True)
-    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-    gap = grid - top
-    keys = torch.where(gap == 0, torch.zeros_like(gap), (gap / temperature).clamp(min=-KEY_FLOOR))  # 0/0 at t ~ 0
-    return torch.where(legal, keys, torch.full_like(keys, NEG_INF))
-
-
 def choose(grid: torch.Tensor, n: int, params: SamplingParams | None,
            gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Pick n columns per row of grid Float[B, M]: top-n (params None) or sampled without replacement.
@@ -88,9 +74,9 @@ def choose(grid: torch.Tensor, n: int, params: SamplingParams | None,
     n = min(n, grid.shape[1])
     if params is None:
         return grid.topk(n, dim=1)
-    keys = filter_keys(scaled_keys(grid, params.temperature), params)
+    keys = filter_keys(grid / max(params.temperature, GREEDY_BELOW), params)
     if params.temperature < GREEDY_BELOW:  # the draw's limit: the best unfiltered cells, in order
-        return torch.where(torch.isinf(keys), torch.full_like(grid, NEG_INF), grid).topk(n, dim=1)
+        return grid.masked_fill(torch.isinf(keys), NEG_INF).topk(n, dim=1)
     u = torch.rand(keys.shape, generator=gen).clamp_(1e-12, 1 - 1e-12)
     _, cols = (keys - torch.log(-torch.log(u))).topk(n, dim=1)
     picked = grid.gather(1, cols).masked_fill(torch.isinf(keys.gather(1, cols)), NEG_INF)

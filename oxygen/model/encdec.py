@@ -196,7 +196,10 @@ class OxygenModel(nn.Module):
         logits, enc, cond, _ = self._teacher_forced(batch, codes)
         return logits, enc.aux, cond
 
-    def _teacher_forced(self, batch: ModelBatch, codes: torch.Tensor | None):
+    def _teacher_forced(self, batch: ModelBatch, codes: torch.Tensor | None
+                        ) -> tuple[list[torch.Tensor], Encoded, Conditions, torch.Tensor]:
+        """`teacher_forced` plus what the copy head needs: (logits, encoder output, conditions,
+        decoder state that predicts level 0 Float[B, d])."""
         codes = batch.target_codes if codes is None else codes
         x, enc, cond = self.decode_full(batch, codes[:, :-1])
         P = self.instr.length

@@ -160,33 +160,32 @@ class GenerativeRecommender(Recommender):
         cb, self.sid_metrics = build_codebook(self.cfg.sid, catalogue_input(ds.items, ds.splits["train"]))
         return cb
 
+    @staticmethod
+    def _chunks(batch: ModelBatch):
+        """`batch` in consecutive parts of at most DECODE_BATCH rows."""
+        for s in range(0, len(batch), DECODE_BATCH):
+            yield batch.select(torch.arange(s, min(s + DECODE_BATCH, len(batch))))
+
     def _decode_scored(self, model: OxygenModel, batch, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-n item ids Int64[B, n] and log-probs Float[B, n] by constrained beam search (beam >= n),
         in chunks of DECODE_BATCH."""
         model.eval()
         beam = max(n, self.cfg.eval_beam)
-        items, scores = [], []
         with torch.no_grad():
-            for s in range(0, len(batch), DECODE_BATCH):
-                part = batch.select(torch.arange(s, min(s + DECODE_BATCH, len(batch))))
-                ids, sc = generate_items(model, part, [self.trie], beam=beam, k=n)
-                items.append(ids.numpy())
-                scores.append(sc.numpy())
-        return np.concatenate(items), np.concatenate(scores)
+            out = [generate_items(model, part, [self.trie], beam=beam, k=n) for part in self._chunks(batch)]
+        return np.concatenate([ids.numpy() for ids, _ in out]), np.concatenate([sc.numpy() for _, sc in out])
 
     def _decode(self, model: OxygenModel, batch, k: int) -> np.ndarray:
         """Top-k item ids Int64[B, k] of the model alone (with a copy head: the beam mixed with the
-        copy distribution by the model's own gate)."""
+        copy distribution by the model's own gate), chunk by chunk."""
         if not model.cfg.copy_head:
             return self._decode_scored(model, batch, k)[0]
-        items, logp = self._decode_scored(model, batch, max(k, self.cfg.eval_beam))
-        gates, dists = [], []
-        for s in range(0, len(batch), DECODE_BATCH):
-            g, d = copy_dists(model, batch.select(torch.arange(s, min(s + DECODE_BATCH, len(batch)))),
-                              self.prep.space.item_ids)
-            gates.append(g)
-            dists += d
-        return fuse_top_k(items, logp, dists, np.concatenate(gates), k)
+        tops = []
+        for part in self._chunks(batch):
+            items, logp = self._decode_scored(model, part, max(k, self.cfg.eval_beam))
+            gates, dists = copy_dists(model, part, self.prep.space.item_ids)
+            tops.append(fuse_top_k(items, logp, dists, gates, k))
+        return np.concatenate(tops)
 
     def _fusion_spec(self, weight: float | None = None) -> FusionSpec:
         f = self.cfg.fusion

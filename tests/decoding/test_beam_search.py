@@ -91,14 +91,15 @@ def test_bad_arguments(setup):
 
 def test_tiny_temperatures_stay_legal_and_match_beam_search(setup):
     """At temperatures whose gaps overflow float32 (1e-179 came in an HTTP request), sampling still
-    returns only legal, unique items and equals beam search; the keys keep legal cells finite."""
-    from oxygen.decoding.sampling import scaled_keys
+    returns only legal, unique items and equals beam search; padding (-inf) is never picked."""
+    from oxygen.decoding.sampling import choose
 
     grid = torch.tensor([[-1.0, float("-inf"), -3.0, 0.5], [float("-inf")] * 4])
-    keys = scaled_keys(grid, 1e-179)
-    assert torch.isfinite(keys[0, [0, 2, 3]]).all() and keys[0, 3] == 0 and torch.isinf(keys[0, 1])
-    assert torch.isinf(keys[1]).all()
-    assert torch.equal(scaled_keys(grid, 2.0)[0, [0, 2, 3]], (grid[0, [0, 2, 3]] - 0.5) / 2.0)
+    scores, cols = choose(grid, 3, SamplingParams(temperature=1e-179, seed=0), None)
+    assert cols[0].tolist() == [3, 0, 2] and torch.isfinite(scores[0]).all()
+    assert torch.isinf(scores[1]).all()
+    assert torch.equal(choose(grid, 3, SamplingParams(temperature=2.0, seed=0), torch.Generator().manual_seed(0))[0][0].sort().values,
+                       grid[0, [0, 2, 3]].sort().values)
     model, batch, trie = setup
     greedy, _ = generate_items(model, batch, [trie], beam=6, k=4)
     for t in (1e-179, 1e-30):
