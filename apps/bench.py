@@ -16,7 +16,7 @@ from pathlib import Path
 
 from oxygen.data.io import load_dataset
 from oxygen.eval.ranking import format_table, quality_run
-from oxygen.eval.registry import MODELS, build
+from oxygen.recommenders.registry import MODELS, build
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -12,7 +12,6 @@ On a cluster use `serve deploy deployments/serve.yaml` instead (docs/cluster.md)
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -24,8 +23,6 @@ SMOKE_SCENARIOS = ("search", "homepage", "channel", "cart")
 def load_users(redis_url: str, data_dir: Path) -> dict[str, dict]:
     """Write each user's latest state (from all splits, by timestamp order) into Redis; return
     {user_id: last row as dict} for building example requests."""
-    import redis
-
     from oxygen.data.io import load_dataset
     from oxygen.store.users import UserState, UserStateStore
 
@@ -38,38 +35,8 @@ def load_users(redis_url: str, data_dir: Path) -> dict[str, dict]:
                         if r.history_behaviours is not None else None,
                         (r.history_scenarios or []) + [r.scenario] if r.history_scenarios is not None else None,
                         r.profile.model_dump() if r.profile else None) for u, r in last.items()]
-    UserStateStore(redis.Redis.from_url(redis_url)).put_many(states)
+    UserStateStore.connect(redis_url).put_many(states)
     return {u: r.model_dump() for u, r in last.items()}
-
-
-def start(bundle: Path, redis_url: str, port: int, max_batch_size: int = 32, replicas: int | None = None) -> str:
-    """Start local Ray + Serve with the app on 127.0.0.1:port; return the base URL once ready."""
-    import ray
-    from ray import serve
-
-    from oxygen.serving.app import build_app
-
-    env = {"HF_HUB_OFFLINE": "1", "REDIS_URL": redis_url,
-           # a busy 2-core laptop can take >15 s to start the HTTP proxy; Serve's default gives up
-           "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "60"}
-    os.environ.update({k: v for k, v in env.items() if k not in os.environ})
-    if not ray.is_initialized():
-        # logical CPUs: ingress + up to two recommender replicas (1 CPU each) fit on a 2-core laptop
-        ray.init(num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": env})
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app({"bundle": str(Path(bundle).resolve()), "redis_url": redis_url,
-                         "max_batch_size": max_batch_size, "recommender_replicas": replicas}),
-              route_prefix="/")
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                return url
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise RuntimeError(f"the service did not become ready at {url}/readyz")
 
 
 def example_requests(users: dict[str, dict]) -> list[dict]:
@@ -102,14 +69,12 @@ def print_answer(req: dict, resp: httpx.Response) -> None:
 
 def run_smoke(bundle: Path, data_dir: Path, port: int = 8011) -> list[int]:
     """Start everything, send one request per scenario, print, stop; return the HTTP status codes."""
-    import ray
-    from ray import serve
-
+    from oxygen.serving.local import start_local, stop_local
     from oxygen.store.embedded import EmbeddedRedis
 
     with EmbeddedRedis() as redis_server:
         users = load_users(redis_server.url, data_dir)
-        url = start(bundle, redis_server.url, port)
+        url = start_local(bundle, redis_server.url, port)
         print(f"service ready at {url} (OpenAPI: {url}/docs); scenarios: "
               f"{httpx.get(f'{url}/v1/scenarios', timeout=10).json()}")
         codes = []
@@ -119,8 +84,7 @@ def run_smoke(bundle: Path, data_dir: Path, port: int = 8011) -> list[int]:
                 print_answer(req, resp)
                 codes.append(resp.status_code)
         finally:
-            serve.shutdown()
-            ray.shutdown()
+            stop_local()
     print("service stopped")
     return codes
 
@@ -143,7 +107,8 @@ def main(argv: list[str] | None = None) -> None:
     url_redis = args.redis_url or redis_url()
     if args.users_from:
         load_users(url_redis, args.users_from)
-    url = start(args.bundle, url_redis, args.port)
+    from oxygen.serving.local import start_local
+    url = start_local(args.bundle, url_redis, args.port)
     print(f"serving at {url} (OpenAPI {url}/docs); Ctrl-C to stop")
     try:
         while True:

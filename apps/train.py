@@ -18,7 +18,7 @@ from pathlib import Path
 from oxygen.config import GenerativeConfig, load_config
 from oxygen.data.io import load_dataset
 from oxygen.eval.ranking import format_table, quality_run
-from oxygen.training.generative import GenerativeRecommender
+from oxygen.recommenders.generative import GenerativeRecommender
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -26,8 +26,8 @@ import numpy as np
 
 from oxygen.data.io import load_dataset
 from oxygen.eval.ranking import evaluate_rows, quality_run
-from oxygen.eval.registry import MODELS, build
 from oxygen.eval.seeds import mean_std, paired_bootstrap, rank_scores, reseed
+from oxygen.recommenders.registry import MODELS, build
 
 
 def _record(label: str, seed: int, result: dict, report: dict, pure: bool = False) -> dict:

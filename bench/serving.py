@@ -24,8 +24,9 @@ import numpy as np
 import ray
 from ray import serve
 
-from apps.serve import load_users, start
+from apps.serve import load_users
 from bench.tiny_bundle import make_bundle
+from oxygen.serving.local import start_local as start
 from oxygen.store.embedded import EmbeddedRedis
 
 SCENARIOS = [("search", False), ("homepage", False), ("channel", True), ("cart", True)]

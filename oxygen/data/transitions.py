@@ -2,7 +2,7 @@
 
 A transition a -> b is a consecutive pair in a row's `history + [target]`; each (user, a, b) counts
 once, so a user's chained rows (every prefix of one sequence) do not inflate it. The same counts
-drive the `markov` baseline (oxygen.eval.baselines.markov) and, here, the candidate tokens of the
+drive the `markov` baseline (oxygen.recommenders.markov) and, here, the candidate tokens of the
 generative model: for a history h (oldest first), the candidates are the items b with the highest
 
     score[b] = sum_{j < max_back} decay**j * P[h[-1-j], b],   P[a, :] = counts[a, :] / sum_b counts[a, b]

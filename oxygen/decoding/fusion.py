@@ -8,7 +8,7 @@ of both by the mixture
     score(i) = (1 - w) * p_model(i) + w * P_t(i | history),   p_model(i) = exp(log-prob), 0 outside the beam
 
 (linear interpolation of two next-item distributions, as n-gram and neural language models are
-mixed); w = 0 returns the beam order. w is chosen on valid (oxygen.training.generative). Items the
+mixed); w = 0 returns the beam order. w is chosen on valid (oxygen.recommenders.generative). Items the
 transition channel adds must lie in the request's item pool (`allowed`), so every output stays a
 real, allowed item and outputs are unique.
 

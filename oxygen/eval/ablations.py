@@ -23,7 +23,8 @@ from oxygen.data.io import Dataset
 from oxygen.data.schema import Row
 from oxygen.eval.ranking import evaluate_rows
 from oxygen.eval.seeds import mean_std, paired_bootstrap, rank_scores
-from oxygen.training.generative import GenerativeRecommender
+from oxygen.recommenders.base import Recommender
+from oxygen.recommenders.registry import build
 
 PLACEMENTS = ("none", "right_of_bos", "replace_bos", "add_to_bos", "left_of_bos", "two_tokens")
 Report = dict[str, dict[str, dict[str, float]]]
@@ -34,16 +35,17 @@ def with_model(cfg: GenerativeConfig, **switches: object) -> GenerativeConfig:
     return cfg.model_copy(update={"model": cfg.model.model_copy(update=switches)})
 
 
-def _scores(rec: GenerativeRecommender, rows: list[Row]) -> dict[str, dict[str, float]]:
+def _scores(rec: Recommender, rows: list[Row]) -> dict[str, dict[str, float]]:
     """{'overall': metrics + 'ranks' (per-row test ranks, for paired tests), scenario: metrics}."""
     out = evaluate_rows(rec, rows, k=10, keep_ranks=True)
     return {"overall": {**out["overall"], "ranks": out["ranks"]}, **out["by_scenario"]}
 
 
-def _train(cfg: GenerativeConfig, ds: Dataset, keep: Callable[[Row], bool] = lambda r: True):
+def _train(cfg: GenerativeConfig, ds: Dataset, keep: Callable[[Row], bool] = lambda r: True) -> Recommender:
+    """The generative model of `cfg` (built by the registry) fitted on the kept train/valid rows."""
     train = [r for r in ds.splits["train"] if keep(r)]
     valid = [r for r in ds.splits["valid"] if keep(r)]
-    return GenerativeRecommender(cfg).fit(train, valid, ds.items)
+    return build(cfg.variant, cfg).fit(train, valid, ds.items)
 
 
 def variants(kind: str, base: GenerativeConfig) -> dict[str, GenerativeConfig]:

@@ -17,7 +17,7 @@ import numpy as np
 from oxygen.data.io import Dataset
 from oxygen.data.schema import Row
 from oxygen.eval.metrics import metrics_by_group, ranking_metrics, target_ranks
-from oxygen.eval.recommender import Recommender
+from oxygen.recommenders.base import Recommender
 
 KS: tuple[int, ...] = (1, 3, 5, 10)
 REPORT_KEYS: tuple[str, ...] = ("hr@1", "hr@3", "hr@5", "hr@10", "ndcg@3", "ndcg@5", "ndcg@10",

@@ -1,7 +1,7 @@
 """Per-user state in Redis for serving: recent history (item ids with behaviour and scenario) and
 profile, so a request may name only the user. Read in one round trip per batch.
 
-    users = UserStateStore(client)
+    users = UserStateStore.connect(url)     # or UserStateStore(client)
     users.put(UserState("u1", history=[3, 9], behaviours=["click", "purchase"], profile={...}))
     users.get_many(["u1", "u2"])   # [UserState | None, ...]
 """
@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import redis
 
+from oxygen.store.embedded import redis_url
 from oxygen.store.instructions import StoreUnavailable
 
 
@@ -32,6 +33,11 @@ class UserStateStore:
 
     def __init__(self, client: redis.Redis, prefix: str = "oxygen"):
         self.client, self.prefix = client, prefix
+
+    @classmethod
+    def connect(cls, url: str | None = None, prefix: str = "oxygen") -> "UserStateStore":
+        """A store on `url` (default: $REDIS_URL or the embedded server)."""
+        return cls(redis.Redis.from_url(url or redis_url()), prefix)
 
     def key(self, user_id: str) -> str:
         return f"{self.prefix}:user:{user_id}"

@@ -9,8 +9,8 @@ import numpy as np
 from oxygen.config import MarkovConfig
 from oxygen.data.schema import Item, Row
 from oxygen.data.transitions import TransitionTable
-from oxygen.eval.baselines.markov import transition_counts
-from oxygen.eval.recommender import ItemIndex
+from oxygen.recommenders.base import ItemIndex
+from oxygen.recommenders.markov import transition_counts
 
 N = 12
 

@@ -11,9 +11,8 @@ import pytest
 from apps.bench import main, parse_args
 from oxygen.data.io import write_jsonl
 from oxygen.data.schema import Item, Row
-from oxygen.eval import registry
-from oxygen.eval.baselines import MarkovRecommender, PopRecommender
 from oxygen.eval.ranking import evaluate_rows
+from oxygen.recommenders.pop import PopRecommender
 
 KEYS = ("hr@1", "hr@3", "hr@5", "hr@10", "ndcg@3", "ndcg@5", "ndcg@10", "recall@10", "params",
         "train_seconds")
@@ -70,18 +69,6 @@ def test_help_and_model_choices():
         parse_args(["--help"])
     with pytest.raises(SystemExit):
         parse_args(["quality", "--data", "d", "--model", "nope", "--out", "o.json"])
-
-
-def test_unregistered_generative_model_says_how_to_register(monkeypatch):
-    monkeypatch.delitem(registry.REGISTRY, "tiger", raising=False)
-    monkeypatch.delitem(registry._LAZY, "tiger", raising=False)
-    with pytest.raises(NotImplementedError, match="register"):
-        registry.build("tiger")
-    with pytest.raises(ValueError, match="unknown model"):
-        registry.build("nope")
-    monkeypatch.setitem(registry.REGISTRY, "tiger", lambda path: PopRecommender())
-    assert isinstance(registry.build("tiger"), PopRecommender)
-    assert isinstance(registry.build("markov"), MarkovRecommender)
 
 
 def test_evaluate_rows_rejects_a_malformed_recommender():

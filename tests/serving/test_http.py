@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ray import serve
 
-from apps.serve import start
+from oxygen.serving.local import start_local as start
 
 
 def _port() -> int:

@@ -13,9 +13,9 @@ from oxygen.data.schema import Item, Row
 from oxygen.data.transitions import TransitionTable
 from oxygen.decoding.generate import generate_items
 from oxygen.model.bundle import Bundle
+from oxygen.recommenders.generative import GenerativeRecommender
 from oxygen.semantic_ids.codebook import Codebook
 from oxygen.semantic_ids.trie import PrefixTrie
-from oxygen.training.generative import GenerativeRecommender
 
 N_ITEMS = 40
 

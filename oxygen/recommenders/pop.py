@@ -18,7 +18,7 @@ import numpy as np
 
 from oxygen.config import PopConfig
 from oxygen.data.schema import Item, Row
-from oxygen.eval.recommender import ItemIndex, Recommender, check_k, mask_history, top_k
+from oxygen.recommenders.base import ItemIndex, Recommender, check_k, mask_history, top_k
 
 
 def user_item_counts(rows: Sequence[Row], index: ItemIndex) -> np.ndarray:

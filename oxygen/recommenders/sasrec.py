@@ -31,9 +31,9 @@ from tqdm.auto import tqdm
 
 from oxygen.config import SASRecConfig
 from oxygen.data.schema import Item, Row
-from oxygen.eval.baselines.sasrec_model import SASRecNet
 from oxygen.eval.metrics import ranking_metrics
-from oxygen.eval.recommender import ItemIndex, Recommender, check_k, mask_history, top_k
+from oxygen.recommenders.base import ItemIndex, Recommender, check_k, mask_history, top_k
+from oxygen.recommenders.sasrec_model import SASRecNet
 
 EVAL_BATCH = 512
 

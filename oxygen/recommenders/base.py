@@ -2,8 +2,8 @@
 
 A `Recommender` is fitted on train rows (valid rows are for model selection / early stopping only)
 and returns, for each row, the ids of its top-k items best first as Int64[n, k], padded with -1
-when it has fewer than k items to offer. The baselines (`oxygen.eval.baselines`) and the adapters
-of the generative models (registered in `oxygen.eval.registry`) all implement it, so
+when it has fewer than k items to offer. The baselines (`oxygen.recommenders`) and the adapters
+of the generative models (registered in `oxygen.recommenders.registry`) all implement it, so
 `oxygen.eval.ranking` can evaluate any of them the same way.
 
     rec = PopRecommender(PopConfig()).fit(train_rows, valid_rows, items)

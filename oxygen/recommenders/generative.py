@@ -31,9 +31,9 @@ from oxygen.data.transitions import TransitionTable
 from oxygen.decoding.fusion import FusionSpec, copy_dists, fuse_top_k
 from oxygen.decoding.generate import generate_items
 from oxygen.eval.metrics import hit_rate, ndcg
-from oxygen.eval.recommender import Recommender, check_k
 from oxygen.model import OxygenModel
 from oxygen.model.bundle import Bundle, default_scenarios
+from oxygen.recommenders.base import Recommender, check_k
 from oxygen.semantic_ids.build import build_codebook
 from oxygen.semantic_ids.codebook import Codebook
 from oxygen.semantic_ids.trie import PrefixTrie
@@ -211,14 +211,3 @@ class GenerativeRecommender(Recommender):
         """Trainable parameters of the encoder-decoder."""
         return 0 if self.model is None else int(self.model.num_parameters)
 
-
-def build_oxygen(config_path: Path | None) -> GenerativeRecommender:
-    """Registry factory for `--model oxygen`."""
-    from oxygen.config import load_config
-    return GenerativeRecommender(load_config(config_path, GenerativeConfig))
-
-
-def build_tiger(config_path: Path | None) -> GenerativeRecommender:
-    """Registry factory for `--model tiger` (the variant is forced to tiger)."""
-    from oxygen.config import load_config
-    return GenerativeRecommender(load_config(config_path, GenerativeConfig, variant="tiger"))

@@ -25,8 +25,8 @@ import numpy as np
 from oxygen.config import MarkovConfig
 from oxygen.data.schema import Item, Row
 from oxygen.data.transitions import distinct_pairs
-from oxygen.eval.baselines.pop import user_item_counts
-from oxygen.eval.recommender import ItemIndex, Recommender, check_k, mask_history, top_k
+from oxygen.recommenders.base import ItemIndex, Recommender, check_k, mask_history, top_k
+from oxygen.recommenders.pop import user_item_counts
 
 POP_EPS = 1e-12
 CHUNK = 512

@@ -10,9 +10,9 @@ import pytest
 
 from oxygen.config import MarkovConfig, PopConfig
 from oxygen.data.schema import Item, Row
-from oxygen.eval.baselines import MarkovRecommender, PopRecommender
-from oxygen.eval.baselines.markov import Transitions, transition_counts
-from oxygen.eval.recommender import ItemIndex, top_k
+from oxygen.recommenders.base import ItemIndex, top_k
+from oxygen.recommenders.markov import MarkovRecommender, Transitions, transition_counts
+from oxygen.recommenders.pop import PopRecommender
 
 ITEMS = [Item(item_id=i) for i in range(6)]          # ID-only catalogue: no text at all
 TRAIN = [

@@ -10,11 +10,10 @@ import torch
 
 from oxygen.config import SASRecConfig
 from oxygen.data.schema import Item, Row
-from oxygen.eval.baselines import SASRecRecommender
-from oxygen.eval.baselines.sasrec import left_pad, training_sequences
-from oxygen.eval.baselines.sasrec_model import SASRecNet
 from oxygen.eval.metrics import hit_rate
-from oxygen.eval.recommender import ItemIndex
+from oxygen.recommenders.base import ItemIndex
+from oxygen.recommenders.sasrec import SASRecRecommender, left_pad, training_sequences
+from oxygen.recommenders.sasrec_model import SASRecNet
 
 
 def pairs_of(seqs) -> set:

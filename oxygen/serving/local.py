@@ -1,0 +1,58 @@
+"""The service on this machine: start local Ray + Ray Serve with the app, wait until it is ready,
+and shut both down. What `python -m apps.serve` and the demo use (a cluster uses `serve deploy`).
+
+    url = start_local(bundle, redis_url, port=8000)     # http://127.0.0.1:8000 once /readyz answers
+    stop_local()
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import httpx
+import ray
+from ray import serve
+
+from oxygen.serving.app import build_app
+
+# a busy 2-core laptop can take >15 s to start the HTTP proxy; Serve's default gives up
+SLOW_START = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "60"}
+
+
+def wait_ready(url: str, timeout_s: float = 120) -> None:
+    """Poll `url`/readyz until it answers 200; a RuntimeError after `timeout_s`."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"the service did not become ready at {url}/readyz within {timeout_s:.0f} s")
+
+
+def start_local(bundle: Path, redis_url: str, port: int, max_batch_size: int = 32,
+                replicas: int | None = None) -> str:
+    """Start local Ray + Serve with the app on 127.0.0.1:port; return the base URL once ready."""
+    env = {"HF_HUB_OFFLINE": "1", "REDIS_URL": redis_url, **SLOW_START}
+    os.environ.update({k: v for k, v in env.items() if k not in os.environ})
+    if not ray.is_initialized():
+        # logical CPUs: ingress + up to two recommender replicas (1 CPU each) fit on a 2-core laptop
+        ray.init(num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": env})
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_app({"bundle": str(Path(bundle).resolve()), "redis_url": redis_url,
+                         "max_batch_size": max_batch_size, "recommender_replicas": replicas}),
+              route_prefix="/")
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url)
+    return url
+
+
+def stop_local() -> None:
+    """Shut down Serve and the local Ray instance."""
+    serve.shutdown()
+    ray.shutdown()
