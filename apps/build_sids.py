@@ -16,11 +16,12 @@ import json
 import os
 from pathlib import Path
 
+from apps.cli import add_common, run
 from oxygen.config import SIDConfig, load_config
 from oxygen.data.adapters import catalogue_input as to_catalogue_input
 from oxygen.data.io import load_dataset
 from oxygen.semantic_ids.build import build_codebook
-from oxygen.semantic_ids.fusion import CatalogueInput
+from oxygen.semantic_ids.embeddings import CatalogueInput
 from oxygen.semantic_ids.metrics import format_table
 
 
@@ -29,7 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m apps.build_sids", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, help="dataset folder holding items.jsonl (+ train.jsonl)")
     p.add_argument("--out", required=True, help="output folder for the codebook and metrics.json")
-    p.add_argument("--config", default=None, help="optional YAML file of SIDConfig fields")
+    add_common(p, config="optional YAML file of SIDConfig fields")
     p.add_argument("--source", choices=["text", "behaviour", "fused", "auto"], default=None)
     p.add_argument("--levels", type=int, default=None, help="code levels (default 3)")
     p.add_argument("--width", type=int, default=None, help="codes per level (default: sized to catalogue)")
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     """Build, save and print; returns the metrics dict."""
     args = parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    cfg = load_config(args.config, SIDConfig, source=args.source, levels=args.levels, width=args.width,
+    cfg = load_config(args.config, SIDConfig, sets=args.set, source=args.source, levels=args.levels, width=args.width,
                       encoder=args.encoder, seed=args.seed, behaviour_epochs=args.epochs)
     cat = catalogue_input(args.data)
     cb, metrics = build_codebook(cfg, cat)
@@ -62,4 +63,4 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

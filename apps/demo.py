@@ -18,6 +18,8 @@ import shutil
 import time
 from pathlib import Path
 
+from apps.cli import add_common, run
+
 WORLD_ARGS = ["--items", "3000", "--users", "3000", "--days", "60", "--seed", "1"]
 
 
@@ -27,31 +29,56 @@ def step(title: str, command: str) -> float:
     return time.perf_counter()
 
 
-def show_examples(result_dir: Path, data_dir: Path, n: int = 4) -> None:
-    """Print a few test rows with the model's recommendations and their titles."""
-
-    from oxygen.data.batching import collate
+def example_rows(data_dir: Path, n: int = 4) -> list:
+    """The first test row of each scenario but checkout (distinct users), at most `n`."""
     from oxygen.data.io import load_dataset
-    from oxygen.decoding.generate import generate_items
+
+    rows, seen, users = [], set(), set()
+    for r in load_dataset(data_dir, splits=("test",)).splits["test"]:
+        if r.scenario not in seen and r.scenario != "checkout" and r.user_id not in users:
+            seen.add(r.scenario)
+            users.add(r.user_id)
+            rows.append(r)
+    return rows[:n]
+
+
+def answer_examples(bundle, rows: list, k: int = 5, beam: int = 30) -> list:
+    """The service's own core answers one request per row: each row's user state (history,
+    behaviours, scenarios, profile before the target) goes into an embedded Redis and the request
+    names only the user, scenario, trigger and query, as a client would. Returns the
+    RecommendResponses (a RequestError where the service refuses one)."""
+    from oxygen.serving.core import RecommenderCore, text_query_encoder
+    from oxygen.serving.schemas import RecommendRequest
+    from oxygen.serving.stores import Stores
+    from oxygen.store.embedded import EmbeddedRedis
+    from oxygen.store.users import UserState, UserStateStore
+
+    states = [UserState(r.user_id, list(r.history), r.history_behaviours, r.history_scenarios,
+                        r.profile.model_dump() if r.profile else None) for r in rows]
+    reqs = [RecommendRequest(scenario=r.scenario or "default", user_id=r.user_id, trigger_item=r.trigger,
+                             query=r.query, k=k, beam=beam) for r in rows]
+    with EmbeddedRedis() as server:
+        UserStateStore.connect(server.url).put_many(states)
+        encoder = text_query_encoder() if any(r.query for r in rows) else None
+        return RecommenderCore(bundle, Stores.connect(server.url), encoder).recommend_batch(reqs)
+
+
+def show_examples(result_dir: Path, data_dir: Path, n: int = 4) -> None:
+    """Print a few test rows with the service's recommendations (titles) for them."""
     from oxygen.model.bundle import Bundle
-    from oxygen.semantic_ids.trie import PrefixTrie
 
     bundle = Bundle.load(result_dir / "bundle")
-    ds = load_dataset(data_dir, splits=("test",))
-    rows, seen = [], set()
-    for r in ds.splits["test"]:
-        if r.scenario not in seen and r.scenario != "checkout":
-            seen.add(r.scenario)
-            rows.append(r)
-    trie = PrefixTrie(bundle.codebook.codes, bundle.codebook.item_ids)
-    batch = collate(rows[:n], bundle.space, bundle.collate_cfg, with_targets=False)
-    ids, _ = generate_items(bundle.model.eval(), batch, [trie], beam=30, k=5)
-    for r, top in zip(rows, ids.tolist()):
+    rows = example_rows(data_dir, n)
+    for r, resp in zip(rows, answer_examples(bundle, rows)):
         extra = f" query={r.query!r}" if r.query else (f" trigger={bundle.titles.get(r.trigger)!r}" if r.trigger else "")
         print(f"- [{r.scenario}] user {r.user_id}{extra}; bought/clicked: {bundle.titles.get(r.target)!r}")
-        for rank, i in enumerate(top, 1):
-            mark = " <- the actual next item" if i == r.target else ""
-            print(f"    {rank}. {bundle.titles.get(i, i)}{mark}")
+        if not hasattr(resp, "items"):
+            print(f"    refused: {resp}")
+            continue
+        print(f"    reasoning instruction: {resp.reasoning_instruction}")
+        for rank, it in enumerate(resp.items, 1):
+            mark = " <- the actual next item" if it.item_id == r.target else ""
+            print(f"    {rank}. {it.title or it.item_id}{mark}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -59,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m apps.demo", description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
     p.add_argument("--fresh", action="store_true", help="delete --out first")
+    add_common(p)
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.fresh and args.out.exists():
@@ -76,10 +104,10 @@ def main(argv: list[str] | None = None) -> None:
     build_sids.main(["--data", str(world), "--out", str(sids), "--source", "text"])
 
     step("3/4 train the instruction-following model (one model, every scenario)",
-         f"python -m apps.train --data {world} --sids {sids} --out {train} --config configs/demo.yaml")
+         f"python -m apps.train --data {world} --sids {sids} --out {train} --config configs/world/demo.yaml")
     from apps import train as train_app
     result = train_app.main(["--data", str(world), "--sids", str(sids), "--out", str(train),
-                             "--config", "configs/demo.yaml"])
+                             "--config", "configs/world/demo.yaml"])
     print("\ntest HR@10 per scenario:", json.dumps({s: round(m["hr@10"], 4) for s, m in
                                                    result["test"].get("by_scenario", {}).items()}))
     show_examples(train, world)
@@ -98,4 +126,4 @@ def serve_step(bundle: Path, world: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

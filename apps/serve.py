@@ -17,6 +17,8 @@ from pathlib import Path
 
 import httpx
 
+from apps.cli import add_common, run
+
 SMOKE_SCENARIOS = ("search", "homepage", "channel", "cart")
 
 
@@ -97,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--redis-url", default=None, help="default: $REDIS_URL or an embedded server")
     p.add_argument("--users-from", type=Path, default=None, help="dataset folder to load user states from")
     p.add_argument("--smoke", action="store_true", help="one request per scenario, then stop")
+    add_common(p)
     args = p.parse_args(argv)
     if args.smoke:
         if args.users_from is None:
@@ -118,4 +121,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

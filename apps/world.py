@@ -15,6 +15,7 @@ import argparse
 import json
 import time
 
+from apps.cli import add_common, run
 from oxygen.config import WorldConfig, load_config
 from oxygen.data.io import write_jsonl
 from oxygen.world.output import write_dataset
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> dict:
     """Parse arguments, build and simulate the world, write the folder; return world.json's content."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="output dataset folder")
-    ap.add_argument("--config", default=None, help="optional YAML WorldConfig; flags override it")
+    add_common(ap, config="optional YAML WorldConfig")
     ap.add_argument("--items", type=int, default=None, help="catalogue size (default 20000)")
     ap.add_argument("--users", type=int, default=None, help="number of users (default 20000)")
     ap.add_argument("--days", type=int, default=None, help="simulated days (default 90)")
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--start-date", default=None, help="first simulated day, YYYY-MM-DD (default 2025-10-01)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     a = ap.parse_args(argv)
-    cfg = load_config(a.config, WorldConfig, items=a.items, users=a.users, days=a.days, seed=a.seed,
+    cfg = load_config(a.config, WorldConfig, sets=a.set, items=a.items, users=a.users, days=a.days, seed=a.seed,
                       max_history=a.max_history, start_date=a.start_date)
     t0 = time.perf_counter()
     world = World.build(cfg)
@@ -45,4 +46,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

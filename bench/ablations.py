@@ -1,6 +1,6 @@
 """Ablations on a dataset with scenarios (the shop world): the paper's Tables 5, 7, 8, 9 in kind.
 
-    python -m bench.ablations --data runs/bench/world-mid --kind placement --config configs/ablation.yaml \\
+    python -m bench.ablations --data runs/bench/world-mid --kind placement --config configs/world/ablation.yaml \\
         --out runs/bench/ablation-placement.json [--seed 1]
     python -m bench.ablations --merge runs/bench/ablation-placement.json runs/bench/ablation-placement-s1.json \\
         --out runs/bench/ablation-placement-seeds.json
@@ -18,6 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
+from apps.cli import add_common, run
 from oxygen.config import GenerativeConfig, load_config
 from oxygen.data.io import load_dataset
 from oxygen.eval.ablations import mean_report, paired_gaps, run_ablation, to_markdown, to_markdown_mean
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="python -m bench.ablations", description=__doc__.split("\n")[0])
     p.add_argument("--data", type=Path, help="dataset folder (with scenarios)")
     p.add_argument("--kind", choices=KINDS)
-    p.add_argument("--config", type=Path, default=None, help="base GenerativeConfig YAML")
+    add_common(p, config="base GenerativeConfig YAML")
     p.add_argument("--seed", type=int, default=None, help="reseed every seed of the config")
     p.add_argument("--merge", type=Path, nargs="+", default=None, help="reports of one kind over seeds")
     p.add_argument("--out", required=True, type=Path)
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict:
         return merge(args.merge, args.out)
     if args.data is None or args.kind is None:
         p.error("--data and --kind are required unless --merge is given")
-    cfg = load_config(args.config, GenerativeConfig)
+    cfg = load_config(args.config, GenerativeConfig, sets=args.set)
     report = run_ablation(args.kind, load_dataset(args.data), cfg if args.seed is None else reseed(cfg, args.seed))
     print(to_markdown(report))
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -66,4 +67,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -15,6 +15,12 @@ import sys
 import time
 
 PY = sys.executable
+OFFICE = "--config configs/office/base.yaml"
+# the first Office session (docs: "Test (first session ...)"): catalogue-sized SID width, Q2I on, no EMA, 14 epochs
+FIRST = (f"{OFFICE} --set sid.width=null --set model.use_q2i=true --set train.epochs=14 --set train.patience=3 "
+         "--set train.max_valid_rows=2000 --set train.ema_decay=0")
+W64 = ("--set model.dropout=0.2 --set model.use_q2i=true --set train.patience=4 --set train.max_valid_rows=2000 "
+       "--set train.ema_decay=0")  # the w64 row of the valid sweep
 GROUPS: dict[str, list[str]] = {
     "world": [
         f"{PY} -m apps.world --out runs/bench/world-default",
@@ -27,28 +33,28 @@ GROUPS: dict[str, list[str]] = {
     "quality": [
         f"{PY} -m apps.bench quality --data data/amazon18-office --model {m} {cfg} --out runs/bench/{m}_office.json"
         for m, cfg in (("pop", ""), ("markov", ""), ("sasrec", ""),
-                       ("tiger", "--config configs/tiger_office.yaml"),
-                       ("oxygen", "--config configs/oxygen_office.yaml"))
+                       ("tiger", f"{FIRST} --set variant=tiger --set sid.source=text"),
+                       ("oxygen", f"{FIRST} --set sid.source=text"))
     ],
     "quality-refit": [
         f"{PY} -m apps.bench quality --data data/amazon18-office --model {m} {cfg} --refit --out runs/bench/{m}_office_refit.json"
-        for m, cfg in (("pop", ""), ("markov", ""), ("sasrec", "--config configs/sasrec_office.yaml"),
-                       ("tiger", "--config configs/tiger_office_w64.yaml"),
-                       ("oxygen", "--config configs/oxygen_office_selected.yaml"))
-    ] + [f"{PY} -m apps.bench quality --data data/amazon18-office --model {m} --config configs/{m}_office_fusion.yaml "
+        for m, cfg in (("pop", ""), ("markov", ""), ("sasrec", "--config configs/office/sasrec.yaml"),
+                       ("tiger", f"{OFFICE} --set variant=tiger {W64}"),
+                       ("oxygen", f"{OFFICE} --set model.dropout=0.2 --set train.ema_decay=0"))
+    ] + [f"{PY} -m apps.bench quality --data data/amazon18-office --model {m} --config configs/office/{m}.yaml "
          f"--refit --out runs/bench/{m}_office_fusion.json" for m in ("tiger", "oxygen")],
     "ablations": [
         f"{PY} -m apps.world --out runs/demo/world --items 3000 --users 3000 --days 60 --seed 1",
         f"{PY} -m apps.world --out runs/bench/world-long --items 3000 --users 1000 --days 180 --seed 1",
-    ] + [f"{PY} -m bench.ablations --data runs/demo/world --kind {k} --config configs/ablation_demo.yaml "
+    ] + [f"{PY} -m bench.ablations --data runs/demo/world --kind {k} --config configs/world/ablation.yaml "
          f"--out runs/bench/ablation_{k}.json" for k in ("placement", "igr_q2i", "query", "trigger")]
-      + [f"{PY} -m bench.ablations --data runs/bench/world-long --kind igr_q2i --config configs/ablation_demo.yaml "
+      + [f"{PY} -m bench.ablations --data runs/bench/world-long --kind igr_q2i --config configs/world/ablation.yaml "
          "--out runs/bench/ablation_igr_q2i_long.json",
-         f"{PY} -m bench.ablations --data runs/demo/world --kind unified --config configs/ablation_converged.yaml "
+         f"{PY} -m bench.ablations --data runs/demo/world --kind unified --config configs/world/converged.yaml "
          "--out runs/bench/ablation_unified_converged.json",
-         f"{PY} -m bench.ablations --data runs/demo/world --kind placement --config configs/ablation_converged.yaml "
+         f"{PY} -m bench.ablations --data runs/demo/world --kind placement --config configs/world/converged.yaml "
          "--out runs/bench/ablation_placement_converged.json",
-         f"{PY} -m bench.ablations --data runs/bench/world-long --kind igr_q2i --config configs/ablation_converged.yaml "
+         f"{PY} -m bench.ablations --data runs/bench/world-long --kind igr_q2i --config configs/world/converged.yaml "
          "--out runs/bench/ablation_igr_q2i_long_converged.json"],
     "seeds": [  # Office and the shop world over 3 seeds, Table 7 over 3 seeds (docs: significance)
         f"{PY} -m apps.world --out runs/demo/world --items 3000 --users 3000 --days 60 --seed 1",
@@ -57,20 +63,20 @@ GROUPS: dict[str, list[str]] = {
         f"{PY} -m bench.seeds run --data data/amazon18-office --model {m} {cfg} --refit --seeds {seeds} "
         "--dir runs/bench/seeds_office"
         for m, cfg, seeds in (("markov", "", "0"), ("pop", "", "0"),
-                              ("sasrec", "--config configs/sasrec_office.yaml", "0 1 2"),
-                              ("tiger", "--config configs/tiger_office_fusion.yaml", "0 1 2"),
-                              ("oxygen", "--config configs/oxygen_office_fusion.yaml", "0 1 2"),
-                              ("oxygen", "--config configs/oxygen_office_copy.yaml --label oxygen-copy", "0 1 2"),
-                              ("tiger", "--config configs/tiger_office_copy.yaml --label tiger-copy", "0 1 2"))
+                              ("sasrec", "--config configs/office/sasrec.yaml", "0 1 2"),
+                              ("tiger", "--config configs/office/tiger.yaml", "0 1 2"),
+                              ("oxygen", "--config configs/office/oxygen.yaml", "0 1 2"),
+                              ("oxygen", "--config configs/office/oxygen_copy.yaml --label oxygen-copy", "0 1 2"),
+                              ("tiger", "--config configs/office/tiger_copy.yaml --label tiger-copy", "0 1 2"))
     ] + [f"{PY} -m bench.seeds summary --dir runs/bench/seeds_office --reference markov tiger sasrec "
          "--out runs/bench/seeds_office.json --plot docs/img/seeds_office.png --published TIGER=0.1408 MiniOneRec=0.1634"]
       + [f"{PY} -m bench.seeds run --data runs/demo/world --model {m} {cfg} --seeds {seeds} --dir runs/bench/seeds_world"
          for m, cfg, seeds in (("markov", "", "0"), ("pop", "", "0"), ("sasrec", "", "0 1 2"),
-                               ("tiger", "--config configs/ablation_converged.yaml", "0 1 2"),
-                               ("oxygen", "--config configs/ablation_converged.yaml", "0 1 2"))]
+                               ("tiger", "--config configs/world/converged.yaml", "0 1 2"),
+                               ("oxygen", "--config configs/world/converged.yaml", "0 1 2"))]
       + [f"{PY} -m bench.seeds summary --dir runs/bench/seeds_world --reference oxygen markov --out runs/bench/seeds_world.json "
          "--plot docs/img/seeds_world.png"]
-      + [f"{PY} -m bench.ablations --data runs/bench/world-long --kind igr_q2i --config configs/ablation_converged.yaml "
+      + [f"{PY} -m bench.ablations --data runs/bench/world-long --kind igr_q2i --config configs/world/converged.yaml "
          f"--seed {s} --out runs/bench/ablation_igr_q2i_long_converged_s{s}.json" for s in (0, 1, 2)]
       + [f"{PY} -m bench.ablations --merge "
          + " ".join(f"runs/bench/ablation_igr_q2i_long_converged_s{s}.json" for s in (0, 1, 2))

@@ -2,15 +2,15 @@
 
 `run` trains one model per seed (the `quality` protocol of apps.bench: fit on train, select on
 valid, optionally refit on train + valid, test once) and writes one JSON per seed with the per-row
-test ranks. When the run selected a fusion with the transition channel, the mixture is written
-under `<label>+fusion` and the model alone (same weights, fusion off) under `<label>`. Finished seeds are skipped, so several
+test ranks. When the run selected a transition-channel re-rank, the mixture is written
+under `<label>+rerank` and the model alone (same weights, re-rank off) under `<label>`. Finished seeds are skipped, so several
 `run` commands (one per core) can share a folder and be resumed.
 
 `summary` reads a folder: per label, test HR@10 / NDCG@10 mean ± std over seeds, and the paired
 bootstrap (rows resampled, seed-averaged per-row hits) of the HR@10 gap to each reference label.
 
     python -m bench.seeds run --data data/amazon18-office --model oxygen \\
-        --config configs/oxygen_office_fusion.yaml --refit --seeds 0 1 2 --dir runs/bench/seeds_office
+        --config configs/office/oxygen.yaml --refit --seeds 0 1 2 --dir runs/bench/seeds_office
     python -m bench.seeds summary --dir runs/bench/seeds_office --reference markov tiger sasrec --out runs/bench/seeds_office.json \
         --plot docs/img/seeds_office.png --published TIGER=0.1408 MiniOneRec=0.1634
 """
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from apps import cli
 from oxygen.data.io import load_dataset
 from oxygen.eval.ranking import evaluate_rows, quality_run
 from oxygen.eval.seeds import mean_std, paired_bootstrap, rank_scores, reseed
@@ -32,11 +33,11 @@ from oxygen.recommenders.registry import MODELS, build
 
 def _record(label: str, seed: int, result: dict, report: dict, pure: bool = False) -> dict:
     """One seed's JSON: test metrics and per-row ranks, the valid metrics of the same model (for a
-    pure run: valid HR@10 at fusion weight 0 from the selection table, when it was tried)."""
+    pure run: valid HR@10 at re-rank weight 0 from the selection table, when it was tried)."""
     info = {k: v for k, v in result["fit_info"].items() if k != "history"}
     valid = (result.get("valid") or {}).get("overall")
     if pure:
-        table = info.get("fusion", {}).get("valid_hr@10", {})
+        table = info.get("rerank", {}).get("valid_hr@10", {})
         valid = {"hr@10": table[0.0]} if 0.0 in table else None
     return {"label": label, "seed": seed, "model": result["model"], "refit": result["refit"],
             "test": report["overall"], "ranks": report["ranks"], "rows": report["rows"],
@@ -53,16 +54,16 @@ def run(args: argparse.Namespace) -> None:
         if path.exists():
             print(f"{path} exists; skipped")
             continue
-        rec = build(args.model, args.config)
+        rec = build(args.model, args.config, sets=args.set)
         if getattr(rec, "cfg", None) is not None:
             rec.cfg = reseed(rec.cfg, seed)
         result = quality_run(rec, ds, k=10, refit=args.refit, keep_ranks=True)
         records = [_record(label, seed, result, result["test"])]
-        if getattr(rec, "fusion_weight", 0.0) > 0:  # `label` is the model alone, `label+fusion` the mixture
-            weight, rec.fusion_weight = rec.fusion_weight, 0.0
-            records = [_record(f"{label}+fusion", seed, result, result["test"]),
+        if getattr(rec, "rerank_weight", 0.0) > 0:  # `label` is the model alone, `label+rerank` the mixture
+            weight, rec.rerank_weight = rec.rerank_weight, 0.0
+            records = [_record(f"{label}+rerank", seed, result, result["test"]),
                        _record(label, seed, result, evaluate_rows(rec, ds.splits["test"], 10, True), True)]
-            rec.fusion_weight = weight
+            rec.rerank_weight = weight
         for rcd in records:
             out = args.dir / f"{rcd['label']}_seed{seed}.json"
             out.write_text(json.dumps(rcd))
@@ -199,13 +200,13 @@ def _published(text: str) -> tuple[str, float]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """`run --data DIR --model NAME [--config F] [--refit] --seeds S.. --dir D` or `summary --dir D`."""
+    """`run --data DIR --model NAME [--config F] [--set K=V] [--refit] --seeds S.. --dir D` or `summary --dir D`."""
     p = argparse.ArgumentParser(prog="python -m bench.seeds", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="train and test one model per seed")
     r.add_argument("--data", required=True, type=Path)
     r.add_argument("--model", required=True, choices=MODELS)
-    r.add_argument("--config", type=Path, default=None)
+    cli.add_common(r, config="YAML config of the model (defaults if omitted)")
     r.add_argument("--label", default=None, help="name of the runs (default: the model name)")
     r.add_argument("--refit", action="store_true", help="retrain on train+valid after selection")
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -218,14 +219,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     s.add_argument("--data", type=Path, default=None, help="the runs' dataset: adds HR@10 per scenario")
     s.add_argument("--published", nargs="*", default=[], help="NAME=VALUE lines on the plot")
     s.add_argument("--title", default=None)
+    cli.add_common(s)
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point."""
+    """Entry point (`run` or `summary`)."""
     args = parse_args(argv)
     run(args) if args.cmd == "run" else summary(args)
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -87,9 +87,22 @@ def load_config(path: Path | str | None, cls: type[C], sets: Sequence[str] = (),
     try:
         return cls.model_validate(data)
     except ValidationError as e:
-        where = f"{path}{' with --set ' + ' '.join(sets) if sets else ''}" if path else (
-            f"--set {' '.join(sets)}" if sets else "config")
-        raise ConfigError(f"{where}: invalid {cls.__name__}: {e}") from None
+        flags = " ".join(f"--set {s}" for s in sets)
+        where = (f"{path} with {flags}" if sets else f"{path}") if path else (flags or "config")
+        raise ConfigError(f"{where}: invalid {cls.__name__}: {_problems(e)}") from None
+
+
+def _problems(err: ValidationError) -> str:
+    """Each pydantic error as `key.path: what is wrong`, on one line."""
+    out = []
+    for e in err.errors():
+        where = f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else ""
+        if e["type"] == "extra_forbidden":
+            out.append(f"{where}is not a known field; check its spelling")
+        else:
+            got = f" (got {e['input']!r})" if e["type"] != "missing" and not isinstance(e.get("input"), dict) else ""
+            out.append(f"{where}{e['msg'].removeprefix('Value error, ')}{got}")
+    return "; ".join(out)
 
 
 # ---- per-job configs are appended below (one class per job) ----
@@ -116,7 +129,8 @@ class TrainConfig(StrictConfig):
     candidates: int = Field(default=0, ge=0)  # >0: encoder reads the top-C transition candidates
     candidate_decay: float = Field(default=0.3, gt=0, le=1)  # weight of older history items in them
     seed: int = 0
-    threads: int = Field(default=2, ge=1)
+    threads: int = Field(default=2, ge=1)  # torch threads in all (split between workers)
+    workers: int = Field(default=1, ge=1)  # >1: data-parallel Ray Train workers (DDP), checkpointed per epoch
 
 
 class PopConfig(StrictConfig):
@@ -222,8 +236,8 @@ class SIDConfig(StrictConfig):
     seed: int = 0
 
 
-class FusionConfig(StrictConfig):
-    """Mixing the generated items with the transition channel (oxygen.decoding.fusion): the weight
+class RerankConfig(StrictConfig):
+    """Mixing the generated items with the transition channel (oxygen.decoding.rerank): the weight
     w is chosen on valid HR@k from `weights` (empty: off, the pure model)."""
 
     weights: list[float] = Field(default_factory=list)
@@ -232,7 +246,7 @@ class FusionConfig(StrictConfig):
 
     def model_post_init(self, __context: object) -> None:
         if any(not 0.0 <= w <= 1.0 for w in self.weights):
-            raise ValueError(f"fusion weights {self.weights} must lie in [0, 1] (0 = the model alone)")
+            raise ValueError(f"rerank weights {self.weights} must lie in [0, 1] (0 = the model alone)")
 
 
 class GenerativeConfig(StrictConfig):
@@ -247,13 +261,12 @@ class GenerativeConfig(StrictConfig):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval_beam: int = Field(default=50, ge=1, le=512)
     use_queries: bool = True  # search queries as the reasoning instruction in training
-    fusion: FusionConfig = Field(default_factory=FusionConfig)  # re-rank with the transition channel
-    out_dir: str | None = None  # where to write the training curve (curve.png / curve.json)
+    rerank: RerankConfig = Field(default_factory=RerankConfig)  # re-rank the beam with the transition channel
 
     def model_post_init(self, __context: object) -> None:
-        if self.model.copy_head and self.fusion.weights:
-            raise ValueError("model.copy_head and fusion.weights both mix in other items: the copy head "
-                             "learns its own per-request weight; drop fusion.weights or copy_head")
+        if self.model.copy_head and self.rerank.weights:
+            raise ValueError("model.copy_head and rerank.weights both mix in other items: the copy head "
+                             "learns its own per-request weight; drop rerank.weights or copy_head")
 
 
 class WorldConfig(StrictConfig):

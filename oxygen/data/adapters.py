@@ -1,6 +1,6 @@
 """Adapters from schema rows/items to the plain inputs of lower layers (semantic-ID building).
 
-    cat = catalogue_input(ds.items, ds.splits["train"])   # -> semantic_ids.fusion.CatalogueInput
+    cat = catalogue_input(ds.items, ds.splits["train"])   # -> semantic_ids.embeddings.CatalogueInput
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from oxygen.data.schema import Item, Row
-from oxygen.semantic_ids.fusion import CatalogueInput
+from oxygen.semantic_ids.embeddings import CatalogueInput
 
 
 def catalogue_input(items: Sequence[Item], train_rows: Sequence[Row]) -> CatalogueInput:

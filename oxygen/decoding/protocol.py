@@ -7,6 +7,10 @@ level for every live beam, extending the self-attention KV cache by one position
 (keep / duplicate beams after the top-k: gathers only the small self-attention cache and the
 beam -> request map, never the cross-attention K/V).
 
+`MixtureModel` adds `item_mixture`: the model's own copy distribution over the items in its
+input (None when it has no copy head), which the one decode path (oxygen.decoding.decode) mixes
+into the beam.
+
 Shapes: B = requests, N = live beams over all requests, K_l = codes at SID level l.
 """
 
@@ -33,4 +37,13 @@ class StepModel(Protocol):
 
     def select(self, state: Any, index: torch.Tensor) -> Any:
         """The state of beams `index` (Long[N']: each new beam copies old beam index[i])."""
+        ...
+
+
+class MixtureModel(StepModel, Protocol):
+    """A StepModel that may carry its own second expert for re-ranking (oxygen.decoding.rerank)."""
+
+    def item_mixture(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """The model's copy distribution over the requests' encoder items: (gate Float[B], token
+        item index + 1 Long[B, T] with 0 = no item, probs Float[B, T]); None when it has none."""
         ...

@@ -62,6 +62,7 @@ def nucleus(keys: torch.Tensor, top_p: float) -> torch.Tensor:
     probs = torch.softmax(keys, dim=1)
     sp, order = probs.sort(dim=1, descending=True)
     outside = (torch.cumsum(sp, 1) - sp) >= top_p  # the mass before this one already reached top_p
+    outside[:, 0] = False  # the best always stays (a top_p that underflows float32 to 0 must not drop it)
     mask = torch.zeros_like(outside).scatter(1, order, outside)
     return keys.masked_fill(mask, NEG_INF)
 

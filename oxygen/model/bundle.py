@@ -7,10 +7,11 @@ Layout of a bundle folder (written by training, read by serving and the demo):
     space.json        profile vocabulary, collate windows and (with candidates) the transition counts
     scenarios.json    per scenario: item pool and whether a trigger item is required
     titles.json       item id -> title (optional, for people reading recommendations)
-    fusion.json       the transition-channel fusion chosen on valid (optional; oxygen.decoding.fusion)
+    rerank.json       the transition-channel re-rank chosen on valid (optional; oxygen.decoding.rerank)
     version.txt       model version string
 
-    bundle = Bundle.load("runs/demo/bundle"); bundle.model.start(batch)
+    bundle = Bundle.load("runs/demo/bundle")
+    out = bundle.decoder().decode(batch, histories, beam=50, k=10, pools=["search", ...])
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from pathlib import Path
 
 from oxygen.data.batching import CollateConfig, FeatureSpace
 from oxygen.data.transitions import TransitionTable
-from oxygen.decoding.fusion import FusionSpec
+from oxygen.decoding.decode import Decoder
+from oxygen.decoding.rerank import RerankSpec
 from oxygen.model.encdec import OxygenModel
 from oxygen.semantic_ids.codebook import Codebook
+from oxygen.semantic_ids.trie import PrefixTrie
 
 TRIGGER_SCENARIOS = ("channel", "cart", "checkout")
 
@@ -47,12 +50,18 @@ class Bundle:
     scenarios: dict[str, ScenarioSpec]
     titles: dict[int, str] = field(default_factory=dict)
     version: str = "dev"
-    fusion: FusionSpec | None = None
+    rerank: RerankSpec | None = None
 
     def __post_init__(self) -> None:
-        if self.fusion is not None and self.space.transitions is None:
-            raise ValueError("a bundle with fusion needs the transition counts (FeatureSpace.transitions); "
-                             "build the space with transitions=True or drop the fusion")
+        if self.rerank is not None and self.space.transitions is None:
+            raise ValueError("a bundle that re-ranks with the transition channel needs the transition counts "
+                             "(FeatureSpace.transitions); build the space with transitions=True or drop the rerank")
+
+    def decoder(self) -> Decoder:
+        """The one decode path over this bundle's scenario pools (oxygen.decoding.decode)."""
+        full = PrefixTrie(self.codebook.codes, self.codebook.item_ids)
+        pools = {s: full.restrict(spec.pool) for s, spec in self.scenarios.items()}
+        return Decoder(self.model.eval(), pools, self.space.item_ids, self.space.transitions, self.rerank)
 
     def save(self, out: Path | str) -> Path:
         """Write the bundle folder (see the module docstring)."""
@@ -65,8 +74,8 @@ class Bundle:
             {s: {"pool": spec.pool, "requires_trigger": spec.requires_trigger} for s, spec in self.scenarios.items()}))
         (out / "titles.json").write_text(json.dumps({str(k): v for k, v in self.titles.items()}))
         (out / "version.txt").write_text(self.version)
-        if self.fusion is not None:
-            (out / "fusion.json").write_text(json.dumps(asdict(self.fusion)))
+        if self.rerank is not None:
+            (out / "rerank.json").write_text(json.dumps(asdict(self.rerank)))
         return out
 
     def _space_json(self) -> dict:
@@ -92,8 +101,9 @@ class Bundle:
         titles = {int(k): v for k, v in json.loads(titles_p.read_text()).items()} if titles_p.exists() else {}
         version = (out / "version.txt").read_text().strip() if (out / "version.txt").exists() else "dev"
         ccfg = CollateConfig(**{f.name: sp[f.name] for f in fields(CollateConfig) if f.name in sp})
-        fusion = FusionSpec(**json.loads((out / "fusion.json").read_text())) if (out / "fusion.json").exists() else None
-        return cls(OxygenModel.load(out / "model"), cb, space, ccfg, scen, titles, version, fusion)
+        spec = out / "rerank.json"
+        rerank = RerankSpec(**json.loads(spec.read_text())) if spec.exists() else None
+        return cls(OxygenModel.load(out / "model"), cb, space, ccfg, scen, titles, version, rerank)
 
 
 def default_scenarios(item_ids: list[int], observed: dict[str, set[int]] | None = None) -> dict[str, ScenarioSpec]:

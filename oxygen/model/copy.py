@@ -11,7 +11,7 @@ token t of the encoder memory m (candidates, IGR long-history items, short histo
 
 (a pointer-generator / RepeatNet-style repeat-explore mixture). Training maximises log p(target)
 of the mixture (oxygen.model.losses.mixture_nll); decoding mixes the beam's items with the copy
-distribution the same way (oxygen.decoding.fusion). A row with no item token has g = 0.
+distribution the same way (oxygen.decoding.rerank). A row with no item token has g = 0.
 
     head = CopyHead(d_model)
     gate, probs = head(hidden, memory, token_items, mask)     # Float[B], Float[B, T]

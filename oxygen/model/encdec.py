@@ -205,10 +205,11 @@ class OxygenModel(nn.Module):
         P = self.instr.length
         return [head(x[:, P - 1 + l]) for l, head in enumerate(self.heads)], enc, cond, x[:, P - 1]
 
-    def copy_distribution(self, batch: ModelBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The copy head at inference: (gate Float[B], token item index + 1 Long[B, T], probs Float[B, T])."""
+    def item_mixture(self, batch: ModelBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """MixtureModel.item_mixture: the copy head at inference, (gate Float[B], token item index + 1
+        Long[B, T], probs Float[B, T]); None without a copy head."""
         if self.copy is None:
-            raise ValueError("this model has no copy head (ModelConfig.copy_head is false)")
+            return None
         x, enc, _ = self.decode_full(batch, batch.target_codes.new_zeros(len(batch), 0))
         gate, probs = self.copy(x[:, self.instr.length - 1], enc.memory, enc.items, enc.mask)
         return gate, enc.items, probs

@@ -12,7 +12,7 @@ which is exactly training on every prefix of every train history (each (prefix, 
 once, however many chained rows repeat it). Only train rows are used for training; after every
 epoch the model ranks valid rows, and the epoch with the best valid `select_metric` (NDCG@10 by
 default) is kept (early stopping after `patience` epochs without improvement).
-CPU, fp32, `torch.set_num_threads(cfg.threads)`, a tqdm bar over epochs.
+Trained by THE loop (oxygen.training.loop). CPU, fp32, `torch.set_num_threads(cfg.threads)`.
 
     rec = SASRecRecommender(SASRecConfig(hidden=64)).fit(train_rows, valid_rows, items)
     rec.recommend(test_rows, k=10)      # Int64[n, 10]
@@ -20,20 +20,19 @@ CPU, fp32, `torch.set_num_threads(cfg.threads)`, a tqdm bar over epochs.
 
 from __future__ import annotations
 
-import copy
-import time
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from oxygen.config import SASRecConfig
 from oxygen.data.schema import Item, Row
 from oxygen.eval.metrics import ranking_metrics
 from oxygen.recommenders.base import ItemIndex, Recommender, check_k, mask_history, top_k
 from oxygen.recommenders.sasrec_model import SASRecNet
+from oxygen.training.loop import LoopConfig, Trainable, fit
 
 EVAL_BATCH = 512
 
@@ -58,6 +57,12 @@ def left_pad(seqs: Sequence[Sequence[int]], length: int) -> torch.Tensor:
         if s:
             out[i, length - len(s):] = torch.tensor(s, dtype=torch.long)
     return out
+
+
+def batch_loss(net: SASRecNet, batch: torch.Tensor, gen: torch.Generator, loss: str) -> torch.Tensor:
+    """The training loss of one batch of sequences Long[B, L+1]: all-pad columns dropped first."""
+    batch = batch[:, int((batch > 0).any(0).float().argmax()):]
+    return sequence_loss(net, batch, loss, gen)
 
 
 def sequence_loss(net: SASRecNet, batch: torch.Tensor, loss: str, gen: torch.Generator) -> torch.Tensor:
@@ -85,10 +90,16 @@ class SASRecRecommender(Recommender):
 
     def fit(self, train_rows: Sequence[Row], valid_rows: Sequence[Row],
             items: Sequence[Item]) -> SASRecRecommender:
-        """Train on train rows with early stopping on valid rows; keep the best epoch's weights."""
-        data, opt = self._start(train_rows, items)
-        self.fit_info = {"train_sequences": len(data), "curve": []}
-        self._train_epochs(data, valid_rows, opt)
+        """Train on train rows with early stopping on valid rows (on the train loss when there are
+        none); keep the best epoch's weights."""
+        data = self._start(train_rows, items)
+        valid_rows = list(valid_rows)
+        select = f"valid_{self.cfg.select_metric}" if valid_rows else "train_loss"
+        result = fit(self._trainable(data), self._loop(self.cfg.epochs, select, bool(valid_rows)),
+                     (lambda net: self._score(valid_rows)) if valid_rows else None)
+        self.fit_info = {"train_sequences": len(data), "best_epoch": result.best_epoch,
+                         "best_valid": result.best_valid, "epochs_run": len(result.history),
+                         "seconds": result.train_seconds, "history": result.history}
         return self
 
     def refit(self, rows: Sequence[Row], items: Sequence[Item]) -> SASRecRecommender:
@@ -96,17 +107,14 @@ class SASRecRecommender(Recommender):
         epochs = int(self.fit_info.get("best_epoch", 0))
         if epochs < 1:
             raise RuntimeError("call fit(train_rows, valid_rows, items) before refit: it selects the epochs")
-        data, opt = self._start(rows, items)
-        gen = torch.Generator().manual_seed(self.cfg.seed)
-        for _ in tqdm(range(epochs), desc="sasrec refit", unit="epoch"):
-            self._train_one_epoch(data, opt, gen)
-        self.net.eval()
+        data = self._start(rows, items)
+        fit(self._trainable(data), self._loop(epochs, None))
         self.fit_info.update(refit_epochs=epochs, refit_sequences=len(data))
         return self
 
-    def _start(self, rows: Sequence[Row], items: Sequence[Item]) -> tuple[torch.Tensor, torch.optim.Optimizer]:
-        """Seed, index the catalogue, build the padded training sequences Long[n, max_len + 1] of
-        `rows`, a fresh network and its optimiser."""
+    def _start(self, rows: Sequence[Row], items: Sequence[Item]) -> torch.Tensor:
+        """Seed, index the catalogue, build a fresh network and the padded training sequences
+        Long[n, max_len + 1] of `rows`."""
         cfg = self.cfg
         torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
@@ -115,47 +123,18 @@ class SASRecRecommender(Recommender):
         if not seqs:
             raise ValueError("no train row has a history; SASRec needs rows with >= 1 history item")
         self.net = SASRecNet(len(self.index), cfg)
-        opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.98),
-                               weight_decay=cfg.weight_decay)
-        return left_pad(seqs, cfg.max_len + 1), opt
+        return left_pad(seqs, cfg.max_len + 1)
 
-    def _train_epochs(self, data: torch.Tensor, valid_rows: Sequence[Row],
-                      opt: torch.optim.Optimizer) -> None:
-        """Epoch loop with validation, early stopping and restoring the best state."""
-        cfg = self.cfg
-        gen = torch.Generator().manual_seed(cfg.seed)
-        best, best_state, best_epoch, t0 = -float("inf"), None, 0, time.perf_counter()
-        bar = tqdm(range(1, cfg.epochs + 1), desc="sasrec", unit="epoch")
-        for epoch in bar:
-            loss = self._train_one_epoch(data, opt, gen)
-            valid = self._score(valid_rows) if valid_rows else {cfg.select_metric: -loss}
-            self.fit_info["curve"].append({"epoch": epoch, "loss": loss, **valid})
-            if valid[cfg.select_metric] > best:
-                best, best_epoch = valid[cfg.select_metric], epoch
-                best_state = copy.deepcopy(self.net.state_dict())
-            bar.set_postfix(loss=f"{loss:.3f}", valid=f"{valid[cfg.select_metric]:.4f}",
-                            best=best_epoch)
-            if epoch - best_epoch >= cfg.patience:
-                break
-        self.net.load_state_dict(best_state)
-        self.net.eval()
-        self.fit_info.update(best_epoch=best_epoch, best_valid=best, epochs_run=epoch,
-                             seconds=time.perf_counter() - t0)
+    def _trainable(self, data: torch.Tensor) -> Trainable:
+        """The network, its sequences, Adam (betas 0.9 / 0.98) and the next-item loss."""
+        opt = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr, betas=(0.9, 0.98),
+                               weight_decay=self.cfg.weight_decay)
+        return Trainable(self.net, data, opt, loss=partial(batch_loss, loss=self.cfg.loss))
 
-    def _train_one_epoch(self, data: torch.Tensor, opt: torch.optim.Optimizer,
-                         gen: torch.Generator) -> float:
-        """One shuffled pass over the training sequences Long[N, max_len + 1]; mean loss."""
-        self.net.train()
-        total, batches = 0.0, 0
-        for idx in torch.randperm(len(data), generator=gen).split(self.cfg.batch_size):
-            batch = data[idx]
-            batch = batch[:, int((batch > 0).any(0).float().argmax()):]  # drop all-pad columns
-            loss = sequence_loss(self.net, batch, self.cfg.loss, gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total, batches = total + loss.item(), batches + 1
-        return total / max(batches, 1)
+    def _loop(self, epochs: int, select: str | None, maximize: bool = True) -> LoopConfig:
+        c = self.cfg
+        return LoopConfig(epochs=epochs, batch_size=c.batch_size, patience=c.patience, seed=c.seed,
+                          select=select, maximize=maximize)
 
     def _score(self, rows: Sequence[Row]) -> dict[str, float]:
         """HR/NDCG@10 of the current weights on `rows` (used for epoch selection)."""

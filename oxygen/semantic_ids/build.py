@@ -15,7 +15,7 @@ import numpy as np
 
 from oxygen.config import SIDConfig
 from oxygen.semantic_ids.codebook import Codebook, resolve_collisions
-from oxygen.semantic_ids.fusion import CatalogueInput, item_embeddings
+from oxygen.semantic_ids.embeddings import CatalogueInput, item_embeddings
 from oxygen.semantic_ids.metrics import sid_metrics
 from oxygen.semantic_ids.rq_kmeans import default_width, residual_kmeans
 

@@ -18,7 +18,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from oxygen.model.bundle import Bundle
-from oxygen.serving.core import RecommenderCore, RequestError
+from oxygen.serving.core import RecommenderCore, RequestError, text_query_encoder
 from oxygen.serving.schemas import Health, RecommendRequest, RecommendResponse, ScenarioInfo
 from oxygen.serving.stores import Stores
 
@@ -34,17 +34,6 @@ class AppArgs(BaseModel):
     recommender_replicas: int | None = Field(default=None, ge=1, le=64)  # None: serve.yaml / default
 
 
-def _query_encoder():
-    """The item text encoder for search queries (loaded once per replica)."""
-    from oxygen.semantic_ids.text_encoder import encode_texts
-
-    def encode(texts: list[str]):
-        return encode_texts(list(texts), cache_dir=None, progress=False)
-
-    encode(["warm-up"])  # load the encoder now, not on the first search request
-    return encode
-
-
 @serve.deployment
 class Recommender:
     """Holds one bundle; decodes batches of requests of any scenario mix."""
@@ -53,7 +42,7 @@ class Recommender:
         a = AppArgs(**args)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         self.core = RecommenderCore(Bundle.load(a.bundle), Stores.connect(a.redis_url),
-                                    _query_encoder() if a.encode_queries else None)
+                                    text_query_encoder() if a.encode_queries else None)
         self.recommend.set_max_batch_size(a.max_batch_size)
         self.recommend.set_batch_wait_timeout_s(a.batch_wait_timeout_s)
 

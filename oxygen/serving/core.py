@@ -17,18 +17,25 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import torch
 
 from oxygen.data.batching import collate
 from oxygen.data.schema import SCENARIOS, Row
-from oxygen.decoding.fusion import copy_dists, fuse_row
-from oxygen.decoding.generate import generate_items
 from oxygen.model.bundle import Bundle
-from oxygen.semantic_ids.trie import PrefixTrie
+from oxygen.semantic_ids.text_encoder import encode_texts
 from oxygen.serving.schemas import RecommendedItem, RecommendRequest, RecommendResponse, ScenarioInfo
 from oxygen.serving.stores import Stores, UserContext
 
 QueryEncoder = Callable[[list[str]], np.ndarray]
+
+
+def text_query_encoder() -> QueryEncoder:
+    """The item text encoder for search queries, loaded now (not on the first search request)."""
+
+    def encode(texts: list[str]) -> np.ndarray:
+        return encode_texts(list(texts), cache_dir=None, progress=False)
+
+    encode(["warm-up"])
+    return encode
 
 
 class RequestError(Exception):
@@ -57,11 +64,9 @@ class RecommenderCore:
 
     def __init__(self, bundle: Bundle, stores: Stores, encode_queries: QueryEncoder | None = None):
         self.bundle, self.stores, self.encode_queries = bundle, stores, encode_queries
-        cb = bundle.codebook
         self.scenarios = sorted(bundle.scenarios)
-        self.tries = [PrefixTrie(cb.codes, cb.item_ids).restrict(bundle.scenarios[s].pool) for s in self.scenarios]
-        self.pools = {s: set(bundle.scenarios[s].pool) for s in self.scenarios}
-        self.known_items = set(cb.item_ids.tolist())
+        self.decoder = bundle.decoder()
+        self.known_items = set(bundle.codebook.item_ids.tolist())
 
     def scenario_info(self) -> list[ScenarioInfo]:
         """Ids, pool sizes and trigger requirements of every scenario."""
@@ -113,37 +118,17 @@ class RecommenderCore:
         return out
 
     def decode(self, items: list[Prepared]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Decode all prepared requests in one batched pass; (item ids, scores) per request."""
+        """Decode all prepared requests in one batched pass through the bundle's Decoder, each in
+        its scenario's pool; (item ids, scores) per request."""
         emb = {id(p.row): p.instruction for p in items}
         batch = collate([p.row for p in items], self.bundle.space, self.bundle.collate_cfg,
                         lambda r: emb.get(id(r)), with_targets=False)
         k = max(p.request.k for p in items)
         beam = max(p.request.beam or max(p.request.k, 20) for p in items)
-        pools = torch.tensor([self.scenarios.index(p.request.scenario) for p in items])
         sampling = next((p.request.sampling for p in items if p.request.sampling), None)
-        model = self.bundle.model
-        fusion = self.bundle.fusion if sampling is None else None
-        copy = model.cfg.copy_head and sampling is None
-        with torch.no_grad():
-            ids, scores = generate_items(model, batch, self.tries, beam=beam,
-                                         k=max(k, beam) if fusion or copy else k, pool_index=pools, sampling=sampling)
-        if fusion is not None:
-            dists = fusion.dists(self.bundle.space.transitions, [p.row.history for p in items])
-            return self._mixed(items, ids.numpy(), scores.numpy(), dists, np.full(len(items), fusion.weight))
-        if copy:
-            gates, dists = copy_dists(model, batch, self.bundle.space.item_ids)
-            return self._mixed(items, ids.numpy(), scores.numpy(), dists, gates)
-        return [(ids[i, : p.request.k].numpy(), scores[i, : p.request.k].numpy()) for i, p in enumerate(items)]
-
-    def _mixed(self, items: list[Prepared], ids: np.ndarray, logp: np.ndarray, dists: list[dict[int, float]],
-               weights: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Re-rank each request's beam with its mixture (the transition channel or the copy head);
-        items stay in the request's scenario pool."""
-        out = []
-        for i, p in enumerate(items):
-            row = fuse_row(ids[i], logp[i], dists[i], float(weights[i]), p.request.k, self.pools[p.request.scenario])
-            out.append((np.array([j for j, _ in row], dtype=np.int64), np.array([sc for _, sc in row])))
-        return out
+        out = self.decoder.decode(batch, [p.row.history for p in items], beam, k,
+                                  [p.request.scenario for p in items], sampling)
+        return [(out.items[i, : p.request.k], out.scores[i, : p.request.k]) for i, p in enumerate(items)]
 
     def respond(self, p: Prepared, ids: np.ndarray, scores: np.ndarray, t0: float) -> RecommendResponse:
         """Build the response of one request."""

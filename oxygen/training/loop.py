@@ -1,13 +1,17 @@
-"""The plain pre-training loop (no Ray): epochs of shuffled mini-batches, AdamW with warmup and
-cosine decay, gradient clipping, validation after each epoch, early stopping on the validation
-metric, the best weights kept, and a per-epoch history for the training-curve plot.
+"""THE training loop (no Ray): epochs of shuffled mini-batches, an optimiser step per batch
+(optional gradient clipping and LR schedule), an optional EMA of the weights, validation after
+each epoch, early stopping on a selection metric with the best weights kept, a per-epoch history,
+and a resumable `LoopState`. Every trainer of the project runs it: the generative model's fit and
+refit, SASRec's fit and refit, and each Ray Train worker (oxygen.training.ray_train).
 
-The model is any `torch.nn.Module` whose `forward(batch)` returns an object with a scalar `.loss`
-(and optionally a `.metrics` dict of floats). Validation is a callable `model -> dict` so this loop
-knows nothing about decoding. The same `run_epoch` is what each Ray Train worker runs
-(`oxygen.training.ray_train`), so both paths share one implementation.
+What is trained is a `Trainable`: a module, its data (a ModelBatch or a row-indexed tensor), an
+optimiser (+ scheduler) and a loss function `loss(model, batch, generator)` returning a scalar
+tensor or an object with `.loss` (and optionally `.metrics`, a dict of floats). Validation is a
+callable `model -> dict` so the loop knows nothing about decoding.
 
-    result = fit(model, train_batch, validate, TrainConfig(epochs=5))
+    t = Trainable(model, data, *adamw_cosine(model, cfg.lr, cfg.weight_decay, cfg.warmup_steps, steps))
+    result = fit(t, LoopConfig(epochs=20, batch_size=256, select="valid_hr@10"), validate)
+    result = fit(t, LoopConfig(epochs=result.best_epoch, batch_size=256))     # refit: fixed epochs, last weights
 """
 
 from __future__ import annotations
@@ -16,16 +20,48 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from tqdm.auto import tqdm
 
-from oxygen.config import TrainConfig
-from oxygen.data.batch import ModelBatch
 from oxygen.training.ema import Ema, averaged, make_ema
 
 Validate = Callable[[torch.nn.Module], dict[str, float]]
+LossFn = Callable[[torch.nn.Module, Any, torch.Generator], Any]
+OnEpoch = Callable[["LoopState"], None]
+
+
+def model_loss(model: torch.nn.Module, batch: Any, generator: torch.Generator) -> Any:
+    """The default loss: the model's own forward (`model(batch)` with `.loss`)."""
+    return model(batch)
+
+
+@dataclass
+class Trainable:
+    """What the loop trains: `model` on `data` (len() rows; ModelBatch.select or tensor indexing)."""
+
+    model: torch.nn.Module
+    data: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: Any = None
+    loss: LossFn = model_loss
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """How long and how to select. `select` names a key of the epoch's history row (e.g.
+    'valid_hr@10', or 'train_loss' with maximize=False); None trains exactly `epochs` epochs and
+    keeps the last weights (or their EMA), which is what a refit does."""
+
+    epochs: int
+    batch_size: int
+    patience: int = 3
+    seed: int = 0
+    ema_decay: float = 0.0
+    grad_clip: float | None = None
+    select: str | None = None
+    maximize: bool = True
 
 
 @dataclass
@@ -38,17 +74,38 @@ class FitResult:
     train_seconds: float = 0.0
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, total_steps: int):
-    """AdamW (no decay on biases/norms/embeddings' 1-d params) + linear warmup, cosine decay."""
+@dataclass
+class LoopState:
+    """Everything needed to continue a run after epoch `epoch` (a checkpoint's content)."""
+
+    epoch: int = 0
+    done: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = -1
+    best_score: float = -math.inf
+    best_valid: dict[str, float] = field(default_factory=dict)
+    best_state: dict | None = None
+    bad: int = 0
+    seconds: float = 0.0
+    weights: dict | None = None
+    optimizer: dict | None = None
+    scheduler: dict | None = None
+    generator: torch.Tensor | None = None
+    rng: torch.Tensor | None = None
+    ema: dict | None = None
+
+
+def adamw_cosine(model: torch.nn.Module, lr: float, weight_decay: float, warmup_steps: int, total_steps: int):
+    """AdamW (no decay on 1-d params: biases, norms) + linear warmup then cosine decay to 0.1 lr."""
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": rest, "weight_decay": 0.0}], lr=cfg.lr)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                             {"params": rest, "weight_decay": 0.0}], lr=lr)
 
     def schedule(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        frac = (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps)
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        frac = (step - warmup_steps) / max(1, total_steps - warmup_steps)
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
 
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule)
@@ -61,73 +118,133 @@ def batch_order(n: int, batch_size: int, generator: torch.Generator) -> Iterator
         yield perm[i:i + batch_size]
 
 
-def train_step(model: torch.nn.Module, batch: ModelBatch, opt, sched, clip: float) -> dict[str, float]:
+def take(data: Any, index: torch.Tensor) -> Any:
+    """Rows `index` of `data` (ModelBatch.select, or tensor indexing)."""
+    return data[index] if isinstance(data, torch.Tensor) else data.select(index)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a DistributedDataParallel wrapper (or the module itself)."""
+    return model.module if hasattr(model, "module") else model
+
+
+def train_step(t: Trainable, batch: Any, clip: float | None, generator: torch.Generator) -> dict[str, float]:
     """One optimiser step on `batch`; returns the loss terms as floats."""
-    model.train()
-    out = model(batch)
-    opt.zero_grad(set_to_none=True)
-    out.loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-    opt.step()
-    sched.step()
-    metrics = {"loss": float(out.loss.detach())}
+    t.model.train()
+    out = t.loss(t.model, batch, generator)
+    loss = out if isinstance(out, torch.Tensor) else out.loss
+    t.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip is not None:
+        torch.nn.utils.clip_grad_norm_(t.model.parameters(), clip)
+    t.optimizer.step()
+    if t.scheduler is not None:
+        t.scheduler.step()
+    metrics = {"loss": float(loss.detach())}
     metrics.update({k: float(v) for k, v in getattr(out, "metrics", {}).items()})
     return metrics
 
 
-def run_epoch(model: torch.nn.Module, data: ModelBatch, opt, sched, cfg: TrainConfig,
-              generator: torch.Generator, shard: tuple[int, int] = (0, 1),
+def run_epoch(t: Trainable, cfg: LoopConfig, generator: torch.Generator, shard: tuple[int, int] = (0, 1),
               ema: Ema | None = None) -> dict[str, float]:
-    """One pass over `data` in shuffled global batches; returns the mean of each loss term.
+    """One pass over `t.data` in shuffled global batches; returns the mean of each loss term.
     `ema` (if given) is updated after every step.
 
-    With `shard=(rank, world)` (data-parallel workers) every worker draws the same global batch
-    order and takes rows rank::world of each global batch, so DDP's gradient average reproduces
-    the single-process step on the whole batch."""
+    With `shard=(rank, world)` (data-parallel workers holding the same data) every worker draws the
+    same global batch order and takes rows rank::world of each global batch, so DDP's gradient
+    average reproduces the single-process step on the whole batch."""
     rank, world = shard
     sums: dict[str, float] = {}
-    steps = 0
-    order = list(batch_order(len(data), cfg.batch_size, generator))
-    bar = tqdm(order, desc=f"train (worker {rank})" if world > 1 else "train", leave=False,
-               disable=rank != 0)
+    order = list(batch_order(len(t.data), cfg.batch_size, generator))
+    bar = tqdm(order, desc=f"train (worker {rank})" if world > 1 else "train", leave=False, disable=rank != 0)
     for idx in bar:
-        m = train_step(model, data.select(idx[rank::world]), opt, sched, cfg.grad_clip)
+        m = train_step(t, take(t.data, idx[rank::world]), cfg.grad_clip, generator)
         if ema is not None:
             ema.update()
         for k, v in m.items():
             sums[k] = sums.get(k, 0.0) + v
-        steps += 1
         bar.set_postfix(loss=f"{m['loss']:.3f}")
-    return {k: v / max(1, steps) for k, v in sums.items()}
+    return {k: v / max(1, len(order)) for k, v in sums.items()}
 
 
-def fit(model: torch.nn.Module, data: ModelBatch, validate: Validate, cfg: TrainConfig,
-        metric: str = "hr@10") -> FitResult:
-    """Train with early stopping on `validate(model)[metric]`; the model ends with the best weights
-    (with `cfg.ema_decay` > 0, validation sees and the model keeps the EMA weights)."""
-    torch.manual_seed(cfg.seed)
+def fit(t: Trainable, cfg: LoopConfig, validate: Validate | None = None, shard: tuple[int, int] = (0, 1),
+        on_epoch: OnEpoch | None = None, resume: LoopState | None = None) -> FitResult:
+    """Train `t` for up to `cfg.epochs` epochs (see LoopConfig for selection); the model ends with
+    the selected weights. With EMA on, validation sees and the model keeps the averaged weights.
+    `on_epoch(state)` gets a full LoopState after every epoch (a checkpoint); `resume` continues
+    from one. The global torch RNG (dropout) is the caller's to seed."""
     gen = torch.Generator().manual_seed(cfg.seed)
-    steps = cfg.epochs * math.ceil(len(data) / cfg.batch_size)
-    opt, sched = make_optimizer(model, cfg, steps)
-    ema = make_ema(model, cfg.ema_decay)
-    result, best_state, bad, t0 = FitResult(), None, 0, time.time()
-    for epoch in range(cfg.epochs):
-        train_m = run_epoch(model, data, opt, sched, cfg, gen, ema=ema)
-        model.eval()
-        with torch.no_grad(), averaged(ema):
-            valid_m = validate(model)
-        row = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_m.items()},
-               **{f"valid_{k}": v for k, v in valid_m.items()}, "seconds": time.time() - t0}
-        result.history.append(row)
-        tqdm.write(" ".join(f"{k}={v:.4g}" for k, v in row.items()))
-        if valid_m[metric] > result.best_valid.get(metric, -1.0):
-            result.best_epoch, result.best_valid, bad = epoch + 1, valid_m, 0
-            best_state = ema.state_dict() if ema is not None else copy.deepcopy(model.state_dict())
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    result.train_seconds = time.time() - t0
-    return result
+    ema = make_ema(unwrap(t.model), cfg.ema_decay)
+    state = resume or LoopState()
+    if resume is not None:
+        _restore(t, state, gen, ema)
+    t0 = time.time() - state.seconds
+    for epoch in range(state.epoch, cfg.epochs if not state.done else state.epoch):
+        row = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in run_epoch(t, cfg, gen, shard, ema).items()}}
+        if validate is not None:
+            unwrap(t.model).eval()
+            with torch.no_grad(), averaged(ema):
+                row.update({f"valid_{k}": v for k, v in validate(unwrap(t.model)).items()})
+        row["seconds"] = time.time() - t0
+        state.history.append(row)
+        if shard[0] == 0:
+            tqdm.write(" ".join(f"{k}={v:.4g}" for k, v in row.items()))
+        stop = _select(state, cfg, row, unwrap(t.model), ema)
+        state.epoch, state.seconds, state.done = epoch + 1, row["seconds"], stop or epoch + 1 == cfg.epochs
+        if on_epoch is not None:
+            on_epoch(_snapshot(t, state, gen, ema))
+        if stop:
+            break
+    return _finish(t, cfg, state, ema)
+
+
+def _select(state: LoopState, cfg: LoopConfig, row: dict[str, float], model: torch.nn.Module,
+            ema: Ema | None) -> bool:
+    """Keep the weights of an epoch that improves `cfg.select`; True when patience has run out."""
+    if cfg.select is None:
+        return False
+    if cfg.select not in row:
+        raise ValueError(f"selection metric '{cfg.select}' is not among the epoch's {sorted(row)}; "
+                         "validate must return it (valid_ + its key) or select a train_ key")
+    score = row[cfg.select] if cfg.maximize else -row[cfg.select]
+    if score > state.best_score:
+        state.best_score, state.best_epoch, state.bad = score, int(row["epoch"]), 0
+        state.best_valid = {k[6:]: v for k, v in row.items() if k.startswith("valid_")}
+        state.best_state = ema.state_dict() if ema is not None else copy.deepcopy(model.state_dict())
+        return False
+    state.bad += 1
+    return state.bad >= cfg.patience
+
+
+def _finish(t: Trainable, cfg: LoopConfig, state: LoopState, ema: Ema | None) -> FitResult:
+    """Load the selected weights (or the EMA of the last ones) and summarise the run."""
+    model = unwrap(t.model)
+    if cfg.select is not None and state.best_state is not None:
+        model.load_state_dict(state.best_state)
+    elif cfg.select is None:
+        if ema is not None:
+            ema.copy_to_module()
+        state.best_epoch = state.epoch
+    model.eval()
+    return FitResult(state.history, state.best_epoch, state.best_valid, state.seconds)
+
+
+def _snapshot(t: Trainable, state: LoopState, gen: torch.Generator, ema: Ema | None) -> LoopState:
+    """`state` with the model, optimiser, scheduler, RNG and EMA states filled in (copies)."""
+    return copy.deepcopy(LoopState(
+        **{**state.__dict__, "weights": unwrap(t.model).state_dict(), "optimizer": t.optimizer.state_dict(),
+           "scheduler": t.scheduler.state_dict() if t.scheduler is not None else None,
+           "generator": gen.get_state(), "rng": torch.get_rng_state(),
+           "ema": {"shadow": ema.shadow, "updates": ema.updates} if ema is not None else None}))
+
+
+def _restore(t: Trainable, state: LoopState, gen: torch.Generator, ema: Ema | None) -> None:
+    """Put a snapshot's model, optimiser, scheduler, RNG and EMA states back."""
+    unwrap(t.model).load_state_dict(state.weights)
+    t.optimizer.load_state_dict(state.optimizer)
+    if t.scheduler is not None and state.scheduler is not None:
+        t.scheduler.load_state_dict(state.scheduler)
+    gen.set_state(state.generator)
+    torch.set_rng_state(state.rng)
+    if ema is not None and state.ema is not None:
+        ema.shadow, ema.updates = state.ema["shadow"], state.ema["updates"]

@@ -1,35 +1,35 @@
-"""The pre-training loop under Ray Train: `TorchTrainer` with N CPU workers (DDP over gloo).
+"""THE training loop under Ray Train: `TorchTrainer` with N workers (DDP over gloo on CPU, NCCL on
+GPU), a Ray Train checkpoint after every epoch, and resumption of a killed run.
 
-Every worker builds the model from the same factory and the same initial weights, wraps it with
-`ray.train.torch.prepare_model` (DDP), and runs `oxygen.training.loop.run_epoch` on its shard of
-each global batch (rows rank::world), so gradients averaged by DDP equal the single-process
-gradient and both paths give matching results. Rank 0 validates after each epoch and reports the
-metrics and (at the end) a checkpoint of the best weights.
+Every worker builds the model from the same factory and initial weights, wraps it with
+`ray.train.torch.prepare_model` (DDP), and runs `oxygen.training.loop.fit` on its shard of each
+global batch (rows rank::world), so gradients averaged by DDP equal the single-process gradient and
+both paths give matching results. Every worker validates (so all stop together); after each epoch
+rank 0 reports the loop's full state (weights, optimiser, schedule, RNG, EMA, best weights) as a
+checkpoint. A new run with the same `storage` and `name` finds the latest checkpoint
+(`ray.train.get_checkpoint`) and continues from it, so a killed job is resumed by starting it again.
 
-    result = fit_ray(factory, init_state, data, validate, TrainConfig(), num_workers=2, storage=...)
+    job = RayJob(factory, init_state, data, optimizer, LoopConfig(...), validate)
+    result, state = fit_ray(job, num_workers=2, storage="runs/x/ray_train", name="fit")
 """
 
 from __future__ import annotations
 
-import copy
-import math
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import ray
 import ray.train
 import torch
 from ray.train.torch import TorchTrainer
 
-from oxygen.config import TrainConfig
-from oxygen.data.batch import ModelBatch
-from oxygen.training.ema import averaged, make_ema
-from oxygen.training.loop import FitResult, Validate, make_optimizer, run_epoch
+from oxygen.training.loop import FitResult, LoopConfig, LoopState, LossFn, Trainable, Validate, fit, model_loss
 
 ModelFactory = Callable[[], torch.nn.Module]
+OptimizerFactory = Callable[[torch.nn.Module], tuple[torch.optim.Optimizer, Any]]
+LOOP_FILE, FINAL_FILE = "loop.pt", "final.pt"
 
 
 @dataclass
@@ -38,76 +38,83 @@ class RayJob:
 
     factory: ModelFactory
     init_state: dict
-    data: ModelBatch
-    validate: Validate | None
-    cfg: TrainConfig
-    metric: str = "hr@10"
+    data: Any
+    optimizer: OptimizerFactory
+    loop: LoopConfig
+    validate: Validate | None = None
+    loss: LossFn = model_loss
+    threads: int = 2
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if hasattr(model, "module") else model
+def _load(checkpoint: ray.train.Checkpoint | None, name: str) -> Any:
+    """The object saved as `name` in a Ray Train checkpoint (None without a checkpoint or file)."""
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as d:
+        path = Path(d) / name
+        return torch.load(path, weights_only=False) if path.exists() else None
 
 
-def _worker_loop(config: dict) -> None:
-    """Runs on each Ray Train worker: DDP training with rank-0 validation and checkpointing."""
-    job: RayJob = ray.get(config["job"])
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    torch.set_num_threads(max(1, job.cfg.threads // world))
-    torch.manual_seed(job.cfg.seed)
-    model = job.factory()
-    model.load_state_dict(job.init_state)
-    model = ray.train.torch.prepare_model(model, move_to_device=False)
-    gen = torch.Generator().manual_seed(job.cfg.seed)
-    steps = job.cfg.epochs * math.ceil(len(job.data) / job.cfg.batch_size)
-    opt, sched = make_optimizer(model, job.cfg, steps)
-    ema = make_ema(_unwrap(model), job.cfg.ema_decay)
-    best, best_state, bad = -1.0, None, 0
-    for epoch in range(job.cfg.epochs):
-        train_m = run_epoch(model, job.data, opt, sched, job.cfg, gen, (rank, world), ema=ema)
-        metrics = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_m.items()}}
-        stop = False
-        if job.validate is not None:
-            _unwrap(model).eval()
-            with torch.no_grad(), averaged(ema):
-                valid = job.validate(_unwrap(model))
-            metrics.update({f"valid_{k}": v for k, v in valid.items()})
-            if valid[job.metric] > best:
-                best, bad = valid[job.metric], 0
-                best_state = ema.state_dict() if ema is not None else copy.deepcopy(_unwrap(model).state_dict())
-            else:
-                bad += 1
-                stop = bad >= job.cfg.patience
-        last = stop or epoch + 1 == job.cfg.epochs
-        final = ema.state_dict() if ema is not None else _unwrap(model).state_dict()
-        _report(metrics, best_state or final, rank, last)
-        if stop:  # every worker computes the same validation result, so all stop together
-            break
-
-
-def _report(metrics: dict, state: dict, rank: int, last: bool) -> None:
-    """Report metrics each epoch; on the last one rank 0 attaches the best weights as a checkpoint."""
-    if not (last and rank == 0):
+def _report(state: LoopState, rank: int, final: dict | None = None) -> None:
+    """Report the epoch's metrics from every worker; rank 0 attaches the loop state (and, at the
+    end, the selected weights) as the checkpoint."""
+    metrics = {**state.history[-1], "done": float(state.done)} if state.history else {"done": 1.0}
+    if rank != 0:
         ray.train.report(metrics)
         return
     with tempfile.TemporaryDirectory() as d:
-        torch.save(state, Path(d) / "state.pt")
+        torch.save(state, Path(d) / LOOP_FILE)
+        if final is not None:
+            torch.save(final, Path(d) / FINAL_FILE)
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
 
 
-def fit_ray(job: RayJob, num_workers: int, storage: Path) -> tuple[FitResult, dict]:
-    """Train under Ray Train with `num_workers` CPU workers; returns (result, best state dict)."""
+def _worker_loop(config: dict) -> None:
+    """Runs on each Ray Train worker: DDP training with checkpoints, resumed when one exists."""
+    job: RayJob = ray.get(config["job"])
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    torch.set_num_threads(max(1, job.threads // world))
+    torch.manual_seed(job.loop.seed)
+    model = job.factory()
+    model.load_state_dict(job.init_state)
+    model = ray.train.torch.prepare_model(model, move_to_device=False)
+    opt, sched = job.optimizer(model)
+    resume = _load(ray.train.get_checkpoint(), LOOP_FILE)
+    if resume is not None and rank == 0:
+        print(f"resuming from the checkpoint after epoch {resume.epoch}", flush=True)
+    last: list[LoopState] = []
+
+    def on_epoch(state: LoopState) -> None:
+        last[:] = [state]
+        if not state.done:
+            _report(state, rank)
+
+    result = fit(Trainable(model, job.data, opt, sched, job.loss), job.loop, job.validate,
+                 shard=(rank, world), on_epoch=on_epoch, resume=resume)
+    final = {"weights": _unwrapped(model).state_dict(), "result": result}
+    _report(last[0] if last else resume, rank, final)
+
+
+def _unwrapped(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def fit_ray(job: RayJob, num_workers: int, storage: Path | str, name: str = "fit",
+            use_gpu: bool = False) -> tuple[FitResult, dict]:
+    """Train under Ray Train with `num_workers` workers; returns (result, selected state dict).
+    A run with the same `storage`/`name` as an unfinished one resumes from its last checkpoint."""
     if num_workers < 1:
         raise ValueError(f"num_workers must be >= 1, got {num_workers}")
     if not ray.is_initialized():
-        ray.init(num_cpus=max(2, num_workers), include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=max(2, num_workers), include_dashboard=False, log_to_driver=True)
     trainer = TorchTrainer(
         _worker_loop, train_loop_config={"job": ray.put(job)},
-        scaling_config=ray.train.ScalingConfig(num_workers=num_workers, use_gpu=False),
-        run_config=ray.train.RunConfig(storage_path=str(Path(storage).resolve()), name="pretrain"))
-    t0 = time.time()
+        scaling_config=ray.train.ScalingConfig(num_workers=num_workers, use_gpu=use_gpu),
+        run_config=ray.train.RunConfig(storage_path=str(Path(storage).resolve()), name=name,
+                                       checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)))
     out = trainer.fit()
-    with out.checkpoint.as_directory() as d:
-        state = torch.load(Path(d) / "state.pt", weights_only=True)
-    result = FitResult(history=[out.metrics], train_seconds=time.time() - t0)
-    return result, state
+    final = _load(out.checkpoint, FINAL_FILE)
+    if final is None:
+        raise RuntimeError(f"Ray Train run {name} under {storage} ended without its final checkpoint")
+    return final["result"], final["weights"]

@@ -105,3 +105,17 @@ def test_tiny_temperatures_stay_legal_and_match_beam_search(setup):
     for t in (1e-179, 1e-30):
         cold, _ = generate_items(model, batch, [trie], beam=6, k=4, sampling={"temperature": t, "seed": 0})
         assert torch.equal(greedy, cold)
+
+
+def test_tiny_top_p_keeps_the_best_and_stays_legal(setup):
+    """top_p below float32's range (an HTTP property test sent 2.2e-311) keeps exactly the best
+    cell at each step: the draw is the greedy path, never an empty, illegal beam."""
+    from oxygen.decoding.sampling import nucleus
+
+    keys = torch.tensor([[0.5, -1.0, float("-inf")], [2.0, 3.0, 1.0]])
+    kept = torch.isfinite(nucleus(keys, 2.2e-311))
+    assert kept.tolist() == [[True, False, False], [False, True, False]]
+    model, batch, trie = setup
+    greedy, _ = generate_items(model, batch, [trie], beam=1, k=1)
+    ids, scores = generate_items(model, batch, [trie], beam=1, k=1, sampling={"top_p": 2.2e-311, "seed": 0})
+    assert torch.equal(ids, greedy) and torch.isfinite(scores).all()

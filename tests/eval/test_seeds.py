@@ -130,15 +130,15 @@ def test_bench_seeds_fused_model_also_writes_its_pure_runs(tmp_path: Path):
     codes = np.array([[i // 4, i % 4, 0] for i in range(12)])
     Codebook(item_ids=np.arange(12), codes=codes, widths=[3, 4, 1]).save(tmp_path / "sids")
     cfg = tmp_path / "fused.yaml"
-    cfg.write_text(f"sid_dir: {tmp_path / 'sids'}\neval_beam: 10\nfusion: {{weights: [1.0]}}\n"
+    cfg.write_text(f"sid_dir: {tmp_path / 'sids'}\neval_beam: 10\nrerank: {{weights: [1.0]}}\n"
                    "model: {d_model: 16, n_heads: 2, enc_layers: 1, dec_layers: 1, d_ff: 32}\n"
                    "train: {epochs: 1, batch_size: 16, threads: 1}\n")
     folder = tmp_path / "runs"
     bench_seeds.main(["run", "--data", str(data), "--model", "tiger", "--config", str(cfg), "--seeds", "3",
                       "--dir", str(folder)])
-    fused = json.loads((folder / "tiger+fusion_seed3.json").read_text())
+    fused = json.loads((folder / "tiger+rerank_seed3.json").read_text())
     pure = json.loads((folder / "tiger_seed3.json").read_text())
-    assert fused["fit_info"]["fusion"]["weight"] == 1.0 and fused["seed"] == pure["seed"] == 3
+    assert fused["fit_info"]["rerank"]["weight"] == 1.0 and fused["seed"] == pure["seed"] == 3
     assert pure["valid"] is None and fused["valid"]["hr@10"] == 1.0  # 0.0 was not among the weights
     assert fused["test"]["hr@1"] == 1.0  # the transition channel alone: next = last + 1
     assert pure["test"]["hr@1"] < 1.0 and len(pure["ranks"]) == 30  # one epoch of a tiny model

@@ -1,6 +1,6 @@
 """The copy head (oxygen.model.copy) and its mixture loss: the pointer distribution lives on item
 tokens only, the loss matches a loop reference and reduces to the weighted NTP at gate 0, the model
-learns to copy a history item, and copy_distribution at inference agrees with the training pass."""
+learns to copy a history item, and item_mixture at inference agrees with the training pass."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from oxygen.config import GenerativeConfig
-from oxygen.decoding.fusion import copy_dists
+from oxygen.decoding.rerank import copy_mixture
 from oxygen.model import OxygenModel
 from oxygen.model.copy import CopyHead, copy_prob
 from oxygen.model.losses import mixture_nll, weighted_ntp
@@ -76,16 +76,15 @@ def test_model_learns_to_copy_the_history_item():
     last = model(batch).metrics
     assert last["copy_mass"] > 0.9 and last["copy_gate"] > first["copy_gate"]
     model.eval()
-    gate, items, probs = model.copy_distribution(batch)
+    gate, items, probs = model.item_mixture(batch)
     assert gate.shape == (16,) and items.shape == probs.shape and torch.allclose(probs.sum(1), torch.ones(16))
-    g2, dists = copy_dists(model, batch, np.arange(100, 130))      # dense index i -> item id 100 + i
+    g2, dists = copy_mixture(model.item_mixture(batch), np.arange(100, 130))      # dense index i -> item id 100 + i
     assert np.allclose(g2, gate.detach().numpy())
     assert all(max(d, key=d.get) == 100 + b for b, d in enumerate(dists))
 
 
-def test_no_copy_head_raises_and_config_rejects_copy_with_fusion():
+def test_no_copy_head_has_no_mixture_and_config_rejects_copy_with_rerank():
     model = OxygenModel(tiny_config())
-    with pytest.raises(ValueError, match="no copy head"):
-        model.copy_distribution(random_batch(model.cfg))
+    assert model.item_mixture(random_batch(model.cfg)) is None
     with pytest.raises(ValueError, match="copy_head"):
-        GenerativeConfig.model_validate({"model": {"copy_head": True}, "fusion": {"weights": [0.1]}})
+        GenerativeConfig.model_validate({"model": {"copy_head": True}, "rerank": {"weights": [0.1]}})

@@ -104,19 +104,19 @@ def test_candidates_fit_refit_and_bundle(tiny, tmp_path):
     torch.set_num_threads(2)
 
 
-def test_fusion_weight_is_chosen_on_valid_and_used(tiny):
+def test_rerank_weight_is_chosen_on_valid_and_used(tiny):
     items, train, valid, test, sid_dir = tiny
-    cfg = _cfg(sid_dir, train={"epochs": 1, "batch_size": 32, "threads": 1}, fusion={"weights": [0.0, 0.5, 1.0]})
+    cfg = _cfg(sid_dir, train={"epochs": 1, "batch_size": 32, "threads": 1}, rerank={"weights": [0.0, 0.5, 1.0]})
     rec = GenerativeRecommender(cfg).fit(train, valid, items)
-    table = rec.fit_info["fusion"]["valid_hr@10"]
-    assert set(table) == {0.0, 0.5, 1.0} and rec.fusion_weight == max(table, key=lambda w: (table[w], -w))
+    table = rec.fit_info["rerank"]["valid_hr@10"]
+    assert set(table) == {0.0, 0.5, 1.0} and rec.rerank_weight == max(table, key=lambda w: (table[w], -w))
     assert table[1.0] > 0.9  # the transition channel alone knows next = last + 1 on this data
     top = rec.recommend(test, k=5)
     assert top.shape == (40, 5) and all(len(set(r)) == 5 for r in top.tolist())
     assert np.mean([t.target in r for t, r in zip(test, top.tolist())]) > 0.9
     rec.refit(train + valid, items)
     assert rec.recommend(test[:3], k=3).shape == (3, 3)
-    assert rec.fusion_weight > 0 and rec.to_bundle().fusion.weight == rec.fusion_weight
+    assert rec.rerank_weight > 0 and rec.to_bundle().rerank.weight == rec.rerank_weight
     torch.set_num_threads(2)
 
 

@@ -1,9 +1,7 @@
 """SASRec: the training sequences cover exactly every prefix of every train row; attention is causal
-and padding-invariant; the model learns a tiny sequential pattern (item i -> i+1) to high HR fast."""
+and padding-invariant; the model learns a tiny sequential pattern (item i -> i+1) to high HR."""
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import torch
@@ -48,7 +46,7 @@ def test_causal_and_padding_invariant():
     assert torch.isfinite(net(left_pad([[]], 3))).all()      # an empty history still gives scores
 
 
-def test_learns_next_item_pattern_quickly():
+def test_learns_next_item_pattern():
     v = 20
     items = [Item(item_id=i) for i in range(v)]
     rng = np.random.default_rng(0)
@@ -64,9 +62,7 @@ def test_learns_next_item_pattern_quickly():
     train, valid = rows(150, "t"), rows(60, "v")
     cfg = SASRecConfig(hidden=32, max_len=8, dropout=0.1, lr=1e-2, epochs=20, patience=20,
                        batch_size=64, select_metric="ndcg@10", threads=1)
-    t0 = time.perf_counter()
     rec = SASRecRecommender(cfg).fit(train, valid, items)
-    assert time.perf_counter() - t0 < 30
     ranked = rec.recommend(valid, 10)
     assert ranked.shape == (60, 10) and ranked.dtype == np.int64
     assert hit_rate(ranked, [r.target for r in valid], 1) > 0.9

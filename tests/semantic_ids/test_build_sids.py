@@ -14,7 +14,7 @@ from apps.build_sids import catalogue_input, main
 from oxygen.config import SIDConfig
 from oxygen.semantic_ids.build import build_codebook
 from oxygen.semantic_ids.codebook import Codebook
-from oxygen.semantic_ids.fusion import resolve_source
+from oxygen.semantic_ids.embeddings import resolve_source
 
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = {"Paper > Notebooks": ["spiral notebook {}", "ruled notepad {}", "composition book {}"],

@@ -81,20 +81,20 @@ def test_bundle_keeps_the_collate_settings(bundle_dir, tmp_path):
     assert again.collate_cfg == b.collate_cfg and again.collate_cfg.history_trigger
 
 
-def test_fusion_bundle_round_trip_and_serving_stays_in_pool(bundle_dir, redis_server, tmp_path):
-    """A bundle's fusion (saved as fusion.json) re-ranks with the transition channel, within pools."""
+def test_rerank_bundle_round_trip_and_serving_stays_in_pool(bundle_dir, redis_server, tmp_path):
+    """A bundle's re-rank spec (saved as rerank.json) re-ranks with the transition channel, within pools."""
     from oxygen.data.schema import Row
     from oxygen.data.transitions import TransitionTable
-    from oxygen.decoding.fusion import FusionSpec
+    from oxygen.decoding.rerank import RerankSpec
 
     b = Bundle.load(bundle_dir)
     pool = b.scenarios["cart"].pool
     outside = next(i for i in b.codebook.item_ids.tolist() if i not in set(pool))
     b.space.transitions = TransitionTable.build([Row(user_id="x", history=[2], target=pool[-1]),
                                                  Row(user_id="y", history=[2], target=outside)])
-    b.fusion = FusionSpec(weight=0.9)
+    b.rerank = RerankSpec(weight=0.9)
     again = Bundle.load(b.save(tmp_path / "fused"))
-    assert again.fusion == b.fusion and again.space.transitions.counts == b.space.transitions.counts
+    assert again.rerank == b.rerank and again.space.transitions.counts == b.space.transitions.counts
     core = RecommenderCore(again, Stores.connect(redis_server.url), encode)
     resp = core.recommend_batch([RecommendRequest(scenario="cart", user_id="new", history=[1, 2], trigger_item=2, k=5)])[0]
     ids = [it.item_id for it in resp.items]
@@ -102,7 +102,7 @@ def test_fusion_bundle_round_trip_and_serving_stays_in_pool(bundle_dir, redis_se
     assert resp.items[0].score >= resp.items[1].score
     b.space.transitions = None
     with pytest.raises(ValueError, match="transition counts"):
-        Bundle(b.model, b.codebook, b.space, b.collate_cfg, b.scenarios, fusion=FusionSpec(weight=0.5))
+        Bundle(b.model, b.codebook, b.space, b.collate_cfg, b.scenarios, rerank=RerankSpec(weight=0.5))
 
 
 def test_copy_head_bundle_serves_the_mixture_within_pools(bundle_dir, redis_server, tmp_path):

@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from oxygen.config import TrainConfig
 from oxygen.training.ema import Ema, make_ema
-from oxygen.training.loop import fit
-from tests.training.toy import ToyModel, toy_data
+from oxygen.training.loop import LoopConfig, fit
+from tests.training.toy import ToyModel, toy_data, toy_trainable
 
 
 def _reference_ema(snapshots: list[dict[str, torch.Tensor]], init: dict[str, torch.Tensor],
@@ -60,7 +59,9 @@ def _fit_rising(ema_decay: float) -> tuple[ToyModel, list[dict[str, torch.Tensor
         seen.append({k: v.clone() for k, v in m.state_dict().items()})
         return {"hr@10": float(len(seen))}
 
-    fit(model, data, validate, TrainConfig(epochs=3, batch_size=16, lr=0.05, warmup_steps=0, ema_decay=ema_decay))
+    torch.manual_seed(0)
+    fit(toy_trainable(model, data, epochs=3), LoopConfig(epochs=3, batch_size=16, ema_decay=ema_decay, grad_clip=1.0,
+                                                     select="valid_hr@10"), validate)
     return model, seen
 
 

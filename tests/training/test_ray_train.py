@@ -1,28 +1,22 @@
-"""Ray Train with 2 CPU workers (DDP, gloo) matches the single-process loop step for step."""
+"""Ray Train with 2 CPU workers (DDP, gloo) runs THE loop: it matches the single-process loop step
+for step, and a second run with the same storage and name resumes from the last checkpoint."""
 
 from __future__ import annotations
 
 import copy
+from functools import partial
 
 import pytest
 import ray
 import torch
 
-from oxygen.config import TrainConfig
-from oxygen.training.ema import make_ema
-from oxygen.training.loop import make_optimizer, run_epoch
+from oxygen.training.loop import LoopConfig, adamw_cosine, fit
 from oxygen.training.ray_train import RayJob, fit_ray
-from tests.training.toy import ToyModel, toy_data
+from tests.training.toy import ToyModel, toy_data, toy_trainable
 
 
-def _single_process(init: dict, data, cfg: TrainConfig) -> dict:
-    model = ToyModel()
-    model.load_state_dict(init)
-    opt, sched = make_optimizer(model, cfg, cfg.epochs * (len(data) // cfg.batch_size))
-    gen, ema = torch.Generator().manual_seed(cfg.seed), make_ema(model, cfg.ema_decay)
-    for _ in range(cfg.epochs):
-        run_epoch(model, data, opt, sched, cfg, gen, ema=ema)
-    return ema.state_dict() if ema is not None else model.state_dict()
+def _optimizer(model, steps: int):
+    return adamw_cosine(model, 0.05, 0.01, 0, steps)
 
 
 @pytest.fixture(scope="module")
@@ -32,16 +26,52 @@ def local_ray():
     ray.shutdown()
 
 
+def _job(data, init, loop: LoopConfig) -> RayJob:
+    steps = loop.epochs * (len(data) // loop.batch_size)
+    return RayJob(factory=ToyModel, init_state=init, data=data, optimizer=partial(_optimizer, steps=steps), loop=loop)
+
+
 @pytest.mark.parametrize("ema_decay", [0.0, 0.9])
 def test_two_workers_match_single_process(local_ray, tmp_path, ema_decay):
     data, _ = toy_data(n_rows=64)
-    cfg = TrainConfig(epochs=2, batch_size=16, lr=0.05, warmup_steps=0, threads=2, ema_decay=ema_decay)
+    loop = LoopConfig(epochs=2, batch_size=16, ema_decay=ema_decay, grad_clip=1.0)
     torch.manual_seed(0)
     init = copy.deepcopy(ToyModel().state_dict())
-    want = _single_process(init, data, cfg)
-    job = RayJob(factory=ToyModel, init_state=init, data=data, validate=None, cfg=cfg)
-    result, got = fit_ray(job, num_workers=2, storage=tmp_path)
-    assert result.history[-1]["epoch"] == 2
-    for k in want:
-        assert torch.allclose(got[k], want[k], atol=1e-5), k
+    model = ToyModel()
+    model.load_state_dict(init)
+    fit(toy_trainable(model, data, epochs=2), loop)
+    result, got = fit_ray(_job(data, init, loop), num_workers=2, storage=tmp_path)
+    assert [h["epoch"] for h in result.history] == [1, 2]
+    for k, v in model.state_dict().items():
+        assert torch.allclose(got[k], v, atol=1e-5), k
     assert not torch.equal(got["head.weight"], init["head.weight"])  # it did train
+
+
+class FailOnce:
+    """Validation that raises at epoch `at` unless `ok` (a file) exists: the first run dies there."""
+
+    def __init__(self, at: int, ok):
+        self.at, self.ok, self.calls = at, ok, 0
+
+    def __call__(self, model) -> dict[str, float]:
+        self.calls += 1
+        if self.calls >= self.at and not self.ok.exists():
+            raise RuntimeError("simulated crash")
+        return {"score": -float(model.head.weight.abs().sum())}
+
+
+def test_a_crashed_run_resumes_from_its_last_checkpoint(local_ray, tmp_path):
+    data, _ = toy_data(n_rows=64)
+    torch.manual_seed(0)
+    init = copy.deepcopy(ToyModel().state_dict())
+    loop = LoopConfig(epochs=3, batch_size=16, patience=5, select="valid_score")
+    job = _job(data, init, loop)
+    job.validate = FailOnce(at=2, ok=tmp_path / "ok")
+    with pytest.raises(Exception, match="simulated crash"):
+        fit_ray(job, 2, tmp_path, name="run")                       # dies in epoch 2, after checkpoint 1
+    (tmp_path / "ok").touch()
+    resumed, got = fit_ray(job, 2, tmp_path, name="run")
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    want, _ = fit_ray(job, 2, tmp_path, name="uninterrupted")
+    assert resumed.history[0]["train_loss"] == want.history[0]["train_loss"]
+    assert [h["valid_score"] for h in resumed.history] == pytest.approx([h["valid_score"] for h in want.history])

@@ -43,3 +43,11 @@ def toy_data(n_rows: int = 64, n_items: int = 40, k: int = 8):
         rows.append(Row(user_id=str(u), history=[int(rng.integers(n_items)), last], target=(last + 1) % n_items))
     space = FeatureSpace.build(list(range(n_items)), codes, rows)
     return collate(rows, space), space
+
+
+def toy_trainable(model: torch.nn.Module, data, lr: float = 0.05, epochs: int = 6, batch_size: int = 16):
+    """The toy model on `data` with AdamW + the cosine schedule (no warmup), as the loop trains it."""
+    from oxygen.training.loop import Trainable, adamw_cosine
+
+    steps = epochs * -(-len(data) // batch_size)
+    return Trainable(model, data, *adamw_cosine(model, lr, 0.01, 0, steps))

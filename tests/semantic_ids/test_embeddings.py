@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from oxygen.config import SIDConfig
-from oxygen.semantic_ids.fusion import CatalogueInput, behaviour_embeddings, item_embeddings, text_embeddings
+from oxygen.semantic_ids.embeddings import CatalogueInput, behaviour_embeddings, item_embeddings, text_embeddings
 from oxygen.semantic_ids.text_encoder import encode_texts
 
 

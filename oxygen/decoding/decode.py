@@ -1,0 +1,115 @@
+"""The one decode path: trie-constrained beam search (or beam sampling) over named item pools,
+then the optional re-rank mixture, items and scores out. The offline recommender, the serving core
+and the demo all decode through a `Decoder`, so they cannot disagree.
+
+The mixture is the model's own copy head when it has one (`MixtureModel.item_mixture`), else the
+transition channel when a `RerankSpec` with weight > 0 is given (oxygen.decoding.rerank). With a
+mixture the whole beam is kept for re-ranking (k <= beam items come back, re-scored); beam sampling
+never mixes (its draw is the answer).
+
+    dec = Decoder(model, {"all": trie}, space.item_ids, space.transitions, RerankSpec(0.2))
+    out = dec.decode(batch, histories, beam=50, k=10)              # out.items Int64[B, 10]
+    out = dec.decode(batch, histories, beam=64, k=5, pools=["cart", "search"], sampling={"seed": 1})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from oxygen.data.transitions import TransitionTable
+from oxygen.decoding.beam_search import check_args
+from oxygen.decoding.generate import generate_items
+from oxygen.decoding.protocol import MixtureModel
+from oxygen.decoding.rerank import Mixture, RerankSpec, copy_mixture, rerank
+from oxygen.semantic_ids.trie import PrefixTrie
+
+CHUNK = 256  # requests decoded together (bounds the beam state's memory)
+
+
+@dataclass
+class Decoded:
+    """Items Int64[B, k] best first (-1 padded) and their scores Float[B, k] (-inf padded): sequence
+    log-probs, or mixture probabilities when re-ranked."""
+
+    items: np.ndarray
+    scores: np.ndarray
+
+
+class Decoder:
+    """Decodes one model version into named item pools (see the module docstring)."""
+
+    def __init__(self, model: MixtureModel, pools: dict[str, PrefixTrie], item_ids: np.ndarray,
+                 transitions: TransitionTable | None = None, spec: RerankSpec | None = None) -> None:
+        if not pools:
+            raise ValueError("a Decoder needs at least one item pool (name -> PrefixTrie)")
+        if spec is not None and spec.weight > 0 and transitions is None:
+            raise ValueError("re-ranking with the transition channel needs its counts (transitions=None given)")
+        self.model, self.item_ids, self.transitions, self.spec = model, item_ids, transitions, spec
+        self.names = sorted(pools)
+        self.tries = [pools[n] for n in self.names]
+        self.allowed = [frozenset(t.item_ids.tolist()) for t in self.tries]
+
+    def pool_index(self, pools: Sequence[str] | None, n: int) -> torch.Tensor:
+        """Long[n]: each request's pool position (None: every request in the first pool)."""
+        if pools is None:
+            return torch.zeros(n, dtype=torch.long)
+        unknown = sorted(set(pools) - set(self.names))
+        if unknown or len(pools) != n:
+            raise ValueError(f"pools must name one of {self.names} per request; got {len(pools)} "
+                             f"names for {n} requests, unknown {unknown}")
+        return torch.tensor([self.names.index(p) for p in pools], dtype=torch.long)
+
+    def beam(self, batch: Any, beam: int, n: int, pools: Sequence[str] | None = None,
+             sampling: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """The model alone: top-n items Int64[B, n] and sequence log-probs Float[B, n]."""
+        pool = self.pool_index(pools, len(batch))
+        parts = [self._beam(batch.select(torch.arange(s, e)), beam, n, pool[s:e], sampling)
+                 for s, e in _chunks(len(batch))]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def mixture(self, batch: Any, histories: Sequence[Sequence[int]]) -> Mixture | None:
+        """The re-rank mixture of these requests: the copy head's, else the transition channel's
+        (weight > 0), else None."""
+        with torch.no_grad():
+            copied = self.model.item_mixture(batch)
+        if copied is not None:
+            return copy_mixture(copied, self.item_ids)
+        if self.spec is not None and self.spec.weight > 0:
+            return np.full(len(histories), self.spec.weight), self.spec.dists(self.transitions, histories)
+        return None
+
+    def decode(self, batch: Any, histories: Sequence[Sequence[int]], beam: int, k: int,
+               pools: Sequence[str] | None = None, sampling: Any = None) -> Decoded:
+        """Top-k items and scores of every request, `CHUNK` requests at a time; `histories` (each
+        request's item ids, oldest first) feed the transition channel."""
+        check_args(beam, k, len(batch))
+        if len(histories) != len(batch):
+            raise ValueError(f"{len(histories)} histories for {len(batch)} requests; give one per request")
+        pool = self.pool_index(pools, len(batch))
+        parts = [self._decode(batch.select(torch.arange(s, e)), histories[s:e], beam, k, pool[s:e], sampling)
+                 for s, e in _chunks(len(batch))]
+        return Decoded(np.concatenate([p.items for p in parts]), np.concatenate([p.scores for p in parts]))
+
+    def _beam(self, batch: Any, beam: int, n: int, pool: torch.Tensor, sampling: Any) -> tuple[np.ndarray, np.ndarray]:
+        with torch.no_grad():
+            ids, scores = generate_items(self.model, batch, self.tries, beam=beam, k=n,
+                                         pool_index=pool, sampling=sampling)
+        return ids.numpy(), scores.numpy()
+
+    def _decode(self, batch: Any, histories: Sequence[Sequence[int]], beam: int, k: int,
+                pool: torch.Tensor, sampling: Any) -> Decoded:
+        mixture = None if sampling is not None else self.mixture(batch, histories)
+        if mixture is None:
+            return Decoded(*self._beam(batch, beam, k, pool, sampling))
+        items, logp = self._beam(batch, beam, beam, pool, None)
+        return Decoded(*rerank(items, logp, mixture, k, [self.allowed[int(p)] for p in pool]))
+
+
+def _chunks(n: int) -> list[tuple[int, int]]:
+    """(start, end) of consecutive runs of at most CHUNK requests covering 0..n-1."""
+    return [(s, min(s + CHUNK, n)) for s in range(0, n, CHUNK)]
