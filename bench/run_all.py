@@ -2,7 +2,8 @@
 
     python -m bench.run_all [--only quality,decoding] [--list]
 
-Each entry is the exact command recorded in docs/benchmarks.md; outputs land in runs/bench/.
+Each entry is the exact command recorded in docs/benchmarks.md or in a dated note it links (docs/notes/,
+runs a later one superseded); outputs land in runs/bench/.
 Heavy: the full set takes well over an hour on a 2-core CPU; use --only to pick groups.
 """
 
@@ -16,11 +17,11 @@ import time
 
 PY = sys.executable
 OFFICE = "--config configs/office/base.yaml"
-# the first Office session (docs: "Test (first session ...)"): catalogue-sized SID width, Q2I on, no EMA, 14 epochs
+# the first Office session (docs/notes/2026-11-23-office-first-session.md): catalogue-sized SID width, Q2I on, no EMA, 14 epochs
 FIRST = (f"{OFFICE} --set sid.width=null --set model.use_q2i=true --set train.epochs=14 --set train.patience=3 "
          "--set train.max_valid_rows=2000 --set train.ema_decay=0")
 W64 = ("--set model.dropout=0.2 --set model.use_q2i=true --set train.patience=4 --set train.max_valid_rows=2000 "
-       "--set train.ema_decay=0")  # the w64 row of the valid sweep
+       "--set train.ema_decay=0")  # the w64 row of the valid sweep (docs/notes/2026-11-23-office-valid-sweep.md)
 GROUPS: dict[str, list[str]] = {
     "world": [
         f"{PY} -m apps.world --out runs/bench/world-default",

@@ -109,25 +109,22 @@ def _problems(err: ValidationError) -> str:
 
 
 class TrainConfig(StrictConfig):
-    """Pre-training loop: optimiser, schedule, early stopping, validation decoding."""
+    """Pre-training loop: optimiser, schedule, early stopping, validation, windows, threads/workers."""
 
     epochs: int = Field(default=20, ge=1)
     batch_size: int = Field(default=256, ge=1)
-    lr: float = Field(default=1e-3, gt=0)
+    lr: float = Field(default=2e-3, gt=0)
     weight_decay: float = Field(default=0.01, ge=0)
-    warmup_steps: int = Field(default=100, ge=0)
+    warmup_steps: int = Field(default=50, ge=0)
     grad_clip: float = Field(default=1.0, gt=0)
-    patience: int = Field(default=3, ge=1)
-    valid_beam: int = Field(default=20, ge=1)
+    patience: int = Field(default=5, ge=1)
     valid_k: int = Field(default=10, ge=1)
-    max_valid_rows: int | None = Field(default=None, ge=1)
+    max_valid_rows: int | None = Field(default=None, ge=1)  # None: validate on every valid row
     short_len: int = Field(default=10, ge=1)
     long_len: int = Field(default=40, ge=0)
     history_trigger: bool = False  # rows without a trigger use their last history item (no-scenario data)
     crop_last: int = Field(default=0, ge=0)  # >0: also train on each row cut to its last crop_last items
-    ema_decay: float = Field(default=0.0, ge=0, lt=1)  # >0: validate and keep an EMA of the weights
-    candidates: int = Field(default=0, ge=0)  # >0: encoder reads the top-C transition candidates
-    candidate_decay: float = Field(default=0.3, gt=0, le=1)  # weight of older history items in them
+    ema_decay: float = Field(default=0.99, ge=0, lt=1)  # >0: validate and keep an EMA of the weights
     seed: int = 0
     threads: int = Field(default=2, ge=1)  # torch threads in all (split between workers)
     workers: int = Field(default=1, ge=1)  # >1: data-parallel Ray Train workers (DDP), checkpointed per epoch
@@ -188,7 +185,7 @@ class ModelConfig(StrictConfig):
     d_ff: int = Field(default=256, ge=8)
     dropout: float = Field(default=0.1, ge=0, lt=1)
     max_positions: int = Field(default=128, ge=8)  # encoder sequence length limit
-    use_item_id: bool = False
+    use_item_id: bool | None = None  # an id embedding beside the SID tokens; None: on once n_items is filled from the data
     instruction_placement: Literal["none", "right_of_bos", "replace_bos", "add_to_bos",
                                    "left_of_bos", "two_tokens"] = "right_of_bos"
     use_reasoning: bool = True  # off: every example uses the learnable default instruction
@@ -196,9 +193,9 @@ class ModelConfig(StrictConfig):
     adapter_dim: int = Field(default=64, ge=2)  # shared IGR / Q2I space
     use_igr: bool = True
     igr_k: int = Field(default=10, ge=1)
-    use_q2i: bool = True
+    use_q2i: bool | None = None  # None: on when the train rows carry queries (resolved by the recommender)
     q2i_weight: float = Field(default=0.1, ge=0)
-    candidates: int = Field(default=0, ge=0)  # collaborative candidate tokens C (from TrainConfig.candidates)
+    candidates: int = Field(default=0, ge=0)  # collaborative candidate tokens C: top-C transition candidates in the encoder
     copy_head: bool = False  # pointer over the encoder's item tokens mixed in by a learned gate (oxygen.model.copy)
     moe_experts: int = Field(default=0, ge=0)  # 0 = dense FFN
     moe_active: int = Field(default=2, ge=1)
@@ -236,13 +233,24 @@ class SIDConfig(StrictConfig):
     seed: int = 0
 
 
-class RerankConfig(StrictConfig):
-    """Mixing the generated items with the transition channel (oxygen.decoding.rerank): the weight
-    w is chosen on valid HR@k from `weights` (empty: off, the pure model)."""
+class TransitionConfig(StrictConfig):
+    """The generative model's transition channel (oxygen.data.transitions): P_t(b | history) sums the
+    item-to-item successor distributions of the last `max_back` history items, weighted decay**j.
+    It scores the collaborative candidates (model.candidates) and the re-rank (rerank.weights)."""
 
-    weights: list[float] = Field(default_factory=list)
     decay: float = Field(default=0.3, gt=0, le=1)
     max_back: int = Field(default=10, ge=1)
+
+
+RERANK_GRID = [0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0]
+
+
+class RerankConfig(StrictConfig):
+    """Re-ranking the beam with the transition channel (oxygen.decoding.rerank): the mixture weight w
+    is chosen on valid HR@k from `weights` (0 = the model alone, so valid may keep the pure model;
+    empty: never re-rank). Off by default when the model has a copy head, its own mixture."""
+
+    weights: list[float] = Field(default_factory=lambda: list(RERANK_GRID))
 
     def model_post_init(self, __context: object) -> None:
         if any(not 0.0 <= w <= 1.0 for w in self.weights):
@@ -252,7 +260,9 @@ class RerankConfig(StrictConfig):
 class GenerativeConfig(StrictConfig):
     """A generative recommender job (`apps.bench quality --model oxygen|tiger`): SIDs, model, training.
 
-    `variant: tiger` is this model with instructions, reasoning, IGR and Q2I switched off."""
+    `variant: tiger` is this model with instructions, reasoning, IGR and Q2I switched off. Defaults
+    are the best general settings known (docs/benchmarks.md); what valid can choose safely (the
+    re-rank weight, which may be 0) is chosen on valid."""
 
     variant: Literal["oxygen", "tiger"] = "oxygen"
     sid_dir: str | None = None  # a prebuilt codebook (apps.build_sids); None: build from train rows
@@ -261,12 +271,15 @@ class GenerativeConfig(StrictConfig):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval_beam: int = Field(default=50, ge=1, le=512)
     use_queries: bool = True  # search queries as the reasoning instruction in training
+    transitions: TransitionConfig = Field(default_factory=TransitionConfig)
     rerank: RerankConfig = Field(default_factory=RerankConfig)  # re-rank the beam with the transition channel
 
     def model_post_init(self, __context: object) -> None:
         if self.model.copy_head and self.rerank.weights:
-            raise ValueError("model.copy_head and rerank.weights both mix in other items: the copy head "
-                             "learns its own per-request weight; drop rerank.weights or copy_head")
+            if "weights" in self.rerank.model_fields_set:
+                raise ValueError("model.copy_head and rerank.weights both mix in other items: the copy head "
+                                 "learns its own per-request weight; drop rerank.weights or copy_head")
+            self.rerank.weights = []  # the default grid gives way to the copy head's own mixture
 
 
 class WorldConfig(StrictConfig):

@@ -59,14 +59,14 @@ def test_office_oxygen_is_the_selected_fused_setting():
     assert (cfg.model.d_model, cfg.model.d_ff, cfg.model.dropout) == (128, 256, 0.1)
     assert cfg.model.use_item_id and not cfg.model.use_q2i and not cfg.model.copy_head
     assert (cfg.train.epochs, cfg.train.patience, cfg.train.max_valid_rows) == (20, 5, None)
-    assert (cfg.train.ema_decay, cfg.train.threads, cfg.train.candidates) == (0.99, 1, 0)
+    assert (cfg.train.ema_decay, cfg.train.threads, cfg.model.candidates) == (0.99, 1, 0)
     assert cfg.rerank.weights == FUSION_WEIGHTS
 
 
 def test_office_copy_and_tiger_differ_from_oxygen_only_where_stated():
     oxygen = load("configs/office/oxygen.yaml").model_dump()
     copy = load("configs/office/oxygen_copy.yaml")
-    assert copy.model.copy_head and copy.train.candidates == 20 and copy.rerank.weights == []
+    assert copy.model.copy_head and copy.model.candidates == 20 and copy.rerank.weights == []
     assert copy.model_dump()["sid"] == oxygen["sid"] and copy.train.ema_decay == 0.99
     tiger = load("configs/office/tiger.yaml")
     assert tiger.variant == "tiger" and tiger.model.use_q2i and tiger.rerank.weights == FUSION_WEIGHTS
@@ -90,13 +90,13 @@ def test_world_demo_and_ablation_settings():
     converged = load("configs/world/converged.yaml")
     assert (converged.train.epochs, converged.train.patience, converged.sid.source) == (20, 5, "text")
     copy = load("configs/world/copy.yaml")
-    assert copy.model.copy_head and copy.train.candidates == 20
-    assert copy.model_dump(exclude={"model": {"copy_head"}, "train": {"candidates"}}) == converged.model_dump(
-        exclude={"model": {"copy_head"}, "train": {"candidates"}})
+    assert copy.model.copy_head and copy.model.candidates == 20
+    assert copy.model_dump(exclude={"model": {"copy_head", "candidates"}}) == converged.model_dump(
+        exclude={"model": {"copy_head", "candidates"}})
 
 
 def test_documented_set_commands_reproduce_earlier_runs():
-    # docs/benchmarks.d/quality_generative.md: oxygen_office.yaml as base.yaml + --set
+    # docs/notes/2026-11-23-office-first-session.md: oxygen_office.yaml as base.yaml + --set
     cfg = load_config(ROOT / "configs/office/base.yaml", GenerativeConfig, sets=[
         "sid.source=text", "sid.width=null", "model.use_q2i=true", "train.epochs=14", "train.patience=3",
         "train.max_valid_rows=2000", "train.ema_decay=0"])

@@ -37,7 +37,8 @@ class CollateConfig:
     """Window sizes, the instruction embedding width, and `history_trigger`: a row without a trigger
     takes its last history item as the trigger (next-item data with no scenarios, e.g. Office,
     where the most recent item plays the part of the cart/checkout trigger). `candidates` = C > 0
-    adds the top-C transition candidates of the history (scored with `candidate_decay`)."""
+    adds the top-C transition candidates of the history (scored with `candidate_decay` over the
+    last `candidate_max_back` items)."""
 
     short_len: int = 10
     long_len: int = 40
@@ -45,6 +46,7 @@ class CollateConfig:
     history_trigger: bool = False
     candidates: int = 0
     candidate_decay: float = 0.3
+    candidate_max_back: int = 10
 
 
 @dataclass
@@ -154,7 +156,7 @@ def _candidates(rows: Sequence[Row], space: FeatureSpace, cfg: CollateConfig, le
         raise ValueError("CollateConfig.candidates > 0 needs FeatureSpace.transitions: build the space with "
                          "FeatureSpace.build(..., transitions=True) on the train rows")
     for b, r in enumerate(rows if C > 0 else []):
-        found = space.transitions.candidates(r.history, C, cfg.candidate_decay,
+        found = space.transitions.candidates(r.history, C, cfg.candidate_decay, cfg.candidate_max_back,
                                              exclude_user=r.user_id if leave_user_out else None)
         idx = [space.index(i) for i in found]
         codes[b, :len(idx)], items[b, :len(idx)], mask[b, :len(idx)] = space.codes[idx], np.add(idx, 1), True

@@ -1,9 +1,10 @@
-"""Validated JSONL io for items and rows, and `load_dataset(dir)` for a whole dataset folder.
+"""Validated io for items and rows (JSONL or Parquet), and `load_dataset(dir)` for a dataset folder.
 
-A dataset folder holds `items.jsonl` and `train.jsonl`, `valid.jsonl`, `test.jsonl` (any split may
-be absent). Loading validates every line against `oxygen.data.schema` and cross-checks that every
-item id a row mentions exists in the catalogue. Bad input raises `DataError` naming file, line,
-field and what to fix; nothing is silently dropped.
+A dataset folder holds `items` and `train`, `valid`, `test` files (any split may be absent), each
+either `<name>.jsonl` (one JSON object per line) or `<name>.parquet` (one record per row, columns
+named as the schema's fields). Loading validates every record against `oxygen.data.schema` and
+cross-checks that every item id a row mentions exists in the catalogue. Bad input raises
+`DataError` naming file, line (or Parquet row), field and what to fix; nothing is silently dropped.
 
     ds = load_dataset("data/amazon18-office")
     ds.items[0].title, len(ds.splits["train"])
@@ -70,6 +71,39 @@ def read_jsonl(path: Path | str, model: type[M]) -> Iterator[M]:
                 raise DataError(path, n, loc or None, msg) from e
 
 
+def read_parquet(path: Path | str, model: type[M]) -> Iterator[M]:
+    """Yield one validated `model` per row of a Parquet file (null columns are absent fields),
+    raising DataError (1-based row number) on the first bad one."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, None, None, "file not found; check the dataset folder path")
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # pyarrow raises several types for a file that is not Parquet
+        raise DataError(path, None, None, f"not a readable Parquet file ({e})") from e
+    for n, rec in enumerate(table.to_pylist(), start=1):
+        try:
+            yield model.model_validate({k: v for k, v in rec.items() if v is not None})
+        except ValidationError as e:
+            loc, msg = _first_error(e)
+            raise DataError(path, n, loc or None, msg.replace("on this line", "in this row")) from e
+
+
+def read_records(path: Path | str, model: type[M]) -> Iterator[M]:
+    """`read_parquet` for a .parquet file, else `read_jsonl`."""
+    return read_parquet(path, model) if Path(path).suffix == ".parquet" else read_jsonl(path, model)
+
+
+def find_file(root: Path, name: str) -> Path | None:
+    """`root/<name>.jsonl` or `root/<name>.parquet` (None when neither exists; both is an error)."""
+    found = [root / f"{name}{ext}" for ext in (".jsonl", ".parquet") if (root / f"{name}{ext}").exists()]
+    if len(found) > 1:
+        raise DataError(found[1], None, None, f"both {found[0].name} and {found[1].name} exist; keep one of them")
+    return found[0] if found else None
+
+
 def write_jsonl(path: Path | str, records: Iterable[BaseModel | dict]) -> int:
     """Write records one JSON object per line (None fields and empty lists omitted); return the count."""
     path = Path(path)
@@ -110,7 +144,7 @@ class Dataset:
 def load_items(path: Path | str) -> list[Item]:
     """Load and validate a catalogue; duplicate item ids are an error."""
     items, seen = [], {}
-    for n, it in enumerate(read_jsonl(path, Item), start=1):
+    for n, it in enumerate(read_records(path, Item), start=1):
         if it.item_id in seen:
             raise DataError(path, n, "item_id", f"duplicate item_id {it.item_id} (first seen on item "
                             f"#{seen[it.item_id]}); give every item a unique id")
@@ -134,22 +168,22 @@ def _check_row_items(path: Path, rows: list[Row], known: set[int]) -> None:
 
 def load_rows(path: Path | str, known_items: set[int] | None = None) -> list[Row]:
     """Load and validate the rows of one split, optionally checking item ids against the catalogue."""
-    rows = list(read_jsonl(path, Row))
+    rows = list(read_records(path, Row))
     if known_items is not None:
         _check_row_items(Path(path), rows, known_items)
     return rows
 
 
 def load_dataset(root: Path | str, splits: Iterable[str] = SPLITS) -> Dataset:
-    """Load `root/items.jsonl` and every present `root/<split>.jsonl`."""
+    """Load `root/items.{jsonl,parquet}` and every present `root/<split>.{jsonl,parquet}`."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(root, None, None, "dataset folder not found; pass a folder holding items.jsonl")
-    items = load_items(root / "items.jsonl")
+    items = load_items(find_file(root, "items") or root / "items.jsonl")
     known = {it.item_id for it in items}
     ds = Dataset(root=root, items=items)
     for s in splits:
-        p = root / f"{s}.jsonl"
-        if p.exists():
+        p = find_file(root, s)
+        if p is not None:
             ds.splits[s] = load_rows(p, known)
     return ds

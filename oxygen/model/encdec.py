@@ -231,7 +231,7 @@ class OxygenModel(nn.Module):
             ntp = mixture_nll(logits, batch.target_codes, batch.weight, gate, mass)
             metrics = {"copy_gate": gate.mean().item(), "copy_mass": mass.mean().item()}
         q2i, parts = ntp.new_zeros(()), {}
-        if self.cfg.use_q2i:
+        if self.cfg.use_q2i is not False:  # None (auto, unresolved) counts as on, as in the paper
             target = self.retriever.items(self.embed.item(batch.target_codes))
             q2i, parts = q2i_loss(cond.q, target)
         loss = ntp + self.cfg.q2i_weight * q2i + self.cfg.moe_aux_weight * aux

@@ -30,6 +30,7 @@ import torch
 from oxygen.config import GenerativeConfig, ModelConfig, TrainConfig
 from oxygen.data.adapters import catalogue_input
 from oxygen.data.batch import ModelBatch
+from oxygen.data.batching import CollateConfig
 from oxygen.data.io import Dataset
 from oxygen.data.schema import Item, Row
 from oxygen.data.transitions import TransitionTable
@@ -49,9 +50,24 @@ from oxygen.training.ray_train import RayJob, fit_ray
 TIGER_SWITCHES = {"instruction_placement": "none", "use_reasoning": False, "use_igr": False, "use_q2i": False}
 
 
-def variant_model_config(cfg: GenerativeConfig) -> ModelConfig:
-    """The model config of the chosen variant (tiger switches the instruction machinery off)."""
-    return cfg.model.model_copy(update=TIGER_SWITCHES) if cfg.variant == "tiger" else cfg.model
+def variant_model_config(cfg: GenerativeConfig, rows: Sequence[Row]) -> ModelConfig:
+    """The model config of the chosen variant (tiger switches the instruction machinery off), with
+    `use_q2i: null` resolved: Q2I aligns the query / reasoning instruction with the target item, so
+    on data without any query (next-item logs such as Amazon), where that instruction is one
+    constant vector, it is off; an explicit true or false is kept."""
+    if cfg.variant == "tiger":
+        return cfg.model.model_copy(update=TIGER_SWITCHES)
+    if cfg.model.use_q2i is None:
+        return cfg.model.model_copy(update={"use_q2i": any(r.query for r in rows)})
+    return cfg.model
+
+
+def collate_config(cfg: GenerativeConfig) -> CollateConfig:
+    """How rows become tensors for this job: windows and the transition candidates."""
+    t = cfg.train
+    return CollateConfig(short_len=t.short_len, long_len=t.long_len, history_trigger=t.history_trigger,
+                         candidates=cfg.model.candidates, candidate_decay=cfg.transitions.decay,
+                         candidate_max_back=cfg.transitions.max_back)
 
 
 def adamw(model: torch.nn.Module, cfg: TrainConfig, steps: int):
@@ -80,16 +96,17 @@ class GenerativeRecommender(Recommender):
         ds = Dataset(root=Path("."), items=list(items), splits={"train": list(train_rows), "valid": list(valid_rows)})
         cb = self._codebook(ds)  # SIDs from the rows as they are (crop copies would double-count pairs)
         ds.splits["train"] = crop_augment(ds.splits["train"], c.crop_last)
-        self.prep = prepare(ds, cb, c, use_queries=self._use_queries)
+        self.prep = prepare(ds, cb, collate_config(self.cfg), use_queries=self._use_queries)
         self.trie = PrefixTrie(cb.codes, cb.item_ids)
         torch.manual_seed(c.seed)
-        self.model = OxygenModel(model_config_for(self.prep, variant_model_config(self.cfg)))
+        self.model = OxygenModel(model_config_for(self.prep, variant_model_config(self.cfg, ds.splits["train"])))
         valid, idx = subsample(self.prep.batches["valid"], c.max_valid_rows, c.seed)
         validate = DecodeValidator(self._decoder(self.model), valid, [list(valid_rows)[i] for i in idx],
                                    c.valid_k, max(c.valid_k, self.cfg.eval_beam))
         self.result = self._train(self.prep.batches["train"], c.epochs, f"valid_hr@{c.valid_k}", validate)
         self.fit_info = {"best_epoch": self.result.best_epoch, "best_valid": self.result.best_valid,
                          "history": self.result.history, "codebook": self.prep.codebook.meta.get("source"),
+                         "use_q2i": self.model.cfg.use_q2i,
                          "fit_seconds": self.result.train_seconds}
         if self.cfg.rerank.weights:
             self._select_rerank(ds.splits["train"], list(valid_rows))
@@ -181,8 +198,8 @@ class GenerativeRecommender(Recommender):
 
     def _rerank_spec(self, weight: float | None = None) -> RerankSpec:
         """The transition-channel re-rank with the selected weight (or `weight`)."""
-        f = self.cfg.rerank
-        return RerankSpec(self.rerank_weight if weight is None else weight, f.decay, f.max_back)
+        t = self.cfg.transitions
+        return RerankSpec(self.rerank_weight if weight is None else weight, t.decay, t.max_back)
 
     def _decoder(self, model: OxygenModel, spec: RerankSpec | None = None) -> Decoder:
         """THE decode path over the whole catalogue for `model` (re-ranked with `spec` if given)."""

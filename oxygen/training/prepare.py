@@ -5,7 +5,7 @@ train), embeds the search queries once with the item text encoder (the training-
 reasoning instruction I_r: search events carry their query; other events use the learnable
 default) and collates every split into one `ModelBatch` (in chunks, with a progress bar).
 
-    prep = prepare(load_dataset("data/amazon18-office"), Codebook.load("runs/sids/office"), TrainConfig())
+    prep = prepare(load_dataset("data/amazon18-office"), Codebook.load("runs/sids/office"), CollateConfig())
     prep.batches["train"], prep.rows["valid"], prep.space
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from oxygen.config import ModelConfig, TrainConfig
+from oxygen.config import ModelConfig
 from oxygen.data.batch import ModelBatch
 from oxygen.data.batching import PROFILE_FIELDS, CollateConfig, FeatureSpace, InstructionLookup, collate
 from oxygen.data.io import Dataset
@@ -78,20 +78,19 @@ def collate_all(rows: list[Row], space: FeatureSpace, cfg: CollateConfig,
     return concat(parts)
 
 
-def prepare(ds: Dataset, cb: Codebook, cfg: TrainConfig, use_queries: bool = True,
+def prepare(ds: Dataset, cb: Codebook, ccfg: CollateConfig, use_queries: bool = True,
             encoder: str | None = None) -> Prepared:
-    """Index and collate every split of `ds` with the codebook `cb` (train rows fit the profiles)."""
+    """Index and collate every split of `ds` with the codebook `cb` and windows `ccfg` (train rows
+    fit the profiles and, with candidates, the transition counts)."""
     if "train" not in ds.splits:
         raise ValueError(f"{ds.root}: no train rows; a model needs train.jsonl (and valid.jsonl to select)")
     missing = set(ds.item_ids) - set(cb.item_ids.tolist())
     if missing:
         raise ValueError(f"{len(missing)} items of {ds.root} (e.g. {sorted(missing)[:3]}) have no SID; "
                          f"rebuild with `python -m apps.build_sids --data {ds.root}`")
-    space = FeatureSpace.build(cb.item_ids, cb.codes, ds.splits["train"], transitions=cfg.candidates > 0)
+    space = FeatureSpace.build(cb.item_ids, cb.codes, ds.splits["train"], transitions=ccfg.candidates > 0)
     all_rows = [r for rows in ds.splits.values() for r in rows]
     lookup = query_lookup(all_rows, encoder) if use_queries else None
-    ccfg = CollateConfig(short_len=cfg.short_len, long_len=cfg.long_len, history_trigger=cfg.history_trigger,
-                         candidates=cfg.candidates, candidate_decay=cfg.candidate_decay)
     batches = {s: collate_all(rows, space, ccfg, lookup, s, leave_user_out=s == "train")
                for s, rows in ds.splits.items()}
     return Prepared(ds, cb, space, dict(ds.splits), batches, lookup, ccfg)
@@ -99,9 +98,12 @@ def prepare(ds: Dataset, cb: Codebook, cfg: TrainConfig, use_queries: bool = Tru
 
 def model_config_for(prep: Prepared, base: ModelConfig) -> ModelConfig:
     """`base` with the data-dependent sizes (codebook widths, item and profile vocabularies) filled."""
-    C = prep.collate_cfg.candidates
+    if base.candidates != prep.collate_cfg.candidates:
+        raise ValueError(f"model.candidates={base.candidates} but the rows were collated with "
+                         f"{prep.collate_cfg.candidates} candidates; collate with CollateConfig(candidates=model.candidates)")
+    C = base.candidates
     longest = prep.collate_cfg.short_len + len(PROFILE_FIELDS) + (base.igr_k if base.use_igr else 0) + C + 4
-    return base.model_copy(update={"candidates": C,
+    return base.model_copy(update={"use_item_id": base.use_item_id is not False,
         "codebook_sizes": tuple(int(w) for w in prep.codebook.widths),
         "n_items": len(prep.space.item_ids), "profile_size": prep.space.profile_size,
         "profile_slots": len(PROFILE_FIELDS), "max_positions": max(base.max_positions, longest)})

@@ -15,6 +15,7 @@ checkpoint. A new run with the same `storage` and `name` finds the latest checkp
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,7 +108,10 @@ def fit_ray(job: RayJob, num_workers: int, storage: Path | str, name: str = "fit
     if num_workers < 1:
         raise ValueError(f"num_workers must be >= 1, got {num_workers}")
     if not ray.is_initialized():
-        ray.init(num_cpus=max(2, num_workers), include_dashboard=False, log_to_driver=True)
+        if os.environ.get("RAY_ADDRESS"):  # `ray job submit` on a cluster: join it
+            ray.init()
+        else:  # a local instance sized for the workers
+            ray.init(num_cpus=max(2, num_workers), include_dashboard=False, log_to_driver=True)
     trainer = TorchTrainer(
         _worker_loop, train_loop_config={"job": ray.put(job)},
         scaling_config=ray.train.ScalingConfig(num_workers=num_workers, use_gpu=use_gpu),

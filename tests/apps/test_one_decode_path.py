@@ -39,7 +39,7 @@ def data(tmp_path_factory):
 
 
 @pytest.mark.parametrize("extra", [{"rerank": {"weights": [0.0, 0.3, 0.6]}},
-                                   {"model": {"copy_head": True}, "train": {"candidates": 5}}],
+                                   {"model": {"copy_head": True, "candidates": 5}}],
                          ids=["transition-rerank", "copy-head"])
 def test_demo_server_and_offline_agree(data, tmp_path, extra):
     items, train, valid, test, sid_dir = data

@@ -74,3 +74,38 @@ def test_write_read_round_trip(tmp_path: Path):
     write_jsonl(tmp_path / "test.jsonl", rows)
     ds = load_dataset(tmp_path)
     assert ds.items == items and ds.splits["test"] == rows
+
+
+def _to_parquet(jsonl: Path, parquet: Path) -> None:
+    """The records of a JSONL file as a Parquet file (missing fields become nulls)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    records = [json.loads(x) for x in jsonl.read_text().splitlines() if x.strip()]
+    keys = list(dict.fromkeys(k for r in records for k in r))  # every field, so no column is lost
+    pq.write_table(pa.Table.from_pylist([{k: r.get(k) for k in keys} for r in records]), parquet)
+
+
+def test_parquet_loads_the_same_rows_as_jsonl(tmp_path: Path):
+    """Office as Parquet (a mix: items and train Parquet, valid/test JSONL) gives identical records."""
+    for name in ("items", "train"):
+        _to_parquet(OFFICE / f"{name}.jsonl", tmp_path / f"{name}.parquet")
+    for name in ("valid", "test"):
+        (tmp_path / f"{name}.jsonl").write_text((OFFICE / f"{name}.jsonl").read_text())
+    want, got = load_dataset(OFFICE), load_dataset(tmp_path)
+    assert got.items == want.items and got.splits == want.splits
+
+
+def test_bad_parquet_rows_and_ambiguous_files_are_clear_errors(tmp_path: Path):
+    _write(tmp_path / "items.jsonl", [{"item_id": 0}, {"item_id": 1}])
+    src = _write(tmp_path / "rows.jsonl", [{"user_id": "u", "history": [0], "target": 1},
+                                           {"user_id": "v", "history": [0], "target": 1, "colour": "red"}])
+    _to_parquet(src, tmp_path / "train.parquet")
+    with pytest.raises(DataError, match=r"train\.parquet:2: field 'colour' is not a known field"):
+        load_dataset(tmp_path)
+    (tmp_path / "train.parquet").write_bytes(b"not parquet")
+    with pytest.raises(DataError, match="not a readable Parquet file"):
+        load_dataset(tmp_path)
+    _write(tmp_path / "train.jsonl", [{"user_id": "u", "history": [0], "target": 1}])
+    with pytest.raises(DataError, match="keep one of them"):
+        load_dataset(tmp_path)

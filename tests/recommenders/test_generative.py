@@ -11,7 +11,7 @@ from oxygen.config import GenerativeConfig
 from oxygen.data.batching import collate
 from oxygen.data.schema import Item, Row
 from oxygen.data.transitions import TransitionTable
-from oxygen.decoding.generate import generate_items
+from oxygen.decoding.decode import Decoder
 from oxygen.model.bundle import Bundle
 from oxygen.recommenders.generative import GenerativeRecommender
 from oxygen.semantic_ids.codebook import Codebook
@@ -62,9 +62,9 @@ def test_fit_recommend_and_bundle(tiny, tmp_path):
     assert bundle.version == "t1" and set(bundle.scenarios) == {"homepage", "cart"}
     assert bundle.scenarios["cart"].requires_trigger and not bundle.scenarios["homepage"].requires_trigger
     batch = collate(test, bundle.space, bundle.collate_cfg, with_targets=False)
-    ids, _ = generate_items(bundle.model, batch, [PrefixTrie(bundle.codebook.codes, bundle.codebook.item_ids)],
-                            beam=8, k=5)
-    assert np.array_equal(ids.numpy(), top)
+    full = Decoder(bundle.model, {"all": PrefixTrie(bundle.codebook.codes, bundle.codebook.item_ids)},
+                   bundle.space.item_ids, bundle.space.transitions, bundle.rerank)
+    assert np.array_equal(full.decode(batch, [r.history for r in test], beam=8, k=5).items, top)
 
 
 def test_tiger_switches_and_refit(tiny):
@@ -88,7 +88,8 @@ def test_tiger_switches_and_refit(tiny):
 
 def test_candidates_fit_refit_and_bundle(tiny, tmp_path):
     items, train, valid, test, sid_dir = tiny
-    cfg = _cfg(sid_dir, train={"epochs": 2, "batch_size": 32, "threads": 1, "candidates": 4, "ema_decay": 0.9})
+    cfg = _cfg(sid_dir, train={"epochs": 2, "batch_size": 32, "threads": 1, "ema_decay": 0.9},
+               model={"d_model": 32, "n_heads": 2, "enc_layers": 1, "dec_layers": 1, "d_ff": 64, "dropout": 0.0, "candidates": 4})
     rec = GenerativeRecommender(cfg).fit(train, valid, items)
     assert rec.model.cfg.candidates == 4 and rec.prep.batches["train"].cand_mask.shape[1] == 4
     rec.refit(train + valid, items)
@@ -98,9 +99,9 @@ def test_candidates_fit_refit_and_bundle(tiny, tmp_path):
     assert bundle.collate_cfg.candidates == 4
     assert bundle.space.transitions.counts == rec.prep.space.transitions.counts
     batch = collate(test, bundle.space, bundle.collate_cfg, with_targets=False)
-    ids, _ = generate_items(bundle.model, batch, [PrefixTrie(bundle.codebook.codes, bundle.codebook.item_ids)],
-                            beam=8, k=5)
-    assert np.array_equal(ids.numpy(), top)
+    full = Decoder(bundle.model, {"all": PrefixTrie(bundle.codebook.codes, bundle.codebook.item_ids)},
+                   bundle.space.item_ids, bundle.space.transitions, bundle.rerank)
+    assert np.array_equal(full.decode(batch, [r.history for r in test], beam=8, k=5).items, top)
     torch.set_num_threads(2)
 
 
@@ -124,8 +125,8 @@ def test_copy_head_fit_recommend_refit(tiny):
     """The copy head points at the transition candidates: next = last + 1 is copied, not memorised."""
     items, train, valid, test, sid_dir = tiny
     cfg = _cfg(sid_dir, model={"d_model": 32, "n_heads": 2, "enc_layers": 1, "dec_layers": 1, "d_ff": 64,
-                               "dropout": 0.0, "copy_head": True},
-               train={"epochs": 3, "batch_size": 32, "lr": 0.01, "warmup_steps": 5, "threads": 1, "candidates": 5})
+                               "dropout": 0.0, "copy_head": True, "candidates": 5},
+               train={"epochs": 3, "batch_size": 32, "lr": 0.01, "warmup_steps": 5, "threads": 1})
     rec = GenerativeRecommender(cfg).fit(train, valid, items)
     top = rec.recommend(test, k=5)
     assert top.shape == (40, 5) and (top >= 0).all() and all(len(set(r)) == 5 for r in top.tolist())
