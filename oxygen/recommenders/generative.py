@@ -101,7 +101,7 @@ class GenerativeRecommender(Recommender):
         torch.manual_seed(c.seed)
         self.model = OxygenModel(model_config_for(self.prep, variant_model_config(self.cfg, ds.splits["train"])))
         valid, idx = subsample(self.prep.batches["valid"], c.max_valid_rows, c.seed)
-        validate = DecodeValidator(self._decoder(self.model), valid, [list(valid_rows)[i] for i in idx],
+        validate = DecodeValidator(self.trie, self.prep.space.item_ids, valid, [list(valid_rows)[i] for i in idx],
                                    c.valid_k, max(c.valid_k, self.cfg.eval_beam))
         self.result = self._train(self.prep.batches["train"], c.epochs, f"valid_hr@{c.valid_k}", validate)
         self.fit_info = {"best_epoch": self.result.best_epoch, "best_valid": self.result.best_valid,
@@ -223,18 +223,20 @@ class GenerativeRecommender(Recommender):
 
 @dataclass
 class DecodeValidator:
-    """Validation by decoding: HR@k and NDCG@k of the model alone on fixed valid rows (picklable,
-    so Ray Train workers can run it)."""
+    """Validation by decoding: HR@k and NDCG@k of the model alone (its copy head included, no
+    transition re-rank) over the whole catalogue on fixed valid rows (picklable, so Ray Train
+    workers can run it)."""
 
-    decoder: Decoder
+    trie: PrefixTrie
+    item_ids: np.ndarray
     batch: ModelBatch
     rows: list[Row]
     k: int
     beam: int
 
     def __call__(self, model: torch.nn.Module) -> dict[str, float]:
-        """Metrics of `model` (the decoder's model is swapped for it) on the valid rows."""
-        self.decoder.model = model
-        top = self.decoder.decode(self.batch, [r.history for r in self.rows], self.beam, self.k).items
+        """Metrics of `model` on the valid rows, decoded through THE decode path."""
+        decoder = Decoder(model, {"all": self.trie}, self.item_ids)
+        top = decoder.decode(self.batch, [r.history for r in self.rows], self.beam, self.k).items
         targets = np.array([r.target for r in self.rows])
         return {f"hr@{self.k}": hit_rate(top, targets, self.k), f"ndcg@{self.k}": ndcg(top, targets, self.k)}
