@@ -83,6 +83,7 @@ GROUPS: dict[str, list[str]] = {
          + " ".join(f"runs/bench/ablation_igr_q2i_long_converged_s{s}.json" for s in (0, 1, 2))
          + " --out runs/bench/ablation_igr_q2i_long_converged_seeds.json"],
     "decoding": [f"{PY} -m bench.decoding --out runs/bench/decoding.json"],
+    "training": [f"{PY} -m bench.training --out runs/bench/training.json"],
     "serving": [f"{PY} -m bench.serving --out runs/bench/serving.json"],
 }
 
