@@ -1,7 +1,9 @@
 """Write a simulated world as a dataset folder in the shared schema (`oxygen.data.schema`).
 
 Files: items.jsonl (catalogue), train/valid/test.jsonl (one row per event, split by day),
-users.jsonl (profiles, interests) and world.json (args, seed, versions, counts). A row's history is
+users.jsonl (profiles, interests), calendar.jsonl (the public weather feed: one line
+{date, city, situation: [season, holidays, weather event]} per simulated day and city, what a
+weather service publishes; not hidden truth) and world.json (args, seed, versions, counts). A row's history is
 the user's previous events' items (all scenarios, oldest first, at most `max_history`) with aligned
 behaviours, scenarios and timestamps; `truth` keeps the hidden reason. Rows are grouped by user and
 chronological within a user; the folder loads with `oxygen.data.io.load_dataset`.
@@ -49,6 +51,15 @@ def rows(world: World, events: list[list[Event]], first_day: int, last_day: int)
             yield row
 
 
+def calendar_records(world: World) -> Iterator[dict]:
+    """The weather feed: {date, city, situation: sorted tags} for every simulated day and city."""
+    cal = world.calendar
+    for day in range(cal.days):
+        date = cal.date(day).isoformat()
+        for c, city in enumerate(world.kb.cities):
+            yield {"date": date, "city": city.name, "situation": list(cal.situation(c, day))}
+
+
 JsonlWriter = Callable[[Path, Iterable[dict]], int]
 
 
@@ -62,6 +73,7 @@ def write_dataset(world: World, events: list[list[Event]], out: Path | str, writ
                  disable=not progress, mininterval=1.0)
     counts = {"items": write_jsonl(out / "items.jsonl", items),
               "users": write_jsonl(out / "users.jsonl", world.users.records()),
+              "calendar": write_jsonl(out / "calendar.jsonl", calendar_records(world)),
               "events": sum(len(e) for e in events), "leaves": len(world.kb.leaves)}
     split_days = world.split_days()
     for split, (a, b) in split_days.items():

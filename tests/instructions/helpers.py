@@ -20,4 +20,4 @@ def state(events: list, queries: list | None = None, user: str = "u1", city: str
           persona: str = "young_parents", t: int = T) -> UserState:
     """A state at `t` in `city` for `persona` with (ts, action, item, scenario) `events`."""
     profile = {**PROFILE, "city": city, "persona": persona}
-    return state_at(user, t, profile, {"city": city, "date": "2025-12-20"}, events, queries or [], ITEMS)
+    return state_at(user, t, profile, {"city": city}, events, queries or [], ITEMS)  # date from t
