@@ -293,3 +293,36 @@ class WorldConfig(StrictConfig):
     start_date: str = "2025-10-01"
     valid_frac: float = Field(default=0.1, gt=0, lt=0.5)
     test_frac: float = Field(default=0.1, gt=0, lt=0.5)
+
+
+class LMConfig(StrictConfig):
+    """The small instruction LM (oxygen.instructions.lm): BPE vocabulary, a Qwen2-architecture causal
+    LM trained from scratch in fp32 on CPU, and its optimiser. head_dim = hidden / heads must be 32
+    or 64 (what vLLM's CPU attention kernels take)."""
+
+    vocab_size: int = Field(default=8192, ge=300)  # BPE vocabulary incl. 256 bytes + special tokens
+    hidden: int = Field(default=256, ge=32)
+    layers: int = Field(default=4, ge=1)
+    heads: int = Field(default=4, ge=1)
+    intermediate: int = Field(default=512, ge=32)  # SwiGLU MLP width
+    ctx: int = Field(default=1024, ge=64)  # max positions; longer training pairs are cut oldest-first
+    epochs: int = Field(default=3, ge=1)
+    lr: float = Field(default=2e-3, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup_steps: int = Field(default=50, ge=0)
+    batch_size: int = Field(default=16, ge=1)
+    grad_clip: float = Field(default=1.0, gt=0)
+    seed: int = 0
+    threads: int = Field(default=2, ge=1)
+
+    def model_post_init(self, __context: object) -> None:
+        if self.hidden % self.heads or self.hidden // self.heads not in (32, 64):
+            raise ValueError(f"hidden / heads must be 32 or 64 (vLLM's CPU kernels), got {self.hidden}/{self.heads}")
+
+
+class InstructorConfig(StrictConfig):
+    """`python -m apps.train_instructor`: the LM and how the (prompt, completion) pairs are split."""
+
+    lm: LMConfig = Field(default_factory=LMConfig)
+    valid_frac: float = Field(default=0.05, gt=0, lt=0.5)  # held-out pairs for valid loss / best epoch
+    max_pairs: int | None = Field(default=None, ge=2)  # None: every pair
