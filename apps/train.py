@@ -2,7 +2,8 @@
 
     python -m apps.train --data runs/demo/world --sids runs/demo/sids --out runs/demo/train \\
         [--config configs/world/demo.yaml] [--set train.patience=5] [--variant oxygen|tiger] [--epochs N] [--refit]
-    python -m apps.train ... --workers 2        # the same loop on 2 Ray Train workers (DDP), resumable
+    python -m apps.train ... --workers 2        # the same loop on 2 Ray Train workers (DDP), resumable;
+                                                # train rows read, validated and sharded by Ray Data
 
 Trains on DIR/train.jsonl with early stopping on DIR/valid.jsonl, evaluates DIR/test.jsonl (overall
 and per scenario), and writes into --out (with --refit the model is retrained on train+valid for the selected number
@@ -18,10 +19,11 @@ from pathlib import Path
 
 from apps.cli import add_common, run
 from oxygen.config import GenerativeConfig, load_config
-from oxygen.data.io import load_dataset
+from oxygen.data.io import SPLITS, find_file, load_dataset
 from oxygen.eval.ranking import format_table, quality_run
 from oxygen.recommenders.generative import GenerativeRecommender
 from oxygen.training.curves import save_curves
+from oxygen.training.ray_data import RaySplit
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,7 +48,9 @@ def main(argv: list[str] | None = None) -> dict:
     flags = [f"train.{k}={v}" for k, v in (("epochs", args.epochs), ("workers", args.workers)) if v]
     cfg = load_config(args.config, GenerativeConfig, sets=[*flags, *args.set], variant=args.variant,
                       sid_dir=str(args.sids) if args.sids else None)
-    ds = load_dataset(args.data)
+    ds = load_dataset(args.data, splits=("valid", "test") if cfg.train.workers > 1 else SPLITS)
+    if cfg.train.workers > 1:  # train rows read and validated by Ray Data, collated on the workers
+        ds.splits["train"] = RaySplit(find_file(args.data, "train") or args.data / "train.jsonl", frozenset(ds.item_ids))
     rec = GenerativeRecommender(cfg, run_dir=args.out)
     result = quality_run(rec, ds, k=10, refit=args.refit)
     print(format_table(result))

@@ -23,7 +23,7 @@ LAYERS: dict[str, int] = {
     "oxygen.instructions.nearline": 4,
     "oxygen.serving": 5,
 }
-RAY_ALLOWED = ("oxygen.training.ray_train", "oxygen.rl.actors", "oxygen.instructions.workers",
+RAY_ALLOWED = ("oxygen.training.ray_train", "oxygen.training.ray_data", "oxygen.rl.actors", "oxygen.instructions.workers",
                "oxygen.instructions.nearline", "oxygen.serving")
 REDIS_ALLOWED = ("oxygen.store",)
 VLLM_ALLOWED = ("oxygen.instructions.backends.vllm",)

@@ -23,9 +23,9 @@ import torch
 
 from oxygen.data.batch import ModelBatch
 from oxygen.data.schema import BEHAVIOUR_WEIGHTS, BEHAVIOURS, SCENARIOS, Row
+from oxygen.data.stats import PROFILE_FIELDS, RowStats, row_stats
 from oxygen.data.transitions import TransitionTable
 
-PROFILE_FIELDS: tuple[str, ...] = ("age_band", "family_stage", "spending_power", "city", "persona")
 BEHAVIOUR_ID = {b: i + 1 for i, b in enumerate(BEHAVIOURS)}  # 0 pad, 4 unknown
 SCENARIO_ID = {s: i + 1 for i, s in enumerate(SCENARIOS)}  # 0 unknown
 UNKNOWN_BEHAVIOUR = len(BEHAVIOURS) + 1
@@ -66,14 +66,18 @@ class FeatureSpace:
               transitions: bool = False) -> "FeatureSpace":
         """Fit the profile vocabulary (and, with `transitions`, the transition counts) on `rows`
         (train); codes[i] is the SID of item_ids[i]."""
+        return cls.from_stats(item_ids, codes, row_stats(rows, pairs=transitions))
+
+    @classmethod
+    def from_stats(cls, item_ids: Sequence[int], codes: np.ndarray, stats: RowStats) -> "FeatureSpace":
+        """The space fit on train statistics (`oxygen.data.stats`; transitions when it has pairs)."""
         codes = np.asarray(codes, dtype=np.int64)
         if codes.ndim != 2 or len(codes) != len(item_ids):
             raise ValueError(f"codes must be [n_items, levels] aligned with item_ids; got {codes.shape} "
                              f"for {len(item_ids)} items")
-        values = sorted({(f, v) for r in rows if r.profile for f in PROFILE_FIELDS
-                         if (v := getattr(r.profile, f)) is not None})
-        return cls(np.asarray(item_ids, dtype=np.int64), codes, {fv: i + 1 for i, fv in enumerate(values)},
-                   TransitionTable.build(rows) if transitions else None)
+        vocab = {fv: i + 1 for i, fv in enumerate(sorted(stats.profile_values))}
+        table = TransitionTable.from_pairs(stats.pairs) if stats.pairs is not None else None
+        return cls(np.asarray(item_ids, dtype=np.int64), codes, vocab, table)
 
     def __post_init__(self) -> None:
         self._index = {int(i): n for n, i in enumerate(self.item_ids)}

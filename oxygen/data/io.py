@@ -158,12 +158,34 @@ def load_items(path: Path | str) -> list[Item]:
 def _check_row_items(path: Path, rows: list[Row], known: set[int]) -> None:
     """Every item a row mentions must be in the catalogue."""
     for n, r in enumerate(rows, start=1):
-        for name, ids in (("target", [r.target]), ("history", r.history),
-                          ("trigger", [] if r.trigger is None else [r.trigger])):
-            bad = [i for i in ids if i not in known]
-            if bad:
-                raise DataError(path, n, name, f"item id {bad[0]} is not in items.jsonl; "
-                                "add it to the catalogue or remove it from this row")
+        check_row_items(path, n, r, known)
+
+
+def check_row_items(path: Path | str, line: int | None, row: Row, known: set[int] | frozenset[int]) -> None:
+    """DataError (file, line, field) when `row` mentions an item id missing from the catalogue."""
+    for name, ids in (("target", [row.target]), ("history", row.history),
+                      ("trigger", [] if row.trigger is None else [row.trigger])):
+        bad = [i for i in ids if i not in known]
+        if bad:
+            raise DataError(path, line, name, f"item id {bad[0]} is not in items.jsonl; "
+                            "add it to the catalogue or remove it from this row")
+
+
+def parse_row(path: Path | str, record: str | dict, known: set[int] | frozenset[int] | None = None) -> Row:
+    """One row from a JSONL line or a Parquet record, validated (and checked against the
+    catalogue ids `known`); DataError names the file, the field and the start of the bad row
+    (rows read in parallel carry no line number)."""
+    try:
+        row = (Row.model_validate_json(record) if isinstance(record, str)
+               else Row.model_validate({k: v for k, v in record.items() if v is not None}))
+    except ValidationError as e:
+        loc, msg = _first_error(e)
+        text = record if isinstance(record, str) else json.dumps(record, default=str)
+        raise DataError(path, None, loc or None, f"{msg.replace('on this line', 'in this row')} "
+                        f"(row starting {text[:60]!r})") from e
+    if known is not None:
+        check_row_items(path, None, row, known)
+    return row
 
 
 def load_rows(path: Path | str, known_items: set[int] | None = None) -> list[Row]:

@@ -46,9 +46,14 @@ class TransitionTable:
     @classmethod
     def build(cls, rows: Iterable[Row]) -> "TransitionTable":
         """Count the distinct (user, a, b) transitions of `rows`."""
+        return cls.from_pairs(distinct_pairs(rows))
+
+    @classmethod
+    def from_pairs(cls, pairs: Iterable[tuple[str, int, int]]) -> "TransitionTable":
+        """Count distinct (user, a, b) transitions (e.g. merged from chunks, oxygen.data.stats)."""
         counts: dict[int, Counter] = defaultdict(Counter)
         user_pairs: dict[str, set[tuple[int, int]]] = defaultdict(set)
-        for user, a, b in distinct_pairs(rows):
+        for user, a, b in pairs:
             counts[a][b] += 1
             user_pairs[user].add((a, b))
         return cls(dict(counts), dict(user_pairs))

@@ -86,7 +86,7 @@ def quality_run(rec: Recommender, ds: Dataset, k: int = 10, refit: bool = False,
     eval_seconds = time.perf_counter() - t1
     if refit:
         t0 = time.perf_counter()
-        rec.refit([*ds.splits["train"], *valid], ds.items)
+        rec.refit(ds.splits["train"] + list(valid), ds.items)  # a list, or a split kept in Ray Data
         train_seconds += time.perf_counter() - t0
     t1 = time.perf_counter()
     test_report = evaluate_rows(rec, ds.splits["test"], k, keep_ranks)

@@ -33,6 +33,7 @@ from oxygen.data.batch import ModelBatch
 from oxygen.data.batching import CollateConfig
 from oxygen.data.io import Dataset
 from oxygen.data.schema import Item, Row
+from oxygen.data.stats import merge, row_stats
 from oxygen.data.transitions import TransitionTable
 from oxygen.decoding.decode import Decoder
 from oxygen.decoding.rerank import RerankSpec, rerank
@@ -44,21 +45,34 @@ from oxygen.semantic_ids.build import build_codebook
 from oxygen.semantic_ids.codebook import Codebook
 from oxygen.semantic_ids.trie import PrefixTrie
 from oxygen.training.loop import FitResult, LoopConfig, Trainable, Validate, adamw_cosine, fit
-from oxygen.training.prepare import Prepared, collate_all, crop_augment, model_config_for, prepare, query_lookup, subsample
+from oxygen.training.prepare import (
+    Prepared,
+    RowCollator,
+    collate_all,
+    crop_augment,
+    model_config_for,
+    prepare,
+    prepare_from_stats,
+    query_lookup,
+    query_table,
+    subsample,
+)
+from oxygen.training.ray_data import RaySplit, init_ray
 from oxygen.training.ray_train import RayJob, fit_ray
 
 TIGER_SWITCHES = {"instruction_placement": "none", "use_reasoning": False, "use_igr": False, "use_q2i": False}
 
 
-def variant_model_config(cfg: GenerativeConfig, rows: Sequence[Row]) -> ModelConfig:
+def variant_model_config(cfg: GenerativeConfig, has_queries: bool) -> ModelConfig:
     """The model config of the chosen variant (tiger switches the instruction machinery off), with
     `use_q2i: null` resolved: Q2I aligns the query / reasoning instruction with the target item, so
     on data without any query (next-item logs such as Amazon), where that instruction is one
-    constant vector, it is off; an explicit true or false is kept."""
+    constant vector, it is off (`has_queries`: some train row has a query); an explicit true or
+    false is kept."""
     if cfg.variant == "tiger":
         return cfg.model.model_copy(update=TIGER_SWITCHES)
     if cfg.model.use_q2i is None:
-        return cfg.model.model_copy(update={"use_q2i": any(r.query for r in rows)})
+        return cfg.model.model_copy(update={"use_q2i": has_queries})
     return cfg.model
 
 
@@ -87,45 +101,73 @@ class GenerativeRecommender(Recommender):
         self.trie: PrefixTrie | None = None
         self.result: FitResult | None = None
         self.rerank_weight = 0.0  # chosen on valid when cfg.rerank.weights is set
+        self.pools: dict[str, set[int]] = {}  # targets seen per scenario in train + valid (serving pools)
 
-    def fit(self, train_rows: Sequence[Row], valid_rows: Sequence[Row], items: Sequence[Item]
+    def fit(self, train_rows: Sequence[Row] | RaySplit, valid_rows: Sequence[Row], items: Sequence[Item]
             ) -> "GenerativeRecommender":
-        """Build SIDs, collate, train with early stopping on valid HR@k; returns self."""
+        """Build SIDs, collate, train with early stopping on valid HR@k; returns self. `train_rows`
+        may be a RaySplit: the rows then stay in Ray Data and each Ray Train worker collates its shard."""
         c = self.cfg.train
         torch.set_num_threads(c.threads)
-        ds = Dataset(root=Path("."), items=list(items), splits={"train": list(train_rows), "valid": list(valid_rows)})
-        cb = self._codebook(ds)  # SIDs from the rows as they are (crop copies would double-count pairs)
-        ds.splits["train"] = crop_augment(ds.splits["train"], c.crop_last)
-        self.prep = prepare(ds, cb, collate_config(self.cfg), use_queries=self._use_queries)
-        self.trie = PrefixTrie(cb.codes, cb.item_ids)
+        prepare_train = self._prepare_split if isinstance(train_rows, RaySplit) else self._prepare_rows
+        data, has_queries, datasets = prepare_train(train_rows, list(valid_rows), list(items))
+        self.trie = PrefixTrie(self.prep.codebook.codes, self.prep.codebook.item_ids)
         torch.manual_seed(c.seed)
-        self.model = OxygenModel(model_config_for(self.prep, variant_model_config(self.cfg, ds.splits["train"])))
+        self.model = OxygenModel(model_config_for(self.prep, variant_model_config(self.cfg, has_queries)))
         valid, idx = subsample(self.prep.batches["valid"], c.max_valid_rows, c.seed)
         validate = DecodeValidator(self.trie, self.prep.space.item_ids, valid, [list(valid_rows)[i] for i in idx],
                                    c.valid_k, max(c.valid_k, self.cfg.eval_beam))
-        self.result = self._train(self.prep.batches["train"], c.epochs, f"valid_hr@{c.valid_k}", validate)
+        self.result = self._train(data, c.epochs, f"valid_hr@{c.valid_k}", validate, datasets)
         self.fit_info = {"best_epoch": self.result.best_epoch, "best_valid": self.result.best_valid,
                          "history": self.result.history, "codebook": self.prep.codebook.meta.get("source"),
                          "use_q2i": self.model.cfg.use_q2i,
                          "fit_seconds": self.result.train_seconds}
         if self.cfg.rerank.weights:
-            self._select_rerank(ds.splits["train"], list(valid_rows))
+            self._select_rerank(train_rows, list(valid_rows))
         return self
 
-    def _train(self, data: ModelBatch, epochs: int, select: str | None, validate: Validate | None) -> FitResult:
+    def _prepare_rows(self, train_rows: Sequence[Row], valid_rows: list[Row], items: list[Item]):
+        """SIDs and the collated train batch from rows in memory -> (data, has_queries, datasets=None)."""
+        ds = Dataset(root=Path("."), items=items, splits={"train": list(train_rows), "valid": valid_rows})
+        cb = self._codebook(items, ds.splits["train"])  # SIDs from the rows as they are (crop copies would double-count pairs)
+        ds.splits["train"] = crop_augment(ds.splits["train"], self.cfg.train.crop_last)
+        self.prep = prepare(ds, cb, collate_config(self.cfg), use_queries=self._use_queries)
+        self.pools = merge([row_stats(ds.splits["train"]), row_stats(valid_rows)]).scenario_targets
+        return self.prep.batches["train"], any(r.query for r in ds.splits["train"]), None
+
+    def _prepare_split(self, split: RaySplit, valid_rows: list[Row], items: list[Item]):
+        """The same from a RaySplit: the space from its merged statistics, the train rows collated
+        on the workers -> (RowCollator, has_queries, {"train": dataset})."""
+        init_ray(self.cfg.train.workers)
+        cb = self._codebook(items, None)
+        stats = split.stats(pairs=self._needs_pairs, crop_last=self.cfg.train.crop_last)
+        ds = Dataset(root=split.path.parent, items=items, splits={"valid": valid_rows})
+        self.prep, data = prepare_from_stats(ds, stats, cb, collate_config(self.cfg), self._use_queries,
+                                             self.cfg.train.crop_last)
+        self.pools = merge([stats, row_stats(valid_rows)]).scenario_targets
+        return data, bool(stats.queries), {"train": split.dataset()}
+
+    @property
+    def _needs_pairs(self) -> bool:
+        """Whether training needs the transition counts (candidates, or the re-rank on valid)."""
+        return self.cfg.model.candidates > 0 or bool(self.cfg.rerank.weights)
+
+    def _train(self, data: ModelBatch | RowCollator, epochs: int, select: str | None, validate: Validate | None,
+               datasets: dict | None = None) -> FitResult:
         """THE loop on self.model: select on valid (`select`) or train exactly `epochs` (refit),
-        in this process or, with train.workers > 1, on Ray Train workers."""
+        in this process or, with train.workers > 1 or rows in Ray Data (`datasets`), on Ray Train workers."""
         c = self.cfg.train
         loop = LoopConfig(epochs=epochs, batch_size=c.batch_size, patience=c.patience, seed=c.seed,
                           ema_decay=c.ema_decay, grad_clip=c.grad_clip, select=select)
         if select is not None:
             torch.manual_seed(c.seed)  # fit's dropout stream starts at the seed (refit's follows the init)
         steps = epochs * math.ceil(len(data) / c.batch_size)
-        if c.workers > 1:
-            return self._train_ray(data, loop, steps, validate)
+        if c.workers > 1 or datasets:
+            return self._train_ray(data, loop, steps, validate, datasets)
         return fit(Trainable(self.model, data, *adamw(self.model, c, steps)), loop, validate)
 
-    def _train_ray(self, data: ModelBatch, loop: LoopConfig, steps: int, validate: Validate | None) -> FitResult:
+    def _train_ray(self, data: ModelBatch | RowCollator, loop: LoopConfig, steps: int, validate: Validate | None,
+                   datasets: dict | None) -> FitResult:
         """The same loop on `train.workers` Ray Train workers; the run is named by what it trains, so
         starting the same job again resumes it from its last checkpoint."""
         c = self.cfg.train
@@ -133,14 +175,15 @@ class GenerativeRecommender(Recommender):
                      optimizer=partial(adamw, cfg=c, steps=steps), loop=loop, validate=validate, threads=c.threads)
         key = hashlib.sha1(f"{self.cfg.model_dump_json()}|{loop}|{len(data)}".encode()).hexdigest()[:10]
         storage = Path(self.run_dir or tempfile.mkdtemp(prefix="oxygen-train-")) / "ray_train"
-        result, state = fit_ray(job, c.workers, storage, name=f"{'fit' if loop.select else 'refit'}-{key}")
+        result, state = fit_ray(job, max(1, c.workers), storage, name=f"{'fit' if loop.select else 'refit'}-{key}",
+                                datasets=datasets)
         self.model.load_state_dict(state)
         self.model.eval()
         return result
 
-    def _select_rerank(self, train_rows: list[Row], valid_rows: list[Row]) -> None:
+    def _select_rerank(self, train_rows: Sequence[Row] | RaySplit, valid_rows: list[Row]) -> None:
         """Choose the re-rank weight on valid HR@k (every valid row; ties -> the smaller weight)."""
-        if self.prep.space.transitions is None:
+        if self.prep.space.transitions is None:  # rows in memory (a RaySplit's space has its pairs)
             self.prep.space.transitions = TransitionTable.build(train_rows)
         k, beam = self.cfg.train.valid_k, max(self.cfg.train.valid_k, self.cfg.eval_beam)
         items, logp = self._decoder(self.model).beam(self.prep.batches["valid"], beam, beam)
@@ -150,21 +193,35 @@ class GenerativeRecommender(Recommender):
         self.rerank_weight = max(table, key=lambda w: (table[w], -w))
         self.fit_info["rerank"] = {"weight": self.rerank_weight, f"valid_hr@{k}": table}
 
-    def refit(self, rows: Sequence[Row], items: Sequence[Item]) -> "GenerativeRecommender":
+    def refit(self, rows: Sequence[Row] | RaySplit, items: Sequence[Item]) -> "GenerativeRecommender":
         """Retrain from scratch on `rows` (train + valid) for the epoch count `fit` selected, with the
         same SIDs and feature space; the last weights (or their EMA) are kept (no held-out split is left)."""
         if self.model is None or self.prep is None or self.result is None:
             raise RuntimeError("call fit() before refit(): it builds the SIDs and selects the epochs")
-        rows = crop_augment(list(rows), self.cfg.train.crop_last)
-        if self.prep.collate_cfg.candidates or self.cfg.rerank.weights:  # counts now from train + valid
-            self.prep.space.transitions = TransitionTable.build(rows)
-        data = self._collate(rows, "refit", leave_user_out=True)
+        data, datasets = self._split_data(rows) if isinstance(rows, RaySplit) else self._rows_data(rows)
         torch.manual_seed(self.cfg.train.seed)
         self.model = OxygenModel(self.model.cfg)
         epochs = max(1, self.result.best_epoch)
-        self._train(data, epochs, None, None)
+        self._train(data, epochs, None, None, datasets)
         self.fit_info.update(refit_epochs=epochs, refit_rows=len(data))
         return self
+
+    def _rows_data(self, rows: Sequence[Row]) -> tuple[ModelBatch, None]:
+        """Refit rows in memory collated (transition counts now from them)."""
+        rows = crop_augment(list(rows), self.cfg.train.crop_last)
+        if self.prep.collate_cfg.candidates or self.cfg.rerank.weights:  # counts now from train + valid
+            self.prep.space.transitions = TransitionTable.build(rows)
+        return self._collate(rows, "refit", leave_user_out=True), None
+
+    def _split_data(self, split: RaySplit) -> tuple[RowCollator, dict]:
+        """Refit rows in Ray Data: the counts and queries from their statistics, collated on the workers."""
+        c = self.cfg.train
+        stats = split.stats(pairs=self._needs_pairs, crop_last=c.crop_last)
+        if stats.pairs is not None:
+            self.prep.space.transitions = TransitionTable.from_pairs(stats.pairs)
+        table = query_table(stats.queries) if self._use_queries else {}
+        collator = RowCollator(self.prep.space, self.prep.collate_cfg, table, c.crop_last, stats.augmented_rows)
+        return collator, {"train": split.dataset()}
 
     @property
     def _use_queries(self) -> bool:
@@ -180,20 +237,21 @@ class GenerativeRecommender(Recommender):
         """The servable bundle of the fitted model; scenario pools = targets seen per scenario."""
         if self.model is None or self.prep is None:
             raise RuntimeError("call fit() before to_bundle()")
-        observed: dict[str, set[int]] = {}
-        for split in ("train", "valid"):
-            for r in self.prep.rows.get(split, []):
-                if r.scenario:
-                    observed.setdefault(r.scenario, set()).add(r.target)
-        specs = default_scenarios(self.prep.codebook.item_ids.tolist(), observed)
+        specs = default_scenarios(self.prep.codebook.item_ids.tolist(), self.pools)
         return Bundle(self.model, self.prep.codebook, self.prep.space, self.prep.collate_cfg, specs,
                       titles or {}, version or f"{self.cfg.variant}-{time.strftime('%Y%m%d-%H%M%S')}",
                       self._rerank_spec() if self.rerank_weight > 0 else None)
 
-    def _codebook(self, ds: Dataset) -> Codebook:
+    def _codebook(self, items: list[Item], train_rows: list[Row] | None) -> Codebook:
+        """The prebuilt codebook (`sid_dir`) or SIDs built here (`train_rows` None: rows in Ray
+        Data, so only text SIDs, which need no rows, can be built)."""
         if self.cfg.sid_dir:
             return Codebook.load(self.cfg.sid_dir)
-        cb, self.sid_metrics = build_codebook(self.cfg.sid, catalogue_input(ds.items, ds.splits["train"]))
+        if train_rows is None and self.cfg.sid.source != "text":
+            raise ValueError(f"sid.source={self.cfg.sid.source} needs the train rows in memory, but they stay in "
+                             "Ray Data here (train.workers > 1); build the SIDs first (python -m apps.build_sids "
+                             "--data DIR --out SIDS) and pass --sids SIDS, or set sid.source=text")
+        cb, self.sid_metrics = build_codebook(self.cfg.sid, catalogue_input(items, train_rows or []))
         return cb
 
     def _rerank_spec(self, weight: float | None = None) -> RerankSpec:

@@ -11,6 +11,7 @@ default) and collates every split into one `ModelBatch` (in chunks, with a progr
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -19,9 +20,10 @@ from tqdm.auto import tqdm
 
 from oxygen.config import ModelConfig
 from oxygen.data.batch import ModelBatch
-from oxygen.data.batching import PROFILE_FIELDS, CollateConfig, FeatureSpace, InstructionLookup, collate
+from oxygen.data.batching import CollateConfig, FeatureSpace, InstructionLookup, collate
 from oxygen.data.io import Dataset
 from oxygen.data.schema import PER_HISTORY_FIELDS, Row
+from oxygen.data.stats import PROFILE_FIELDS, RowStats
 from oxygen.semantic_ids.codebook import Codebook
 from oxygen.semantic_ids.text_encoder import encode_texts
 
@@ -41,14 +43,25 @@ class Prepared:
     collate_cfg: CollateConfig
 
 
-def query_lookup(rows: list[Row], encoder: str | None = None) -> InstructionLookup | None:
-    """Embed every distinct query once; the lookup returns a row's query embedding or None."""
-    queries = sorted({r.query for r in rows if r.query})
+def query_table(queries: Iterable[str], encoder: str | None = None) -> dict[str, np.ndarray]:
+    """Every distinct query embedded once with the item text encoder: {query: Float32[E]}."""
+    queries = sorted(set(queries))
     if not queries:
-        return None
+        return {}
     emb = encode_texts(queries, encoder, progress=True)
-    table = {q: emb[i] for i, q in enumerate(queries)}
+    return {q: emb[i] for i, q in enumerate(queries)}
+
+
+def table_lookup(table: dict[str, np.ndarray]) -> InstructionLookup | None:
+    """The lookup returning a row's query embedding (None without a query; None for an empty table)."""
+    if not table:
+        return None
     return lambda row: table.get(row.query) if row.query else None
+
+
+def query_lookup(rows: list[Row], encoder: str | None = None) -> InstructionLookup | None:
+    """Embed every distinct query of `rows` once; the lookup returns a row's query embedding or None."""
+    return table_lookup(query_table((r.query for r in rows if r.query), encoder))
 
 
 def concat(batches: list[ModelBatch]) -> ModelBatch:
@@ -84,16 +97,57 @@ def prepare(ds: Dataset, cb: Codebook, ccfg: CollateConfig, use_queries: bool = 
     fit the profiles and, with candidates, the transition counts)."""
     if "train" not in ds.splits:
         raise ValueError(f"{ds.root}: no train rows; a model needs train.jsonl (and valid.jsonl to select)")
-    missing = set(ds.item_ids) - set(cb.item_ids.tolist())
-    if missing:
-        raise ValueError(f"{len(missing)} items of {ds.root} (e.g. {sorted(missing)[:3]}) have no SID; "
-                         f"rebuild with `python -m apps.build_sids --data {ds.root}`")
+    check_sids(ds, cb)
     space = FeatureSpace.build(cb.item_ids, cb.codes, ds.splits["train"], transitions=ccfg.candidates > 0)
     all_rows = [r for rows in ds.splits.values() for r in rows]
     lookup = query_lookup(all_rows, encoder) if use_queries else None
     batches = {s: collate_all(rows, space, ccfg, lookup, s, leave_user_out=s == "train")
                for s, rows in ds.splits.items()}
     return Prepared(ds, cb, space, dict(ds.splits), batches, lookup, ccfg)
+
+
+def check_sids(ds: Dataset, cb: Codebook) -> None:
+    """Every catalogue item of `ds` has a semantic id in `cb` (ValueError naming the fix if not)."""
+    missing = set(ds.item_ids) - set(cb.item_ids.tolist())
+    if missing:
+        raise ValueError(f"{len(missing)} items of {ds.root} (e.g. {sorted(missing)[:3]}) have no SID; "
+                         f"rebuild with `python -m apps.build_sids --data {ds.root}`")
+
+
+@dataclass
+class RowCollator:
+    """Train rows -> one ModelBatch where the rows are (a Ray Train worker's shard): crop copies,
+    the fitted space, the windows and the query table (picklable, shipped once). `rows` = the
+    whole split's training rows after augmentation (what the schedule is sized on)."""
+
+    space: FeatureSpace
+    cfg: CollateConfig
+    queries: dict[str, np.ndarray]
+    crop_last: int
+    rows: int
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def __call__(self, rows: list[Row]) -> ModelBatch:
+        """The collated training batch of `rows` (own-user transitions left out)."""
+        return collate_all(crop_augment(rows, self.crop_last), self.space, self.cfg,
+                           table_lookup(self.queries), "train shard", leave_user_out=True)
+
+
+def prepare_from_stats(ds: Dataset, stats: RowStats, cb: Codebook, ccfg: CollateConfig,
+                       use_queries: bool = True, crop_last: int = 0) -> tuple[Prepared, RowCollator]:
+    """`prepare` for a train split that is not in memory: the space is fit on its statistics
+    (`ds` holds the items and the valid rows, collated here), the train rows are collated by the
+    returned RowCollator where they live."""
+    check_sids(ds, cb)
+    space = FeatureSpace.from_stats(cb.item_ids, cb.codes, stats)
+    valid = list(ds.splits.get("valid", []))
+    table = query_table(stats.queries | {r.query for r in valid if r.query}) if use_queries else {}
+    lookup = table_lookup(table)
+    batches = {"valid": collate_all(valid, space, ccfg, lookup, "valid")}
+    collator = RowCollator(space, ccfg, table, crop_last, stats.augmented_rows)
+    return Prepared(ds, cb, space, {"valid": valid}, batches, lookup, ccfg), collator
 
 
 def model_config_for(prep: Prepared, base: ModelConfig) -> ModelConfig:

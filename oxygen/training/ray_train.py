@@ -4,7 +4,10 @@ GPU), a Ray Train checkpoint after every epoch, and resumption of a killed run.
 Every worker builds the model from the same factory and initial weights, wraps it with
 `ray.train.torch.prepare_model` (DDP), and runs `oxygen.training.loop.fit` on its shard of each
 global batch (rows rank::world), so gradients averaged by DDP equal the single-process gradient and
-both paths give matching results. Every worker validates (so all stop together); after each epoch
+both paths give matching results. With a `RowCollator` as the data, the rows arrive instead as
+each worker's Ray Data shard (`oxygen.training.ray_data`), are collated there, cut to the
+smallest shard's size (DDP steps in lockstep) and stepped in local batches of batch_size / N.
+Every worker validates (so all stop together); after each epoch
 rank 0 reports the loop's full state (weights, optimiser, schedule, RNG, EMA, best weights) as a
 checkpoint. A new run with the same `storage` and `name` finds the latest checkpoint
 (`ray.train.get_checkpoint`) and continues from it, so a killed job is resumed by starting it again.
@@ -15,9 +18,8 @@ checkpoint. A new run with the same `storage` and `name` finds the latest checkp
 
 from __future__ import annotations
 
-import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,7 +28,10 @@ import ray.train
 import torch
 from ray.train.torch import TorchTrainer
 
+from oxygen.data.batch import ModelBatch
 from oxygen.training.loop import FitResult, LoopConfig, LoopState, LossFn, Trainable, Validate, fit, model_loss
+from oxygen.training.prepare import RowCollator
+from oxygen.training.ray_data import init_ray, shard_rows
 
 ModelFactory = Callable[[], torch.nn.Module]
 OptimizerFactory = Callable[[torch.nn.Module], tuple[torch.optim.Optimizer, Any]]
@@ -35,7 +40,9 @@ LOOP_FILE, FINAL_FILE = "loop.pt", "final.pt"
 
 @dataclass
 class RayJob:
-    """Everything a worker needs (shipped once through the object store)."""
+    """Everything a worker needs (shipped once through the object store). `data` is the collated
+    train batch every worker slices (rows rank::world of each global batch), or a `RowCollator`
+    that each worker applies to its own Ray Data shard of the `train` dataset."""
 
     factory: ModelFactory
     init_state: dict
@@ -81,6 +88,9 @@ def _worker_loop(config: dict) -> None:
     model.load_state_dict(job.init_state)
     model = ray.train.torch.prepare_model(model, move_to_device=False)
     opt, sched = job.optimizer(model)
+    data, loop, shard = job.data, job.loop, (rank, world)
+    if isinstance(data, RowCollator):
+        data, loop, shard = _local_shard(data, loop, rank, world), replace(loop, batch_size=max(1, loop.batch_size // world)), (0, 1)
     resume = _load(ray.train.get_checkpoint(), LOOP_FILE)
     if resume is not None and rank == 0:
         print(f"resuming from the checkpoint after epoch {resume.epoch}", flush=True)
@@ -91,10 +101,23 @@ def _worker_loop(config: dict) -> None:
         if not state.done:
             _report(state, rank)
 
-    result = fit(Trainable(model, job.data, opt, sched, job.loss), job.loop, job.validate,
-                 shard=(rank, world), on_epoch=on_epoch, resume=resume)
+    result = fit(Trainable(model, data, opt, sched, job.loss), loop, job.validate,
+                 shard=shard, on_epoch=on_epoch, resume=resume)
     final = {"weights": _unwrapped(model).state_dict(), "result": result}
     _report(last[0] if last else resume, rank, final)
+
+
+def _local_shard(collator: RowCollator, loop: LoopConfig, rank: int, world: int) -> ModelBatch:
+    """This worker's Ray Data shard collated here, cut to the smallest shard's size (a fixed random
+    subset) so every worker takes the same number of steps (DDP runs them in lockstep)."""
+    batch = collator(shard_rows("train"))
+    n = torch.tensor([len(batch)])
+    if world > 1:
+        torch.distributed.all_reduce(n, op=torch.distributed.ReduceOp.MIN)
+    if int(n) < len(batch):
+        keep = torch.randperm(len(batch), generator=torch.Generator().manual_seed(loop.seed + rank))[:int(n)]
+        batch = batch.select(keep.sort().values)
+    return batch
 
 
 def _unwrapped(model: torch.nn.Module) -> torch.nn.Module:
@@ -102,18 +125,17 @@ def _unwrapped(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def fit_ray(job: RayJob, num_workers: int, storage: Path | str, name: str = "fit",
-            use_gpu: bool = False) -> tuple[FitResult, dict]:
+            use_gpu: bool = False, datasets: dict[str, Any] | None = None) -> tuple[FitResult, dict]:
     """Train under Ray Train with `num_workers` workers; returns (result, selected state dict).
+    `datasets` = {"train": Ray Dataset} when `job.data` is a RowCollator (rows stay in Ray Data).
     A run with the same `storage`/`name` as an unfinished one resumes from its last checkpoint."""
     if num_workers < 1:
         raise ValueError(f"num_workers must be >= 1, got {num_workers}")
-    if not ray.is_initialized():
-        if os.environ.get("RAY_ADDRESS"):  # `ray job submit` on a cluster: join it
-            ray.init()
-        else:  # a local instance sized for the workers
-            ray.init(num_cpus=max(2, num_workers), include_dashboard=False, log_to_driver=True)
+    if isinstance(job.data, RowCollator) and "train" not in (datasets or {}):
+        raise ValueError("job.data is a RowCollator: pass datasets={'train': <Ray Dataset of rows>}")
+    init_ray(num_workers)
     trainer = TorchTrainer(
-        _worker_loop, train_loop_config={"job": ray.put(job)},
+        _worker_loop, train_loop_config={"job": ray.put(job)}, datasets=datasets,
         scaling_config=ray.train.ScalingConfig(num_workers=num_workers, use_gpu=use_gpu),
         run_config=ray.train.RunConfig(storage_path=str(Path(storage).resolve()), name=name,
                                        checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)))
