@@ -120,14 +120,15 @@ def _batch(batch: Sequence[UserState], backend: Backend, cache: STPCache, budget
            stats: GenerationStats, max_new_tokens: int) -> list[InstructionRecord]:
     """Records of one batch (raises whatever the backend raises)."""
     keys = _stp_batch(batch, backend, cache, stats, max_new_tokens)
-    rewrites = _branch("rewrite", [rewrite_prompt(s) for s in batch], backend, stats, max_new_tokens)
+    rw_prompts = [rewrite_prompt(s) for s in batch]
+    rewrites = _branch("rewrite", rw_prompts, backend, stats, max_new_tokens)
     built = [intent_prompt(s, budget) for s in batch]
     intents = _branch("intent", [p for p, _ in built], backend, stats, max_new_tokens)
     records = []
-    for s, key, rw, it, (_, cut) in zip(batch, keys, rewrites, intents, built):
+    for s, key, rw_prompt, rw, it, (_, cut) in zip(batch, keys, rw_prompts, rewrites, intents, built):
         stp = cache.outputs.get(key) if key is not None else None
         unusable = [name for name, tried, got in (("stp", key is not None, stp), ("intent", True, it),
-                                                  ("rewrite", rewrite_prompt(s) is not None, rw))
+                                                  ("rewrite", rw_prompt is not None, rw))
                     if tried and got is None]
         stats.truncated += int(cut)
         rec = combine(s, stp, rw, it, unusable=unusable, truncated=cut)

@@ -58,9 +58,14 @@ def when(ts: int | None) -> str:
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
+def _one_line(text: str) -> str:
+    """`text` with line breaks turned into spaces (one prompt line per value)."""
+    return " ".join(text.splitlines())
+
+
 def event_line(ev: Event) -> str:
     """"<when> <action> <title> [<category path>] in <scenario>" (scenario part only when known)."""
-    title = (ev.title or f"item {ev.item_id}").replace("[", "(").replace("]", ")").replace("\n", " ")
+    title = _one_line(ev.title or f"item {ev.item_id}").replace("[", "(").replace("]", ")")
     line = f"{when(ev.ts)} {ev.action or 'interacted'} {title} [{' > '.join(ev.category_path)}]"
     return f"{line} in {ev.scenario}" if ev.scenario else line
 
@@ -119,9 +124,9 @@ def rewrite_prompt(state: UserState) -> str | None:
         return None
     lines = [TASK_REWRITE, "Rewrite the shopper's search query as the clean product phrase they meant: fix "
              "typos and unfinished words; a query that is already clean stays exactly as it is.",
-             f"query: {query}"]
+             f"query: {_one_line(query)}"]
     if earlier:
-        lines += [QUERIES_HEADER] + [f"{when(ts)} {q}" for ts, q in earlier]
+        lines += [QUERIES_HEADER] + [f"{when(ts)} {_one_line(q)}" for ts, q in earlier]
     return "\n".join(lines + [ANSWER, SCHEMA_REWRITE])
 
 
@@ -142,7 +147,7 @@ def _intent_text(state: UserState, first: int) -> str:
     if short_ev:
         lines += [SHORT_HEADER] + [event_line(e) for e in short_ev]
     if state.queries:
-        lines += [QUERIES_HEADER] + [f"{when(ts)} {q}" for ts, q in state.queries[-MAX_QUERIES:]]
+        lines += [QUERIES_HEADER] + [f"{when(ts)} {_one_line(q)}" for ts, q in state.queries[-MAX_QUERIES:]]
     return "\n".join(lines + [ANSWER, SCHEMA_INTENT])
 
 
