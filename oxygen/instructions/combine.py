@@ -18,8 +18,9 @@ MAX_INTENTS_IN_TEXT = 3
 
 
 @dataclass
-class InstructionRecord:
-    """One user's generated instruction: text, reasons, contributing and unusable branches."""
+class Instruction:
+    """One user's generated instruction (before embedding; `oxygen.store.instructions.InstructionRecord`
+    is what is stored): text, reasons, contributing and unusable branches."""
 
     user_id: str
     text: str
@@ -48,7 +49,7 @@ def _stp_header(state: UserState) -> str:
 
 
 def combine(state: UserState, stp: StpOut | None, rewrite: RewriteOut | None, intent: IntentOut | None,
-            unusable: list[str] | None = None, truncated: bool = False) -> InstructionRecord | None:
+            unusable: list[str] | None = None, truncated: bool = False) -> Instruction | None:
     """The record of `state`'s user from the branch outputs that parsed (None = unusable or skipped);
     None when no branch has anything to say."""
     parts, reasons, branches = [], [], []
@@ -68,5 +69,5 @@ def combine(state: UserState, stp: StpOut | None, rewrite: RewriteOut | None, in
         branches.append("rewrite")
     if not parts:
         return None
-    return InstructionRecord(user_id=state.user_id, text="; ".join(parts), reasons=reasons, branches=branches,
+    return Instruction(user_id=state.user_id, text="; ".join(parts), reasons=reasons, branches=branches,
                              unusable=list(unusable or []), truncated=truncated, at=state.at, query=query)

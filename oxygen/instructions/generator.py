@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from oxygen.instructions.backends.base import Backend, BackendError
 from oxygen.instructions.branches import BRANCHES, StpOut, parse
-from oxygen.instructions.combine import InstructionRecord, combine
+from oxygen.instructions.combine import Instruction, combine
 from oxygen.instructions.prompts import Budget, intent_prompt, rewrite_prompt, stp_key, stp_prompt
 from oxygen.instructions.state import UserState
 
@@ -117,7 +117,7 @@ def _branch(name: str, prompts: list[str | None], backend: Backend, stats: Gener
 
 
 def _batch(batch: Sequence[UserState], backend: Backend, cache: STPCache, budget: Budget,
-           stats: GenerationStats, max_new_tokens: int) -> list[InstructionRecord]:
+           stats: GenerationStats, max_new_tokens: int) -> list[Instruction]:
     """Records of one batch (raises whatever the backend raises)."""
     keys = _stp_batch(batch, backend, cache, stats, max_new_tokens)
     rw_prompts = [rewrite_prompt(s) for s in batch]
@@ -142,7 +142,7 @@ def _batch(batch: Sequence[UserState], backend: Backend, cache: STPCache, budget
 
 def generate_instructions(states: Sequence[UserState], backend: Backend, stp_cache: STPCache | None = None,
                           batch_size: int = 64, budget: Budget | None = None,
-                          max_new_tokens: int = 256) -> tuple[list[InstructionRecord], GenerationStats]:
+                          max_new_tokens: int = 256) -> tuple[list[Instruction], GenerationStats]:
     """(records of the users that got one, stats) for `states`, in batches of `batch_size`.
 
     Never raises on backend failures or bad outputs: they are counted in the stats."""

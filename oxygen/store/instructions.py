@@ -1,5 +1,6 @@
 """Reasoning-instruction records in Redis, keyed by user: the text the near-line LLM wrote, its
-embedding (float32 bytes), when and by what it was written.
+reasons and contributing branches (STP, query rewrite, intent), its embedding (float32 bytes),
+and by what (backend, model version) and when it was written.
 
 One hash per user at `{prefix}:instr:{user_id}`; `get_many` reads a whole batch of users in one
 round trip (a pipeline of HMGETs), which is what serving does once per decoding batch. Connection
@@ -7,12 +8,14 @@ problems raise `StoreUnavailable` so callers can degrade (serving falls back to 
 embedding) instead of failing.
 
     store = InstructionStore.connect()                     # $REDIS_URL or the embedded server
-    store.put(InstructionRecord("u1", "winter in Harbin: warm baby sleepwear", emb))
+    store.put(InstructionRecord("u1", "winter in Harbin: warm baby sleepwear", emb,
+                                reasons=["cold-humid winter, an infant at home"], branches=["stp"]))
     recs = store.get_many(["u1", "u2"])                    # [InstructionRecord | None, ...]
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -33,14 +36,18 @@ class InstructionRecord:
     user_id: str
     text: str
     embedding: np.ndarray
-    source: str = "unknown"
+    source: str = "unknown"  # the backend that wrote it (knowledge, hf, vllm)
     created_at: float = field(default_factory=time.time)
+    reasons: list[str] = field(default_factory=list)
+    branches: list[str] = field(default_factory=list)  # which branches contributed (stp, rewrite, intent)
+    version: str = ""  # the backend's model version
+    truncated: bool = False  # the prompt was cut to the LM's context (oldest behaviour first)
 
 
 class InstructionStore:
     """Put and batch-get InstructionRecords in Redis."""
 
-    FIELDS = ("text", "emb", "source", "ts")
+    FIELDS = ("text", "emb", "source", "ts", "meta")
 
     def __init__(self, client: redis.Redis, prefix: str = "oxygen", ttl_s: int | None = None):
         self.client, self.prefix, self.ttl_s = client, prefix, ttl_s
@@ -65,8 +72,10 @@ class InstructionStore:
         pipe = self.client.pipeline(transaction=False)
         for r in recs:
             emb = np.ascontiguousarray(r.embedding, dtype=np.float32)
-            pipe.hset(self.key(r.user_id), mapping={"text": r.text, "emb": emb.tobytes(),
-                                                    "source": r.source, "ts": repr(r.created_at)})
+            meta = json.dumps({"reasons": r.reasons, "branches": r.branches, "version": r.version,
+                               "truncated": r.truncated})
+            pipe.hset(self.key(r.user_id), mapping={"text": r.text, "emb": emb.tobytes(), "source": r.source,
+                                                    "ts": repr(r.created_at), "meta": meta})
             if self.ttl_s:
                 pipe.expire(self.key(r.user_id), self.ttl_s)
         self._run(pipe)
@@ -91,8 +100,9 @@ class InstructionStore:
 
     @staticmethod
     def _decode(user_id: str, row: list) -> InstructionRecord | None:
-        text, emb, source, ts = row
+        text, emb, source, ts, meta = row
         if text is None or emb is None:
             return None
+        extra = json.loads(meta) if meta else {}  # records written before reasons existed have none
         return InstructionRecord(user_id, text.decode(), np.frombuffer(emb, dtype=np.float32).copy(),
-                                 (source or b"unknown").decode(), float(ts or 0))
+                                 (source or b"unknown").decode(), float(ts or 0), **extra)

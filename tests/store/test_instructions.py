@@ -49,3 +49,24 @@ def test_user_state_round_trip(server):
     users.put_many([UserState("a", [1, 2], ["click", "cart"], ["search", "cart"], {"city": "Harbin"})])
     got = users.get_many(["a", "b"])
     assert got[1] is None and got[0].history == [1, 2] and got[0].profile == {"city": "Harbin"}
+
+
+def test_reasons_branches_and_version_round_trip(server):
+    store = InstructionStore.connect(server.url, prefix="t3")
+    rec = InstructionRecord("u1", "winter in Harbin: baby sleepwear", np.ones(8, np.float32), "vllm", 123.5,
+                            reasons=["baby sleepwear: cold-humid winter, infant at home"], branches=["stp", "intent"],
+                            version="lm-abc123", truncated=True)
+    store.put(rec)
+    got = store.get_many(["u1"])[0]
+    assert (got.reasons, got.branches, got.version, got.truncated, got.created_at) == \
+           (rec.reasons, rec.branches, "lm-abc123", True, 123.5)
+
+
+def test_a_record_written_without_reasons_still_reads(server):
+    import redis
+
+    store = InstructionStore.connect(server.url, prefix="t4")
+    redis.Redis.from_url(server.url).hset(store.key("old"), mapping={
+        "text": "back to school", "emb": np.zeros(4, np.float32).tobytes(), "source": "knowledge", "ts": "1.0"})
+    got = store.get_many(["old"])[0]
+    assert got.text == "back to school" and got.reasons == [] and got.branches == [] and got.version == ""
