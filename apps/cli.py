@@ -28,7 +28,8 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     DataError, ConfigError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError)
 # (module, class): user errors of modules that pull in torch or redis, counted once a job has loaded them
 LOADED_USER_ERRORS: tuple[tuple[str, str], ...] = (
-    ("oxygen.serving.core", "RequestError"), ("oxygen.store.instructions", "StoreUnavailable"))
+    ("oxygen.serving.core", "RequestError"), ("oxygen.store.instructions", "StoreUnavailable"),
+    ("oxygen.instructions.backends.base", "BackendError"))
 
 
 def add_common(parser: argparse.ArgumentParser, config: str | None = None) -> argparse.ArgumentParser:

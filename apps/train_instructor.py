@@ -1,8 +1,14 @@
 """Train the small instruction LM on (prompt -> completion) pairs and write a Hugging Face folder
 that the `hf` and `vllm` instruction backends load.
 
+    python -m apps.train_instructor --data runs/demo/world --out runs/demo/instructor [--rows 6000]
     python -m apps.train_instructor --pairs runs/demo/pairs.jsonl --out runs/demo/instructor \\
         [--config FILE] [--set lm.epochs=3 --set lm.hidden=256] [--valid FILE.jsonl]
+
+With --data the pairs are made here: a seeded sample of the train rows, each user's state at the
+row's time, every branch prompt answered by the knowledge teacher (`--coverage`), kept where the
+answer parses (pseudo-labels, as the paper distils a larger LLM into Qwen3-0.6B); they are also
+written to OUT/pairs.jsonl.
 
 FILE.jsonl holds one {"prompt": ..., "completion": ...} object per line (other keys are ignored).
 Without --valid, `valid_frac` of the pairs (seeded shuffle) are held out for the valid loss that
@@ -21,8 +27,12 @@ from pydantic import BaseModel, ConfigDict
 
 from apps.cli import add_common, run
 from oxygen.config import InstructorConfig, load_config
-from oxygen.data.io import DataError, read_jsonl
+from oxygen.data.io import DataError, load_dataset, read_jsonl, write_jsonl
+from oxygen.instructions.backends.knowledge import KnowledgeBackend
 from oxygen.instructions.lm import train_lm
+from oxygen.instructions.pipeline import CHARS_PER_TOKEN, query_log, row_states, teacher_pairs
+from oxygen.instructions.prompts import Budget
+from oxygen.instructions.weather import WeatherFeed
 
 Pairs = list[tuple[str, str]]
 
@@ -43,10 +53,24 @@ def read_pairs(path: Path) -> Pairs:
     return pairs
 
 
-def pair_source(args: argparse.Namespace) -> Pairs:
-    """Where the training pairs come from: today --pairs FILE (a --data DIR source that asks the
-    teacher slots in here)."""
-    return read_pairs(args.pairs)
+def pair_source(args: argparse.Namespace, budget_chars: int) -> Pairs:
+    """The training pairs: --pairs FILE, or the teacher's answers on a sample of --data's train rows
+    (prompts cut to `budget_chars`, so they fit the LM's context), also saved to OUT/pairs.jsonl."""
+    if args.pairs is not None:
+        return read_pairs(args.pairs)
+    ds = load_dataset(args.data, splits=("train",))
+    rows = ds.splits.get("train", [])
+    if not rows:
+        raise DataError(args.data, None, None, "has no train rows to make pairs from")
+    sample = random.Random(args.seed).sample(rows, min(args.rows, len(rows)))
+    items = {it.item_id: it for it in ds.items}
+    states = row_states(sample, items, query_log(rows), WeatherFeed.load(args.data))
+    pairs, stats = teacher_pairs(states, KnowledgeBackend(coverage=args.coverage, seed=args.seed),
+                                 Budget(max_chars=budget_chars))
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(args.out / "pairs.jsonl", [{"prompt": p, "completion": c} for p, c in pairs])
+    print(json.dumps({"pairs": len(pairs), "teacher": stats["parsed"], "stp_cache": stats["stp_cache"]}))
+    return pairs
 
 
 def split(pairs: Pairs, valid_frac: float, seed: int) -> tuple[Pairs, Pairs]:
@@ -62,7 +86,12 @@ def split(pairs: Pairs, valid_frac: float, seed: int) -> tuple[Pairs, Pairs]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options; the LM's settings come from --config / --set (InstructorConfig)."""
     p = argparse.ArgumentParser(prog="python -m apps.train_instructor", description=__doc__.split("\n")[0])
-    p.add_argument("--pairs", required=True, type=Path, help='JSONL of {"prompt", "completion"} lines')
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--pairs", type=Path, help='JSONL of {"prompt", "completion"} lines')
+    src.add_argument("--data", type=Path, help="dataset folder: pairs from the knowledge teacher on its train rows")
+    p.add_argument("--rows", type=int, default=6000, help="train rows sampled for --data pairs")
+    p.add_argument("--coverage", type=float, default=0.8, help="the teacher's rule coverage for --data pairs")
+    p.add_argument("--seed", type=int, default=0, help="row sample and teacher seed for --data pairs")
     p.add_argument("--valid", type=Path, default=None, help="held-out pairs (else valid_frac of --pairs)")
     p.add_argument("--out", required=True, type=Path, help="output HF model folder")
     add_common(p, config="YAML InstructorConfig")
@@ -73,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
     """Read the pairs, train, save; returns the folder's oxygen.json metadata."""
     args = parse_args(argv)
     cfg = load_config(args.config, InstructorConfig, sets=args.set)
-    pairs = pair_source(args)
+    pairs = pair_source(args, budget_chars=cfg.lm.ctx * CHARS_PER_TOKEN // 2)
     if cfg.max_pairs:
         pairs = pairs[: cfg.max_pairs]
     if args.valid is not None:

@@ -20,7 +20,7 @@ LAYERS: dict[str, int] = {
     "oxygen.world": 2, "oxygen.semantic_ids": 2, "oxygen.store": 2, "oxygen.instructions": 2,
     "oxygen.data": 3, "oxygen.model": 3, "oxygen.decoding": 3,
     "oxygen.training": 4, "oxygen.recommenders": 4, "oxygen.rl": 4, "oxygen.eval": 4, "oxygen.instructions.workers": 4,
-    "oxygen.instructions.nearline": 4,
+    "oxygen.instructions.nearline": 4, "oxygen.instructions.pipeline": 4,
     "oxygen.serving": 5,
 }
 RAY_ALLOWED = ("oxygen.training.ray_train", "oxygen.training.ray_data", "oxygen.rl.actors", "oxygen.instructions.workers",

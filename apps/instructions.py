@@ -1,0 +1,73 @@
+"""Generate contextual reasoning instructions for every user of a dataset (slow thinking, offline).
+
+    python -m apps.instructions generate --data runs/demo/world --backend knowledge --out runs/demo/instructions.jsonl
+    python -m apps.instructions generate --data DIR --backend vllm --model runs/demo/instructor --out FILE.jsonl --store
+
+Each user's state is taken right after their last event (nothing later goes in); the three
+branches (spatiotemporal + profile, query rewrite, user-intent reasoning) are prompted, parsed and
+combined into one record per user: text, reasons, contributing branches, backend and version (one
+JSON line each in --out; the generation stats go to stdout). `--store` also embeds each text with
+the item text encoder and writes the records to Redis ($REDIS_URL, else the embedded server),
+where serving reads them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from apps.cli import add_common, run
+from oxygen.data.io import load_dataset, write_jsonl
+from oxygen.instructions.backends import BACKENDS, make_backend
+from oxygen.instructions.generator import generate_instructions
+from oxygen.instructions.pipeline import CHARS_PER_TOKEN, embed, end_states, query_log
+from oxygen.instructions.prompts import Budget
+from oxygen.instructions.weather import WeatherFeed
+from oxygen.store.instructions import InstructionStore
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options of `generate`."""
+    p = argparse.ArgumentParser(prog="python -m apps.instructions", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("generate", help="one instruction record per user")
+    g.add_argument("--data", required=True, type=Path, help="dataset folder (items + train/valid/test rows)")
+    g.add_argument("--backend", required=True, choices=BACKENDS)
+    g.add_argument("--model", type=Path, default=None, help="causal-LM folder (hf, vllm)")
+    g.add_argument("--coverage", type=float, default=0.8, help="share of the rules the knowledge teacher knows")
+    g.add_argument("--users", type=int, default=None, help="only the first N users (a quick look)")
+    g.add_argument("--batch", type=int, default=64, help="users per backend call")
+    g.add_argument("--out", required=True, type=Path, help="JSONL of records, one per user")
+    g.add_argument("--store", action="store_true", help="also embed and write the records to Redis")
+    add_common(g)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Generate (and optionally store) the records; returns the generation stats."""
+    args = parse_args(argv)
+    if not 0 < args.coverage <= 1:
+        raise ValueError(f"--coverage must be in (0, 1], got {args.coverage}")
+    ds = load_dataset(args.data)
+    rows = [r for split in ("train", "valid", "test") for r in ds.splits.get(split, [])]
+    items = {it.item_id: it for it in ds.items}
+    states = end_states(rows, items, query_log(rows), WeatherFeed.load(args.data))[: args.users]
+    backend = make_backend(args.backend, args.model, args.coverage)
+    context = getattr(backend, "context", None)  # an LM's prompt budget, as its training pairs had
+    budget = Budget(max_chars=context * CHARS_PER_TOKEN // 2) if context else None
+    instrs, stats = generate_instructions(states, backend, batch_size=args.batch, budget=budget)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_jsonl(args.out, [i.to_dict() for i in instrs])
+    out = {"out": str(args.out), "backend": backend.name, "version": backend.version, **stats.to_dict(),
+           "users_per_s": round(len(states) / max(stats.seconds, 1e-9), 1)}
+    if args.store:
+        records = embed(instrs, progress=True)
+        InstructionStore.connect().put_many(records)
+        out["stored"] = len(records)
+    print(json.dumps(out, indent=1))
+    return out
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,132 @@
+"""Dataset rows -> user states -> generated instructions -> embedded records (the offline job).
+
+Layer 4 (it reads schema rows): the states come from `oxygen.data.adapters.user_state`, so only
+what happened strictly before each state's time goes in. Two ways to pick that time:
+
+- `row_states`: one state per row, at the row's own timestamp (training rows, evaluation rows);
+- `end_states`: one state per user at the end of their log (after their last event), which is
+  what the daily refresh writes to the store.
+
+A user's recent search queries come from their own earlier search rows (`query_log`). `embed`
+turns instruction texts into the vectors the model's reasoning adapter reads (the item text
+encoder, each distinct text once) and makes the Redis records.
+
+    queries = query_log(all_rows)
+    states = end_states(all_rows, items, queries, WeatherFeed.load(root))
+    instrs, stats = generate_instructions(states, KnowledgeBackend(coverage=0.8))
+    records = embed(instrs)                           # list[store.InstructionRecord]
+    pairs, stats = teacher_pairs(row_states(train_rows, items, queries), KnowledgeBackend())  # LM data
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from oxygen.data.adapters import user_state
+from oxygen.data.schema import PER_HISTORY_FIELDS, Item, Row
+from oxygen.instructions.backends.base import Backend
+from oxygen.instructions.branches import parse
+from oxygen.instructions.combine import Instruction
+from oxygen.instructions.generator import generate_instructions
+from oxygen.instructions.prompts import TASK_INTENT, TASK_REWRITE, TASK_STP, Budget
+from oxygen.instructions.state import UserState
+from oxygen.instructions.weather import WeatherFeed
+from oxygen.semantic_ids.text_encoder import encode_texts
+from oxygen.store.instructions import InstructionRecord
+
+QueryLog = dict[str, list[tuple[int | None, str]]]
+CHARS_PER_TOKEN = 3  # a conservative BPE rate on these prompts: LM prompts get ctx * 3 / 2 characters
+BRANCH_OF_TASK = {TASK_STP: "stp", TASK_REWRITE: "rewrite", TASK_INTENT: "intent"}
+
+
+def query_log(rows: Iterable[Row]) -> QueryLog:
+    """Every user's search queries as (timestamp or None, text), in row order."""
+    log: QueryLog = defaultdict(list)
+    for r in rows:
+        if r.query:
+            log[r.user_id].append((r.timestamp, r.query))
+    return dict(log)
+
+
+def row_states(rows: Sequence[Row], items: dict[int, Item], queries: QueryLog,
+               feed: WeatherFeed | None = None) -> list[UserState]:
+    """The state of each row's user at the row's time (nothing at or after it)."""
+    return [user_state(r, items, queries.get(r.user_id, []), feed) for r in rows]
+
+
+def after(row: Row) -> Row:
+    """`row` with its own event appended to the history, timed one second after it: the user's
+    state right after this row (what a refresh at the end of the log sees). Per-history lists the
+    row lacks stay absent."""
+    own = {"history_behaviours": row.behaviour or "click", "history_scenarios": row.scenario or "homepage",
+           "history_timestamps": row.timestamp}
+    update: dict = {"history": [*row.history, row.target],
+                    "timestamp": None if row.timestamp is None else row.timestamp + 1}
+    for f in PER_HISTORY_FIELDS:
+        if getattr(row, f) is not None and own[f] is not None:
+            update[f] = [*getattr(row, f), own[f]]
+        elif getattr(row, f) is not None:
+            update[f] = None  # cannot extend it consistently: drop it rather than misalign it
+    return row.model_copy(update=update)
+
+
+def end_states(rows: Iterable[Row], items: dict[int, Item], queries: QueryLog,
+               feed: WeatherFeed | None = None) -> list[UserState]:
+    """One state per user, right after their last row (rows in time order per user)."""
+    last: dict[str, Row] = {}
+    for r in rows:
+        if r.user_id not in last or (r.timestamp or 0) >= (last[r.user_id].timestamp or 0):
+            last[r.user_id] = r
+    return [user_state(after(r), items, queries.get(u, []), feed) for u, r in last.items()]
+
+
+def embed_texts(texts: Sequence[str], encoder: str | None = None, progress: bool = False) -> np.ndarray:
+    """Float32[len(texts), E] text-encoder vectors, each distinct text encoded once."""
+    distinct = sorted(set(texts))
+    if not distinct:
+        return np.zeros((0, 0), np.float32)
+    emb = encode_texts(distinct, encoder, progress=progress)
+    index = {t: i for i, t in enumerate(distinct)}
+    return emb[[index[t] for t in texts]]
+
+
+def embed(instrs: Sequence[Instruction], encoder: str | None = None, progress: bool = False) -> list[InstructionRecord]:
+    """The store records of `instrs`: text, its embedding, reasons, branches, backend, version."""
+    emb = embed_texts([i.text for i in instrs], encoder, progress)
+    now = time.time()
+    return [InstructionRecord(i.user_id, i.text, emb[n], i.backend or "unknown", now, list(i.reasons),
+                              list(i.branches), i.version, i.truncated) for n, i in enumerate(instrs)]
+
+
+class Recorder:
+    """A backend that passes prompts to `backend` and keeps every (prompt, text) it returned."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend, self.name, self.version = backend, backend.name, backend.version
+        self.pairs: list[tuple[str, str]] = []
+
+    def generate(self, prompts: list[str], max_new_tokens: int = 256) -> list[str]:
+        """The wrapped backend's texts (recorded)."""
+        texts = self.backend.generate(prompts, max_new_tokens=max_new_tokens)
+        self.pairs += zip(prompts, texts)
+        return texts
+
+
+def branch_of(prompt: str) -> str:
+    """The branch a prompt belongs to, from its `TASK:` first line."""
+    return BRANCH_OF_TASK[prompt.split("\n", 1)[0]]
+
+
+def teacher_pairs(states: Sequence[UserState], teacher: Backend, budget: Budget | None = None
+                  ) -> tuple[list[tuple[str, str]], dict]:
+    """(prompt, completion) pairs for training the instruction LM: every branch prompt of `states`
+    with the teacher's answer, kept only where the answer parses (each STP prompt once); and the
+    generation stats."""
+    rec = Recorder(teacher)
+    _, stats = generate_instructions(states, rec, budget=budget)
+    pairs = [(p, t) for p, t in rec.pairs if parse(branch_of(p), t) is not None]
+    return pairs, stats.to_dict()

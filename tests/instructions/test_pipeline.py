@@ -1,0 +1,82 @@
+"""Rows -> states -> instructions -> records: `row_states` sees nothing at or after each row,
+`end_states` gives one state per user right after their last row, the teacher's pairs are the
+prompts it answered in parseable JSON, and `apps.instructions generate` writes one record per
+user (and embedded records to Redis with --store)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from apps import instructions as instructions_app
+from apps import world as world_app
+from oxygen.data.io import load_dataset
+from oxygen.instructions.backends.knowledge import KnowledgeBackend
+from oxygen.instructions.branches import parse
+from oxygen.instructions.pipeline import after, branch_of, end_states, query_log, row_states, teacher_pairs
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    d = tmp_path_factory.mktemp("world")
+    world_app.main(["--out", str(d), "--items", "300", "--users", "60", "--days", "20", "--seed", "4", "--quiet"])
+    ds = load_dataset(d)
+    rows = [r for s in ("train", "valid", "test") for r in ds.splits[s]]
+    return d, ds, rows, {it.item_id: it for it in ds.items}
+
+
+def test_row_states_hold_only_the_past(world):
+    _, _, rows, items = world
+    queries = query_log(rows)
+    for r, s in zip(rows[:200], row_states(rows[:200], items, queries)):
+        assert s.at == r.timestamp
+        assert all(e.ts < r.timestamp for e in s.events if e.ts is not None)
+        assert all(ts < r.timestamp for ts, _ in s.queries if ts is not None)
+        assert r.query is None or all(q != r.query or ts < r.timestamp for ts, q in s.queries)
+
+
+def test_end_states_follow_each_users_last_row(world):
+    _, _, rows, items = world
+    states = end_states(rows, items, query_log(rows))
+    assert len(states) == len({r.user_id for r in rows})
+    last = {}
+    for r in rows:
+        if r.user_id not in last or r.timestamp >= last[r.user_id].timestamp:
+            last[r.user_id] = r
+    for s in states:
+        r = last[s.user_id]
+        assert s.at == r.timestamp + 1 and s.events[-1].item_id == r.target  # its own last event is in
+
+
+def test_after_keeps_per_history_lists_aligned(world):
+    r = world[2][-1]
+    a = after(r)
+    assert a.history[-1] == r.target and len(a.history_timestamps) == len(a.history) == len(a.history_scenarios)
+    assert a.history_timestamps[-1] == r.timestamp and a.timestamp == r.timestamp + 1
+
+
+def test_teacher_pairs_are_parseable_answers(world):
+    _, _, rows, items = world
+    pairs, stats = teacher_pairs(row_states(rows[:80], items, query_log(rows)), KnowledgeBackend(coverage=1.0))
+    assert pairs and stats["users"] == 80
+    assert {branch_of(p) for p, _ in pairs} == {"stp", "rewrite", "intent"}
+    assert all(parse(branch_of(p), c) is not None for p, c in pairs)
+    assert len({p for p, _ in pairs if branch_of(p) == "stp"}) == sum(branch_of(p) == "stp" for p, _ in pairs)
+
+
+def test_generate_command_writes_one_record_per_user(world, tmp_path):
+    d, _, rows, _ = world
+    out = instructions_app.main(["generate", "--data", str(d), "--backend", "knowledge", "--out", str(tmp_path / "i.jsonl")])
+    recs = [json.loads(line) for line in (tmp_path / "i.jsonl").read_text().splitlines()]
+    assert out["records"] == len(recs) > 0.9 * len({r.user_id for r in rows})
+    assert all(r["text"] and r["reasons"] and r["backend"] == "knowledge" for r in recs)
+    assert len({r["user_id"] for r in recs}) == len(recs)
+
+
+def test_unknown_backend_or_missing_model_is_a_clear_error(world, tmp_path):
+    from oxygen.instructions.backends import BackendError, make_backend
+    with pytest.raises(BackendError, match="unknown instruction backend"):
+        make_backend("gpt")
+    with pytest.raises(BackendError, match="needs --model"):
+        make_backend("vllm")
