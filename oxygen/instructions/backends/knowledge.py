@@ -21,8 +21,7 @@ import re
 import numpy as np
 
 from oxygen.instructions.backends.spelling import QueryRewriter
-from oxygen.instructions.prompts import (ANSWER, LONG_HEADER, QUERIES_HEADER, SHORT_HEADER, TASK_INTENT,
-                                         TASK_REWRITE, TASK_STP)
+from oxygen.instructions.prompts import ANSWER, LONG_HEADER, QUERIES_HEADER, SHORT_HEADER, TASK_INTENT, TASK_REWRITE, TASK_STP
 from oxygen.instructions.state import default_kb
 from oxygen.world.knowledge import Knowledge, Rule
 
