@@ -2,13 +2,15 @@
 
     python -m apps.instructions generate --data runs/demo/world --backend knowledge --out runs/demo/instructions.jsonl
     python -m apps.instructions generate --data DIR --backend vllm --model runs/demo/instructor --out FILE.jsonl --store
+    python -m apps.instructions generate --data DIR --backend knowledge --per-row --out rows.jsonl   # for training
 
 Each user's state is taken right after their last event (nothing later goes in); the three
 branches (spatiotemporal + profile, query rewrite, user-intent reasoning) are prompted, parsed and
 combined into one record per user: text, reasons, contributing branches, backend and version (one
 JSON line each in --out; the generation stats go to stdout). `--store` also embeds each text with
 the item text encoder and writes the records to Redis ($REDIS_URL, else the embedded server),
-where serving reads them.
+where serving reads them. `--per-row` writes one record per row instead, from the state strictly
+before that row (what `apps.train --set instructions.file=rows.jsonl` attaches to training rows).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from apps.cli import add_common, run
 from oxygen.data.io import load_dataset, write_jsonl
 from oxygen.instructions.backends import BACKENDS, make_backend
 from oxygen.instructions.generator import generate_instructions
-from oxygen.instructions.pipeline import CHARS_PER_TOKEN, embed, end_states, query_log
+from oxygen.instructions.pipeline import CHARS_PER_TOKEN, embed, end_states, query_log, row_states
 from oxygen.instructions.prompts import Budget
 from oxygen.instructions.weather import WeatherFeed
 from oxygen.store.instructions import InstructionStore
@@ -40,6 +42,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--batch", type=int, default=64, help="users per backend call")
     g.add_argument("--out", required=True, type=Path, help="JSONL of records, one per user")
     g.add_argument("--store", action="store_true", help="also embed and write the records to Redis")
+    g.add_argument("--per-row", action="store_true",
+                   help="one record per row instead (its user's state at the row's time; for training, "
+                        "GenerativeConfig instructions.file)")
     add_common(g)
     return p.parse_args(argv)
 
@@ -52,7 +57,9 @@ def main(argv: list[str] | None = None) -> dict:
     ds = load_dataset(args.data)
     rows = [r for split in ("train", "valid", "test") for r in ds.splits.get(split, [])]
     items = {it.item_id: it for it in ds.items}
-    states = end_states(rows, items, query_log(rows), WeatherFeed.load(args.data))[: args.users]
+    queries, feed = query_log(rows), WeatherFeed.load(args.data)
+    states = (row_states(rows, items, queries, feed) if args.per_row else end_states(rows, items, queries, feed))
+    states = states[: args.users]
     backend = make_backend(args.backend, args.model, args.coverage)
     context = getattr(backend, "context", None)  # an LM's prompt budget, as its training pairs had
     budget = Budget(max_chars=context * CHARS_PER_TOKEN // 2) if context else None

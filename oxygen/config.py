@@ -257,6 +257,16 @@ class RerankConfig(StrictConfig):
             raise ValueError(f"rerank weights {self.weights} must lie in [0, 1] (0 = the model alone)")
 
 
+class InstructionsConfig(StrictConfig):
+    """Generated reasoning instructions (slow thinking): `file` = per-row records from
+    `python -m apps.instructions generate --per-row` (user_id, at = the row's time, text), used for
+    the valid/test rows they cover; `train`: also attach them to the non-search training rows (else
+    the paper's scheme: search rows carry their query, the others the learnable default)."""
+
+    file: str | None = None
+    train: bool = True
+
+
 class GenerativeConfig(StrictConfig):
     """A generative recommender job (`apps.bench quality --model oxygen|tiger`): SIDs, model, training.
 
@@ -271,6 +281,7 @@ class GenerativeConfig(StrictConfig):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval_beam: int = Field(default=50, ge=1, le=512)
     use_queries: bool = True  # search queries as the reasoning instruction in training
+    instructions: InstructionsConfig = Field(default_factory=InstructionsConfig)
     transitions: TransitionConfig = Field(default_factory=TransitionConfig)
     rerank: RerankConfig = Field(default_factory=RerankConfig)  # re-rank the beam with the transition channel
 

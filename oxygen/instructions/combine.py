@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from oxygen.instructions.branches import IntentOut, RewriteOut, StpOut
 from oxygen.instructions.state import UserState
 
+CLAUSE_SEP = "; "  # joins an instruction's parts (the embedding averages them: instructions.pipeline)
 MAX_NEEDS_IN_TEXT = 3
 MAX_INTENTS_IN_TEXT = 3
 
@@ -69,5 +70,5 @@ def combine(state: UserState, stp: StpOut | None, rewrite: RewriteOut | None, in
         branches.append("rewrite")
     if not parts:
         return None
-    return Instruction(user_id=state.user_id, text="; ".join(parts), reasons=reasons, branches=branches,
+    return Instruction(user_id=state.user_id, text=CLAUSE_SEP.join(parts), reasons=reasons, branches=branches,
                              unusable=list(unusable or []), truncated=truncated, at=state.at, query=query)

@@ -20,17 +20,20 @@ encoder, each distinct text once) and makes the Redis records.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 
 from oxygen.data.adapters import user_state
+from oxygen.data.io import DataError
 from oxygen.data.schema import PER_HISTORY_FIELDS, Item, Row
 from oxygen.instructions.backends.base import Backend
 from oxygen.instructions.branches import parse
-from oxygen.instructions.combine import Instruction
+from oxygen.instructions.combine import CLAUSE_SEP, Instruction
 from oxygen.instructions.generator import generate_instructions
 from oxygen.instructions.prompts import TASK_INTENT, TASK_REWRITE, TASK_STP, Budget
 from oxygen.instructions.state import UserState
@@ -84,19 +87,46 @@ def end_states(rows: Iterable[Row], items: dict[int, Item], queries: QueryLog,
     return [user_state(after(r), items, queries.get(u, []), feed) for u, r in last.items()]
 
 
-def embed_texts(texts: Sequence[str], encoder: str | None = None, progress: bool = False) -> np.ndarray:
-    """Float32[len(texts), E] text-encoder vectors, each distinct text encoded once."""
-    distinct = sorted(set(texts))
+def instruction_vectors(texts: Sequence[str], encoder: str | None = None, progress: bool = False) -> np.ndarray:
+    """Float32[len(texts), E]: each instruction's vector, the L2-normalised mean of its clauses'
+    text-encoder vectors (clauses = the "; "-separated parts the combiner writes). Each distinct
+    clause is encoded once (and cached on disk by the encoder), which is what makes a vector per
+    training row affordable on a CPU: rows share their situation, complement and query clauses."""
+    clauses = [[c for c in t.split(CLAUSE_SEP) if c.strip()] or [t] for t in texts]
+    distinct = sorted({c for cs in clauses for c in cs})
     if not distinct:
-        return np.zeros((0, 0), np.float32)
+        return np.zeros((len(texts), 0), np.float32)
     emb = encode_texts(distinct, encoder, progress=progress)
-    index = {t: i for i, t in enumerate(distinct)}
-    return emb[[index[t] for t in texts]]
+    index = {c: i for i, c in enumerate(distinct)}
+    out = np.stack([emb[[index[c] for c in cs]].mean(0) for cs in clauses]).astype(np.float32)
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+def read_instructions(path: Path | str) -> list[dict]:
+    """The records of an instructions JSONL file (apps.instructions generate), each with user_id,
+    at and text; DataError (file, line) when one lacks them."""
+    records = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        missing = [k for k in ("user_id", "at", "text") if k not in rec]
+        if missing:
+            raise DataError(path, n, missing[0], "is missing; write the file with `python -m apps.instructions "
+                            "generate --per-row`")
+        records.append(rec)
+    return records
+
+
+def row_vectors(records: Sequence[dict], encoder: str | None = None) -> dict[tuple[str, int | None], np.ndarray]:
+    """{(user_id, at): instruction vector} of per-row records (what collate attaches to a row)."""
+    vecs = instruction_vectors([r["text"] for r in records], encoder, progress=True)
+    return {(r["user_id"], r["at"]): vecs[i] for i, r in enumerate(records)}
 
 
 def embed(instrs: Sequence[Instruction], encoder: str | None = None, progress: bool = False) -> list[InstructionRecord]:
     """The store records of `instrs`: text, its embedding, reasons, branches, backend, version."""
-    emb = embed_texts([i.text for i in instrs], encoder, progress)
+    emb = instruction_vectors([i.text for i in instrs], encoder, progress)
     now = time.time()
     return [InstructionRecord(i.user_id, i.text, emb[n], i.backend or "unknown", now, list(i.reasons),
                               list(i.branches), i.version, i.truncated) for n, i in enumerate(instrs)]

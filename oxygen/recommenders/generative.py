@@ -38,6 +38,7 @@ from oxygen.data.transitions import TransitionTable
 from oxygen.decoding.decode import Decoder
 from oxygen.decoding.rerank import RerankSpec, rerank
 from oxygen.eval.metrics import hit_rate, ndcg
+from oxygen.instructions.pipeline import read_instructions, row_vectors
 from oxygen.model import OxygenModel
 from oxygen.model.bundle import Bundle, default_scenarios
 from oxygen.recommenders.base import Recommender, check_k
@@ -48,8 +49,10 @@ from oxygen.training.loop import FitResult, LoopConfig, Trainable, Validate, ada
 from oxygen.training.prepare import (
     Prepared,
     RowCollator,
+    RowKey,
     collate_all,
     crop_augment,
+    instruction_lookup,
     model_config_for,
     prepare,
     prepare_from_stats,
@@ -102,6 +105,7 @@ class GenerativeRecommender(Recommender):
         self.result: FitResult | None = None
         self.rerank_weight = 0.0  # chosen on valid when cfg.rerank.weights is set
         self.pools: dict[str, set[int]] = {}  # targets seen per scenario in train + valid (serving pools)
+        self.generated: dict[RowKey, np.ndarray] | None = None  # per-row instruction vectors (cfg.instructions.file)
 
     def fit(self, train_rows: Sequence[Row] | RaySplit, valid_rows: Sequence[Row], items: Sequence[Item]
             ) -> "GenerativeRecommender":
@@ -109,6 +113,8 @@ class GenerativeRecommender(Recommender):
         may be a RaySplit: the rows then stay in Ray Data and each Ray Train worker collates its shard."""
         c = self.cfg.train
         torch.set_num_threads(c.threads)
+        if self.cfg.instructions.file and self.cfg.variant == "oxygen":
+            self.generated = row_vectors(read_instructions(self.cfg.instructions.file))
         prepare_train = self._prepare_split if isinstance(train_rows, RaySplit) else self._prepare_rows
         data, has_queries, datasets = prepare_train(train_rows, list(valid_rows), list(items))
         self.trie = PrefixTrie(self.prep.codebook.codes, self.prep.codebook.item_ids)
@@ -131,7 +137,8 @@ class GenerativeRecommender(Recommender):
         ds = Dataset(root=Path("."), items=items, splits={"train": list(train_rows), "valid": valid_rows})
         cb = self._codebook(items, ds.splits["train"])  # SIDs from the rows as they are (crop copies would double-count pairs)
         ds.splits["train"] = crop_augment(ds.splits["train"], self.cfg.train.crop_last)
-        self.prep = prepare(ds, cb, collate_config(self.cfg), use_queries=self._use_queries)
+        self.prep = prepare(ds, cb, collate_config(self.cfg), use_queries=self._use_queries,
+                            generated=self.generated, train_generated=self._train_generated)
         self.pools = merge([row_stats(ds.splits["train"]), row_stats(valid_rows)]).scenario_targets
         return self.prep.batches["train"], any(r.query for r in ds.splits["train"]), None
 
@@ -143,7 +150,7 @@ class GenerativeRecommender(Recommender):
         stats = split.stats(pairs=self._needs_pairs, crop_last=self.cfg.train.crop_last)
         ds = Dataset(root=split.path.parent, items=items, splits={"valid": valid_rows})
         self.prep, data = prepare_from_stats(ds, stats, cb, collate_config(self.cfg), self._use_queries,
-                                             self.cfg.train.crop_last)
+                                             self.cfg.train.crop_last, self.generated, self._train_generated)
         self.pools = merge([stats, row_stats(valid_rows)]).scenario_targets
         return data, bool(stats.queries), {"train": split.dataset()}
 
@@ -211,7 +218,7 @@ class GenerativeRecommender(Recommender):
         rows = crop_augment(list(rows), self.cfg.train.crop_last)
         if self.prep.collate_cfg.candidates or self.cfg.rerank.weights:  # counts now from train + valid
             self.prep.space.transitions = TransitionTable.build(rows)
-        return self._collate(rows, "refit", leave_user_out=True), None
+        return self._collate(rows, "refit", leave_user_out=True, train=True), None
 
     def _split_data(self, split: RaySplit) -> tuple[RowCollator, dict]:
         """Refit rows in Ray Data: the counts and queries from their statistics, collated on the workers."""
@@ -220,7 +227,8 @@ class GenerativeRecommender(Recommender):
         if stats.pairs is not None:
             self.prep.space.transitions = TransitionTable.from_pairs(stats.pairs)
         table = query_table(stats.queries) if self._use_queries else {}
-        collator = RowCollator(self.prep.space, self.prep.collate_cfg, table, c.crop_last, stats.augmented_rows)
+        collator = RowCollator(self.prep.space, self.prep.collate_cfg, table, c.crop_last, stats.augmented_rows,
+                               self.generated if self._train_generated else None)
         return collator, {"train": split.dataset()}
 
     @property
@@ -228,10 +236,18 @@ class GenerativeRecommender(Recommender):
         """Search queries feed the reasoning instruction (oxygen only; tiger has no instructions)."""
         return self.cfg.use_queries and self.cfg.variant == "oxygen"
 
-    def _collate(self, rows: list[Row], desc: str, leave_user_out: bool = False) -> ModelBatch:
-        """`rows` as one ModelBatch in the fitted feature space (queries embedded when used)."""
-        lookup = query_lookup(rows) if self._use_queries else None
-        return collate_all(rows, self.prep.space, self.prep.collate_cfg, lookup, desc, leave_user_out)
+    @property
+    def _train_generated(self) -> bool:
+        """Whether training rows carry the generated instructions (cfg.instructions.train)."""
+        return self.generated is not None and self.cfg.instructions.train
+
+    def _collate(self, rows: list[Row], desc: str, leave_user_out: bool = False, train: bool = False) -> ModelBatch:
+        """`rows` as one ModelBatch in the fitted feature space (queries embedded when used; the
+        generated instructions for the rows they cover, on training rows only with instructions.train)."""
+        queries = query_lookup(rows) if self._use_queries else None
+        generated = self.generated if not train or self._train_generated else None
+        return collate_all(rows, self.prep.space, self.prep.collate_cfg, instruction_lookup(queries, generated),
+                           desc, leave_user_out)
 
     def to_bundle(self, titles: dict[int, str] | None = None, version: str | None = None) -> Bundle:
         """The servable bundle of the fitted model; scenario pools = targets seen per scenario."""

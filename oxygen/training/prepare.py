@@ -59,6 +59,23 @@ def table_lookup(table: dict[str, np.ndarray]) -> InstructionLookup | None:
     return lambda row: table.get(row.query) if row.query else None
 
 
+RowKey = tuple[str, "int | None"]  # (user_id, timestamp): a row's generated instruction
+
+
+def instruction_lookup(queries: InstructionLookup | None, generated: dict[RowKey, np.ndarray] | None
+                       ) -> InstructionLookup | None:
+    """Search rows: their query's embedding (`queries`); other rows: the instruction generated for
+    (user, row time) when `generated` has one; else None (the model's learnable default)."""
+    if not generated:
+        return queries
+
+    def lookup(row: Row) -> np.ndarray | None:
+        if row.query and queries is not None:
+            return queries(row)
+        return generated.get((row.user_id, row.timestamp))
+    return lookup
+
+
 def query_lookup(rows: list[Row], encoder: str | None = None) -> InstructionLookup | None:
     """Embed every distinct query of `rows` once; the lookup returns a row's query embedding or None."""
     return table_lookup(query_table((r.query for r in rows if r.query), encoder))
@@ -92,16 +109,19 @@ def collate_all(rows: list[Row], space: FeatureSpace, cfg: CollateConfig,
 
 
 def prepare(ds: Dataset, cb: Codebook, ccfg: CollateConfig, use_queries: bool = True,
-            encoder: str | None = None) -> Prepared:
+            encoder: str | None = None, generated: dict[RowKey, np.ndarray] | None = None,
+            train_generated: bool = False) -> Prepared:
     """Index and collate every split of `ds` with the codebook `cb` and windows `ccfg` (train rows
-    fit the profiles and, with candidates, the transition counts)."""
+    fit the profiles and, with candidates, the transition counts). `generated` instructions go to
+    the non-search rows they cover (train rows only with `train_generated`)."""
     if "train" not in ds.splits:
         raise ValueError(f"{ds.root}: no train rows; a model needs train.jsonl (and valid.jsonl to select)")
     check_sids(ds, cb)
     space = FeatureSpace.build(cb.item_ids, cb.codes, ds.splits["train"], transitions=ccfg.candidates > 0)
     all_rows = [r for rows in ds.splits.values() for r in rows]
     lookup = query_lookup(all_rows, encoder) if use_queries else None
-    batches = {s: collate_all(rows, space, ccfg, lookup, s, leave_user_out=s == "train")
+    batches = {s: collate_all(rows, space, ccfg, instruction_lookup(lookup, generated if s != "train" or train_generated
+                                                                    else None), s, leave_user_out=s == "train")
                for s, rows in ds.splits.items()}
     return Prepared(ds, cb, space, dict(ds.splits), batches, lookup, ccfg)
 
@@ -125,18 +145,21 @@ class RowCollator:
     queries: dict[str, np.ndarray]
     crop_last: int
     rows: int
+    generated: dict[RowKey, np.ndarray] | None = None  # instructions attached to the train rows
 
     def __len__(self) -> int:
         return self.rows
 
     def __call__(self, rows: list[Row]) -> ModelBatch:
         """The collated training batch of `rows` (own-user transitions left out)."""
-        return collate_all(crop_augment(rows, self.crop_last), self.space, self.cfg,
-                           table_lookup(self.queries), "train shard", leave_user_out=True)
+        lookup = instruction_lookup(table_lookup(self.queries), self.generated)
+        return collate_all(crop_augment(rows, self.crop_last), self.space, self.cfg, lookup, "train shard",
+                           leave_user_out=True)
 
 
 def prepare_from_stats(ds: Dataset, stats: RowStats, cb: Codebook, ccfg: CollateConfig,
-                       use_queries: bool = True, crop_last: int = 0) -> tuple[Prepared, RowCollator]:
+                       use_queries: bool = True, crop_last: int = 0, generated: dict[RowKey, np.ndarray] | None = None,
+                       train_generated: bool = False) -> tuple[Prepared, RowCollator]:
     """`prepare` for a train split that is not in memory: the space is fit on its statistics
     (`ds` holds the items and the valid rows, collated here), the train rows are collated by the
     returned RowCollator where they live."""
@@ -145,8 +168,8 @@ def prepare_from_stats(ds: Dataset, stats: RowStats, cb: Codebook, ccfg: Collate
     valid = list(ds.splits.get("valid", []))
     table = query_table(stats.queries | {r.query for r in valid if r.query}) if use_queries else {}
     lookup = table_lookup(table)
-    batches = {"valid": collate_all(valid, space, ccfg, lookup, "valid")}
-    collator = RowCollator(space, ccfg, table, crop_last, stats.augmented_rows)
+    batches = {"valid": collate_all(valid, space, ccfg, instruction_lookup(lookup, generated), "valid")}
+    collator = RowCollator(space, ccfg, table, crop_last, stats.augmented_rows, generated if train_generated else None)
     return Prepared(ds, cb, space, {"valid": valid}, batches, lookup, ccfg), collator
 
 
