@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from oxygen.instructions.prompts import SCHEMA_INTENT, SCHEMA_REWRITE, SCHEMA_STP, Budget, intent_prompt, \
-    rewrite_prompt, stp_key, stp_prompt
+from oxygen.instructions.prompts import (
+    SCHEMA_INTENT,
+    SCHEMA_REWRITE,
+    SCHEMA_STP,
+    Budget,
+    intent_prompt,
+    rewrite_prompt,
+    stp_key,
+    stp_prompt,
+)
 from oxygen.instructions.state import state_at
 from tests.instructions.helpers import DAY, HOUR, T, state
 
