@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from oxygen.instructions.backends.base import Backend, BackendError
 from oxygen.instructions.branches import BRANCHES, StpOut, parse
@@ -159,3 +159,22 @@ def generate_instructions(states: Sequence[UserState], backend: Backend, stp_cac
                 stats.errors.append(f"{type(e).__name__}: {e}")
     stats.records, stats.seconds = len(records), time.perf_counter() - t0
     return records, stats
+
+
+def rewrite_queries(queries: Sequence[str], backend: Backend, max_new_tokens: int = 64,
+                    states: Sequence[UserState] | None = None) -> list[str]:
+    """The query-rewrite branch on live queries (online search): each query normalised, or kept
+    as typed where the output does not parse or the backend fails (search then uses the raw query).
+    `states`: the users' states (earlier queries as context), else none."""
+    base = states or [UserState(user_id="") for _ in queries]
+    prompts = [rewrite_prompt(replace(s, query=q)) for s, q in zip(base, queries)]
+    try:
+        texts = _call(backend, [p for p in prompts if p is not None], max_new_tokens)
+    except Exception:  # noqa: BLE001 - a failed rewrite degrades to the raw query
+        return list(queries)
+    it = iter(texts)
+    out = []
+    for q, p in zip(queries, prompts):
+        parsed = parse("rewrite", next(it)) if p is not None else None
+        out.append(parsed.query if parsed is not None and parsed.query.strip() else q)
+    return out

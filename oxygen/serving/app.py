@@ -11,6 +11,7 @@ turns refusals into 4xx with the service's message, and never lets a degraded st
 
 
 import os
+from typing import Literal
 
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
@@ -18,7 +19,8 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from oxygen.model.bundle import Bundle
-from oxygen.serving.core import RecommenderCore, RequestError, text_query_encoder
+from oxygen.instructions.backends.knowledge import KnowledgeBackend
+from oxygen.serving.core import RecommenderCore, RequestError, query_rewriter, text_query_encoder
 from oxygen.serving.schemas import Health, RecommendRequest, RecommendResponse, ScenarioInfo
 from oxygen.serving.stores import Stores
 
@@ -31,6 +33,7 @@ class AppArgs(BaseModel):
     max_batch_size: int = Field(default=32, ge=1, le=1024)
     batch_wait_timeout_s: float = Field(default=0.01, ge=0, le=1)
     encode_queries: bool = True
+    rewrite_queries: Literal["knowledge", "none"] = "knowledge"  # the online query-rewrite branch
     recommender_replicas: int | None = Field(default=None, ge=1, le=64)  # None: serve.yaml / default
 
 
@@ -41,8 +44,9 @@ class Recommender:
     def __init__(self, args: dict):
         a = AppArgs(**args)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        rewriter = query_rewriter(KnowledgeBackend()) if a.rewrite_queries == "knowledge" else None
         self.core = RecommenderCore(Bundle.load(a.bundle), Stores.connect(a.redis_url),
-                                    text_query_encoder() if a.encode_queries else None)
+                                    text_query_encoder() if a.encode_queries else None, rewriter)
         self.recommend.set_max_batch_size(a.max_batch_size)
         self.recommend.set_batch_wait_timeout_s(a.batch_wait_timeout_s)
 

@@ -2,9 +2,12 @@
 user state and reasoning instructions from Redis (one round trip each per batch), collate, decode
 every request against its scenario's item-pool trie in one batched pass, and build responses.
 
-Degraded modes never fail a request: a missing instruction or an unreachable Redis falls back to the
-model's learnable default instruction (and to an empty history for users not given inline), and
-the response says so in `reasoning_instruction`.
+Search queries go through the query-rewrite branch of slow thinking online (`rewrite_queries`, one
+call per batch; a failure keeps the raw query) before they are embedded; the response says which
+query the model read (`query_used`). A used stored instruction comes back with its text, reasons
+and source (`instruction`), so a person sees why. Degraded modes never fail a request: a missing
+instruction or an unreachable Redis falls back to the model's learnable default instruction (and
+to an empty history for users not given inline), and the response says so in `reasoning_instruction`.
 
     core = RecommenderCore.from_bundle("runs/demo/bundle", stores=Stores.connect())
     out = core.recommend_batch([RecommendRequest(scenario="homepage", user_id="u1")])
@@ -19,13 +22,22 @@ from typing import Callable
 import numpy as np
 
 from oxygen.data.batching import collate
+from oxygen.instructions.backends.base import Backend
+from oxygen.instructions.generator import rewrite_queries
 from oxygen.data.schema import SCENARIOS, Row
 from oxygen.model.bundle import Bundle
 from oxygen.semantic_ids.text_encoder import encode_texts
-from oxygen.serving.schemas import RecommendedItem, RecommendRequest, RecommendResponse, ScenarioInfo
+from oxygen.serving.schemas import InstructionUsed, RecommendedItem, RecommendRequest, RecommendResponse, ScenarioInfo
 from oxygen.serving.stores import Stores, UserContext
+from oxygen.store.instructions import InstructionRecord
 
 QueryEncoder = Callable[[list[str]], np.ndarray]
+QueryRewriter = Callable[[list[str]], list[str]]
+
+
+def query_rewriter(backend: Backend) -> QueryRewriter:
+    """The query-rewrite branch of slow thinking run online by `backend` (a failure keeps the raw query)."""
+    return lambda queries: rewrite_queries(queries, backend)
 
 
 def text_query_encoder() -> QueryEncoder:
@@ -57,13 +69,17 @@ class Prepared:
     row: Row
     instruction: np.ndarray | None
     instruction_label: str
+    record: InstructionRecord | None = None  # the stored instruction behind `instruction`, if one
+    query_used: str | None = None  # the query the model reads (rewritten when the rewriter changed it)
 
 
 class RecommenderCore:
     """Validates, batches and decodes recommendation requests for every scenario of a bundle."""
 
-    def __init__(self, bundle: Bundle, stores: Stores, encode_queries: QueryEncoder | None = None):
+    def __init__(self, bundle: Bundle, stores: Stores, encode_queries: QueryEncoder | None = None,
+                 rewrite_queries: QueryRewriter | None = None):
         self.bundle, self.stores, self.encode_queries = bundle, stores, encode_queries
+        self.rewrite_queries = rewrite_queries  # the query-rewrite branch, online (None: raw queries)
         self.scenarios = sorted(bundle.scenarios)
         self.decoder = bundle.decoder()
         self.known_items = set(bundle.codebook.item_ids.tolist())
@@ -104,18 +120,30 @@ class RecommenderCore:
         a user unknown to the store who sent no history is a RequestError."""
         users = self.stores.users([r.user_id for r in reqs], [r.history is not None for r in reqs])
         instr = self.stores.instructions([r.user_id for r in reqs])
-        queries = [r.query for r in reqs if r.query]
-        qemb = dict(zip(queries, self.encode_queries(queries))) if queries and self.encode_queries else {}
+        used, qemb = self._queries(reqs)
         out = []
-        for req, user, (emb, label) in zip(reqs, users, instr):
+        for req, user, (rec, label) in zip(reqs, users, instr):
             if not user.found:
                 out.append(RequestError(404, f"unknown user_id '{req.user_id}'; send `history` (item ids) "
                                              "for users the service has no state for"))
                 continue
-            if req.query and req.query in qemb:
-                emb, label = qemb[req.query], "query"
-            out.append(Prepared(req, self._row(req, user), emb, label))
+            if req.query and used.get(req.query) in qemb:
+                q = used[req.query]
+                out.append(Prepared(req, self._row(req, user), qemb[q], "query" if q == req.query else
+                                    "query (rewritten)", None, q))
+                continue
+            out.append(Prepared(req, self._row(req, user), rec.embedding if rec else None, label, rec))
         return out
+
+    def _queries(self, reqs: list[RecommendRequest]) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+        """({raw query: the query the model reads}, {that query: its embedding}) for the batch's
+        search requests: rewritten in one call when a rewriter is set, embedded in one call."""
+        raw = sorted({r.query for r in reqs if r.query})
+        if not raw or self.encode_queries is None:
+            return {}, {}
+        used = dict(zip(raw, self.rewrite_queries(raw) if self.rewrite_queries else raw))
+        distinct = sorted(set(used.values()))
+        return used, dict(zip(distinct, self.encode_queries(distinct)))
 
     def decode(self, items: list[Prepared]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Decode all prepared requests in one batched pass through the bundle's Decoder, each in
@@ -135,9 +163,12 @@ class RecommenderCore:
         cb, titles = self.bundle.codebook, self.bundle.titles
         recs = [RecommendedItem(item_id=int(i), semantic_id=list(cb.code_of(int(i))), score=float(s),
                                 title=titles.get(int(i))) for i, s in zip(ids, scores) if i >= 0]
+        rec = p.record
+        used = InstructionUsed(text=rec.text, reasons=rec.reasons, branches=rec.branches, source=rec.source,
+                               version=rec.version, created_at=rec.created_at) if rec is not None else None
         return RecommendResponse(scenario=p.request.scenario, user_id=p.request.user_id, items=recs,
-                                 reasoning_instruction=p.instruction_label, model_version=self.bundle.version,
-                                 latency_ms=(time.perf_counter() - t0) * 1000)
+                                 reasoning_instruction=p.instruction_label, instruction=used, query_used=p.query_used,
+                                 model_version=self.bundle.version, latency_ms=(time.perf_counter() - t0) * 1000)
 
     def recommend_batch(self, reqs: list[RecommendRequest]) -> list[RecommendResponse | RequestError]:
         """Answer many requests (mixed scenarios); invalid ones come back as RequestError."""

@@ -49,13 +49,27 @@ class RecommendedItem(BaseModel):
     title: str | None = None
 
 
+class InstructionUsed(BaseModel):
+    """The stored reasoning instruction a response was steered by, so a person sees why."""
+
+    text: str
+    reasons: list[str] = Field(default_factory=list)
+    branches: list[str] = Field(default_factory=list, description="stp | rewrite | intent")
+    source: str = Field(description="the backend that wrote it: knowledge | hf | vllm")
+    version: str = ""
+    created_at: float = Field(description="unix seconds")
+
+
 class RecommendResponse(BaseModel):
     """POST /v1/recommend answer."""
 
     scenario: str
     user_id: str
     items: list[RecommendedItem]
-    reasoning_instruction: str = Field(description="used | query | default (missing) | default (store unavailable)")
+    reasoning_instruction: str = Field(description="used | query | query (rewritten) | default (missing) | "
+                                                   "default (store unavailable)")
+    instruction: InstructionUsed | None = Field(default=None, description="the stored instruction, when used")
+    query_used: str | None = Field(default=None, description="the search query the model read (after rewriting)")
     model_version: str
     latency_ms: float
 

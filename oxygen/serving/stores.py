@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from oxygen.store.instructions import InstructionStore, StoreUnavailable
+from oxygen.store.instructions import InstructionRecord, InstructionStore, StoreUnavailable
 from oxygen.store.users import UserStateStore
 
 DEFAULT_MISSING = "default (missing)"
@@ -56,10 +56,10 @@ class Stores:
                        UserContext(s.history, s.behaviours, s.scenarios, s.profile) if s else UserContext(found=False))
         return out
 
-    def instructions(self, user_ids: list[str]) -> list[tuple[np.ndarray | None, str]]:
-        """(embedding or None, label) per user: 'used', default (missing) or default (store unavailable)."""
+    def instructions(self, user_ids: list[str]) -> list[tuple[InstructionRecord | None, str]]:
+        """(record or None, label) per user: 'used', default (missing) or default (store unavailable)."""
         try:
             recs = self.instr.get_many(user_ids)
         except StoreUnavailable:
             return [(None, DEFAULT_DOWN)] * len(user_ids)
-        return [(r.embedding, "used") if r is not None else (None, DEFAULT_MISSING) for r in recs]
+        return [(r, "used") if r is not None else (None, DEFAULT_MISSING) for r in recs]

@@ -27,5 +27,7 @@ def redis_server():
         UserStateStore(client).put_many([UserState("alice", [1, 2, 3], ["click", "cart", "purchase"],
                                                    ["homepage", "channel", "cart"], {"city": "Harbin"}),
                                          UserState("bob", [5])])
-        InstructionStore(client).put(InstructionRecord("alice", "winter in Harbin", np.ones(384, np.float32)))
+        InstructionStore(client).put(InstructionRecord("alice", "winter in Harbin", np.ones(384, np.float32),
+                                                       "knowledge", reasons=["electric blankets: cold-humid winter"],
+                                                       branches=["stp"]))
         yield server

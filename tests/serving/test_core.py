@@ -133,3 +133,40 @@ def test_a_vanishing_temperature_serves_legal_items(core):
     cold = core.recommend_batch([req])[0]
     warm = core.recommend_batch([RecommendRequest(scenario="search", user_id="alice", k=5)])[0]
     assert [i.item_id for i in cold.items] == [i.item_id for i in warm.items]
+
+
+def test_a_used_instruction_comes_back_with_its_reasons(core):
+    homepage, = core.recommend_batch([RecommendRequest(scenario="homepage", user_id="alice", k=3)])
+    assert homepage.reasoning_instruction == "used"
+    assert homepage.instruction.text == "winter in Harbin" and homepage.instruction.source == "knowledge"
+    assert homepage.instruction.reasons == ["electric blankets: cold-humid winter"]
+    missing, = core.recommend_batch([RecommendRequest(scenario="homepage", user_id="bob", k=3)])
+    assert missing.instruction is None and missing.reasoning_instruction == DEFAULT_MISSING
+
+
+def test_search_queries_are_rewritten_online(bundle_dir, redis_server):
+    from oxygen.instructions.backends.knowledge import KnowledgeBackend
+    from oxygen.serving.core import query_rewriter
+
+    seen = []
+    core = RecommenderCore(Bundle.load(bundle_dir), Stores.connect(redis_server.url),
+                           lambda texts: seen.extend(texts) or encode(texts), query_rewriter(KnowledgeBackend()))
+    noisy, clean = core.recommend_batch([RecommendRequest(scenario="search", user_id="bob", query="gaming mou", k=3),
+                                         RecommendRequest(scenario="search", user_id="bob", query="wireless mouse", k=3)])
+    assert (noisy.reasoning_instruction, noisy.query_used) == ("query (rewritten)", "gaming mouse")
+    assert (clean.reasoning_instruction, clean.query_used) == ("query", "wireless mouse")
+    assert sorted(seen) == ["gaming mouse", "wireless mouse"]  # the model reads the rewritten query
+
+
+def test_a_failing_rewriter_keeps_the_raw_query(bundle_dir, redis_server):
+    from oxygen.serving.core import query_rewriter
+
+    class Down:
+        name, version = "vllm", "x"
+
+        def generate(self, prompts, max_new_tokens=256):
+            raise TimeoutError("instruction service timed out")
+
+    core = RecommenderCore(Bundle.load(bundle_dir), Stores.connect(redis_server.url), encode, query_rewriter(Down()))
+    out, = core.recommend_batch([RecommendRequest(scenario="search", user_id="bob", query="gaming mou", k=3)])
+    assert (out.reasoning_instruction, out.query_used, len(out.items)) == ("query", "gaming mou", 3)
