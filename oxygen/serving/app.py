@@ -18,8 +18,8 @@ from pydantic import BaseModel, Field
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from oxygen.model.bundle import Bundle
 from oxygen.instructions.backends.knowledge import KnowledgeBackend
+from oxygen.model.bundle import Bundle
 from oxygen.serving.core import RecommenderCore, RequestError, query_rewriter, text_query_encoder
 from oxygen.serving.schemas import Health, RecommendRequest, RecommendResponse, ScenarioInfo
 from oxygen.serving.stores import Stores

@@ -22,9 +22,9 @@ from typing import Callable
 import numpy as np
 
 from oxygen.data.batching import collate
+from oxygen.data.schema import SCENARIOS, Row
 from oxygen.instructions.backends.base import Backend
 from oxygen.instructions.generator import rewrite_queries
-from oxygen.data.schema import SCENARIOS, Row
 from oxygen.model.bundle import Bundle
 from oxygen.semantic_ids.text_encoder import encode_texts
 from oxygen.serving.schemas import InstructionUsed, RecommendedItem, RecommendRequest, RecommendResponse, ScenarioInfo

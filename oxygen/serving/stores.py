@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from oxygen.store.instructions import InstructionRecord, InstructionStore, StoreUnavailable
 from oxygen.store.users import UserStateStore
 
