@@ -3,10 +3,14 @@
     python -m apps.demo [--out runs/demo] [--fresh]
 
 1. generates a small shop world (apps.world), 2. builds text semantic IDs and prints their quality
-table (apps.build_sids), 3. trains a small model and prints test HR@10 per scenario with a few
-recommendations shown with titles (apps.train), 4. starts the Ray Serve HTTP service on the
-trained bundle with the embedded Redis, sends one request per scenario and stops (apps.serve).
-Each step prints the command that runs it alone. Takes about 5 minutes on a 2-core CPU (plus the install on a fresh machine).
+table (apps.build_sids), 3. slow thinking: the knowledge teacher writes a reasoning instruction
+for every row (from the state strictly before it) and for every user (apps.instructions), 4. trains
+one model for every scenario with them and prints test HR@10 per scenario with a few
+recommendations shown with titles (apps.train), 5. shows homepage lists with and without the
+instruction and a noisy search with and without the online query rewrite (the service's core),
+6. starts the Ray Serve HTTP service on the trained bundle with the embedded Redis, sends one
+request per scenario and stops (apps.serve). Each step prints the command that runs it alone.
+Takes about 8 minutes on a 2-core CPU (plus the install on a fresh machine).
 """
 
 from __future__ import annotations
@@ -42,15 +46,19 @@ def example_rows(data_dir: Path, n: int = 4) -> list:
     return rows[:n]
 
 
-def answer_examples(bundle, rows: list, k: int = 5, beam: int = 30) -> list:
+def answer_examples(bundle, rows: list, k: int = 5, beam: int = 30, instructions: list | None = None,
+                    rewrite: bool = False) -> list:
     """The service's own core answers one request per row: each row's user state (history,
-    behaviours, scenarios, profile before the target) goes into an embedded Redis and the request
-    names only the user, scenario, trigger and query, as a client would. Returns the
+    behaviours, scenarios, profile before the target) and, if given, its instruction record go into
+    an embedded Redis, and the request names only the user, scenario, trigger and query, as a
+    client would (`rewrite`: search queries go through the query-rewrite branch). Returns the
     RecommendResponses (a RequestError where the service refuses one)."""
-    from oxygen.serving.core import RecommenderCore, text_query_encoder
+    from oxygen.instructions.backends.knowledge import KnowledgeBackend
+    from oxygen.serving.core import RecommenderCore, query_rewriter, text_query_encoder
     from oxygen.serving.schemas import RecommendRequest
     from oxygen.serving.stores import Stores
     from oxygen.store.embedded import EmbeddedRedis
+    from oxygen.store.instructions import InstructionStore
     from oxygen.store.users import UserState, UserStateStore
 
     states = [UserState(r.user_id, list(r.history), r.history_behaviours, r.history_scenarios,
@@ -59,8 +67,10 @@ def answer_examples(bundle, rows: list, k: int = 5, beam: int = 30) -> list:
                              query=r.query, k=k, beam=beam) for r in rows]
     with EmbeddedRedis() as server:
         UserStateStore.connect(server.url).put_many(states)
+        InstructionStore.connect(server.url).put_many([rec for rec in instructions or [] if rec is not None])
         encoder = text_query_encoder() if any(r.query for r in rows) else None
-        return RecommenderCore(bundle, Stores.connect(server.url), encoder).recommend_batch(reqs)
+        rewriter = query_rewriter(KnowledgeBackend()) if rewrite else None
+        return RecommenderCore(bundle, Stores.connect(server.url), encoder, rewriter).recommend_batch(reqs)
 
 
 def show_examples(result_dir: Path, data_dir: Path, n: int = 4) -> None:
@@ -92,32 +102,53 @@ def main(argv: list[str] | None = None) -> None:
     if args.fresh and args.out.exists():
         shutil.rmtree(args.out)
     world, sids, train = args.out / "world", args.out / "sids", args.out / "train"
+    instr = args.out / "instructions"
     t0 = time.perf_counter()
 
-    step("1/4 shop world", f"python -m apps.world --out {world} {' '.join(WORLD_ARGS)}")
+    step("1/6 shop world", f"python -m apps.world --out {world} {' '.join(WORLD_ARGS)}")
     from apps import world as world_app
     world_app.main(["--out", str(world), *WORLD_ARGS, "--quiet"])
 
-    step("2/4 semantic IDs (text, residual k-means, collisions resolved)",
+    step("2/6 semantic IDs (text, residual k-means, collisions resolved)",
          f"python -m apps.build_sids --data {world} --out {sids} --source text")
     from apps import build_sids
     build_sids.main(["--data", str(world), "--out", str(sids), "--source", "text"])
 
-    step("3/4 train the instruction-following model (one model, every scenario)",
-         f"python -m apps.train --data {world} --sids {sids} --out {train} --config configs/world/demo.yaml")
+    slow_thinking_step(world, instr)
+    step("4/6 train the instruction-following model (one model, every scenario)",
+         f"python -m apps.train --data {world} --sids {sids} --out {train} --config configs/world/demo.yaml "
+         f"--set instructions.file={instr / 'rows.jsonl'}")
     from apps import train as train_app
     result = train_app.main(["--data", str(world), "--sids", str(sids), "--out", str(train),
-                             "--config", "configs/world/demo.yaml"])
+                             "--config", "configs/world/demo.yaml", "--set", f"instructions.file={instr / 'rows.jsonl'}"])
     print("\ntest HR@10 per scenario:", json.dumps({s: round(m["hr@10"], 4) for s, m in
                                                    result["test"].get("by_scenario", {}).items()}))
     show_examples(train, world)
+    step("5/6 what the instructions change (the service core, embedded Redis)", "(shown here only)")
+    from apps.demo_slow import show_slow_thinking
+    show_slow_thinking(train, world, instr / "rows.jsonl")
     serve_step(train / "bundle", world)
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f}s; outputs under {args.out}/")
 
 
+def slow_thinking_step(world: Path, instr: Path) -> None:
+    """The knowledge teacher writes an instruction per row (for training) and per user (now)."""
+    from apps import instructions as instructions_app
+    from apps.demo_slow import show_users
+
+    step("3/6 slow thinking: contextual reasoning instructions (knowledge teacher, 3 branches)",
+         f"python -m apps.instructions generate --data {world} --backend knowledge --per-row --out {instr / 'rows.jsonl'}")
+    for extra, name in ((["--per-row"], "rows.jsonl"), ([], "users.jsonl")):
+        out = instructions_app.main(["generate", "--data", str(world), "--backend", "knowledge", *extra,
+                                     "--out", str(instr / name)])
+        print(f"{name}: {out['records']} records for {out['users']} states, {out['users_per_s']:.0f}/s, "
+              f"STP cache hit rate {out['stp_cache']['hit_rate']:.2f}")
+    show_users(instr / "users.jsonl")
+
+
 def serve_step(bundle: Path, world: Path) -> None:
     """Start the HTTP service on the bundle, send one request per scenario, stop."""
-    step("4/4 serve over HTTP (Ray Serve + embedded Redis), one request per scenario",
+    step("6/6 serve over HTTP (Ray Serve + embedded Redis), one request per scenario",
          f"python -m apps.serve --bundle {bundle} --users-from {world} --smoke")
     from apps.serve import run_smoke
     codes = run_smoke(bundle, world, port=8011)

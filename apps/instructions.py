@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
         records = embed(instrs, progress=True)
         InstructionStore.connect().put_many(records)
         out["stored"] = len(records)
-    print(json.dumps(out, indent=1))
+    print(json.dumps(out))
     return out
 
 
