@@ -29,7 +29,7 @@ from apps.cli import add_common, run
 from oxygen.config import InstructorConfig, load_config
 from oxygen.data.io import DataError, load_dataset, read_jsonl, write_jsonl
 from oxygen.instructions.backends.knowledge import KnowledgeBackend
-from oxygen.instructions.lm import train_lm
+from oxygen.training.instructor import train_lm
 from oxygen.instructions.pipeline import CHARS_PER_TOKEN, query_log, row_states, teacher_pairs
 from oxygen.instructions.prompts import Budget
 from oxygen.instructions.weather import WeatherFeed
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
     meta = train_lm(train, valid, args.out, cfg.lm)
     summary = {k: meta[k] for k in ("version", "best_epoch", "valid_loss", "train_pairs", "valid_pairs",
                                     "params", "train_seconds")}
-    summary["tokens_per_s"] = sum(h["tokens"] for h in meta["history"]) / sum(h["seconds"] for h in meta["history"])
+    summary["tokens_per_s"] = sum(h["tokens"] for h in meta["history"]) / sum(h["epoch_seconds"] for h in meta["history"])
     print(json.dumps({"out": str(args.out), **summary}, indent=1))
     return meta
 

@@ -4,8 +4,8 @@ loss on completion tokens only. The saved folder is a plain Hugging Face model f
 (transformers) and `vllm` backends both load.
 
     tok = train_tokenizer([p + c for p, c in pairs], vocab_size=8192)
-    info = train_lm(train_pairs, valid_pairs, Path("runs/instructor"), LMConfig(epochs=3))
-    info["version"], info["best_epoch"], info["valid_loss"]
+    ids, n_prompt, cut = encode_pair(tok, prompt, completion, ctx=1024)
+    model = build_model(LMConfig(), tok)      # trained by oxygen.training.instructor.train_lm (THE loop)
 
 The folder holds config.json, model.safetensors, tokenizer.json + tokenizer_config.json (with the
 chat template), generation_config.json (greedy), loss_curve.png and oxygen.json (training metadata
@@ -14,12 +14,8 @@ and `version`, a hash of the weights, config and tokenizer).
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
-import math
-import random
-import time
 from pathlib import Path
 
 import matplotlib
@@ -28,12 +24,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
 from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM  # noqa: E402
 
 from oxygen.config import LMConfig  # noqa: E402
 
-__all__ = ["LMConfig", "CHAT_TEMPLATE", "train_tokenizer", "encode_pair", "train_lm", "folder_hash"]
+__all__ = ["LMConfig", "CHAT_TEMPLATE", "train_tokenizer", "encode_pair", "build_model", "save_folder", "folder_hash"]
 
 PAD, START, END = "<|pad|>", "<|im_start|>", "<|im_end|>"
 # ChatML, as Qwen writes it: one turn per message, the assistant's answer ends with <|im_end|>
@@ -87,13 +82,10 @@ def build_model(cfg: LMConfig, tokenizer: PreTrainedTokenizerFast) -> Qwen2ForCa
     return Qwen2ForCausalLM(conf).float()
 
 
-def _batches(examples: list[tuple[list[int], int]], size: int, rng: random.Random | None) -> list[list[int]]:
-    """Indices of `examples` in batches of similar length (little padding); shuffled when `rng`."""
+def _batches(examples: list[tuple[list[int], int]], size: int) -> list[list[int]]:
+    """Indices of `examples` in batches of similar length (little padding), for evaluation."""
     order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
-    chunks = [order[i: i + size] for i in range(0, len(order), size)]
-    if rng is not None:
-        rng.shuffle(chunks)
-    return chunks
+    return [order[i: i + size] for i in range(0, len(order), size)]
 
 
 def pad_batch(examples: list[tuple[list[int], int]], idx: list[int], pad: int):
@@ -124,54 +116,10 @@ def valid_loss(model: Qwen2ForCausalLM, examples: list[tuple[list[int], int]], b
     """Mean per-token completion loss of `model` on `examples`."""
     model.eval()
     total, count = 0.0, 0
-    for idx in _batches(examples, batch_size, None):
+    for idx in _batches(examples, batch_size):
         loss, n = completion_loss(model, *pad_batch(examples, idx, pad))
         total, count = total + loss.item(), count + n
     return total / max(count, 1)
-
-
-def _schedule(opt: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up then cosine decay to 10% of the peak rate."""
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-
-def _epoch(model, opt, sched, examples, cfg: LMConfig, rng: random.Random, pad: int, desc: str) -> tuple[float, int, float]:
-    """One training epoch: (mean completion loss, tokens seen incl. prompts, seconds)."""
-    model.train()
-    total, count, tokens, start = 0.0, 0, 0, time.time()
-    bar = tqdm(_batches(examples, cfg.batch_size, rng), desc=desc, unit="batch", leave=False)
-    for idx in bar:
-        ids, attn, target = pad_batch(examples, idx, pad)
-        loss, n = completion_loss(model, ids, attn, target)
-        (loss / max(n, 1)).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        total, count, tokens = total + loss.item(), count + n, tokens + int(attn.sum())
-        bar.set_postfix(loss=f"{loss.item() / max(n, 1):.3f}")
-    return total / max(count, 1), tokens, time.time() - start
-
-
-def _fit(model, train_ex, valid_ex, cfg: LMConfig, pad: int) -> tuple[dict, list[dict]]:
-    """Train `cfg.epochs` epochs, validating after each; the best state (lowest valid loss) and history."""
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps = cfg.epochs * math.ceil(len(train_ex) / cfg.batch_size)
-    sched = _schedule(opt, min(cfg.warmup_steps, steps // 4), steps)
-    rng, history, best = random.Random(cfg.seed), [], (math.inf, None)
-    for epoch in range(1, cfg.epochs + 1):
-        loss, tokens, secs = _epoch(model, opt, sched, train_ex, cfg, rng, pad, f"instructor epoch {epoch}/{cfg.epochs}")
-        v = valid_loss(model, valid_ex, cfg.batch_size * 2, pad)
-        history.append({"epoch": epoch, "train_loss": loss, "valid_loss": v, "tokens": tokens, "seconds": secs,
-                        "tokens_per_s": tokens / max(secs, 1e-9)})
-        tqdm.write(f"epoch {epoch}: train loss {loss:.4f}, valid loss {v:.4f}, {tokens / max(secs, 1e-9):.0f} tokens/s")
-        if v < best[0]:
-            best = (v, copy.deepcopy(model.state_dict()))
-    return best[1], history
 
 
 def save_curve(history: list[dict], png: Path) -> Path:
@@ -199,7 +147,7 @@ def folder_hash(folder: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _save(model, tokenizer, out: Path, cfg: LMConfig) -> None:
+def save_folder(model, tokenizer, out: Path, cfg: LMConfig) -> None:
     """Write the HF folder: weights, config, tokenizer with chat template, greedy generation config."""
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.model_max_length = cfg.ctx
@@ -211,33 +159,3 @@ def _save(model, tokenizer, out: Path, cfg: LMConfig) -> None:
     conf_path.write_text(json.dumps(conf, indent=1))
     GenerationConfig(do_sample=False, max_new_tokens=256, eos_token_id=tokenizer.eos_token_id,
                      pad_token_id=tokenizer.pad_token_id).save_pretrained(out)
-
-
-def train_lm(pairs: list[tuple[str, str]], valid_pairs: list[tuple[str, str]], out_dir: Path,
-             cfg: LMConfig | None = None) -> dict:
-    """Train the tokenizer and LM on `pairs`, select the epoch on `valid_pairs` (lowest completion
-    loss), save the HF folder to `out_dir`; returns the metadata written to oxygen.json."""
-    cfg = cfg or LMConfig()
-    if not pairs or not valid_pairs:
-        raise ValueError(f"train_lm needs training and validation pairs (got {len(pairs)} and {len(valid_pairs)})")
-    torch.set_num_threads(cfg.threads)
-    start, out = time.time(), Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tokenizer = train_tokenizer([p + "\n" + c for p, c in pairs], cfg.vocab_size)
-    enc_train = [encode_pair(tokenizer, p, c, cfg.ctx) for p, c in pairs]
-    enc_valid = [encode_pair(tokenizer, p, c, cfg.ctx) for p, c in valid_pairs]
-    model = build_model(cfg, tokenizer)
-    best, history = _fit(model, [e[:2] for e in enc_train], [e[:2] for e in enc_valid], cfg, tokenizer.pad_token_id)
-    model.load_state_dict(best)
-    _save(model, tokenizer, out, cfg)
-    save_curve(history, out / "loss_curve.png")
-    best_row = min(history, key=lambda h: h["valid_loss"])
-    meta = {"kind": "oxygen instruction LM", "architecture": "Qwen2ForCausalLM", "config": cfg.model_dump(),
-            "params": sum(p.numel() for p in model.parameters()), "vocab": len(tokenizer),
-            "train_pairs": len(pairs), "valid_pairs": len(valid_pairs),
-            "cut_pairs": sum(e[2] for e in enc_train + enc_valid),
-            "mean_tokens_per_pair": sum(len(e[0]) for e in enc_train) / len(enc_train),
-            "best_epoch": best_row["epoch"], "valid_loss": best_row["valid_loss"], "history": history,
-            "train_seconds": time.time() - start, "version": folder_hash(out)}
-    (out / "oxygen.json").write_text(json.dumps(meta, indent=1))
-    return meta

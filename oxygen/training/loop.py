@@ -2,7 +2,8 @@
 (optional gradient clipping and LR schedule), an optional EMA of the weights, validation after
 each epoch, early stopping on a selection metric with the best weights kept, a per-epoch history,
 and a resumable `LoopState`. Every trainer of the project runs it: the generative model's fit and
-refit, SASRec's fit and refit, and each Ray Train worker (oxygen.training.ray_train).
+refit, SASRec's fit and refit, each Ray Train worker (oxygen.training.ray_train) and the small
+instruction LM (oxygen.training.instructor).
 
 What is trained is a `Trainable`: a module, its data (a ModelBatch or a row-indexed tensor), an
 optimiser (+ scheduler) and a loss function `loss(model, batch, generator)` returning a scalar

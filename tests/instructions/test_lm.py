@@ -9,7 +9,8 @@ import json
 import pytest
 
 from oxygen.config import ConfigError, InstructorConfig, LMConfig, load_config
-from oxygen.instructions.lm import CHAT_TEMPLATE, encode_pair, folder_hash, pad_batch, train_lm, train_tokenizer
+from oxygen.instructions.lm import CHAT_TEMPLATE, encode_pair, folder_hash, pad_batch, train_tokenizer
+from oxygen.training.instructor import train_lm
 from tests.instructions.tiny_lm import SEASONS, tiny_lm, toy_pairs
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from oxygen.instructions.lm import LMConfig, train_lm
+from oxygen.config import LMConfig
+from oxygen.training.instructor import train_lm
 
 CITIES = ["Harbin", "Sanya", "Beijing", "Chengdu", "Shanghai", "Lhasa"]
 SEASONS = {"winter": "a warm coat", "summer": "sun cream", "spring": "an umbrella", "autumn": "a light jacket"}
