@@ -61,7 +61,7 @@ def per_row_instructions(ds, backend, rows: list[Row], work: Path, name: str) ->
 
 
 def fit(cfg: GenerativeConfig, ds, seed: int, instructions: Path | None, work: Path) -> GenerativeRecommender:
-    """One model of the comparison (selected on valid)."""
+    """One model of the comparison (selected on valid); `cfg.instructions.scenarios` applies."""
     cfg = reseed(cfg, seed).model_copy(update={"instructions": cfg.instructions.model_copy(
         update={"file": str(instructions) if instructions else None, "train": True})})
     return GenerativeRecommender(cfg, run_dir=work).fit(ds.splits["train"], ds.splits["valid"], ds.items)
@@ -69,7 +69,7 @@ def fit(cfg: GenerativeConfig, ds, seed: int, instructions: Path | None, work: P
 
 def hits(rec: GenerativeRecommender, rows: list[Row], generated: dict | None) -> np.ndarray:
     """Float[len(rows)]: 1 where the target is in the top K, with `generated` as the instructions."""
-    rec.generated = generated
+    rec.generated = rec.row_instructions(generated)
     top = rec.recommend(rows, K)
     return (top == np.array([r.target for r in rows])[:, None]).any(axis=1).astype(np.float64)
 
@@ -173,21 +173,22 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--sids", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--config", default="configs/world/demo.yaml")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--coverage", type=float, default=0.8)
     p.add_argument("--lm", type=Path, default=None, help="instruction LM folder (apps.train_instructor)")
     p.add_argument("--lm-other-rows", type=int, default=200, help="non-deductive test rows the LM also writes for")
-    cli.add_common(p)
+    cli.add_common(p, config="YAML GenerativeConfig (default configs/world/demo.yaml)")
     args = p.parse_args(argv)
+    args.config = args.config or "configs/world/demo.yaml"
     ds, kb = load_dataset(args.data), Knowledge.load()
-    cfg = load_config(args.config, GenerativeConfig, sid_dir=str(args.sids))
+    cfg = load_config(args.config, GenerativeConfig, sets=args.set, sid_dir=str(args.sids))
     work = args.out.with_suffix("")
     work.mkdir(parents=True, exist_ok=True)
     rows = [r for s in ("train", "valid", "test") for r in ds.splits[s]]
     records, stats = per_row_instructions(ds, KnowledgeBackend(coverage=args.coverage), rows, work, "teacher")
     gen = {"teacher": vectors(records)}
-    out: dict = {"data": str(args.data), "config": args.config, "seeds": args.seeds, "coverage": args.coverage,
+    out: dict = {"data": str(args.data), "config": args.config, "sets": args.set, "seeds": args.seeds,
+                 "coverage": args.coverage,
                  "teacher": stats, "usability": usability(records, stats, ds.splits["test"], kb),
                  "throughput_users_per_s": {"knowledge": stats["users_per_s"]},
                  "stp_cache_hit_rate": stats["stp_cache"]["hit_rate"]}

@@ -265,6 +265,7 @@ class InstructionsConfig(StrictConfig):
 
     file: str | None = None
     train: bool = True
+    scenarios: list[Literal["search", "homepage", "channel", "cart", "checkout"]] | None = None  # None: every scenario
 
 
 class GenerativeConfig(StrictConfig):

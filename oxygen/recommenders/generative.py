@@ -49,6 +49,7 @@ from oxygen.training.loop import FitResult, LoopConfig, Trainable, Validate, ada
 from oxygen.training.prepare import (
     Prepared,
     RowCollator,
+    RowInstructions,
     RowKey,
     collate_all,
     crop_augment,
@@ -105,7 +106,7 @@ class GenerativeRecommender(Recommender):
         self.result: FitResult | None = None
         self.rerank_weight = 0.0  # chosen on valid when cfg.rerank.weights is set
         self.pools: dict[str, set[int]] = {}  # targets seen per scenario in train + valid (serving pools)
-        self.generated: dict[RowKey, np.ndarray] | None = None  # per-row instruction vectors (cfg.instructions.file)
+        self.generated: RowInstructions | None = None  # per-row instruction vectors (cfg.instructions.file)
 
     def fit(self, train_rows: Sequence[Row] | RaySplit, valid_rows: Sequence[Row], items: Sequence[Item]
             ) -> "GenerativeRecommender":
@@ -114,7 +115,7 @@ class GenerativeRecommender(Recommender):
         c = self.cfg.train
         torch.set_num_threads(c.threads)
         if self.cfg.instructions.file and self.cfg.variant == "oxygen":
-            self.generated = row_vectors(read_instructions(self.cfg.instructions.file))
+            self.generated = self.row_instructions(row_vectors(read_instructions(self.cfg.instructions.file)))
         prepare_train = self._prepare_split if isinstance(train_rows, RaySplit) else self._prepare_rows
         data, has_queries, datasets = prepare_train(train_rows, list(valid_rows), list(items))
         self.trie = PrefixTrie(self.prep.codebook.codes, self.prep.codebook.item_ids)
@@ -235,6 +236,13 @@ class GenerativeRecommender(Recommender):
     def _use_queries(self) -> bool:
         """Search queries feed the reasoning instruction (oxygen only; tiger has no instructions)."""
         return self.cfg.use_queries and self.cfg.variant == "oxygen"
+
+    def row_instructions(self, vectors: dict[RowKey, np.ndarray] | None) -> RowInstructions | None:
+        """Per-row instruction vectors as this model reads them (on cfg.instructions.scenarios)."""
+        if vectors is None:
+            return None
+        scen = self.cfg.instructions.scenarios
+        return RowInstructions(vectors, frozenset(scen) if scen is not None else None)
 
     @property
     def _train_generated(self) -> bool:

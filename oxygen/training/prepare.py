@@ -62,17 +62,31 @@ def table_lookup(table: dict[str, np.ndarray]) -> InstructionLookup | None:
 RowKey = tuple[str, "int | None"]  # (user_id, timestamp): a row's generated instruction
 
 
-def instruction_lookup(queries: InstructionLookup | None, generated: dict[RowKey, np.ndarray] | None
+@dataclass
+class RowInstructions:
+    """Generated instruction vectors by (user_id, row time), used on rows of `scenarios` (None: all)."""
+
+    vectors: dict[RowKey, np.ndarray]
+    scenarios: frozenset[str] | None = None
+
+    def get(self, row: Row) -> np.ndarray | None:
+        """The row's instruction vector, or None (no record, or a scenario that reads none)."""
+        if self.scenarios is not None and row.scenario not in self.scenarios:
+            return None
+        return self.vectors.get((row.user_id, row.timestamp))
+
+
+def instruction_lookup(queries: InstructionLookup | None, generated: RowInstructions | None
                        ) -> InstructionLookup | None:
     """Search rows: their query's embedding (`queries`); other rows: the instruction generated for
     (user, row time) when `generated` has one; else None (the model's learnable default)."""
-    if not generated:
+    if generated is None or not generated.vectors:
         return queries
 
     def lookup(row: Row) -> np.ndarray | None:
         if row.query and queries is not None:
             return queries(row)
-        return generated.get((row.user_id, row.timestamp))
+        return generated.get(row)
     return lookup
 
 
@@ -109,7 +123,7 @@ def collate_all(rows: list[Row], space: FeatureSpace, cfg: CollateConfig,
 
 
 def prepare(ds: Dataset, cb: Codebook, ccfg: CollateConfig, use_queries: bool = True,
-            encoder: str | None = None, generated: dict[RowKey, np.ndarray] | None = None,
+            encoder: str | None = None, generated: RowInstructions | None = None,
             train_generated: bool = False) -> Prepared:
     """Index and collate every split of `ds` with the codebook `cb` and windows `ccfg` (train rows
     fit the profiles and, with candidates, the transition counts). `generated` instructions go to
@@ -145,7 +159,7 @@ class RowCollator:
     queries: dict[str, np.ndarray]
     crop_last: int
     rows: int
-    generated: dict[RowKey, np.ndarray] | None = None  # instructions attached to the train rows
+    generated: RowInstructions | None = None  # instructions attached to the train rows
 
     def __len__(self) -> int:
         return self.rows
@@ -158,7 +172,7 @@ class RowCollator:
 
 
 def prepare_from_stats(ds: Dataset, stats: RowStats, cb: Codebook, ccfg: CollateConfig,
-                       use_queries: bool = True, crop_last: int = 0, generated: dict[RowKey, np.ndarray] | None = None,
+                       use_queries: bool = True, crop_last: int = 0, generated: RowInstructions | None = None,
                        train_generated: bool = False) -> tuple[Prepared, RowCollator]:
     """`prepare` for a train split that is not in memory: the space is fit on its statistics
     (`ds` holds the items and the valid rows, collated here), the train rows are collated by the

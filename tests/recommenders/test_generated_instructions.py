@@ -54,7 +54,7 @@ def test_instructions_reach_their_rows(world, train):
         assert batch.instr_mask.tolist() == want, split
     r = next(i for i, row in enumerate(ds.splits["valid"]) if not row.query and row.user_id and
              (row.user_id, row.timestamp) in keys)
-    want = rec.generated[(ds.splits["valid"][r].user_id, ds.splits["valid"][r].timestamp)]
+    want = rec.generated.get(ds.splits["valid"][r])
     assert np.allclose(rec.prep.batches["valid"].instr_emb[r].numpy(), want, atol=1e-6)
 
 
@@ -70,3 +70,15 @@ def test_a_records_file_without_times_is_a_data_error(tmp_path):
     with pytest.raises(DataError) as err:
         read_instructions(tmp_path / "r.jsonl")
     assert err.value.line == 1 and err.value.field == "at"
+
+
+def test_instructions_only_on_the_chosen_scenarios(world):
+    ds, sids, rows = world
+    cfg = GenerativeConfig.model_validate({
+        "sid_dir": str(sids), "eval_beam": 10, "instructions": {"file": str(rows), "scenarios": ["homepage"]},
+        "model": {"d_model": 32, "d_ff": 64, "enc_layers": 1, "dec_layers": 1},
+        "train": {"epochs": 1, "max_valid_rows": 30, "threads": 1}, "rerank": {"weights": []}})
+    rec = GenerativeRecommender(cfg).fit(ds.splits["train"], ds.splits["valid"], ds.items)
+    batch, split_rows = rec.prep.batches["train"], rec.prep.rows["train"]
+    assert any(r.scenario == "homepage" and m for r, m in zip(split_rows, batch.instr_mask.tolist()))
+    assert all(not m for r, m in zip(split_rows, batch.instr_mask.tolist()) if r.scenario in ("cart", "channel", "checkout"))
