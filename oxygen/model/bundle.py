@@ -33,10 +33,13 @@ TRIGGER_SCENARIOS = ("channel", "cart", "checkout")
 
 @dataclass
 class ScenarioSpec:
-    """One scenario's item pool (item ids) and whether requests must name a trigger item."""
+    """One scenario's item pool (item ids), whether requests must name a trigger item, and whether
+    its requests read the user's stored reasoning instruction (the model was trained with
+    generated instructions on this scenario's rows, or by the paper's scheme)."""
 
     pool: list[int]
     requires_trigger: bool
+    reads_instruction: bool = True
 
 
 @dataclass
@@ -71,7 +74,8 @@ class Bundle:
         self.codebook.save(out / "sids")
         (out / "space.json").write_text(json.dumps(self._space_json()))
         (out / "scenarios.json").write_text(json.dumps(
-            {s: {"pool": spec.pool, "requires_trigger": spec.requires_trigger} for s, spec in self.scenarios.items()}))
+            {s: {"pool": spec.pool, "requires_trigger": spec.requires_trigger,
+                 "reads_instruction": spec.reads_instruction} for s, spec in self.scenarios.items()}))
         (out / "titles.json").write_text(json.dumps({str(k): v for k, v in self.titles.items()}))
         (out / "version.txt").write_text(self.version)
         if self.rerank is not None:
@@ -95,7 +99,7 @@ class Bundle:
         sp = json.loads((out / "space.json").read_text())
         trans = TransitionTable.from_json(sp["transitions"]) if sp.get("transitions") is not None else None
         space = FeatureSpace(cb.item_ids, cb.codes, {(f, v): i for f, v, i in sp["profile_vocab"]}, trans)
-        scen = {s: ScenarioSpec(d["pool"], d["requires_trigger"])
+        scen = {s: ScenarioSpec(d["pool"], d["requires_trigger"], d.get("reads_instruction", True))
                 for s, d in json.loads((out / "scenarios.json").read_text()).items()}
         titles_p = out / "titles.json"
         titles = {int(k): v for k, v in json.loads(titles_p.read_text()).items()} if titles_p.exists() else {}
@@ -106,11 +110,14 @@ class Bundle:
         return cls(OxygenModel.load(out / "model"), cb, space, ccfg, scen, titles, version, rerank)
 
 
-def default_scenarios(item_ids: list[int], observed: dict[str, set[int]] | None = None) -> dict[str, ScenarioSpec]:
+def default_scenarios(item_ids: list[int], observed: dict[str, set[int]] | None = None,
+                      instruction_scenarios: list[str] | None = None) -> dict[str, ScenarioSpec]:
     """Scenario specs: pools are the items observed as targets of each scenario (all items when a
-    scenario has none, e.g. datasets without scenarios: one `default` scenario over the catalogue)."""
+    scenario has none, e.g. datasets without scenarios: one `default` scenario over the catalogue);
+    `instruction_scenarios` read stored instructions (None: every scenario)."""
     observed = observed or {}
-    specs = {s: ScenarioSpec(sorted(ids), s in TRIGGER_SCENARIOS) for s, ids in sorted(observed.items()) if ids}
+    reads = (lambda s: True) if instruction_scenarios is None else (lambda s: s in instruction_scenarios)
+    specs = {s: ScenarioSpec(sorted(ids), s in TRIGGER_SCENARIOS, reads(s)) for s, ids in sorted(observed.items()) if ids}
     if not specs:
         specs["default"] = ScenarioSpec(sorted(item_ids), False)
     return specs

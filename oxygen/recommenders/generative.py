@@ -261,7 +261,8 @@ class GenerativeRecommender(Recommender):
         """The servable bundle of the fitted model; scenario pools = targets seen per scenario."""
         if self.model is None or self.prep is None:
             raise RuntimeError("call fit() before to_bundle()")
-        specs = default_scenarios(self.prep.codebook.item_ids.tolist(), self.pools)
+        specs = default_scenarios(self.prep.codebook.item_ids.tolist(), self.pools,
+                                  self.cfg.instructions.scenarios if self.generated is not None else None)
         return Bundle(self.model, self.prep.codebook, self.prep.space, self.prep.collate_cfg, specs,
                       titles or {}, version or f"{self.cfg.variant}-{time.strftime('%Y%m%d-%H%M%S')}",
                       self._rerank_spec() if self.rerank_weight > 0 else None)

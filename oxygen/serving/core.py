@@ -28,7 +28,7 @@ from oxygen.instructions.generator import rewrite_queries
 from oxygen.model.bundle import Bundle
 from oxygen.semantic_ids.text_encoder import encode_texts
 from oxygen.serving.schemas import InstructionUsed, RecommendedItem, RecommendRequest, RecommendResponse, ScenarioInfo
-from oxygen.serving.stores import Stores, UserContext
+from oxygen.serving.stores import DEFAULT_UNREAD, Stores, UserContext
 from oxygen.store.instructions import InstructionRecord
 
 QueryEncoder = Callable[[list[str]], np.ndarray]
@@ -132,6 +132,8 @@ class RecommenderCore:
                 out.append(Prepared(req, self._row(req, user), qemb[q], "query" if q == req.query else
                                     "query (rewritten)", None, q))
                 continue
+            if rec is not None and not self.bundle.scenarios[req.scenario].reads_instruction:
+                rec, label = None, DEFAULT_UNREAD
             out.append(Prepared(req, self._row(req, user), rec.embedding if rec else None, label, rec))
         return out
 

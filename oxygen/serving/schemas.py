@@ -67,7 +67,7 @@ class RecommendResponse(BaseModel):
     user_id: str
     items: list[RecommendedItem]
     reasoning_instruction: str = Field(description="used | query | query (rewritten) | default (missing) | "
-                                                   "default (store unavailable)")
+                                                   "default (store unavailable) | default (not read in this scenario)")
     instruction: InstructionUsed | None = Field(default=None, description="the stored instruction, when used")
     query_used: str | None = Field(default=None, description="the search query the model read (after rewriting)")
     model_version: str

@@ -14,6 +14,7 @@ from oxygen.store.instructions import InstructionRecord, InstructionStore, Store
 from oxygen.store.users import UserStateStore
 
 DEFAULT_MISSING = "default (missing)"
+DEFAULT_UNREAD = "default (not read in this scenario)"
 DEFAULT_DOWN = "default (store unavailable)"
 
 

@@ -170,3 +170,17 @@ def test_a_failing_rewriter_keeps_the_raw_query(bundle_dir, redis_server):
     core = RecommenderCore(Bundle.load(bundle_dir), Stores.connect(redis_server.url), encode, query_rewriter(Down()))
     out, = core.recommend_batch([RecommendRequest(scenario="search", user_id="bob", query="gaming mou", k=3)])
     assert (out.reasoning_instruction, out.query_used, len(out.items)) == ("query", "gaming mou", 3)
+
+
+def test_a_scenario_that_reads_no_instruction_uses_the_default(bundle_dir, redis_server, tmp_path):
+    from oxygen.serving.stores import DEFAULT_UNREAD
+
+    bundle = Bundle.load(bundle_dir)
+    bundle.scenarios["checkout"].reads_instruction = False
+    bundle = Bundle.load(bundle.save(tmp_path / "b"))  # the flag survives save / load
+    assert not bundle.scenarios["checkout"].reads_instruction and bundle.scenarios["homepage"].reads_instruction
+    core = RecommenderCore(bundle, Stores.connect(redis_server.url), encode)
+    home, checkout = core.recommend_batch([RecommendRequest(scenario="homepage", user_id="alice", k=3),
+                                           RecommendRequest(scenario="checkout", user_id="alice", trigger_item=61, k=3)])
+    assert home.reasoning_instruction == "used" and home.instruction is not None
+    assert checkout.reasoning_instruction == DEFAULT_UNREAD and checkout.instruction is None
