@@ -80,10 +80,11 @@ def vectors(records: list[dict]) -> dict:
     return {(r["user_id"], r["at"]): vecs[i] for i, r in enumerate(records)}
 
 
-def oracle(test: list[Row], base: dict) -> dict:
-    """`base` with every deductive test row's instruction replaced by its true need."""
+def oracle(test: list[Row], base: dict, texts: dict) -> dict:
+    """`base` with every deductive test row's instruction replaced by its true need (written in the
+    form of the row's generated instruction, `texts`)."""
     rows = [r for r, d in zip(test, deductive(test)) if d]
-    vecs = instruction_vectors([oracle_text(r.truth.need) for r in rows])
+    vecs = instruction_vectors([oracle_text(r.truth.need, texts.get((r.user_id, r.timestamp))) for r in rows])
     return {**base, **{(r.user_id, r.timestamp): vecs[i] for i, r in enumerate(rows)}}
 
 
@@ -94,7 +95,7 @@ def arms_of_seed(cfg, ds, seed: int, teacher_file: Path, gen: dict[str, dict], c
     trained = fit(cfg, ds, seed, teacher_file, work)
     arms = {"default": hits(paper, test, None), "paper+teacher": hits(paper, test, gen["teacher"]),
             "generated": hits(trained, test, gen["teacher"]), "generated+default": hits(trained, test, None),
-            "oracle": hits(trained, test, oracle(test, gen["teacher"]))}
+            "oracle": hits(trained, test, oracle(test, gen["teacher"], gen["texts"]))}
     if "lm" in gen:
         arms["generated+lm"] = hits(trained, test, gen["lm"])
     search = [i for i, r in enumerate(test) if r.query]
@@ -102,6 +103,19 @@ def arms_of_seed(cfg, ds, seed: int, teacher_file: Path, gen: dict[str, dict], c
     rewritten = rewrite_queries([r.query for r in rows], KnowledgeBackend(coverage=coverage))
     rw_rows = [r.model_copy(update={"query": q}) for r, q in zip(rows, rewritten)]
     arms["search_raw"], arms["search_rewritten"] = hits(trained, rows, None), hits(trained, rw_rows, None)
+    return arms
+
+
+def seed_arms(folder: Path, seed: int, compute) -> dict:
+    """The per-row hits of every arm for `seed`: loaded from folder/arms_seed<seed>.npz, else
+    computed (training the seed's models) and saved there."""
+    path = folder / f"arms_seed{seed}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    arms = compute()
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arms)
     return arms
 
 
@@ -176,6 +190,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--coverage", type=float, default=0.8)
     p.add_argument("--lm", type=Path, default=None, help="instruction LM folder (apps.train_instructor)")
+    p.add_argument("--arms", type=Path, default=None,
+                   help="folder of per-seed test hits (arms_seed<S>.npz): a seed found there is not retrained, "
+                        "so seeds run as parallel processes can be summarised by one more run over all of them")
     p.add_argument("--lm-other-rows", type=int, default=200, help="non-deductive test rows the LM also writes for")
     cli.add_common(p, config="YAML GenerativeConfig (default configs/world/demo.yaml)")
     args = p.parse_args(argv)
@@ -186,7 +203,8 @@ def main(argv: list[str] | None = None) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     rows = [r for s in ("train", "valid", "test") for r in ds.splits[s]]
     records, stats = per_row_instructions(ds, KnowledgeBackend(coverage=args.coverage), rows, work, "teacher")
-    gen = {"teacher": vectors(records)}
+    gen = {"teacher": vectors(records),  # + the texts whose first clause is the situation (the oracle's form)
+           "texts": {(r["user_id"], r["at"]): r["text"] for r in records if r["branches"][:1] == ["stp"]}}
     out: dict = {"data": str(args.data), "config": args.config, "sets": args.set, "seeds": args.seeds,
                  "coverage": args.coverage,
                  "teacher": stats, "usability": usability(records, stats, ds.splits["test"], kb),
@@ -197,7 +215,8 @@ def main(argv: list[str] | None = None) -> dict:
         out["throughput_users_per_s"].update(out["lm"]["throughput_users_per_s"])
     pairs = rewrite_pairs(kb, 2000, seed=args.seeds[0])
     out["query_rewrite"] = rewrite_scores(pairs, rewrite_queries([t for t, _ in pairs], KnowledgeBackend(coverage=args.coverage)))
-    per_seed = [arms_of_seed(cfg, ds, s, work / "teacher.jsonl", gen, args.coverage, work) for s in args.seeds]
+    per_seed = [seed_arms(args.arms or work, s, lambda s=s: arms_of_seed(cfg, ds, s, work / "teacher.jsonl", gen,
+                                                                         args.coverage, work)) for s in args.seeds]
     out.update(summarise(per_seed, ds.splits["test"]))
     args.out.write_text(json.dumps(out, indent=1, default=float))
     print(json.dumps({k: out[k] for k in ("deductive", "search", "query_rewrite", "usability")}, indent=1, default=float))

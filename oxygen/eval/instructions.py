@@ -43,9 +43,12 @@ def need_stated(text: str, need: str, kb: Knowledge) -> bool:
     return any(w.lower() in low for w in words)
 
 
-def oracle_text(need: str) -> str:
-    """The true need written as an instruction."""
-    return f"needs now: {need.lower()}"
+def oracle_text(need: str, generated: str | None = None) -> str:
+    """The true need written as an instruction, in the generated instruction's own form when there
+    is one (its first clause's products replaced by the need: "Autumn in Wuhan for retirees:
+    fleece jackets"), else "needs now: <need>"."""
+    head, sep, _ = (generated or "").split("; ")[0].partition(": ")
+    return f"{head}: {need.lower()}" if sep and generated else f"needs now: {need.lower()}"
 
 
 def rewrite_pairs(kb: Knowledge, n: int, seed: int = 0) -> list[tuple[str, str]]:
