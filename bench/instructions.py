@@ -121,13 +121,14 @@ def seed_arms(folder: Path, seed: int, compute) -> dict:
 
 def summarise(per_seed: list[dict], test: list[Row]) -> dict:
     """Means over seeds per arm on deductive / other-reason / all rows, and paired bootstraps."""
-    mean = {a: np.mean([s[a] for s in per_seed], axis=0) for a in per_seed[0]}
+    arms = sorted({a for s in per_seed for a in s})  # an arm only some seeds ran (the LM's) averages over those
+    mean = {a: np.mean([s[a] for s in per_seed if a in s], axis=0) for a in arms}
     ded = deductive(test)
     reasons = np.array([reason_of(r) for r in test])
     out: dict = {"deductive": {"rows": int(ded.sum())}, "by_reason": {}, "overall": {}}
     for arm in ("default", "paper+teacher", "generated", "generated+default", "oracle", "generated+lm"):
         if arm in mean:
-            vals = [float(s[arm][ded].mean()) for s in per_seed]
+            vals = [float(s[arm][ded].mean()) for s in per_seed if arm in s]
             out["deductive"][arm] = {"hr10": float(np.mean(vals)), "std": mean_std(vals)[1]}
             out["overall"][arm] = float(mean[arm].mean())
     d = out["deductive"]
@@ -135,6 +136,9 @@ def summarise(per_seed: list[dict], test: list[Row]) -> dict:
              hr10_oracle=d["oracle"]["hr10"], gap=paired_bootstrap(mean["generated"][ded], mean["default"][ded]))
     if "generated+lm" in d:
         d["hr10_generated_lm"] = d["generated+lm"]["hr10"]
+        with_lm = [s for s in per_seed if "generated+lm" in s]  # paired with the default of the same seeds
+        d["generated+lm"].update(seeds=len(with_lm), gap=paired_bootstrap(
+            np.mean([s["generated+lm"] for s in with_lm], axis=0)[ded], np.mean([s["default"] for s in with_lm], axis=0)[ded]))
     for reason in sorted(set(reasons) - {""}):
         m = reasons == reason
         out["by_reason"][reason] = {"rows": int(m.sum()), "default": float(mean["default"][m].mean()),
