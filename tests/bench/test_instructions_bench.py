@@ -48,7 +48,8 @@ def test_eval_measurements():
     assert deductive(_rows()).tolist() == [True, True, False, False]
     assert need_stated("Rainy week in Hangzhou: umbrella, rain boots", "Umbrellas", kb)
     assert not need_stated("complements for the new phone: case", "Umbrellas", kb)
-    assert oracle_text("Umbrellas", "Rainy in Hangzhou for students: rain boots; more tea") == "Rainy in Hangzhou for students: umbrellas"
+    generated = "Rainy in Hangzhou for students: rain boots; more tea"
+    assert oracle_text("Umbrellas", generated) == "Rainy in Hangzhou for students: umbrellas"
     pairs = [("umbrela", "umbrella"), ("umbrella", "umbrella"), ("tea", "tea")]
     s = rewrite_scores(pairs, ["umbrella", "umbrella", "green tea"])
     assert (s["accuracy"], s["false_correction_rate"], s["noisy"], s["clean"]) == (1.0, 0.5, 1, 2)
