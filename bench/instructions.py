@@ -185,6 +185,22 @@ def lm_part(ds, lm: Path, work: Path, n_other: int, seed: int) -> tuple[dict, di
     return gen, report
 
 
+def rewrite_part(kb: Knowledge, backend, seed: int, n: int = 2000) -> dict:
+    """Rewrite accuracy / false corrections on n queries typed the world's way, and the latency
+    per query in one batch and one query at a time (50 calls)."""
+    pairs = rewrite_pairs(kb, n, seed=seed)
+    typed = [t for t, _ in pairs]
+    rewrite_queries(typed[:8], backend)  # warm-up
+    t0 = time.perf_counter()
+    got = rewrite_queries(typed, backend)
+    batch_ms = 1000 * (time.perf_counter() - t0) / n
+    t1 = time.perf_counter()
+    for q in typed[:50]:
+        rewrite_queries([q], backend)
+    return {**rewrite_scores(pairs, got), "batch_ms_per_query": batch_ms,
+            "single_query_ms": 1000 * (time.perf_counter() - t1) / 50}
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Run the comparison; write and return the JSON."""
     p = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__.split("\n")[0])
@@ -217,8 +233,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.lm is not None:
         gen["lm"], out["lm"] = lm_part(ds, args.lm, work, args.lm_other_rows, args.seeds[0])
         out["throughput_users_per_s"].update(out["lm"]["throughput_users_per_s"])
-    pairs = rewrite_pairs(kb, 2000, seed=args.seeds[0])
-    out["query_rewrite"] = rewrite_scores(pairs, rewrite_queries([t for t, _ in pairs], KnowledgeBackend(coverage=args.coverage)))
+    out["query_rewrite"] = rewrite_part(kb, KnowledgeBackend(coverage=args.coverage), args.seeds[0])
+    if args.lm is not None:
+        out["lm"]["query_rewrite"] = rewrite_part(kb, make_backend("vllm", args.lm), args.seeds[0])
     per_seed = [seed_arms(args.arms or work, s, lambda s=s: arms_of_seed(cfg, ds, s, work / "teacher.jsonl", gen,
                                                                          args.coverage, work)) for s in args.seeds]
     out.update(summarise(per_seed, ds.splits["test"]))
