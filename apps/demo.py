@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     step("5/6 what the instructions change (the service core, embedded Redis)", "(shown here only)")
     from apps.demo_slow import show_slow_thinking
     show_slow_thinking(train, world, instr / "rows.jsonl")
-    serve_step(train / "bundle", world)
+    serve_step(train / "bundle", world, instr / "users.jsonl")
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f}s; outputs under {args.out}/")
 
 
@@ -146,12 +146,13 @@ def slow_thinking_step(world: Path, instr: Path) -> None:
     show_users(instr / "users.jsonl")
 
 
-def serve_step(bundle: Path, world: Path) -> None:
-    """Start the HTTP service on the bundle, send one request per scenario, stop."""
+def serve_step(bundle: Path, world: Path, instructions: Path) -> None:
+    """Start the HTTP service on the bundle (users' states and instructions in the embedded Redis),
+    send one request per scenario, stop."""
     step("6/6 serve over HTTP (Ray Serve + embedded Redis), one request per scenario",
-         f"python -m apps.serve --bundle {bundle} --users-from {world} --smoke")
+         f"python -m apps.serve --bundle {bundle} --users-from {world} --instructions {instructions} --smoke")
     from apps.serve import run_smoke
-    codes = run_smoke(bundle, world, port=8011)
+    codes = run_smoke(bundle, world, port=8011, instructions=instructions)
     if any(c != 200 for c in codes):
         raise SystemExit(f"serving smoke check failed: HTTP {codes}")
 

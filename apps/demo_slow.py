@@ -19,21 +19,12 @@ from apps.demo import answer_examples
 
 def instruction_records(rows: list, per_row: Path) -> list:
     """The stored-instruction record of each row (None where the pipeline wrote none)."""
-    from oxygen.instructions.pipeline import instruction_vectors, read_instructions
-    from oxygen.store.instructions import InstructionRecord
+    from oxygen.instructions.pipeline import read_instructions, stored_records
 
     by_key = {(r["user_id"], r["at"]): r for r in read_instructions(per_row)}
     found = [by_key.get((r.user_id, r.timestamp)) for r in rows]
-    vecs = instruction_vectors([f["text"] for f in found if f])
-    out, i = [], 0
-    for f in found:
-        if f is None:
-            out.append(None)
-            continue
-        out.append(InstructionRecord(f["user_id"], f["text"], vecs[i], f.get("backend") or "knowledge", float(f["at"]),
-                                     f.get("reasons", []), f.get("branches", []), f.get("version", "")))
-        i += 1
-    return out
+    stored = iter(stored_records([f for f in found if f]))
+    return [next(stored) if f else None for f in found]
 
 
 def _lists(bundle, row, with_: object, without: object) -> None:

@@ -4,7 +4,9 @@
     python -m apps.serve --bundle runs/demo/train/bundle --users-from runs/demo/world --smoke
 
 `--users-from DIR` loads every user's latest state (history, behaviours, profile) from a dataset
-folder into Redis, so requests may name only the user. `--smoke` sends one request per scenario
+folder into Redis, so requests may name only the user; `--instructions FILE` (from `apps.instructions
+generate`) embeds and stores every user's reasoning instruction, which answers then show with reasons.
+`--smoke` sends one request per scenario
 (search with a query, homepage, channel and cart with a trigger), prints the answers and stops.
 On a cluster use `serve deploy deployments/serve.yaml` instead (docs/cluster.md).
 """
@@ -65,17 +67,35 @@ def print_answer(req: dict, resp: httpx.Response) -> None:
     body = resp.json()
     print(f"    reasoning instruction: {body['reasoning_instruction']}; model {body['model_version']}; "
           f"{body['latency_ms']:.0f} ms server-side")
+    if body.get("instruction"):
+        print(f"    instruction: {body['instruction']['text']}")
+        for reason in body["instruction"]["reasons"][:2]:
+            print(f"      because {reason}")
+    if body.get("query_used") and body["query_used"] != req.get("query"):
+        print(f"    query read as: {body['query_used']!r}")
     for i, it in enumerate(body["items"], 1):
         print(f"    {i}. [{it['item_id']} {'-'.join(map(str, it['semantic_id']))}] {it['title']}  ({it['score']:.2f})")
 
 
-def run_smoke(bundle: Path, data_dir: Path, port: int = 8011) -> list[int]:
+def load_instructions(redis_url: str, path: Path) -> int:
+    """Embed and store the instruction records of `path` (one per user); returns how many."""
+    from oxygen.instructions.pipeline import read_instructions, stored_records
+    from oxygen.store.instructions import InstructionStore
+
+    records = stored_records(read_instructions(path))
+    InstructionStore.connect(redis_url).put_many(records)
+    return len(records)
+
+
+def run_smoke(bundle: Path, data_dir: Path, port: int = 8011, instructions: Path | None = None) -> list[int]:
     """Start everything, send one request per scenario, print, stop; return the HTTP status codes."""
     from oxygen.serving.local import start_local, stop_local
     from oxygen.store.embedded import EmbeddedRedis
 
     with EmbeddedRedis() as redis_server:
         users = load_users(redis_server.url, data_dir)
+        if instructions is not None:
+            print(f"stored {load_instructions(redis_server.url, instructions)} reasoning instructions")
         url = start_local(bundle, redis_server.url, port)
         print(f"service ready at {url} (OpenAPI: {url}/docs); scenarios: "
               f"{httpx.get(f'{url}/v1/scenarios', timeout=10).json()}")
@@ -98,18 +118,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--redis-url", default=None, help="default: $REDIS_URL or an embedded server")
     p.add_argument("--users-from", type=Path, default=None, help="dataset folder to load user states from")
+    p.add_argument("--instructions", type=Path, default=None,
+                   help="instruction records (apps.instructions generate --out FILE) to store for serving")
     p.add_argument("--smoke", action="store_true", help="one request per scenario, then stop")
     add_common(p)
     args = p.parse_args(argv)
     if args.smoke:
         if args.users_from is None:
             p.error("--smoke needs --users-from DIR (the dataset the bundle was trained on)")
-        codes = run_smoke(args.bundle, args.users_from, args.port)
+        codes = run_smoke(args.bundle, args.users_from, args.port, args.instructions)
         raise SystemExit(0 if all(c == 200 for c in codes) else 1)
     from oxygen.store.embedded import redis_url
     url_redis = args.redis_url or redis_url()
     if args.users_from:
         load_users(url_redis, args.users_from)
+    if args.instructions:
+        load_instructions(url_redis, args.instructions)
     from oxygen.serving.local import start_local
     url = start_local(args.bundle, url_redis, args.port)
     print(f"serving at {url} (OpenAPI {url}/docs); Ctrl-C to stop")

@@ -118,6 +118,16 @@ def read_instructions(path: Path | str) -> list[dict]:
     return records
 
 
+def stored_records(records: Sequence[dict], encoder: str | None = None) -> list[InstructionRecord]:
+    """Store records (text, its vector, reasons, branches, backend, version, time) of instruction
+    records read from a file (`read_instructions`)."""
+    vecs = instruction_vectors([r["text"] for r in records], encoder)
+    return [InstructionRecord(r["user_id"], r["text"], vecs[i], r.get("backend") or "unknown",
+                              float(r["at"]) if r.get("at") is not None else time.time(), list(r.get("reasons", [])),
+                              list(r.get("branches", [])), r.get("version", ""), bool(r.get("truncated", False)))
+            for i, r in enumerate(records)]
+
+
 def row_vectors(records: Sequence[dict], encoder: str | None = None) -> dict[tuple[str, int | None], np.ndarray]:
     """{(user_id, at): instruction vector} of per-row records (what collate attaches to a row)."""
     vecs = instruction_vectors([r["text"] for r in records], encoder, progress=True)
