@@ -29,10 +29,10 @@ from apps.cli import add_common, run
 from oxygen.config import InstructorConfig, load_config
 from oxygen.data.io import DataError, load_dataset, read_jsonl, write_jsonl
 from oxygen.instructions.backends.knowledge import KnowledgeBackend
-from oxygen.training.instructor import train_lm
 from oxygen.instructions.pipeline import CHARS_PER_TOKEN, query_log, row_states, teacher_pairs
 from oxygen.instructions.prompts import Budget
 from oxygen.instructions.weather import WeatherFeed
+from oxygen.training.instructor import train_lm
 
 Pairs = list[tuple[str, str]]
 
