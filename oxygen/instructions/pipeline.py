@@ -118,10 +118,11 @@ def read_instructions(path: Path | str) -> list[dict]:
     return records
 
 
-def stored_records(records: Sequence[dict], encoder: str | None = None) -> list[InstructionRecord]:
-    """Store records (text, its vector, reasons, branches, backend, version, time) of instruction
-    records read from a file (`read_instructions`)."""
-    vecs = instruction_vectors([r["text"] for r in records], encoder)
+def stored_records(records: Sequence[dict], encoder: str | None = None, progress: bool = False
+                   ) -> list[InstructionRecord]:
+    """Store records (text, its vector, reasons, branches, backend, version, time `at`) of
+    instruction records (`read_instructions`, `Instruction.to_dict`)."""
+    vecs = instruction_vectors([r["text"] for r in records], encoder, progress)
     return [InstructionRecord(r["user_id"], r["text"], vecs[i], r.get("backend") or "unknown",
                               float(r["at"]) if r.get("at") is not None else time.time(), list(r.get("reasons", [])),
                               list(r.get("branches", [])), r.get("version", ""), bool(r.get("truncated", False)))
@@ -135,11 +136,9 @@ def row_vectors(records: Sequence[dict], encoder: str | None = None) -> dict[tup
 
 
 def embed(instrs: Sequence[Instruction], encoder: str | None = None, progress: bool = False) -> list[InstructionRecord]:
-    """The store records of `instrs`: text, its embedding, reasons, branches, backend, version."""
-    emb = instruction_vectors([i.text for i in instrs], encoder, progress)
+    """The store records of `instrs` generated now: text, its embedding, reasons, branches, backend, version."""
     now = time.time()
-    return [InstructionRecord(i.user_id, i.text, emb[n], i.backend or "unknown", now, list(i.reasons),
-                              list(i.branches), i.version, i.truncated) for n, i in enumerate(instrs)]
+    return stored_records([{**i.to_dict(), "at": now} for i in instrs], encoder, progress)
 
 
 class Recorder:

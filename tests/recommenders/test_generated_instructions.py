@@ -11,25 +11,18 @@ import numpy as np
 import pytest
 
 from apps import instructions as instructions_app
-from apps import world as world_app
 from oxygen.config import GenerativeConfig
-from oxygen.data.io import DataError, load_dataset
+from oxygen.data.io import DataError
 from oxygen.instructions.pipeline import instruction_vectors, read_instructions
 from oxygen.recommenders.generative import GenerativeRecommender
-from oxygen.semantic_ids.codebook import Codebook
 from oxygen.semantic_ids.text_encoder import encode_texts
+from tests.worlds import tiny_world
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    d = tmp_path_factory.mktemp("world")
-    world_app.main(["--out", str(d), "--items", "300", "--users", "80", "--days", "20", "--seed", "5", "--quiet"])
-    ds = load_dataset(d)
-    ids = np.array(sorted(ds.item_ids))
-    grid = np.array(np.meshgrid(*[np.arange(8)] * 3, indexing="ij")).reshape(3, -1).T
-    sids = tmp_path_factory.mktemp("sids")
-    Codebook(item_ids=ids, codes=grid[np.random.default_rng(0).choice(len(grid), len(ids), replace=False)],
-             widths=[8, 8, 8]).save(sids)
+    d, sids = tmp_path_factory.mktemp("world"), tmp_path_factory.mktemp("sids")
+    ds = tiny_world(d, sids, users=80, seed=5)
     rows = d / "rows.jsonl"
     instructions_app.main(["generate", "--data", str(d), "--backend", "knowledge", "--per-row", "--out", str(rows)])
     return ds, sids, rows

@@ -14,13 +14,12 @@ import pyarrow.parquet as pq
 import pytest
 import ray
 
-from apps import world as world_app
 from oxygen.config import GenerativeConfig
-from oxygen.data.io import DataError, load_dataset
+from oxygen.data.io import DataError
 from oxygen.data.stats import row_stats
 from oxygen.recommenders.generative import GenerativeRecommender
-from oxygen.semantic_ids.codebook import Codebook
 from oxygen.training.ray_data import RaySplit
+from tests.worlds import tiny_world
 
 
 @pytest.fixture(scope="module")
@@ -33,15 +32,8 @@ def local_ray():
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A tiny shop world and random unique SIDs for its catalogue."""
-    d = tmp_path_factory.mktemp("world")
-    world_app.main(["--out", str(d), "--items", "300", "--users", "120", "--days", "20", "--seed", "3", "--quiet"])
-    ds = load_dataset(d)
-    ids = np.array(sorted(ds.item_ids))
-    grid = np.array(np.meshgrid(*[np.arange(8)] * 3, indexing="ij")).reshape(3, -1).T
-    sids = tmp_path_factory.mktemp("sids")
-    codes = grid[np.random.default_rng(0).choice(len(grid), len(ids), replace=False)]
-    Codebook(item_ids=ids, codes=codes, widths=[8, 8, 8]).save(sids)
-    return d, sids, ds
+    d, sids = tmp_path_factory.mktemp("world"), tmp_path_factory.mktemp("sids")
+    return d, sids, tiny_world(d, sids, users=120, seed=3)
 
 
 def _same(a, b) -> None:
