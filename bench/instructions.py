@@ -1,6 +1,6 @@
 """Slow thinking measured: do generated reasoning instructions change what the model recommends?
 
-    python -m bench.instructions --data runs/demo/world --sids runs/demo/sids --out runs/bench/instructions.json \\
+    python -m bench.instructions --data runs/demo/world --out runs/bench/instructions.json [--sids runs/demo/sids] \\
         [--config configs/world/demo.yaml] [--seeds 0 1 2] [--coverage 0.8] [--lm runs/demo/instructor]
 
 1. The knowledge teacher (at partial `--coverage`) writes one instruction per row of every split,
@@ -205,7 +205,8 @@ def main(argv: list[str] | None = None) -> dict:
     """Run the comparison; write and return the JSON."""
     p = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, type=Path)
-    p.add_argument("--sids", required=True, type=Path)
+    p.add_argument("--sids", type=Path, default=None,
+                   help="codebook folder from apps.build_sids (else every fit builds the SIDs from the data)")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--coverage", type=float, default=0.8)
@@ -218,7 +219,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     args.config = args.config or "configs/world/demo.yaml"
     ds, kb = load_dataset(args.data), Knowledge.load()
-    cfg = load_config(args.config, GenerativeConfig, sets=args.set, sid_dir=str(args.sids))
+    cfg = load_config(args.config, GenerativeConfig, sets=args.set, sid_dir=str(args.sids) if args.sids else None)
     work = args.out.with_suffix("")
     work.mkdir(parents=True, exist_ok=True)
     rows = [r for s in ("train", "valid", "test") for r in ds.splits[s]]
