@@ -341,3 +341,36 @@ class InstructorConfig(StrictConfig):
     lm: LMConfig = Field(default_factory=LMConfig)
     valid_frac: float = Field(default=0.05, gt=0, lt=0.5)  # held-out pairs for valid loss / best epoch
     max_pairs: int | None = Field(default=None, ge=2)  # None: every pair
+
+
+class NearlineConfig(StrictConfig):
+    """The near-line instruction pipeline (`python -m apps.nearline`, deployments/nearline.yaml):
+    which events schedule a regeneration, the merge window, the workers' leases, retries and
+    autoscaling bounds, and the backend that writes the instructions."""
+
+    window_s: float = Field(default=300.0, gt=0)  # all of a user's events in one window -> one regeneration
+    high_value: list[Literal["search", "click", "cart", "purchase"]] = ["search", "cart", "purchase"]
+    lease_s: float = Field(default=60.0, gt=0)  # a claimed window not completed by then is redone elsewhere
+    reclaim_idle_s: float | None = Field(default=None, gt=0)  # None: window_s + lease_s
+    max_tries: int = Field(default=3, ge=1)  # failed regenerations before the events are dead-lettered
+    backoff_s: float = Field(default=5.0, ge=0)  # wait before retrying a failed window
+    claim_batch: int = Field(default=64, ge=1)  # users regenerated together (one backend batch)
+    min_workers: int = Field(default=1, ge=0)
+    max_workers: int = Field(default=4, ge=1)
+    users_per_worker: int = Field(default=200, ge=1)  # backlog (due users + unread events) one worker keeps up with
+    scale_down_after_s: float = Field(default=30.0, ge=0)  # backlog must stay low this long before shrinking
+    backend: Literal["knowledge", "hf", "vllm", "service"] = "knowledge"  # service: the vLLM instruction service
+    model: str | None = None  # LM folder for hf / vllm
+    coverage: float = Field(default=0.8, gt=0, le=1)  # the knowledge teacher's coverage
+    max_history: int = Field(default=200, ge=1)  # events kept per user state
+
+    def model_post_init(self, __context: object) -> None:
+        if self.min_workers > self.max_workers:
+            raise ValueError(f"min_workers {self.min_workers} > max_workers {self.max_workers}")
+        if self.backend in ("hf", "vllm") and not self.model:
+            raise ValueError(f"backend {self.backend} needs `model` (an LM folder from apps.train_instructor)")
+
+    @property
+    def reclaim_after_s(self) -> float:
+        """Idle time after which another worker takes over pending events."""
+        return self.reclaim_idle_s if self.reclaim_idle_s is not None else self.window_s + self.lease_s

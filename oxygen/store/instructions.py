@@ -42,15 +42,33 @@ class InstructionRecord:
     branches: list[str] = field(default_factory=list)  # which branches contributed (stp, rewrite, intent)
     version: str = ""  # the backend's model version
     truncated: bool = False  # the prompt was cut to the LM's context (oldest behaviour first)
+    asof: float = 0.0  # unix s of the newest data it reflects: versioned writes never go back in time
 
 
 class InstructionStore:
     """Put and batch-get InstructionRecords in Redis."""
 
-    FIELDS = ("text", "emb", "source", "ts", "meta")
+    FIELDS = ("text", "emb", "source", "ts", "meta", "asof")
+    _VERSIONED = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local a = (i - 1) * 7
+  local cur = redis.call('HGET', key, 'asof')
+  if cur and tonumber(cur) >= tonumber(ARGV[a + 1]) then
+    table.insert(out, 0)
+  else
+    redis.call('HSET', key, 'asof', ARGV[a + 1], 'text', ARGV[a + 2], 'emb', ARGV[a + 3], 'source', ARGV[a + 4],
+               'ts', ARGV[a + 5], 'meta', ARGV[a + 6])
+    if tonumber(ARGV[a + 7]) > 0 then redis.call('EXPIRE', key, ARGV[a + 7]) end
+    table.insert(out, 1)
+  end
+end
+return out
+"""
 
     def __init__(self, client: redis.Redis, prefix: str = "oxygen", ttl_s: int | None = None):
         self.client, self.prefix, self.ttl_s = client, prefix, ttl_s
+        self._versioned = client.register_script(self._VERSIONED)
 
     @classmethod
     def connect(cls, url: str | None = None, prefix: str = "oxygen", timeout_s: float = 0.5
@@ -71,14 +89,30 @@ class InstructionStore:
         """Write many records in one round trip."""
         pipe = self.client.pipeline(transaction=False)
         for r in recs:
-            emb = np.ascontiguousarray(r.embedding, dtype=np.float32)
-            meta = json.dumps({"reasons": r.reasons, "branches": r.branches, "version": r.version,
-                               "truncated": r.truncated})
-            pipe.hset(self.key(r.user_id), mapping={"text": r.text, "emb": emb.tobytes(), "source": r.source,
-                                                    "ts": repr(r.created_at), "meta": meta})
+            pipe.hset(self.key(r.user_id), mapping=dict(zip(("asof", *self.FIELDS[:5]), self._fields(r))))
             if self.ttl_s:
                 pipe.expire(self.key(r.user_id), self.ttl_s)
         self._run(pipe)
+
+    def put_versioned(self, recs: list[InstructionRecord]) -> list[bool]:
+        """Write each record only when it is newer (`asof`) than the stored one, atomically, in one
+        round trip: an older generation never overwrites a newer one and writing the same
+        generation twice is a no-op. -> per record, whether it was written."""
+        if not recs:
+            return []
+        args = [x for r in recs for x in (*self._fields(r), int(self.ttl_s or 0))]
+        try:
+            return [bool(x) for x in self._versioned(keys=[self.key(r.user_id) for r in recs], args=args)]
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
+            raise StoreUnavailable(f"Redis unreachable ({e}); check REDIS_URL or start the server") from e
+
+    @staticmethod
+    def _fields(r: InstructionRecord) -> tuple:
+        """(asof, text, emb bytes, source, created_at, meta JSON) as stored."""
+        emb = np.ascontiguousarray(r.embedding, dtype=np.float32)
+        meta = json.dumps({"reasons": r.reasons, "branches": r.branches, "version": r.version,
+                           "truncated": r.truncated})
+        return repr(float(r.asof)), r.text, emb.tobytes(), r.source, repr(r.created_at), meta
 
     def get_many(self, user_ids: list[str]) -> list[InstructionRecord | None]:
         """Records for `user_ids` (None where a user has none), in one round trip."""
@@ -100,9 +134,9 @@ class InstructionStore:
 
     @staticmethod
     def _decode(user_id: str, row: list) -> InstructionRecord | None:
-        text, emb, source, ts, meta = row
+        text, emb, source, ts, meta, asof = row
         if text is None or emb is None:
             return None
         extra = json.loads(meta) if meta else {}  # records written before reasons existed have none
         return InstructionRecord(user_id, text.decode(), np.frombuffer(emb, dtype=np.float32).copy(),
-                                 (source or b"unknown").decode(), float(ts or 0), **extra)
+                                 (source or b"unknown").decode(), float(ts or 0), **extra, asof=float(asof or 0))

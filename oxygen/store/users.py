@@ -19,13 +19,25 @@ from oxygen.store.instructions import StoreUnavailable
 
 @dataclass
 class UserState:
-    """What serving knows about a user: recent items (oldest first) and their profile fields."""
+    """What serving knows about a user: recent items (oldest first) with their behaviour, scenario
+    and time, recent search queries ([ts, text], oldest first) and their profile fields."""
 
     user_id: str
     history: list[int] = field(default_factory=list)
     behaviours: list[str] | None = None
     scenarios: list[str] | None = None
     profile: dict | None = None
+    timestamps: list[int] | None = None
+    queries: list[list] | None = None
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> "UserState":
+        """Decode a stored state; empty lists written by Redis' Lua (cjson encodes them as {}) and
+        fields this version does not know are tolerated."""
+        d = json.loads(raw)
+        known = {f for f in cls.__dataclass_fields__}
+        d = {k: ([] if v == {} and k != "profile" else v) for k, v in d.items() if k in known}
+        return cls(**d)
 
 
 class UserStateStore:
@@ -64,4 +76,4 @@ class UserStateStore:
             raw = self.client.mget([self.key(u) for u in user_ids])
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
             raise StoreUnavailable(f"Redis unreachable ({e}); check REDIS_URL or start the server") from e
-        return [None if r is None else UserState(**json.loads(r)) for r in raw]
+        return [None if r is None else UserState.from_json(r) for r in raw]

@@ -134,3 +134,32 @@ def test_redis_url_server_stops_at_interpreter_exit():
     while accepts("127.0.0.1", port) and time.time() < deadline:
         time.sleep(0.05)
     assert not accepts("127.0.0.1", port)
+
+
+def test_a_client_without_the_password_is_refused():
+    with EmbeddedRedis(password="s3cret-pw") as s:
+        assert s.url.startswith("redis://:s3cret-pw@127.0.0.1:")
+        assert redis.Redis.from_url(s.url).ping()
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            redis.Redis(port=s.port).get("k")
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            redis.Redis(port=s.port, password="wrong").get("k")
+
+
+def test_aof_keeps_the_stream_and_its_group_across_a_restart(tmp_path):
+    s = EmbeddedRedis(aof=True, data_dir=str(tmp_path / "redis")).start()
+    try:
+        client = redis.Redis.from_url(s.url)
+        client.xgroup_create("ev", "g", id="0", mkstream=True)
+        client.xadd("ev", {"event": "1"})
+        client.xreadgroup("g", "w1", {"ev": ">"})             # pending under w1
+        client.xadd("ev", {"event": "2"})
+        time.sleep(1.2)                                       # appendfsync everysec
+        s.stop()
+        assert (tmp_path / "redis").is_dir()                  # a given data_dir is kept
+        s.start()
+        client = redis.Redis.from_url(s.url)
+        assert client.xlen("ev") == 2 and client.xpending("ev", "g")["pending"] == 1
+        assert len(client.xreadgroup("g", "w2", {"ev": ">"})[0][1]) == 1  # only the unread one
+    finally:
+        s.stop()

@@ -1,0 +1,108 @@
+"""One near-line worker, without Ray: the loop body a Ray actor (oxygen.serving.nearline) runs.
+
+A `step`: read new events (high-value ones join their user's window, the rest are acked), now
+and then take over a dead worker's pending events and reap expired leases, claim the windows that
+have ended, regenerate those users' instructions in one batch, write them (versioned: an older
+generation never replaces a newer one, the same one twice is a no-op) and only then ack the
+windows' events. A failed regeneration is retried after a back-off and dead-lettered after
+`max_tries`; a store outage ends the step (the events stay pending: nothing is lost).
+
+    worker = NearlineWorker("w1", log, store, regenerate, NearlineConfig(window_s=300))
+    while running: worker.step()
+    worker.stats       # events, regenerations, writes skipped as stale, failures, latencies
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from oxygen.config import NearlineConfig
+from oxygen.instructions.nearline.regenerate import Outcome
+from oxygen.store.events import Claim, EventLog
+from oxygen.store.instructions import InstructionStore, StoreUnavailable
+
+Regenerate = Callable[[Sequence[Claim]], Outcome]
+MAINTAIN_EVERY_S = 1.0  # how often a worker reclaims idle events and reaps leases
+
+
+@dataclass
+class WorkerStats:
+    """Counters of one worker since it started."""
+
+    events: int = 0  # stream entries read (or reclaimed)
+    regenerations: int = 0  # windows completed with a written record
+    stale: int = 0  # windows whose record was older than the stored one (not written)
+    empty: int = 0  # windows whose user had nothing to say
+    failures: int = 0  # failed regeneration attempts
+    dead_lettered: int = 0  # windows given up after max_tries
+    lost_leases: int = 0  # windows another worker took over before this one finished
+    store_errors: int = 0  # steps ended by an unreachable Redis
+    latency_s: list[float] = field(default_factory=list)  # window end -> record written, per window
+    written: list[tuple[str, float, float]] = field(default_factory=list)  # (user, asof, write time)
+
+    def to_dict(self) -> dict:
+        """JSON-ready counters (latency and writes as lists)."""
+        return dict(self.__dict__)
+
+
+class NearlineWorker:
+    """Reads, schedules, claims, regenerates, writes, acks."""
+
+    def __init__(self, name: str, log: EventLog, store: InstructionStore, regenerate: Regenerate,
+                 cfg: NearlineConfig) -> None:
+        self.name, self.log, self.store, self.regenerate, self.cfg = name, log, store, regenerate, cfg
+        self.stats = WorkerStats()
+        self._maintained = 0.0
+
+    def step(self, block_ms: int = 100) -> int:
+        """One pass; -> the number of windows it finished (written, stale, empty or dead)."""
+        try:
+            self.stats.events += len(self.log.read(self.name, block_ms=block_ms))
+            if time.time() - self._maintained >= MAINTAIN_EVERY_S:
+                self._maintain()
+            claims = self.log.claim(self.name, self.cfg.claim_batch, self.cfg.lease_s)
+            return self._process(claims) if claims else 0
+        except StoreUnavailable:
+            self.stats.store_errors += 1
+            time.sleep(min(1.0, block_ms / 1000))
+            return 0
+
+    def _maintain(self) -> None:
+        """Take over long-pending events and reap leases of dead workers."""
+        self.stats.events += len(self.log.reclaim(self.name, self.cfg.reclaim_after_s))
+        self.log.reap()
+        self._maintained = time.time()
+
+    def _process(self, claims: list[Claim]) -> int:
+        """Regenerate, write, ack (or fail) every claimed window."""
+        try:
+            out = self.regenerate(claims)
+        except Exception as e:  # noqa: BLE001 - a crashing backend fails these windows, not the worker
+            out = Outcome(failed={c.user_id: f"{type(e).__name__}: {e}" for c in claims})
+        by_user = {c.user_id: c for c in claims}
+        recs = list(out.records.values())
+        written = dict(zip([r.user_id for r in recs], self.store.put_versioned(recs)))
+        now = time.time()
+        for user, ok in written.items():
+            self.stats.regenerations += ok
+            self.stats.stale += not ok
+            if ok:
+                c = by_user[user]
+                self.stats.written.append((user, c.asof, now))
+                self.stats.latency_s.append(now - self._window_end(c))
+        for user in [*written, *out.empty]:
+            if not self.log.complete(self.name, by_user[user]):
+                self.stats.lost_leases += 1
+        self.stats.empty += len(out.empty)
+        for user, error in out.failed.items():
+            self.stats.failures += 1
+            self.stats.dead_lettered += self.log.fail(self.name, by_user[user], error, self.cfg.max_tries,
+                                                      self.cfg.backoff_s)
+        return len(written) + len(out.empty)
+
+    def _window_end(self, claim: Claim) -> float:
+        """When the claim's window ended: its first arrival + window_s."""
+        first = min(int(i.split("-")[0]) for i in claim.ids) / 1000 if claim.ids else time.time()
+        return first + self.cfg.window_s
