@@ -12,8 +12,8 @@ import redis
 
 from oxygen.data.io import load_dataset
 from oxygen.instructions.backends.knowledge import KnowledgeBackend
-from oxygen.instructions.weather import WeatherFeed
 from oxygen.instructions.nearline.regenerate import Regenerator, item_info, state_of
+from oxygen.instructions.weather import WeatherFeed
 from oxygen.store.embedded import EmbeddedRedis
 from oxygen.store.events import Claim, EventLog, UserEvent
 from oxygen.store.users import UserState, UserStateStore
