@@ -357,7 +357,7 @@ class NearlineConfig(StrictConfig):
     claim_batch: int = Field(default=64, ge=1)  # users regenerated together (one backend batch)
     min_workers: int = Field(default=1, ge=0)
     max_workers: int = Field(default=4, ge=1)
-    users_per_worker: int = Field(default=200, ge=1)  # backlog (due users + unread events) one worker keeps up with
+    users_per_worker: int = Field(default=200, ge=1)  # open windows + unread events one worker keeps up with
     scale_down_after_s: float = Field(default=30.0, ge=0)  # backlog must stay low this long before shrinking
     backend: Literal["knowledge", "hf", "vllm", "service"] = "knowledge"  # service: the vLLM instruction service
     model: str | None = None  # LM folder for hf / vllm

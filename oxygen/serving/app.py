@@ -10,10 +10,11 @@ turns refusals into 4xx with the service's message, and never lets a degraded st
 """
 
 
+import hmac
 import os
 from typing import Literal
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, Header, HTTPException
 from pydantic import BaseModel, Field
 from ray import serve
 from ray.serve.handle import DeploymentHandle
@@ -21,7 +22,8 @@ from ray.serve.handle import DeploymentHandle
 from oxygen.instructions.backends.knowledge import KnowledgeBackend
 from oxygen.model.bundle import Bundle
 from oxygen.serving.core import RecommenderCore, RequestError, query_rewriter, text_query_encoder
-from oxygen.serving.schemas import Health, RecommendRequest, RecommendResponse, ScenarioInfo
+from oxygen.serving.schemas import (EventsRequest, EventsResponse, Health, RecommendRequest, RecommendResponse,
+                                    ScenarioInfo)
 from oxygen.serving.stores import Stores
 
 
@@ -35,6 +37,8 @@ class AppArgs(BaseModel):
     encode_queries: bool = True
     rewrite_queries: Literal["knowledge", "none"] = "knowledge"  # the online query-rewrite branch
     recommender_replicas: int | None = Field(default=None, ge=1, le=64)  # None: serve.yaml / default
+    api_key_env: str = "OXYGEN_API_KEY"  # POST /v1/events needs X-API-Key equal to this variable when it is set
+    require_api_key: bool = False  # refuse to start without the key (set when serving beyond loopback)
 
 
 @serve.deployment
@@ -55,6 +59,10 @@ class Recommender:
         """Batched entry point: one decoding pass for the whole batch."""
         return self.core.recommend_batch(reqs)
 
+    def ingest(self, req: EventsRequest) -> EventsResponse | RequestError:
+        """Append user events to the near-line stream."""
+        return self.core.ingest(req)
+
     def scenarios(self) -> list[ScenarioInfo]:
         """Scenario ids, pool sizes and trigger requirements."""
         return self.core.scenario_info()
@@ -71,15 +79,32 @@ api = FastAPI(title="Oxygen recommender", version="1",
 @serve.deployment
 @serve.ingress(api)
 class Ingress:
-    """HTTP front: /v1/recommend, /v1/scenarios, /healthz, /readyz."""
+    """HTTP front: /v1/recommend, /v1/events, /v1/scenarios, /healthz, /readyz."""
 
-    def __init__(self, recommender: DeploymentHandle):
+    def __init__(self, recommender: DeploymentHandle, args: dict | None = None):
+        a = AppArgs(**(args or {"bundle": ""}))
         self.rec = recommender
+        self.api_key = os.environ.get(a.api_key_env) or None
+        if a.require_api_key and not self.api_key:
+            raise RuntimeError(f"POST /v1/events writes user data and this service listens beyond loopback: "
+                               f"set {a.api_key_env} (a secret, not in the repo) before starting it")
 
     @api.post("/v1/recommend", response_model=RecommendResponse)
     async def recommend(self, req: RecommendRequest) -> RecommendResponse:
         """Recommend k items for one user in one scenario."""
         out = await self.rec.recommend.remote(req)
+        if isinstance(out, RequestError):
+            raise HTTPException(status_code=out.status, detail=out.message)
+        return out
+
+    @api.post("/v1/events", response_model=EventsResponse)
+    async def events(self, req: EventsRequest, x_api_key: str | None = Header(default=None)) -> EventsResponse:
+        """Append user events (search / click / cart / purchase) to the near-line stream; high-value
+        ones regenerate the user's instruction at the end of their window. Needs `X-API-Key`
+        when the service has a key."""
+        if self.api_key and not hmac.compare_digest((x_api_key or "").encode(), self.api_key.encode()):
+            raise HTTPException(status_code=401, detail="missing or wrong X-API-Key; send the service's API key")
+        out = await self.rec.ingest.remote(req)
         if isinstance(out, RequestError):
             raise HTTPException(status_code=out.status, detail=out.message)
         return out
@@ -104,4 +129,4 @@ def build_app(args: dict) -> serve.Application:
     """The application graph for `serve run` / `serve deploy` (args validated by AppArgs)."""
     a = AppArgs(**args)
     rec = Recommender.options(num_replicas=a.recommender_replicas) if a.recommender_replicas else Recommender
-    return Ingress.bind(rec.bind(a.model_dump()))
+    return Ingress.bind(rec.bind(a.model_dump()), a.model_dump())

@@ -27,9 +27,11 @@ from oxygen.instructions.backends.base import Backend
 from oxygen.instructions.generator import rewrite_queries
 from oxygen.model.bundle import Bundle
 from oxygen.semantic_ids.text_encoder import encode_texts
-from oxygen.serving.schemas import InstructionUsed, RecommendedItem, RecommendRequest, RecommendResponse, ScenarioInfo
+from oxygen.serving.schemas import (EventsRequest, EventsResponse, InstructionUsed, RecommendedItem,
+                                    RecommendRequest, RecommendResponse, ScenarioInfo)
 from oxygen.serving.stores import DEFAULT_UNREAD, Stores, UserContext
-from oxygen.store.instructions import InstructionRecord
+from oxygen.store.events import UserEvent
+from oxygen.store.instructions import InstructionRecord, StoreUnavailable
 
 QueryEncoder = Callable[[list[str]], np.ndarray]
 QueryRewriter = Callable[[list[str]], list[str]]
@@ -106,6 +108,24 @@ class RecommenderCore:
             raise RequestError(422, f"beam {beam} < k {req.k}; use a beam of at least k")
         if len(spec.pool) < 1:
             raise RequestError(409, f"scenario '{req.scenario}' has an empty item pool")
+
+    def ingest(self, req: EventsRequest) -> EventsResponse | RequestError:
+        """Append a batch of user events to the near-line stream (and their users' state), all or
+        none: a bad event refuses the whole batch (4xx naming it), an unreachable Redis is a 503
+        (the client retries; nothing was written)."""
+        events = []
+        for n, e in enumerate(req.events):
+            if e.type == "search" and not e.query:
+                return RequestError(422, f"events[{n}]: a search event needs its query")
+            if e.type != "search" and e.item is None:
+                return RequestError(422, f"events[{n}]: a {e.type} event needs the item id")
+            if e.item is not None and e.item not in self.known_items:
+                return RequestError(404, f"events[{n}]: unknown item {e.item}; send catalogue item ids only")
+            events.append(UserEvent(e.user_id, e.type, e.item, e.scenario, e.ts, e.query if e.type == "search" else None))
+        try:
+            return EventsResponse(accepted=self.stores.events.ingest(events))
+        except StoreUnavailable as err:
+            return RequestError(503, f"the event store is unavailable ({err}); retry the batch")
 
     def _row(self, req: RecommendRequest, user: UserContext) -> Row:
         history = req.history if req.history is not None else user.history

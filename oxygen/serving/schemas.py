@@ -7,6 +7,8 @@ the recommender with a message that says what to fix.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_K = 100
@@ -87,3 +89,31 @@ class Health(BaseModel):
 
     status: str
     model_version: str | None = None
+
+
+MAX_EVENTS = 1000  # events per POST /v1/events
+
+
+class EventIn(BaseModel):
+    """One user event for the near-line pipeline."""
+
+    model_config = ConfigDict(extra="forbid")
+    user_id: str = Field(min_length=1, max_length=128, examples=["u42"])
+    type: Literal["search", "click", "cart", "purchase"] = Field(examples=["cart"])
+    item: int | None = Field(default=None, ge=0, description="the item acted on (required except for a search)")
+    scenario: Literal["search", "homepage", "channel", "cart", "checkout"] | None = None
+    ts: int | None = Field(default=None, ge=0, description="unix seconds; default: when it arrives")
+    query: str | None = Field(default=None, min_length=1, max_length=MAX_QUERY_CHARS, description="search text")
+
+
+class EventsRequest(BaseModel):
+    """POST /v1/events body: a batch of events (appended in order)."""
+
+    model_config = ConfigDict(extra="forbid")
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS)
+
+
+class EventsResponse(BaseModel):
+    """How many events were appended to the stream."""
+
+    accepted: int

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from oxygen.store.events import EventLog
 from oxygen.store.instructions import InstructionRecord, InstructionStore, StoreUnavailable
 from oxygen.store.users import UserStateStore
 
@@ -32,8 +33,9 @@ class UserContext:
 class Stores:
     """Instruction and user-state stores on one Redis, with degraded-mode fallbacks."""
 
-    def __init__(self, instr: InstructionStore, users: UserStateStore):
+    def __init__(self, instr: InstructionStore, users: UserStateStore, events: EventLog | None = None):
         self.instr, self.user_store = instr, users
+        self.events = events or EventLog(instr.client, instr.prefix)  # POST /v1/events appends here
 
     @classmethod
     def connect(cls, url: str | None = None, prefix: str = "oxygen", timeout_s: float = 0.3) -> "Stores":

@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass
 
 import redis
 
+from oxygen.store.embedded import redis_url
 from oxygen.store.instructions import StoreUnavailable
 
 EVENT_TYPES = ("search", "click", "cart", "purchase")
@@ -229,6 +230,13 @@ class EventLog:
             ("ingest", _INGEST), ("schedule", _SCHEDULE), ("claim", _CLAIM), ("complete", _COMPLETE),
             ("fail", _FAIL), ("reap", _REAP))}
 
+    @classmethod
+    def connect(cls, url: str | None = None, prefix: str = "oxygen", window_s: float = 300.0,
+                high_value: tuple[str, ...] = HIGH_VALUE, max_history: int = 200, timeout_s: float = 5.0) -> "EventLog":
+        """An EventLog on `url` (default: $REDIS_URL or the embedded server)."""
+        client = redis.Redis.from_url(url or redis_url(), socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        return cls(client, prefix, window_s, high_value, max_history)
+
     def _call(self, name: str, keys: list, args: list):
         try:
             return self._scripts[name](keys=keys, args=args)
@@ -263,7 +271,10 @@ class EventLog:
     def reclaim(self, consumer: str, idle_s: float, count: int = 256) -> list[tuple[str, UserEvent | EventError]]:
         """Take over events pending longer than `idle_s` under any consumer (a dead worker's) and
         schedule them again (idempotent)."""
-        _, entries, *_ = self.client.xautoclaim(self.stream, GROUP, consumer, int(idle_s * 1000), "0-0", count=count)
+        try:
+            _, entries, *_ = self.client.xautoclaim(self.stream, GROUP, consumer, int(idle_s * 1000), "0-0", count=count)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
+            raise StoreUnavailable(f"Redis unreachable ({e}); check REDIS_URL or start the server") from e
         return self._schedule([e for e in entries if e and e[1]])
 
     def _schedule(self, entries: list) -> list[tuple[str, UserEvent | EventError]]:
@@ -328,6 +339,8 @@ class EventLog:
             groups, due, open_, leases, dead = pipe.execute()
         except redis.exceptions.ResponseError:  # no stream yet
             return {"unread": 0, "pending": 0, "due": 0, "open": 0, "leased": 0, "dead": 0}
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
+            raise StoreUnavailable(f"Redis unreachable ({e}); check REDIS_URL or start the server") from e
         group = next((g for g in groups if g["name"] in (GROUP, GROUP.encode())), None)
         last = group["last-delivered-id"] if group else b"0-0"
         last = last.decode() if isinstance(last, bytes) else last

@@ -8,7 +8,7 @@ import pytest
 
 from oxygen.model.bundle import Bundle
 from oxygen.serving.core import RecommenderCore, RequestError
-from oxygen.serving.schemas import RecommendRequest
+from oxygen.serving.schemas import EventIn, EventsRequest, RecommendRequest
 from oxygen.serving.stores import DEFAULT_DOWN, DEFAULT_MISSING, Stores
 from oxygen.store.embedded import EmbeddedRedis
 
@@ -67,6 +67,14 @@ def test_redis_down_degrades(bundle_dir):
                                 RecommendRequest(scenario="search", user_id="bob", query="x", k=4)])
     assert out[0].reasoning_instruction == DEFAULT_DOWN and len(out[0].items) == 4
     assert out[1].reasoning_instruction == "query"
+
+
+def test_events_with_redis_down_are_a_503_to_retry(bundle_dir):
+    server = EmbeddedRedis().start()
+    core = RecommenderCore(Bundle.load(bundle_dir), Stores.connect(server.url, timeout_s=0.2), encode)
+    server.stop()
+    out = core.ingest(EventsRequest(events=[EventIn(user_id="u", type="cart", item=1)]))
+    assert isinstance(out, RequestError) and out.status == 503 and "retry" in out.message
 
 
 def test_bundle_keeps_the_collate_settings(bundle_dir, tmp_path):

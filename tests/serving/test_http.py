@@ -3,9 +3,11 @@ property-based check (hypothesis) that no request body, however odd, gets a 5xx.
 
 from __future__ import annotations
 
+import os
 import socket
 
 import httpx
+import redis
 import pytest
 import ray
 from hypothesis import HealthCheck, given, settings
@@ -21,12 +23,19 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
+KEY = "test-events-key"
+
+
 @pytest.fixture(scope="module")
 def url(bundle_dir, redis_server):
-    base = start(bundle_dir, redis_server.url, _port(), max_batch_size=8)
-    yield base
-    serve.shutdown()
-    ray.shutdown()
+    os.environ["OXYGEN_API_KEY"] = KEY  # the service's events key (local Ray workers inherit it)
+    try:
+        base = start(bundle_dir, redis_server.url, _port(), max_batch_size=8)
+        yield base
+    finally:
+        os.environ.pop("OXYGEN_API_KEY", None)
+        serve.shutdown()
+        ray.shutdown()
 
 
 def test_endpoints(url):
@@ -78,3 +87,49 @@ bodies = st.fixed_dictionaries(
 def test_no_request_gets_a_5xx(url, body):
     r = httpx.post(f"{url}/v1/recommend", json=body, timeout=60)
     assert r.status_code < 500, (body, r.text)
+
+
+def _stream_len(server) -> int:
+    client = redis.Redis.from_url(server.url)
+    return client.xlen("oxygen:events") if client.exists("oxygen:events") else 0
+
+
+def test_events_need_the_api_key_and_nothing_is_written_without_it(url, redis_server):
+    body = {"events": [{"user_id": "carol", "type": "cart", "item": 4, "scenario": "homepage"}]}
+    before = _stream_len(redis_server)
+    for headers in ({}, {"X-API-Key": "wrong"}):
+        r = httpx.post(f"{url}/v1/events", json=body, headers=headers, timeout=60)
+        assert r.status_code == 401 and "X-API-Key" in r.text
+    assert _stream_len(redis_server) == before
+    assert httpx.post(f"{url}/v1/recommend", json={"scenario": "homepage", "user_id": "carol"},
+                      timeout=60).status_code == 404  # still unknown
+
+
+def test_posted_events_reach_the_stream_and_the_users_state(url, redis_server):
+    before = _stream_len(redis_server)
+    body = {"events": [{"user_id": "dave", "type": "click", "item": 4, "scenario": "homepage"},
+                       {"user_id": "dave", "type": "search", "query": "gaming mouse", "scenario": "search"},
+                       {"user_id": "dave", "type": "cart", "item": 7, "scenario": "search"}]}
+    r = httpx.post(f"{url}/v1/events", json=body, headers={"X-API-Key": KEY}, timeout=60)
+    assert r.status_code == 200 and r.json() == {"accepted": 3}
+    assert _stream_len(redis_server) == before + 3
+    r = httpx.post(f"{url}/v1/recommend", json={"scenario": "homepage", "user_id": "dave", "k": 3}, timeout=60)
+    assert r.status_code == 200  # serving now knows dave from his events
+
+
+@pytest.mark.parametrize("events, status, words", [
+    ([{"user_id": "e", "type": "like", "item": 1}], 422, "type"),
+    ([{"user_id": "e", "type": "cart"}], 422, "needs the item"),
+    ([{"user_id": "e", "type": "search"}], 422, "needs its query"),
+    ([{"user_id": "e", "type": "cart", "item": 99999}], 404, "unknown item"),
+    ([{"user_id": "e", "type": "cart", "item": 1, "colour": "red"}], 422, "colour"),
+    ([{"user_id": "e", "type": "click", "item": 1}] * 1001, 422, "events"),
+    ([], 422, "events"),
+])
+def test_bad_event_batches_are_4xx_and_write_nothing(url, redis_server, events, status, words):
+    before = _stream_len(redis_server)
+    r = httpx.post(f"{url}/v1/events", json={"events": [{"user_id": "e", "type": "click", "item": 1}] + events
+                                             if status == 404 or "needs" in words else events},
+                   headers={"X-API-Key": KEY}, timeout=60)
+    assert r.status_code == status and words in r.text
+    assert _stream_len(redis_server) == before

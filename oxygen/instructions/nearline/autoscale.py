@@ -2,7 +2,8 @@
 
     want = desired_workers(backlog, current=2, cfg=cfg, low_since=t_low, now=time.time())
 
-Backlog = windows due now (users waiting for regeneration) + events not yet read. Up at once to
+Backlog = open windows (users scheduled for regeneration, due now or within window_s: the work of
+the coming window) + events not yet read. Up at once to
 ceil(backlog / users_per_worker) (within [min_workers, max_workers]); down one worker at a time,
 only after the backlog has stayed low enough for fewer workers for `scale_down_after_s`.
 """
@@ -15,8 +16,8 @@ from oxygen.config import NearlineConfig
 
 
 def pressure(backlog: dict[str, int]) -> int:
-    """The work waiting in an `EventLog.backlog()`: due windows + unread events."""
-    return int(backlog.get("due", 0)) + int(backlog.get("unread", 0))
+    """The work waiting in an `EventLog.backlog()`: open windows (due or not) + unread events."""
+    return int(backlog.get("open", 0)) + int(backlog.get("unread", 0))
 
 
 def desired_workers(backlog: dict[str, int], current: int, cfg: NearlineConfig, low_since: float | None,
