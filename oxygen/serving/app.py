@@ -22,8 +22,7 @@ from ray.serve.handle import DeploymentHandle
 from oxygen.instructions.backends.knowledge import KnowledgeBackend
 from oxygen.model.bundle import Bundle
 from oxygen.serving.core import RecommenderCore, RequestError, query_rewriter, text_query_encoder
-from oxygen.serving.schemas import (EventsRequest, EventsResponse, Health, RecommendRequest, RecommendResponse,
-                                    ScenarioInfo)
+from oxygen.serving.schemas import EventsRequest, EventsResponse, Health, RecommendRequest, RecommendResponse, ScenarioInfo
 from oxygen.serving.stores import Stores
 
 

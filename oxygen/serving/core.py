@@ -27,8 +27,15 @@ from oxygen.instructions.backends.base import Backend
 from oxygen.instructions.generator import rewrite_queries
 from oxygen.model.bundle import Bundle
 from oxygen.semantic_ids.text_encoder import encode_texts
-from oxygen.serving.schemas import (EventsRequest, EventsResponse, InstructionUsed, RecommendedItem,
-                                    RecommendRequest, RecommendResponse, ScenarioInfo)
+from oxygen.serving.schemas import (
+    EventsRequest,
+    EventsResponse,
+    InstructionUsed,
+    RecommendedItem,
+    RecommendRequest,
+    RecommendResponse,
+    ScenarioInfo,
+)
 from oxygen.serving.stores import DEFAULT_UNREAD, Stores, UserContext
 from oxygen.store.events import UserEvent
 from oxygen.store.instructions import InstructionRecord, StoreUnavailable

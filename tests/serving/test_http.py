@@ -7,9 +7,9 @@ import os
 import socket
 
 import httpx
-import redis
 import pytest
 import ray
+import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ray import serve
