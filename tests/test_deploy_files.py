@@ -35,3 +35,19 @@ def test_every_documented_job_exists():
     assert {"apps.world", "apps.build_sids", "apps.train", "apps.serve"} <= jobs
     for job in jobs:
         assert (ROOT / (job.replace(".", "/") + ".py")).exists(), f"{job} is documented but missing"
+
+
+def test_the_cluster_redis_needs_a_password_and_stays_private():
+    cfg = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    text = " ".join(cfg["head_setup_commands"] + cfg["head_start_ray_commands"])
+    assert "--protected-mode no" not in text and "0.0.0.0" not in re.sub(r"--dashboard-host=\S+", "", text)
+    assert "requirepass" in text and "bind 127.0.0.1 %s" in text and "appendonly yes" in text
+    assert "redis://:%s@" in text  # REDIS_URL carries the credentials
+    assert not re.search(r"requirepass [A-Za-z0-9]{8,}", text)  # no literal password in the repo
+
+
+def test_serve_yaml_takes_its_secrets_from_the_environment():
+    app = yaml.safe_load((ROOT / "deployments" / "serve.yaml").read_text())["applications"][0]
+    env = app["runtime_env"]["env_vars"]
+    assert env == {"REDIS_URL": "${REDIS_URL}", "OXYGEN_API_KEY": "${OXYGEN_API_KEY}"}
+    assert app["args"]["require_api_key"] is True

@@ -40,6 +40,16 @@ class AppArgs(BaseModel):
     require_api_key: bool = False  # refuse to start without the key (set when serving beyond loopback)
 
 
+def events_api_key(a: AppArgs) -> str | None:
+    """The key POST /v1/events requires (from the environment variable `a.api_key_env`; None: no
+    key); a RuntimeError when `a.require_api_key` and the variable is unset."""
+    key = os.environ.get(a.api_key_env) or None
+    if a.require_api_key and not key:
+        raise RuntimeError(f"POST /v1/events writes user data and this service listens beyond loopback: "
+                           f"set {a.api_key_env} (a secret, not in the repo) before starting it")
+    return key
+
+
 @serve.deployment
 class Recommender:
     """Holds one bundle; decodes batches of requests of any scenario mix."""
@@ -81,12 +91,8 @@ class Ingress:
     """HTTP front: /v1/recommend, /v1/events, /v1/scenarios, /healthz, /readyz."""
 
     def __init__(self, recommender: DeploymentHandle, args: dict | None = None):
-        a = AppArgs(**(args or {"bundle": ""}))
         self.rec = recommender
-        self.api_key = os.environ.get(a.api_key_env) or None
-        if a.require_api_key and not self.api_key:
-            raise RuntimeError(f"POST /v1/events writes user data and this service listens beyond loopback: "
-                               f"set {a.api_key_env} (a secret, not in the repo) before starting it")
+        self.api_key = events_api_key(AppArgs(**(args or {"bundle": ""})))
 
     @api.post("/v1/recommend", response_model=RecommendResponse)
     async def recommend(self, req: RecommendRequest) -> RecommendResponse:
