@@ -25,20 +25,23 @@ SMOKE_SCENARIOS = ("search", "homepage", "channel", "cart")
 
 
 def load_users(redis_url: str, data_dir: Path) -> dict[str, dict]:
-    """Write each user's latest state (from all splits, by timestamp order) into Redis; return
-    {user_id: last row as dict} for building example requests."""
+    """Write each user's latest state (from all splits, by timestamp order: history with behaviours,
+    scenarios and times, their search queries, profile) into Redis; return {user_id: last row as
+    dict} for building example requests."""
     from oxygen.data.io import load_dataset
+    from oxygen.instructions.pipeline import after, query_log
     from oxygen.store.users import UserState, UserStateStore
 
     ds = load_dataset(data_dir)
-    last = {}
-    for split in ("train", "valid", "test"):
-        for r in ds.splits.get(split, []):
-            last[r.user_id] = r
-    states = [UserState(u, list(r.history) + [r.target], (r.history_behaviours or []) + [r.behaviour or "click"]
-                        if r.history_behaviours is not None else None,
-                        (r.history_scenarios or []) + [r.scenario] if r.history_scenarios is not None else None,
-                        r.profile.model_dump() if r.profile else None) for u, r in last.items()]
+    rows = [r for split in ("train", "valid", "test") for r in ds.splits.get(split, [])]
+    last = {r.user_id: r for r in rows}
+    queries = query_log(rows)
+    states = []
+    for u, r in last.items():
+        a = after(r)  # the last row's own event appended to its history
+        states.append(UserState(u, list(a.history), a.history_behaviours, a.history_scenarios,
+                                r.profile.model_dump() if r.profile else None, a.history_timestamps,
+                                [[ts, q] for ts, q in queries.get(u, [])] or None))
     UserStateStore.connect(redis_url).put_many(states)
     return {u: r.model_dump() for u, r in last.items()}
 

@@ -15,7 +15,10 @@ import httpx
 import ray
 from ray import serve
 
+from oxygen.config import NearlineConfig
 from oxygen.serving.app import build_app
+from oxygen.serving.instruction_service import ServiceArgs, start_instruction_service
+from oxygen.serving.nearline import NearlineArgs, start_nearline
 
 # a busy 2-core laptop can take >15 s to start the HTTP proxy; Serve's default gives up
 SLOW_START = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "60"}
@@ -37,12 +40,7 @@ def wait_ready(url: str, timeout_s: float = 120) -> None:
 def start_local(bundle: Path, redis_url: str, port: int, max_batch_size: int = 32,
                 replicas: int | None = None) -> str:
     """Start local Ray + Serve with the app on 127.0.0.1:port; return the base URL once ready."""
-    env = {"HF_HUB_OFFLINE": "1", "REDIS_URL": redis_url, **SLOW_START}
-    os.environ.update({k: v for k, v in env.items() if k not in os.environ})
-    if not ray.is_initialized():
-        # logical CPUs: ingress + up to two recommender replicas (1 CPU each) fit on a 2-core laptop
-        ray.init(num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": env})
+    init_local(redis_url)  # logical CPUs: ingress + up to two recommender replicas (1 CPU each)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_app({"bundle": str(Path(bundle).resolve()), "redis_url": redis_url,
                          "max_batch_size": max_batch_size, "recommender_replicas": replicas}),
@@ -50,6 +48,25 @@ def start_local(bundle: Path, redis_url: str, port: int, max_batch_size: int = 3
     url = f"http://127.0.0.1:{port}"
     wait_ready(url)
     return url
+
+
+def init_local(redis_url: str) -> None:
+    """Local Ray (logical CPUs for the service, the instruction service and a few workers)."""
+    env = {"HF_HUB_OFFLINE": "1", "REDIS_URL": redis_url, **SLOW_START}
+    os.environ.update({k: v for k, v in env.items() if k not in os.environ})
+    if not ray.is_initialized():
+        ray.init(num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": env})
+
+
+def start_nearline_local(data: Path, redis_url: str, cfg: NearlineConfig, prefix: str = "oxygen"):
+    """Near-line workers (and, for backend `service`, the vLLM instruction service on cfg.model)
+    on local Ray; returns the supervisor's handle."""
+    init_local(redis_url)
+    if cfg.backend == "service":
+        start_instruction_service(ServiceArgs(model_dir=str(Path(cfg.model).resolve())))
+    return start_nearline(NearlineArgs(data=str(Path(data).resolve()), redis_url=redis_url, prefix=prefix,
+                                       config=cfg))
 
 
 def stop_local() -> None:

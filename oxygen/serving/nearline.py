@@ -188,3 +188,13 @@ def start_nearline(args: NearlineArgs) -> ray.actor.ActorHandle:
     sup = Supervisor.options(num_cpus=0).remote(args.model_dump())
     sup.run.remote()
     return sup
+
+
+def nearline_status(sup: ray.actor.ActorHandle) -> dict:
+    """The supervisor's status (workers, backlog history, worker counters)."""
+    return ray.get(sup.status.remote())
+
+
+def stop_nearline(sup: ray.actor.ActorHandle) -> list[dict]:
+    """Stop the supervisor and its workers; every worker's counters."""
+    return ray.get(sup.stop.remote())
