@@ -140,6 +140,25 @@ def _batch(batch: Sequence[UserState], backend: Backend, cache: STPCache, budget
     return records
 
 
+def fill_stp_cache(states: Sequence[UserState], backend: Backend, cache: STPCache | None = None,
+                   max_new_tokens: int = 256) -> tuple[STPCache, GenerationStats]:
+    """One STP generation per distinct (time bucket, place, persona) key of `states` not yet in
+    `cache` (what a refresh runs once before the per-user branches); (the cache, stats)."""
+    cache = cache if cache is not None else STPCache()
+    stats, t0 = GenerationStats(users=len(states)), time.perf_counter()
+    first: dict[StpKey, UserState] = {}
+    for s in states:
+        if stp_prompt(s) is not None:
+            first.setdefault(stp_key(s), s)
+    try:
+        _stp_batch(list(first.values()), backend, cache, stats, max_new_tokens)
+    except Exception as e:  # noqa: BLE001 - the per-user pass retries missing keys itself
+        stats.failed += len(first)
+        stats.errors.append(f"{type(e).__name__}: {e}")
+    stats.seconds = time.perf_counter() - t0
+    return cache, stats
+
+
 def generate_instructions(states: Sequence[UserState], backend: Backend, stp_cache: STPCache | None = None,
                           batch_size: int = 64, budget: Budget | None = None,
                           max_new_tokens: int = 256) -> tuple[list[Instruction], GenerationStats]:
