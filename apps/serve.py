@@ -24,8 +24,8 @@ from apps.cli import add_common, run
 SMOKE_SCENARIOS = ("search", "homepage", "channel", "cart")
 
 
-def load_users(redis_url: str, data_dir: Path) -> dict[str, dict]:
-    """Write each user's latest state (from all splits, by timestamp order: history with behaviours,
+def load_users(redis_url: str, data_dir: Path, splits: tuple[str, ...] = ("train", "valid", "test")) -> dict[str, dict]:
+    """Write each user's latest state (from `splits`, by timestamp order: history with behaviours,
     scenarios and times, their search queries, profile) into Redis; return {user_id: last row as
     dict} for building example requests."""
     from oxygen.data.io import load_dataset
@@ -33,7 +33,7 @@ def load_users(redis_url: str, data_dir: Path) -> dict[str, dict]:
     from oxygen.store.users import UserState, UserStateStore
 
     ds = load_dataset(data_dir)
-    rows = [r for split in ("train", "valid", "test") for r in ds.splits.get(split, [])]
+    rows = [r for split in splits for r in ds.splits.get(split, [])]
     last = {r.user_id: r for r in rows}
     queries = query_log(rows)
     states = []

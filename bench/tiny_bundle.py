@@ -2,6 +2,7 @@
 serving tests and the serving load benchmark when no trained bundle is given.
 
     bundle = make_bundle("/tmp/tiny-bundle")
+    bundle = catalogue_bundle("/tmp/world-bundle", ds.items)   # random weights over a dataset's catalogue
 """
 
 from __future__ import annotations
@@ -39,3 +40,22 @@ def make_bundle(path: Path | str) -> Bundle:
     return Bundle.load(path)
 
 
+
+
+def catalogue_bundle(path: Path | str, items: list, width: int = 16) -> Bundle:
+    """Write and return a random-weight bundle over `items` (random unique SIDs, every scenario's
+    pool = the whole catalogue, titles): what a load test of the HTTP path needs, not a model."""
+    from bench.training import random_codebook
+
+    ids = np.array(sorted(it.item_id for it in items))
+    cb = random_codebook(ids, width=width)
+    torch.manual_seed(0)
+    model = OxygenModel(ModelConfig(codebook_sizes=(width,) * 3, d_model=32, n_heads=2, enc_layers=1,
+                                    dec_layers=1, d_ff=64, dropout=0.0, profile_size=2)).eval()
+    specs = {s: ScenarioSpec(ids.tolist(), s in ("channel", "cart", "checkout"))
+             for s in ("search", "homepage", "channel", "cart", "checkout")}
+    b = Bundle(model, cb, FeatureSpace(cb.item_ids, cb.codes, {("city", "Harbin"): 1}),
+               CollateConfig(short_len=5, long_len=10), specs, {it.item_id: it.title for it in items if it.title},
+               "random-catalogue-v1")
+    b.save(path)
+    return Bundle.load(path)

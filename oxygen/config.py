@@ -362,6 +362,7 @@ class NearlineConfig(StrictConfig):
     backend: Literal["knowledge", "hf", "vllm", "service"] = "knowledge"  # service: the vLLM instruction service
     model: str | None = None  # LM folder for hf / vllm
     coverage: float = Field(default=0.8, gt=0, le=1)  # the knowledge teacher's coverage
+    service_timeout_s: float = Field(default=30.0, gt=0)  # a service call slower than this fails (retried)
     max_history: int = Field(default=200, ge=1)  # events kept per user state
 
     def model_post_init(self, __context: object) -> None:

@@ -18,26 +18,35 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from oxygen.instructions.backends.base import BackendError
+from oxygen.instructions.backends.knowledge import KnowledgeBackend
 from oxygen.instructions.backends.vllm import VLLMBackend, VLLMSettings, engine_kwargs
 
 APP_NAME = "instructions"
 
 
 class ServiceArgs(BaseModel):
-    """Arguments of the service: the model folder, the engine settings and the batching knobs."""
+    """Arguments of the service: the backend (vLLM on a model folder, or the knowledge teacher for
+    CPU-only setups and fault drills), the engine settings and the batching knobs."""
 
-    model_dir: str = Field(description="HF causal-LM folder (apps.train_instructor --out)")
+    model_dir: str | None = Field(default=None, description="HF causal-LM folder (apps.train_instructor --out)")
+    backend: Literal["vllm", "knowledge"] = "vllm"
+    coverage: float = Field(default=0.8, gt=0, le=1)  # the knowledge teacher's
     engine: VLLMSettings = Field(default_factory=VLLMSettings)
     max_batch_size: int = Field(default=32, ge=1, le=1024)
     batch_wait_timeout_s: float = Field(default=0.05, ge=0, le=5)
     replicas: int = Field(default=1, ge=1, le=64)
     num_cpus: float = Field(default=1, gt=0)  # Ray CPUs reserved per replica (no GPU is asked for)
+
+    def model_post_init(self, __context: object) -> None:
+        if self.backend == "vllm" and not self.model_dir:
+            raise ValueError("the vLLM instruction service needs model_dir (an LM folder from apps.train_instructor)")
 
 
 @serve.deployment
@@ -47,7 +56,8 @@ class InstructionService:
     def __init__(self, args: dict):
         a = ServiceArgs(**args)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        self.backend = VLLMBackend(a.model_dir, a.engine)
+        self.backend = (VLLMBackend(a.model_dir, a.engine) if a.backend == "vllm"
+                        else KnowledgeBackend(coverage=a.coverage))
         self.generate.set_max_batch_size(a.max_batch_size)
         self.generate.set_batch_wait_timeout_s(a.batch_wait_timeout_s)
         self.batches: list[int] = []  # the size of every engine call, for tests and metrics
@@ -69,8 +79,9 @@ class InstructionService:
 
     def info(self) -> dict:
         """Backend name, model version and folder, and the batch sizes served so far."""
-        return {"name": self.backend.name, "version": self.backend.version, "model_dir": str(self.backend.path),
-                "batches": list(self.batches), "cut_prompts": self.backend.cut_prompts}
+        return {"name": self.backend.name, "version": self.backend.version,
+                "model_dir": str(getattr(self.backend, "path", "")), "batches": list(self.batches),
+                "cut_prompts": getattr(self.backend, "cut_prompts", 0)}
 
 
 def build_instruction_app(args: ServiceArgs | dict) -> serve.Application:
@@ -105,6 +116,11 @@ def start_instruction_service(args: ServiceArgs, name: str = APP_NAME) -> Deploy
     return serve.run(build_instruction_app(args), name=name, route_prefix=None)
 
 
+def stop_instruction_service(name: str = APP_NAME) -> None:
+    """Delete the service's Serve app (its callers then fail until it is deployed again)."""
+    serve.delete(name)
+
+
 def instruction_handle(name: str = APP_NAME) -> DeploymentHandle:
     """The handle of a running instruction service (from any worker of the same Ray cluster)."""
     return serve.get_app_handle(name)
@@ -124,11 +140,10 @@ def generate_via(handle: DeploymentHandle, prompts: list[str], max_new_tokens: i
 class ServiceBackend:
     """A running instruction service as a `Backend`: same name and version as the engine it holds."""
 
-    name = "vllm"
-
     def __init__(self, handle: DeploymentHandle, timeout_s: float | None = 600):
         self.handle, self.timeout_s = handle, timeout_s
-        self.version = handle.info.remote().result(timeout_s=timeout_s)["version"]
+        info = handle.info.remote().result(timeout_s=timeout_s)
+        self.name, self.version = info["name"], info["version"]
 
     def generate(self, prompts: list[str], max_new_tokens: int | None = None) -> list[str]:
         """One text per prompt through the service (None: the service's engine.max_new_tokens)."""

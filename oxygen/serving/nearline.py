@@ -51,7 +51,7 @@ def _backend(args: NearlineArgs) -> Backend:
     """The configured instruction backend, built inside the worker."""
     c = args.config
     if c.backend == "service":
-        return ServiceBackend(instruction_handle(args.service))
+        return ServiceBackend(instruction_handle(args.service), timeout_s=c.service_timeout_s)
     return make_backend(c.backend, c.model, coverage=c.coverage)
 
 
@@ -103,6 +103,7 @@ class Supervisor:
         self.log = event_log(self.args)
         self.log.ensure_group()
         self.workers: dict[str, tuple] = {}  # name -> (actor, run ref)
+        self.stopping: dict[str, tuple] = {}  # scaled down: finishing their step
         self.finished: list[dict] = []  # counters of workers scaled down or stopped
         self.history: list[dict] = []  # (t, workers, backlog) per tick
         self._stop, self._count, self._low_since = threading.Event(), 0, None
@@ -144,35 +145,38 @@ class Supervisor:
         self.workers[name] = (actor, actor.run.remote())
 
     def _stop_worker(self, name: str) -> None:
+        """Ask a worker to stop after its current step (never waited for here: a step may be in a
+        slow backend call); `_reap_dead` collects it."""
         actor, ref = self.workers.pop(name)
         actor.stop.remote()
-        try:
-            self.finished.append({"name": name, **ray.get(ref, timeout=60)})
-        except Exception as e:  # noqa: BLE001 - a worker that died: its events are reclaimed by the others
-            self.finished.append({"name": name, "error": f"{type(e).__name__}: {e}"})
-        ray.kill(actor)
+        self.stopping[name] = (actor, ref)
 
     def _reap_dead(self) -> None:
-        """Forget workers whose run ended (killed): the next tick starts replacements if needed."""
-        for name, (_, ref) in list(self.workers.items()):
-            done, _ = ray.wait([ref], timeout=0)
-            if done:
-                del self.workers[name]
-                try:
-                    self.finished.append({"name": name, **ray.get(ref)})
-                except Exception as e:  # noqa: BLE001
-                    self.finished.append({"name": name, "error": f"{type(e).__name__}: {e}"})
+        """Collect workers whose run ended (stopped, killed): the next tick starts replacements if needed."""
+        for pool in (self.workers, self.stopping):
+            for name, (actor, ref) in list(pool.items()):
+                done, _ = ray.wait([ref], timeout=0)
+                if done:
+                    del pool[name]
+                    self.finished.append({"name": name, **_counters(ref)})
+                    ray.kill(actor)
 
-    def worker_handles(self) -> dict:
-        """name -> actor handle of the running workers (for fault injection and stats)."""
-        return {n: a for n, (a, _) in self.workers.items()}
+    def kill_worker(self) -> str | None:
+        """Kill one running worker without letting it finish (a fault drill); its name. The next
+        tick notices and starts a replacement when the backlog still wants one."""
+        with self._lock:
+            if not self.workers:
+                return None
+            name = sorted(self.workers)[0]
+            ray.kill(self.workers[name][0], no_restart=True)
+            return name
 
     def status(self) -> dict:
         """Workers now, the backlog history, and the counters of every running worker."""
         with self._lock:
             running = {n: a.stats.remote() for n, (a, _) in self.workers.items()}
         return {"workers": len(self.workers), "history": list(self.history),
-                "running": {n: ray.get(r) for n, r in running.items()}, "finished": list(self.finished)}
+                "running": {n: _counters(r) for n, r in running.items()}, "finished": list(self.finished)}
 
     def stop(self) -> list[dict]:
         """Stop ticking and every worker; -> every worker's counters."""
@@ -180,7 +184,19 @@ class Supervisor:
         with self._lock:
             for name in sorted(self.workers):
                 self._stop_worker(name)
+            for name, (actor, ref) in sorted(self.stopping.items()):
+                self.finished.append({"name": name, **_counters(ref)})
+                ray.kill(actor)
+            self.stopping.clear()
             return list(self.finished)
+
+
+def _counters(ref: ray.ObjectRef) -> dict:
+    """A worker's counters, or the error that ended it (killed, crashed)."""
+    try:
+        return ray.get(ref, timeout=60)
+    except Exception as e:  # noqa: BLE001 - a dead worker's events are reclaimed by the others
+        return {"error": f"{type(e).__name__}: {str(e).splitlines()[0]}"}
 
 
 def start_nearline(args: NearlineArgs) -> ray.actor.ActorHandle:
@@ -198,3 +214,8 @@ def nearline_status(sup: ray.actor.ActorHandle) -> dict:
 def stop_nearline(sup: ray.actor.ActorHandle) -> list[dict]:
     """Stop the supervisor and its workers; every worker's counters."""
     return ray.get(sup.stop.remote())
+
+
+def kill_one_worker(sup: ray.actor.ActorHandle) -> str | None:
+    """Kill one of the supervisor's workers mid-work (fault drills); its name."""
+    return ray.get(sup.kill_worker.remote())

@@ -9,6 +9,7 @@ Keys (prefix p):
     p:proc:{user}      SET of the stream ids of the window being processed
     p:lease            ZSET user -> lease deadline; p:owner HASH user -> the worker holding it
     p:fail:{user}      failed attempts of the user's current window
+    p:done             audit stream: one entry per finished window (user, stream ids, outcome, worker)
 
 Life of an event (`ingest` and the worker calls, each one atomic Lua script):
     ingest    XADD to the stream and append to the user's state (serving reads it at once);
@@ -17,7 +18,8 @@ Life of an event (`ingest` and the worker calls, each one atomic Lua script):
               or being processed (so a reclaimed event is never counted twice); others are acked;
     claim     at the window's end one worker takes the user: open window -> proc, lease set;
               an event arriving now opens the next window, never lost;
-    complete  after the instruction write: XACK every id of the window, drop proc and the lease;
+    complete  after the instruction write: XACK every id of the window, drop proc and the lease,
+              and append the window to the audit stream (all in one script);
     fail      attempt += 1; retried after a back-off, dead-lettered after `max_tries`;
     reap      a lease past its deadline (a dead worker) puts the user back in p:due (proc kept).
 Events a dead worker read but never scheduled stay pending in the group and are taken over by
@@ -127,6 +129,8 @@ local proc = p .. ':proc:' .. user
 local ids = redis.call('SMEMBERS', proc)
 local acked = 0
 if #ids > 0 then acked = redis.call('XACK', p .. ':events', ARGV[3], unpack(ids)) end
+redis.call('XADD', p .. ':done', 'MAXLEN', '~', ARGV[5], '*', 'user', user, 'ids', table.concat(ids, ','),
+           'outcome', ARGV[4], 'worker', owner)
 redis.call('DEL', proc, p .. ':fail:' .. user)
 redis.call('ZREM', p .. ':lease', user)
 redis.call('HDEL', p .. ':owner', user)
@@ -144,7 +148,10 @@ if tries < tonumber(ARGV[4]) then
   return 0
 end
 local proc = p .. ':proc:' .. user
-for _, id in ipairs(redis.call('SMEMBERS', proc)) do
+local ids = redis.call('SMEMBERS', proc)
+redis.call('XADD', p .. ':done', 'MAXLEN', '~', ARGV[7], '*', 'user', user, 'ids', table.concat(ids, ','),
+           'outcome', 'dead', 'worker', owner)
+for _, id in ipairs(ids) do
   local got = redis.call('XRANGE', p .. ':events', id, id)
   local body = (#got > 0) and got[1][2][2] or '{}'
   redis.call('XADD', p .. ':events:dead', '*', 'event', body, 'id', id, 'error', ARGV[6], 'tries', tries)
@@ -309,21 +316,30 @@ class EventLog:
         flat = self._call("claim", [self.prefix], [now, now + lease_s, n, owner])
         return [Claim(u.decode(), tuple(sorted(i.decode() for i in ids))) for u, ids in zip(flat[::2], flat[1::2])]
 
-    def complete(self, owner: str, claim: Claim) -> bool:
-        """Ack the claim's events and release it (after its instruction was written); False when
-        the lease was lost (another worker took the user over: its write is versioned)."""
-        return int(self._call("complete", [self.prefix], [claim.user_id, owner, GROUP])) >= 0
+    def complete(self, owner: str, claim: Claim, outcome: str = "written") -> bool:
+        """Ack the claim's events, release it and audit it (`outcome`: written / stale / empty),
+        after its instruction was written; False when the lease was lost (another worker took
+        the user over: its write is versioned)."""
+        return int(self._call("complete", [self.prefix], [claim.user_id, owner, GROUP, outcome, self.maxlen])) >= 0
 
     def fail(self, owner: str, claim: Claim, error: str, max_tries: int = 3, backoff_s: float = 1.0) -> bool:
         """Record a failed regeneration: retried after `backoff_s`, or (the max_tries-th failure)
         its events are moved to the dead-letter stream. -> True when dead-lettered."""
         tries = int(self._call("fail", [self.prefix], [claim.user_id, owner, GROUP, max_tries,
-                                                       time.time() + backoff_s, error[:500]]))
+                                                       time.time() + backoff_s, error[:500], self.maxlen]))
         return tries >= max_tries
 
     def reap(self, now: float | None = None) -> int:
         """Users whose lease expired (a dead worker) are due again; -> how many."""
         return int(self._call("reap", [self.prefix], [time.time() if now is None else now]))
+
+    def audit(self) -> list[tuple[str, str, tuple[str, ...], str]]:
+        """Every finished window in order: (audit id, user, stream ids, outcome)."""
+        out = []
+        for aid, f in self.client.xrange(f"{self.prefix}:done"):
+            ids = f[b"ids"].decode()
+            out.append((aid.decode(), f[b"user"].decode(), tuple(ids.split(",")) if ids else (), f[b"outcome"].decode()))
+        return out
 
     def backlog(self) -> dict[str, int]:
         """What is waiting: events not yet read by the group, events pending (read, not acked),

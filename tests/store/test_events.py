@@ -80,6 +80,8 @@ def test_one_window_one_claim_and_low_value_events_are_acked(log):
     assert log.backlog()["pending"] == 3  # the click was acked at once; the window's events wait for the write
     assert log.complete("w1", claims[0])
     assert log.backlog() == {"unread": 0, "pending": 0, "due": 0, "open": 0, "leased": 0, "dead": 0}
+    (_, user, ids, outcome), = log.audit()
+    assert user == "u1" and ids == claims[0].ids and outcome == "written"
 
 
 def test_an_event_during_processing_opens_the_next_window(log):
@@ -134,6 +136,7 @@ def test_failures_retry_then_dead_letter(log):
     assert len(letters) == 2 and all(f[b"error"] == b"backend timed out" and f[b"tries"] == b"3" for _, f in letters)
     assert UserEvent.from_json(letters[0][1][b"event"].decode()).user_id == "u1"
     assert log.backlog()["pending"] == 0 and log.backlog()["dead"] == 2
+    assert [(a[1], len(a[2]), a[3]) for a in log.audit()] == [("u1", 2, "dead")]
 
 
 def test_a_malformed_stream_entry_goes_to_the_dead_letters(log):

@@ -41,6 +41,7 @@ class WorkerStats:
     store_errors: int = 0  # steps ended by an unreachable Redis
     latency_s: list[float] = field(default_factory=list)  # window end -> record written, per window
     written: list[tuple[str, float, float]] = field(default_factory=list)  # (user, asof, write time)
+    windows: list[tuple[str, list[str], str]] = field(default_factory=list)  # (user, stream ids, outcome) finished
 
     def to_dict(self) -> dict:
         """JSON-ready counters (latency and writes as lists)."""
@@ -92,14 +93,18 @@ class NearlineWorker:
                 c = by_user[user]
                 self.stats.written.append((user, c.asof, now))
                 self.stats.latency_s.append(now - self._window_end(c))
-        for user in [*written, *out.empty]:
-            if not self.log.complete(self.name, by_user[user]):
+        outcome = {**{u: "written" if ok else "stale" for u, ok in written.items()}, **dict.fromkeys(out.empty, "empty")}
+        for user, kind in outcome.items():
+            if self.log.complete(self.name, by_user[user], kind):
+                self.stats.windows.append((user, list(by_user[user].ids), kind))
+            else:
                 self.stats.lost_leases += 1
         self.stats.empty += len(out.empty)
         for user, error in out.failed.items():
             self.stats.failures += 1
-            self.stats.dead_lettered += self.log.fail(self.name, by_user[user], error, self.cfg.max_tries,
-                                                      self.cfg.backoff_s)
+            if self.log.fail(self.name, by_user[user], error, self.cfg.max_tries, self.cfg.backoff_s):
+                self.stats.dead_lettered += 1
+                self.stats.windows.append((user, list(by_user[user].ids), "dead"))
         return len(written) + len(out.empty)
 
     def _window_end(self, claim: Claim) -> float:
