@@ -9,8 +9,10 @@ one model for every scenario with them and prints test HR@10 per scenario with a
 recommendations shown with titles (apps.train), 5. shows homepage lists with and without the
 instruction and a noisy search with and without the online query rewrite (the service's core),
 6. starts the Ray Serve HTTP service on the trained bundle with the embedded Redis, sends one
-request per scenario and stops (apps.serve). Each step prints the command that runs it alone.
-Takes about 8 minutes on a 2-core CPU (plus the install on a fresh machine).
+request per scenario and stops (apps.serve), 7. near-line: posts a purchase to POST /v1/events,
+a near-line worker regenerates the user's instruction when the window closes, and the next
+homepage answer reads it (apps.nearline). Each step prints the command that runs it alone.
+Takes about 9 minutes on a 2-core CPU (plus the install on a fresh machine).
 """
 
 from __future__ import annotations
@@ -105,17 +107,17 @@ def main(argv: list[str] | None = None) -> None:
     instr = args.out / "instructions"
     t0 = time.perf_counter()
 
-    step("1/6 shop world", f"python -m apps.world --out {world} {' '.join(WORLD_ARGS)}")
+    step("1/7 shop world", f"python -m apps.world --out {world} {' '.join(WORLD_ARGS)}")
     from apps import world as world_app
     world_app.main(["--out", str(world), *WORLD_ARGS, "--quiet"])
 
-    step("2/6 semantic IDs (text, residual k-means, collisions resolved)",
+    step("2/7 semantic IDs (text, residual k-means, collisions resolved)",
          f"python -m apps.build_sids --data {world} --out {sids} --source text")
     from apps import build_sids
     build_sids.main(["--data", str(world), "--out", str(sids), "--source", "text"])
 
     slow_thinking_step(world, instr)
-    step("4/6 train the instruction-following model (one model, every scenario)",
+    step("4/7 train the instruction-following model (one model, every scenario)",
          f"python -m apps.train --data {world} --sids {sids} --out {train} --config configs/world/demo.yaml "
          f"--set instructions.file={instr / 'rows.jsonl'}")
     from apps import train as train_app
@@ -124,10 +126,14 @@ def main(argv: list[str] | None = None) -> None:
     print("\ntest HR@10 per scenario:", json.dumps({s: round(m["hr@10"], 4) for s, m in
                                                    result["test"].get("by_scenario", {}).items()}))
     show_examples(train, world)
-    step("5/6 what the instructions change (the service core, embedded Redis)", "(shown here only)")
+    step("5/7 what the instructions change (the service core, embedded Redis)", "(shown here only)")
     from apps.demo_slow import show_slow_thinking
     show_slow_thinking(train, world, instr / "rows.jsonl")
     serve_step(train / "bundle", world, instr / "users.jsonl")
+    step("7/7 near-line: an event in, the user's instruction regenerated after the window, the next answer",
+         f"python -m apps.nearline --data {world} --set window_s=5")
+    from apps.demo_nearline import show_nearline
+    show_nearline((train / "bundle").resolve(), world)
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f}s; outputs under {args.out}/")
 
 
@@ -136,7 +142,7 @@ def slow_thinking_step(world: Path, instr: Path) -> None:
     from apps import instructions as instructions_app
     from apps.demo_slow import show_users
 
-    step("3/6 slow thinking: contextual reasoning instructions (knowledge teacher, 3 branches)",
+    step("3/7 slow thinking: contextual reasoning instructions (knowledge teacher, 3 branches)",
          f"python -m apps.instructions generate --data {world} --backend knowledge --per-row --out {instr / 'rows.jsonl'}")
     for extra, name in ((["--per-row"], "rows.jsonl"), ([], "users.jsonl")):
         out = instructions_app.main(["generate", "--data", str(world), "--backend", "knowledge", *extra,
@@ -149,7 +155,7 @@ def slow_thinking_step(world: Path, instr: Path) -> None:
 def serve_step(bundle: Path, world: Path, instructions: Path) -> None:
     """Start the HTTP service on the bundle (users' states and instructions in the embedded Redis),
     send one request per scenario, stop."""
-    step("6/6 serve over HTTP (Ray Serve + embedded Redis), one request per scenario",
+    step("6/7 serve over HTTP (Ray Serve + embedded Redis), one request per scenario",
          f"python -m apps.serve --bundle {bundle} --users-from {world} --instructions {instructions} --smoke")
     from apps.serve import run_smoke
     codes = run_smoke(bundle, world, port=8011, instructions=instructions)

@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--redis-url", default=None, help="default: $REDIS_URL or the embedded server")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--actors", type=int, default=1, help="generation actors (each loads the backend)")
+    p.add_argument("--gpus-per-actor", type=float, default=0.0, help="1 for --backend vllm on a GPU cluster")
     p.add_argument("--out", type=Path, default=None, help="write the summary JSON here too")
     add_common(p)
     args = p.parse_args(argv)
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None) -> dict:
     ds = load_dataset(args.data)
     rows = [r for s in ("train", "valid", "test") for r in ds.splits.get(s, [])]
     settings = RefreshSettings(redis_url=args.redis_url or redis_url(), backend=args.backend, model=args.model,
-                               coverage=args.coverage, batch_size=args.batch_size, actors=args.actors)
+                               coverage=args.coverage, batch_size=args.batch_size, actors=args.actors,
+                               actor_gpus=args.gpus_per_actor)
     init_ray(num_workers=args.actors + 1)
     summary = refresh(rows, {it.item_id: it for it in ds.items}, WeatherFeed.load(args.data), args.date, settings)
     print(json.dumps(summary, indent=1))

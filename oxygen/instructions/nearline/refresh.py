@@ -46,6 +46,7 @@ class RefreshSettings:
     batch_size: int = 256
     actors: int = 1  # generation actors (one backend + encoder each)
     actor_cpus: float = 1.0
+    actor_gpus: float = 0.0  # 1 for a vLLM backend on a GPU cluster
 
 
 def cutoff_of(date: str) -> int:
@@ -130,12 +131,13 @@ def refresh(rows: Sequence[Row], items: dict[int, Item], feed: WeatherFeed | Non
     todo = [s for s, d in zip(states, skip) if not d]
     summary = {"date": date, "active_users": len(states), "resumed_skipped": len(states) - len(todo)}
     if todo:
-        stp = ray.remote(num_cpus=settings.actor_cpus)(_fill_stp).remote(todo, settings)
+        stp = ray.remote(num_cpus=settings.actor_cpus, num_gpus=settings.actor_gpus)(_fill_stp).remote(todo, settings)
         cache, stp_stats = ray.get(stp)
         ds = ray.data.from_items([{"state": pickle.dumps(s)} for s in todo], override_num_blocks=max(
             1, min(64, len(todo) // settings.batch_size)))
         ds = ds.map_batches(_Generate, fn_constructor_args=(settings, cache, float(cutoff_of(date))),
-                            batch_size=settings.batch_size, concurrency=settings.actors, num_cpus=settings.actor_cpus)
+                            batch_size=settings.batch_size, concurrency=settings.actors, num_cpus=settings.actor_cpus,
+                            num_gpus=settings.actor_gpus)
         ds = ds.map_batches(_Write, fn_constructor_args=(settings, date), batch_size=settings.batch_size,
                             concurrency=1, num_cpus=0.25)
         out = ds.to_pandas()
