@@ -143,6 +143,7 @@ def check(log: EventLog, window_s: float, phase_of) -> dict:
     windows: dict[str, int] = defaultdict(int)
     last_asof: dict[str, float] = {}
     latency, out_of_order, outcomes = [], 0, defaultdict(int)
+    by_phase: dict[str, list[float]] = defaultdict(list)
     for aid, user, ids, outcome in log.audit():
         outcomes[outcome] += 1
         for i in ids:
@@ -152,7 +153,9 @@ def check(log: EventLog, window_s: float, phase_of) -> dict:
         if outcome == "written":
             out_of_order += asof <= last_asof.get(user, -1.0)
             last_asof[user] = asof
-            latency.append(int(aid.split("-")[0]) / 1000 - (min(arrival.get(i, 0.0) for i in ids) + window_s))
+            first = min(arrival.get(i, 0.0) for i in ids)
+            latency.append(int(aid.split("-")[0]) / 1000 - (first + window_s))
+            by_phase[phase_of(first)].append(latency[-1] * 1000)
     lost = sorted(hv - set(seen))
     per_user: dict[str, list[float]] = defaultdict(list)
     for sid in sorted(hv, key=lambda s: arrival[s]):
@@ -169,7 +172,9 @@ def check(log: EventLog, window_s: float, phase_of) -> dict:
                                 "more": sum(windows[u] > n for u, n in expect.items()),
                                 "fewer": sum(windows[u] < n for u, n in expect.items()),
                                 "expected_windows": sum(expect.values())},
-            "lost_by_phase": {p: sum(1 for s in lost if phase_of(arrival[s]) == p) for p in PHASES}}
+            "lost_by_phase": {p: sum(1 for s in lost if phase_of(arrival[s]) == p) for p in PHASES},
+            "latency_by_phase": {p: {"windows": len(v), "p50_ms": float(np.percentile(v, 50)),
+                                     "p99_ms": float(np.percentile(v, 99))} for p, v in by_phase.items() if v}}
 
 
 def drain(log: EventLog, timeout_s: float) -> dict:
@@ -268,7 +273,8 @@ def run_bench(args, work: Path) -> dict:
                    drained=last, max_workers=max(h["workers"] for h in status["history"]),
                    probe_status_codes={str(k): v for k, v in probe.codes.items()},
                    probe_5xx=sum(v for k, v in probe.codes.items() if isinstance(k, int) and k >= 500),
-                   phases={n: {"lost_events": out["lost_by_phase"][n]} for n in PHASES},
+                   phases={n: {"lost_events": out["lost_by_phase"][n], **out["latency_by_phase"].get(n, {})}
+                           for n in PHASES},
                    dead_letters=last.get("dead", 0))
         if args.plot:
             plot(status["history"], starts, args.plot)

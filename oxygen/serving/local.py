@@ -51,11 +51,12 @@ def start_local(bundle: Path, redis_url: str, port: int, max_batch_size: int = 3
 
 
 def init_local(redis_url: str) -> None:
-    """Local Ray (logical CPUs for the service, the instruction service and a few workers)."""
+    """Local Ray: 6 logical CPUs at least, so the service (ingress + recommender), the instruction
+    service and the near-line workers all get theirs (a redeployed service must find a free one)."""
     env = {"HF_HUB_OFFLINE": "1", "REDIS_URL": redis_url, **SLOW_START}
     os.environ.update({k: v for k, v in env.items() if k not in os.environ})
     if not ray.is_initialized():
-        ray.init(num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False,
+        ray.init(num_cpus=max(6, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": env})
 
 

@@ -44,7 +44,7 @@ class NearlineArgs(BaseModel):
     config: NearlineConfig = Field(default_factory=NearlineConfig)
     service: str = "instructions"  # the instruction service's Serve app (backend: service)
     tick_s: float = Field(default=0.5, gt=0)  # how often the supervisor looks at the backlog
-    worker_cpus: float = Field(default=0.5, gt=0)
+    worker_cpus: float = Field(default=0.25, gt=0)  # logical CPUs per worker (mostly waiting on Redis / the service)
 
 
 def _backend(args: NearlineArgs) -> Backend:
