@@ -56,15 +56,24 @@ class NearlineWorker:
         self.name, self.log, self.store, self.regenerate, self.cfg = name, log, store, regenerate, cfg
         self.stats = WorkerStats()
         self._maintained = 0.0
+        self._held: tuple[list[Claim], Outcome | None] | None = None  # claims a store outage interrupted
 
     def step(self, block_ms: int = 100) -> int:
-        """One pass; -> the number of windows it finished (written, stale, empty or dead)."""
+        """One pass; -> the number of windows it finished (written, stale, empty or dead). Claims
+        whose write or ack an unreachable Redis interrupted are finished first on the next pass
+        (they are still leased to this worker), with the instructions already generated."""
         try:
-            self.stats.events += len(self.log.read(self.name, block_ms=block_ms))
-            if time.time() - self._maintained >= MAINTAIN_EVERY_S:
-                self._maintain()
-            claims = self.log.claim(self.name, self.cfg.claim_batch, self.cfg.lease_s)
-            return self._process(claims) if claims else 0
+            if self._held is None:
+                self.stats.events += len(self.log.read(self.name, block_ms=block_ms))
+                if time.time() - self._maintained >= MAINTAIN_EVERY_S:
+                    self._maintain()
+                claims = self.log.claim(self.name, self.cfg.claim_batch, self.cfg.lease_s)
+                self._held = (claims, None) if claims else None
+            if self._held is None:
+                return 0
+            done = self._process(*self._held)
+            self._held = None
+            return done
         except StoreUnavailable:
             self.stats.store_errors += 1
             time.sleep(min(1.0, block_ms / 1000))
@@ -76,12 +85,16 @@ class NearlineWorker:
         self.log.reap()
         self._maintained = time.time()
 
-    def _process(self, claims: list[Claim]) -> int:
-        """Regenerate, write, ack (or fail) every claimed window."""
-        try:
-            out = self.regenerate(claims)
-        except Exception as e:  # noqa: BLE001 - a crashing backend fails these windows, not the worker
-            out = Outcome(failed={c.user_id: f"{type(e).__name__}: {e}" for c in claims})
+    def _process(self, claims: list[Claim], out: Outcome | None = None) -> int:
+        """Regenerate (unless `out` is given), write, ack (or fail) every claimed window."""
+        if out is None:
+            try:
+                out = self.regenerate(claims)
+            except StoreUnavailable:
+                raise
+            except Exception as e:  # noqa: BLE001 - a crashing backend fails these windows, not the worker
+                out = Outcome(failed={c.user_id: f"{type(e).__name__}: {e}" for c in claims})
+            self._held = (claims, out)
         by_user = {c.user_id: c for c in claims}
         recs = list(out.records.values())
         written = dict(zip([r.user_id for r in recs], self.store.put_versioned(recs)))

@@ -17,7 +17,7 @@ from oxygen.instructions.nearline.regenerate import Outcome
 from oxygen.instructions.nearline.worker import NearlineWorker
 from oxygen.store.embedded import EmbeddedRedis
 from oxygen.store.events import EventLog, UserEvent
-from oxygen.store.instructions import InstructionRecord, InstructionStore
+from oxygen.store.instructions import InstructionRecord, InstructionStore, StoreUnavailable
 
 _prefix = itertools.count()
 CFG = NearlineConfig(window_s=0.3, lease_s=2.0, backoff_s=0.0, max_tries=2, reclaim_idle_s=0.5)
@@ -132,3 +132,26 @@ def test_an_unreachable_redis_ends_the_step_not_the_worker():
     s.stop()
     log.client = redis.Redis.from_url(s.url, socket_timeout=0.2, socket_connect_timeout=0.2)
     assert w.step(block_ms=10) == 0 and w.stats.store_errors == 1
+
+
+def test_claims_interrupted_by_a_redis_outage_are_finished_after_it(tmp_path):
+    s = EmbeddedRedis(aof=True, data_dir=str(tmp_path / "r")).start()
+    regen = Recording()
+    log, store, w = setup(s, regen)
+    log.ingest([UserEvent("u1", "cart", item=1)])
+    log.read("w1")
+    time.sleep(CFG.window_s + 0.05)
+    real_put = store.put_versioned
+
+    def down_then_up(recs):  # Redis goes away between the generation and the write
+        s.stop()
+        s.start()
+        store.put_versioned = real_put
+        raise StoreUnavailable("down")
+
+    store.put_versioned = down_then_up
+    assert w.step(block_ms=10) == 0 and w.stats.store_errors == 1
+    assert w.step(block_ms=10) == 1  # the held claim, finished without regenerating again
+    assert len(regen.claims) == 1 and w.stats.regenerations == 1 and store.get_many(["u1"])[0].text == "for u1"
+    assert log.backlog()["pending"] == 0 and log.backlog()["leased"] == 0
+    s.stop()
