@@ -12,8 +12,6 @@ import secrets
 import time
 from pathlib import Path
 
-import httpx
-
 from apps.serve import load_users
 
 WINDOW_S = 5.0
@@ -21,9 +19,8 @@ WINDOW_S = 5.0
 
 def homepage(url: str, user: str) -> dict:
     """One homepage answer for `user` (top 5)."""
-    r = httpx.post(f"{url}/v1/recommend", json={"scenario": "homepage", "user_id": user, "k": 5}, timeout=60)
-    r.raise_for_status()
-    return r.json()
+    from oxygen.serving.client import OxygenClient
+    return OxygenClient(url).recommend("homepage", user, k=5)
 
 
 def print_answer(title: str, body: dict) -> None:
@@ -42,6 +39,7 @@ def show_nearline(bundle: Path, world: Path, port: int = 8012) -> float:
     seconds from the post to the stored instruction."""
     from oxygen.config import NearlineConfig
     from oxygen.data.io import load_dataset
+    from oxygen.serving.client import OxygenClient
     from oxygen.serving.local import start_local, start_nearline_local, stop_local
     from oxygen.serving.nearline import stop_nearline
     from oxygen.store.embedded import EmbeddedRedis
@@ -58,9 +56,8 @@ def show_nearline(bundle: Path, world: Path, port: int = 8012) -> float:
             print_answer(f"user {row.user_id}, homepage before any near-line event", homepage(url, row.user_id))
             event = {"user_id": row.user_id, "type": "purchase", "item": row.target, "scenario": "homepage",
                      "ts": row.timestamp}
-            r = httpx.post(f"{url}/v1/events", json={"events": [event]}, timeout=60,
-                           headers={"X-API-Key": os.environ["OXYGEN_API_KEY"]})
-            print(f"  POST /v1/events {event} -> HTTP {r.status_code} {r.json()}")
+            accepted = OxygenClient(url, os.environ["OXYGEN_API_KEY"]).send_events([event])
+            print(f"  POST /v1/events {event} -> accepted {accepted}")
             t0, store = time.time(), InstructionStore.connect(server.url)
             print(f"  the near-line worker waits for the {WINDOW_S:g} s window to close, then regenerates ...")
             while store.get_many([row.user_id])[0] is None:

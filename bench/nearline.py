@@ -40,6 +40,7 @@ from apps.serve import load_users
 from bench.tiny_bundle import catalogue_bundle
 from oxygen.config import NearlineConfig
 from oxygen.data.io import load_dataset
+from oxygen.serving.client import OxygenClient
 from oxygen.serving.instruction_service import ServiceArgs, start_instruction_service, stop_instruction_service
 from oxygen.serving.local import start_local, stop_local
 from oxygen.serving.nearline import NearlineArgs, kill_one_worker, nearline_status, start_nearline, stop_nearline
@@ -55,28 +56,6 @@ def replay_log(ds) -> list[dict]:
     rows = sorted((r for r in ds.splits["test"] if r.timestamp is not None), key=lambda r: r.timestamp)
     return [{"user_id": r.user_id, "type": "search" if r.query else (r.behaviour or "click"), "item": r.target,
              "scenario": r.scenario, "ts": r.timestamp, "query": r.query or None} for r in rows]
-
-
-class Poster:
-    """POSTs event batches with the API key; retries (never drops) on 5xx or a connection error."""
-
-    def __init__(self, url: str, key: str) -> None:
-        self.url, self.key, self.retries, self.posted = url, key, 0, 0
-
-    def post(self, events: list[dict]) -> None:
-        while True:
-            try:
-                r = httpx.post(f"{self.url}/v1/events", json={"events": events}, headers={"X-API-Key": self.key},
-                               timeout=30)
-                if r.status_code == 200:
-                    self.posted += len(events)
-                    return
-                if r.status_code < 500:
-                    raise RuntimeError(f"events refused: {r.status_code} {r.text}")
-            except httpx.HTTPError:
-                pass
-            self.retries += 1
-            time.sleep(0.2)
 
 
 class Probe(threading.Thread):
@@ -97,7 +76,7 @@ class Probe(threading.Thread):
             self.stop.wait(0.25)
 
 
-def replay_phase(events: list[dict], poster: Poster, speedup: float, fault, t_event0: int, t_wall0: float) -> None:
+def replay_phase(events: list[dict], client: OxygenClient, speedup: float, fault, t_event0: int, t_wall0: float) -> None:
     """Post `events` at their (sped-up) times in batches of what is due; start `fault()` halfway
     in a thread (the replay goes on during the fault) and wait for it at the end."""
     half, thread, i = len(events) // 2, None, 0
@@ -110,7 +89,7 @@ def replay_phase(events: list[dict], poster: Poster, speedup: float, fault, t_ev
         j = i
         while j < len(events) and t_wall0 + (events[j]["ts"] - t_event0) / speedup <= now and j - i < 500:
             j += 1
-        poster.post(events[i:j])
+        client.send_events(events[i:j])
         i = j
         if thread is None and i >= half and fault is not None:
             thread = threading.Thread(target=fault, daemon=True)
@@ -256,11 +235,11 @@ def run_bench(args, work: Path) -> dict:
             time.sleep(0.5)
         probe = Probe(url, next(iter(users)))
         probe.start()
-        poster, chunks, starts = Poster(url, key), np.array_split(np.arange(len(events)), 4), []
+        client, chunks, starts = OxygenClient(url, key), np.array_split(np.arange(len(events)), 4), []
         t_wall0 = time.time()
         for name, idx, fault in zip(PHASES, chunks, faults(server, sup, args.outage_s).values()):
             starts.append((name, time.time()))
-            replay_phase([events[i] for i in idx], poster, args.speedup, fault, t_event0, t_wall0)
+            replay_phase([events[i] for i in idx], client, args.speedup, fault, t_event0, t_wall0)
         last = drain(log, timeout_s=120)
         probe.stop.set()
         status = nearline_status(sup)
@@ -269,7 +248,7 @@ def run_bench(args, work: Path) -> dict:
         phase_of = lambda t: PHASES[max(0, int(np.searchsorted(bounds, t, side="right")) - 1)]  # noqa: E731
         out = check(log, window_s, phase_of)
         out.update(speedup=args.speedup, window_s=window_s, replayed_event_span_s=events[-1]["ts"] - t_event0,
-                   wall_s=time.time() - t_wall0, posted=poster.posted, post_retries=poster.retries,
+                   wall_s=time.time() - t_wall0, posted=len(events), post_retries=client.retried,
                    drained=last, max_workers=max(h["workers"] for h in status["history"]),
                    probe_status_codes={str(k): v for k, v in probe.codes.items()},
                    probe_5xx=sum(v for k, v in probe.codes.items() if isinstance(k, int) and k >= 500),

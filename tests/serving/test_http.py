@@ -133,3 +133,17 @@ def test_bad_event_batches_are_4xx_and_write_nothing(url, redis_server, events, 
                    headers={"X-API-Key": KEY}, timeout=60)
     assert r.status_code == status and words in r.text
     assert _stream_len(redis_server) == before
+
+
+def test_the_python_client_sends_events_and_reports_refusals(url, redis_server):
+    from oxygen.serving.client import ClientError, OxygenClient
+
+    before = _stream_len(redis_server)
+    client = OxygenClient(url, api_key=KEY)
+    assert client.send_events([{"user_id": "erin", "type": "purchase", "item": 3, "scenario": "cart"}]) == 1
+    assert _stream_len(redis_server) == before + 1 and client.retried == 0
+    assert client.recommend("homepage", "erin", k=2)["user_id"] == "erin"
+    with pytest.raises(ClientError, match="401"):
+        OxygenClient(url).send_events([{"user_id": "erin", "type": "cart", "item": 3}])
+    with pytest.raises(ClientError, match="unknown item"):
+        client.send_events([{"user_id": "erin", "type": "cart", "item": 99999}])
