@@ -22,3 +22,4 @@ def test_replay_log_is_the_test_split_in_time_order(tmp_path):
     assert [e["ts"] for e in events] == sorted(e["ts"] for e in events)
     assert all((e["type"] == "search") == bool(e["query"]) for e in events)
     assert {e["type"] for e in events} <= {"search", "click", "cart", "purchase"}
+
