@@ -48,6 +48,7 @@ def catalogue_bundle(path: Path | str, items: list, width: int = 16) -> Bundle:
     from bench.training import random_codebook
 
     ids = np.array(sorted(it.item_id for it in items))
+    width = max(width, int(np.ceil((2 * len(ids)) ** (1 / 3))))  # room for a unique code per item
     cb = random_codebook(ids, width=width)
     torch.manual_seed(0)
     model = OxygenModel(ModelConfig(codebook_sizes=(width,) * 3, d_model=32, n_heads=2, enc_layers=1,
