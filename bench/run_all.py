@@ -85,6 +85,9 @@ GROUPS: dict[str, list[str]] = {
     "decoding": [f"{PY} -m bench.decoding --out runs/bench/decoding.json"],
     "training": [f"{PY} -m bench.training --out runs/bench/training.json"],
     "serving": [f"{PY} -m bench.serving --out runs/bench/serving.json"],
+    "nearline": [f"{PY} -m bench.nearline --data runs/bench/world-default --speedup 2000 --max-wall-s 240 "
+                 "--out runs/bench/nearline_default.json --plot docs/img/nearline_load_default.png",
+                 f"{PY} -m bench.instruction_ceiling --data runs/bench/world-default --out runs/bench/ceiling_default.json"],
 }
 
 
