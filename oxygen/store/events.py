@@ -334,11 +334,12 @@ class EventLog:
         return int(self._call("reap", [self.prefix], [time.time() if now is None else now]))
 
     def audit(self) -> list[tuple[str, str, tuple[str, ...], str]]:
-        """Every finished window in order: (audit id, user, stream ids, outcome)."""
+        """Every finished window in order: (audit id, user, sorted stream ids, outcome)."""
         out = []
         for aid, f in self.client.xrange(f"{self.prefix}:done"):
             ids = f[b"ids"].decode()
-            out.append((aid.decode(), f[b"user"].decode(), tuple(ids.split(",")) if ids else (), f[b"outcome"].decode()))
+            out.append((aid.decode(), f[b"user"].decode(), tuple(sorted(ids.split(","))) if ids else (),
+                        f[b"outcome"].decode()))
         return out
 
     def backlog(self) -> dict[str, int]:
