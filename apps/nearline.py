@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     add_common(p, config="YAML NearlineConfig (default deployments/nearline.yaml)")
     args = p.parse_args(argv)
     cfg = load_config(args.config or "deployments/nearline.yaml", NearlineConfig, sets=args.set)
-    if not (args.data / "items.jsonl").exists() and not (args.data / "items.parquet").exists():
+    from oxygen.data.io import find_file
+    if find_file(args.data, "items") is None:
         raise FileNotFoundError(f"{args.data}/items.jsonl not found; pass the dataset folder the model was trained on")
     from apps.serve import load_users
     from oxygen.serving.local import start_nearline_local, stop_local

@@ -90,9 +90,9 @@ api = FastAPI(title="Oxygen recommender", version="1",
 class Ingress:
     """HTTP front: /v1/recommend, /v1/events, /v1/scenarios, /healthz, /readyz."""
 
-    def __init__(self, recommender: DeploymentHandle, args: dict | None = None):
+    def __init__(self, recommender: DeploymentHandle, args: dict):
         self.rec = recommender
-        self.api_key = events_api_key(AppArgs(**(args or {"bundle": ""})))
+        self.api_key = events_api_key(AppArgs(**args))
 
     @api.post("/v1/recommend", response_model=RecommendResponse)
     async def recommend(self, req: RecommendRequest) -> RecommendResponse:

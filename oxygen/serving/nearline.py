@@ -155,11 +155,14 @@ class Supervisor:
         """Collect workers whose run ended (stopped, killed): the next tick starts replacements if needed."""
         for pool in (self.workers, self.stopping):
             for name, (actor, ref) in list(pool.items()):
-                done, _ = ray.wait([ref], timeout=0)
-                if done:
+                if ray.wait([ref], timeout=0)[0]:
                     del pool[name]
-                    self.finished.append({"name": name, **_counters(ref)})
-                    ray.kill(actor)
+                    self._finish(name, actor, ref)
+
+    def _finish(self, name: str, actor, ref: ray.ObjectRef) -> None:
+        """Keep a finished worker's counters (waiting for its run to return) and free the actor."""
+        self.finished.append({"name": name, **_counters(ref)})
+        ray.kill(actor)
 
     def kill_worker(self) -> str | None:
         """Kill one running worker without letting it finish (a fault drill); its name. The next
@@ -185,8 +188,7 @@ class Supervisor:
             for name in sorted(self.workers):
                 self._stop_worker(name)
             for name, (actor, ref) in sorted(self.stopping.items()):
-                self.finished.append({"name": name, **_counters(ref)})
-                ray.kill(actor)
+                self._finish(name, actor, ref)
             self.stopping.clear()
             return list(self.finished)
 

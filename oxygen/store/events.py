@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass
 import redis
 
 from oxygen.store.embedded import redis_url
-from oxygen.store.instructions import StoreUnavailable
+from oxygen.store.instructions import reach
 
 EVENT_TYPES = ("search", "click", "cart", "purchase")
 HIGH_VALUE = ("search", "cart", "purchase")
@@ -219,13 +219,19 @@ class Claim:
     ids: tuple[str, ...]
 
     @property
+    def arrivals(self) -> list[float]:
+        """Arrival time (unix s) of each event in the window: stream ids are arrival milliseconds."""
+        return [int(i.split("-")[0]) / 1000 for i in self.ids]
+
+    @property
     def asof(self) -> float:
-        """The newest arrival time in the window (stream ids are arrival milliseconds)."""
-        return max(int(i.split("-")[0]) for i in self.ids) / 1000 if self.ids else 0.0
+        """The newest arrival time in the window."""
+        return max(self.arrivals, default=0.0)
 
 
 class EventLog:
-    """The near-line event stream and its windows on one Redis (every method is one round trip)."""
+    """The near-line event stream and its windows on one Redis (each method one or two round
+    trips); a lost connection is `StoreUnavailable`."""
 
     def __init__(self, client: redis.Redis, prefix: str = "oxygen", window_s: float = 300.0,
                  high_value: tuple[str, ...] = HIGH_VALUE, max_history: int = 200) -> None:
@@ -245,15 +251,14 @@ class EventLog:
         return cls(client, prefix, window_s, high_value, max_history)
 
     def _call(self, name: str, keys: list, args: list):
-        try:
+        with reach():
             return self._scripts[name](keys=keys, args=args)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
-            raise StoreUnavailable(f"Redis unreachable ({e}); check REDIS_URL or start the server") from e
 
     def ensure_group(self) -> None:
         """Create the stream and its consumer group when missing."""
         try:
-            self.client.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
+            with reach():
+                self.client.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
         except redis.exceptions.ResponseError as e:
             if "BUSYGROUP" not in str(e):
                 raise
@@ -268,25 +273,23 @@ class EventLog:
     def read(self, consumer: str, count: int = 256, block_ms: int = 100) -> list[tuple[str, UserEvent | EventError]]:
         """New events for `consumer`, each scheduled (high value) or acked (the rest); malformed
         entries go to the dead-letter stream. -> [(stream id, event or its error)]."""
-        try:
+        with reach():
             got = self.client.xreadgroup(GROUP, consumer, {self.stream: ">"}, count=count, block=block_ms)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
-            raise StoreUnavailable(f"Redis unreachable ({e}); check REDIS_URL or start the server") from e
         entries = got[0][1] if got else []
         return self._schedule(entries)
 
     def reclaim(self, consumer: str, idle_s: float, count: int = 256) -> list[tuple[str, UserEvent | EventError]]:
         """Take over events pending longer than `idle_s` under any consumer (a dead worker's) and
         schedule them again (idempotent)."""
-        try:
+        with reach():
             _, entries, *_ = self.client.xautoclaim(self.stream, GROUP, consumer, int(idle_s * 1000), "0-0", count=count)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
-            raise StoreUnavailable(f"Redis unreachable ({e}); check REDIS_URL or start the server") from e
         return self._schedule([e for e in entries if e and e[1]])
 
     def _schedule(self, entries: list) -> list[tuple[str, UserEvent | EventError]]:
+        """Schedule the high-value entries, ack the rest, dead-letter malformed ones: one round trip."""
         out: list[tuple[str, UserEvent | EventError]] = []
         ack, dead = [], []
+        pipe = self.client.pipeline(transaction=True)
         for sid, fields in entries:
             sid = sid.decode() if isinstance(sid, bytes) else sid
             try:
@@ -298,16 +301,16 @@ class EventLog:
             out.append((sid, ev))
             if ev.type in self.high_value:
                 end = int(sid.split("-")[0]) / 1000 + self.window_s
-                self._call("schedule", [self.prefix], [ev.user_id, sid, end])
+                self._scripts["schedule"](keys=[self.prefix], args=[ev.user_id, sid, end], client=pipe)
             else:
                 ack.append(sid)
-        pipe = self.client.pipeline(transaction=True)
         for sid, fields, err in dead:
             pipe.xadd(self.dead, {"event": fields.get(b"event", b""), "id": sid, "error": err, "tries": 0})
             ack.append(sid)
         if ack:
             pipe.xack(self.stream, GROUP, *ack)
-        pipe.execute()
+        with reach():
+            pipe.execute()
         return out
 
     def claim(self, owner: str, n: int = 64, lease_s: float = 60.0, now: float | None = None) -> list[Claim]:
@@ -336,7 +339,9 @@ class EventLog:
     def audit(self) -> list[tuple[str, str, tuple[str, ...], str]]:
         """Every finished window in order: (audit id, user, sorted stream ids, outcome)."""
         out = []
-        for aid, f in self.client.xrange(f"{self.prefix}:done"):
+        with reach():
+            entries = self.client.xrange(f"{self.prefix}:done")
+        for aid, f in entries:
             ids = f[b"ids"].decode()
             out.append((aid.decode(), f[b"user"].decode(), tuple(sorted(ids.split(","))) if ids else (),
                         f[b"outcome"].decode()))
@@ -353,14 +358,14 @@ class EventLog:
         pipe.zcard(f"{self.prefix}:lease")
         pipe.xlen(self.dead)
         try:
-            groups, due, open_, leases, dead = pipe.execute()
+            with reach():
+                groups, due, open_, leases, dead = pipe.execute()
         except redis.exceptions.ResponseError:  # no stream yet
             return {"unread": 0, "pending": 0, "due": 0, "open": 0, "leased": 0, "dead": 0}
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
-            raise StoreUnavailable(f"Redis unreachable ({e}); check REDIS_URL or start the server") from e
         group = next((g for g in groups if g["name"] in (GROUP, GROUP.encode())), None)
         last = group["last-delivered-id"] if group else b"0-0"
         last = last.decode() if isinstance(last, bytes) else last
-        unread = len(self.client.xrange(self.stream, f"({last}", "+", count=10_000))
+        with reach():
+            unread = len(self.client.xrange(self.stream, f"({last}", "+", count=10_000))
         return {"unread": unread, "pending": int(group["pending"]) if group else 0, "due": int(due),
                 "open": int(open_), "leased": int(leases), "dead": int(dead)}

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +29,16 @@ from oxygen.store.embedded import redis_url
 
 class StoreUnavailable(RuntimeError):
     """Redis could not be reached; the message names the URL."""
+
+
+@contextmanager
+def reach() -> Iterator[None]:
+    """Turn a lost connection or a timeout inside the block into `StoreUnavailable` (what every
+    store call raises, so callers can degrade or retry instead of failing)."""
+    try:
+        yield
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
+        raise StoreUnavailable(f"Redis unreachable ({e}); check REDIS_URL or start the server") from e
 
 
 @dataclass
@@ -101,10 +113,8 @@ return out
         if not recs:
             return []
         args = [x for r in recs for x in (*self._fields(r), int(self.ttl_s or 0))]
-        try:
+        with reach():
             return [bool(x) for x in self._versioned(keys=[self.key(r.user_id) for r in recs], args=args)]
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
-            raise StoreUnavailable(f"Redis unreachable ({e}); check REDIS_URL or start the server") from e
 
     @staticmethod
     def _fields(r: InstructionRecord) -> tuple:
@@ -127,10 +137,8 @@ return out
         self._run(self.client.pipeline(transaction=False).delete(self.key(user_id)))
 
     def _run(self, pipe) -> list:
-        try:
+        with reach():
             return pipe.execute()
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
-            raise StoreUnavailable(f"Redis unreachable ({e}); check REDIS_URL or start the server") from e
 
     @staticmethod
     def _decode(user_id: str, row: list) -> InstructionRecord | None:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import redis
 
-from oxygen.store.instructions import StoreUnavailable
+from oxygen.store.instructions import reach
 
 
 class RefreshLedger:
@@ -26,21 +26,17 @@ class RefreshLedger:
         """Per user, whether this date's refresh already wrote them (one round trip)."""
         if not user_ids:
             return []
-        try:
+        with reach():
             return [bool(x) for x in self.client.smismember(self.key, list(user_ids))]
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
-            raise StoreUnavailable(f"Redis unreachable ({e}); check REDIS_URL or start the server") from e
 
     def mark(self, user_ids: Sequence[str]) -> None:
         """Record users as written (idempotent)."""
         if not user_ids:
             return
-        try:
+        with reach():
             pipe = self.client.pipeline(transaction=True)
             pipe.sadd(self.key, *user_ids).expire(self.key, self.ttl_s)
             pipe.execute()
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
-            raise StoreUnavailable(f"Redis unreachable ({e}); check REDIS_URL or start the server") from e
 
     def count(self) -> int:
         """How many users this date's refresh has written."""

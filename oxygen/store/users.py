@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 import redis
 
 from oxygen.store.embedded import redis_url
-from oxygen.store.instructions import StoreUnavailable
+from oxygen.store.instructions import reach
 
 
 @dataclass
@@ -60,20 +60,16 @@ class UserStateStore:
 
     def put_many(self, states: list[UserState]) -> None:
         """Write many user states in one round trip."""
-        try:
+        with reach():
             pipe = self.client.pipeline(transaction=False)
             for s in states:
                 pipe.set(self.key(s.user_id), json.dumps(asdict(s)))
             pipe.execute()
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
-            raise StoreUnavailable(f"Redis unreachable ({e}); check REDIS_URL or start the server") from e
 
     def get_many(self, user_ids: list[str]) -> list[UserState | None]:
         """States of `user_ids` (None for unknown users), in one MGET."""
         if not user_ids:
             return []
-        try:
+        with reach():
             raw = self.client.mget([self.key(u) for u in user_ids])
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
-            raise StoreUnavailable(f"Redis unreachable ({e}); check REDIS_URL or start the server") from e
         return [None if r is None else UserState.from_json(r) for r in raw]

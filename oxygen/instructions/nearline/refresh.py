@@ -76,9 +76,9 @@ def active_states(rows: Sequence[Row], items: dict[int, Item], feed: WeatherFeed
     out = []
     for u in sorted(active):
         row = after(last[u])
-        context = {**(row.context.model_dump() if row.context else {}), "date": date}
-        row = row.model_copy(update={"timestamp": t, "context": type(row.context)(**context) if row.context else None})
-        out.append(user_state(row, items, queries.get(u, []), feed))
+        context = row.context.model_copy(update={"date": date}) if row.context else None
+        out.append(user_state(row.model_copy(update={"timestamp": t, "context": context}), items,
+                              queries.get(u, []), feed))
     return out
 
 
@@ -96,11 +96,10 @@ class _Generate:
         recs = embed(instrs)
         for r in recs:
             r.asof = self.asof
-        got = {r.user_id for r in recs}
+        by_user = {r.user_id: r for r in recs}
         return {"user_id": np.array([s.user_id for s in states], dtype=object),
-                "record": np.array([pickle.dumps(next((r for r in recs if r.user_id == s.user_id), None))
-                                    for s in states], dtype=object),
-                "usable": np.array([s.user_id in got for s in states]),
+                "record": np.array([pickle.dumps(by_user.get(s.user_id)) for s in states], dtype=object),
+                "usable": np.array([s.user_id in by_user for s in states]),
                 "failed": np.array([bool(stats.failed)] * len(states))}
 
 

@@ -15,6 +15,7 @@ windows' events. A failed regeneration is retried after a back-off and dead-lett
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ from oxygen.store.instructions import InstructionStore, StoreUnavailable
 
 Regenerate = Callable[[Sequence[Claim]], Outcome]
 MAINTAIN_EVERY_S = 1.0  # how often a worker reclaims idle events and reaps leases
+LATENCY_KEPT = 10_000  # latencies a long-running worker remembers
 
 
 @dataclass
@@ -39,13 +41,13 @@ class WorkerStats:
     dead_lettered: int = 0  # windows given up after max_tries
     lost_leases: int = 0  # windows another worker took over before this one finished
     store_errors: int = 0  # steps ended by an unreachable Redis
-    latency_s: list[float] = field(default_factory=list)  # window end -> record written, per window
-    written: list[tuple[str, float, float]] = field(default_factory=list)  # (user, asof, write time)
-    windows: list[tuple[str, list[str], str]] = field(default_factory=list)  # (user, stream ids, outcome) finished
+    # window end -> record written, the last LATENCY_KEPT windows (which windows finished, and how,
+    # is the audit stream: EventLog.audit)
+    latency_s: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_KEPT))
 
     def to_dict(self) -> dict:
-        """JSON-ready counters (latency and writes as lists)."""
-        return dict(self.__dict__)
+        """JSON-ready counters (latencies as a list)."""
+        return {**self.__dict__, "latency_s": list(self.latency_s)}
 
 
 class NearlineWorker:
@@ -103,24 +105,18 @@ class NearlineWorker:
             self.stats.regenerations += ok
             self.stats.stale += not ok
             if ok:
-                c = by_user[user]
-                self.stats.written.append((user, c.asof, now))
-                self.stats.latency_s.append(now - self._window_end(c))
+                self.stats.latency_s.append(now - self._window_end(by_user[user]))
         outcome = {**{u: "written" if ok else "stale" for u, ok in written.items()}, **dict.fromkeys(out.empty, "empty")}
         for user, kind in outcome.items():
-            if self.log.complete(self.name, by_user[user], kind):
-                self.stats.windows.append((user, list(by_user[user].ids), kind))
-            else:
+            if not self.log.complete(self.name, by_user[user], kind):
                 self.stats.lost_leases += 1
         self.stats.empty += len(out.empty)
         for user, error in out.failed.items():
             self.stats.failures += 1
-            if self.log.fail(self.name, by_user[user], error, self.cfg.max_tries, self.cfg.backoff_s):
-                self.stats.dead_lettered += 1
-                self.stats.windows.append((user, list(by_user[user].ids), "dead"))
+            self.stats.dead_lettered += self.log.fail(self.name, by_user[user], error, self.cfg.max_tries,
+                                                      self.cfg.backoff_s)
         return len(written) + len(out.empty)
 
     def _window_end(self, claim: Claim) -> float:
         """When the claim's window ended: its first arrival + window_s."""
-        first = min(int(i.split("-")[0]) for i in claim.ids) / 1000 if claim.ids else time.time()
-        return first + self.cfg.window_s
+        return min(claim.arrivals, default=time.time()) + self.cfg.window_s
