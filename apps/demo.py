@@ -12,7 +12,7 @@ instruction and a noisy search with and without the online query rewrite (the se
 request per scenario and stops (apps.serve), 7. near-line: posts a purchase to POST /v1/events,
 a near-line worker regenerates the user's instruction when the window closes, and the next
 homepage answer reads it (apps.nearline). Each step prints the command that runs it alone.
-Takes about 9 minutes on a 2-core CPU (plus the install on a fresh machine).
+Takes about 6-8 minutes on a 2-core CPU (plus the install on a fresh machine).
 """
 
 from __future__ import annotations
