@@ -10,6 +10,15 @@ leaf, the user's price tier with P_TIER):
 - `need_set`: every leaf the context makes this user need that day, weighted by strength
   (what a perfect STP branch would state);
 - `need_set_unmet`: the same without leaves the user already has in their history.
+
+These three know the row is deductive; a real recommender does not. Two more rank items by the
+simulator's whole homepage mixture (a contextual need with P_CONTEXT when one is unmet, else
+popularity with P_POPULAR or the user's true interests), i.e. the best any model can do:
+- `mix_no_context`: the mixture without the contextual part (the user's true interests and
+  popularity only): the best a ranker that knows nothing of the day's needs can do;
+- `mix_need_set`: the whole mixture with the exact unmet need set (the needs the user's earlier
+  context visits have not fired): the best a ranker with a perfect STP branch can do.
+Their ratio bounds what any instruction can add over a default that knows the user perfectly.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from apps import cli
 from oxygen.data.io import load_dataset
 from oxygen.eval.instructions import deductive
 from oxygen.world.catalogue import POP_ALPHA
-from oxygen.world.sessions import P_TIER
+from oxygen.world.sessions import P_CONTEXT, P_POPULAR, P_TIER
 from oxygen.world.world import World
 
 K = 10
@@ -43,13 +52,33 @@ def item_probs(world: World, leaf: int, tier: int) -> np.ndarray:
     return P_TIER * tp + (1 - P_TIER) * allp
 
 
+def leaf_mix(world: World, leaves: np.ndarray, weights: np.ndarray, tier: int) -> np.ndarray:
+    """Float[N]: sum_l weights[l] * P(item | leaves[l], tier) (weights need not sum to 1)."""
+    return sum((float(w) * item_probs(world, int(leaf), tier) for leaf, w in zip(leaves, weights)),
+               np.zeros(len(world.catalogue.leaf)))
+
+
+def fired_needs(rows_by_user: dict[str, list], user: str, ts: int) -> set[str]:
+    """The needs the user's context visits before `ts` have already fired (the simulator's state)."""
+    return {r.truth.need for r in rows_by_user.get(user, ()) if r.timestamp < ts and r.truth.reason == "context"}
+
+
 def ceilings(root: Path) -> dict:
-    """HR@K of the three rankers on the deductive test rows of the world in `root`."""
-    world, test = World.load(root), load_dataset(root, splits=("test",)).splits["test"]
+    """HR@K of the rankers on the deductive test rows of the world in `root`."""
+    world, data = World.load(root), load_dataset(root)
+    test = data.splits["test"]
     users, kb, cat = world.users, world.kb, world.catalogue
     uid = {users.user_id(u): u for u in range(users.n)}
     start = dt.date.fromisoformat(world.config.start_date)
-    hits: dict[str, list[bool]] = {"need_leaf": [], "need_set": [], "need_set_unmet": []}
+    by_user: dict[str, list] = {}
+    for split in data.splits.values():
+        for r in split:
+            if r.truth is not None:
+                by_user.setdefault(r.user_id, []).append(r)
+    leaf_pop = cat.leaf_weight() / cat.leaf_weight().sum()
+    popular: dict[int, np.ndarray] = {}  # tier -> P(item | a popularity visit)
+    hits: dict[str, list[bool]] = {k: [] for k in ("need_leaf", "need_set", "need_set_unmet",
+                                                   "mix_no_context", "mix_need_set")}
     for r in (r for r, d in zip(test, deductive(test)) if d):
         u = uid[r.user_id]
         tier = int(users.spending[u])
@@ -62,6 +91,16 @@ def ceilings(root: Path) -> dict:
             keep = keep if keep.any() else np.ones(len(leaves), bool)
             p = sum(s * item_probs(world, int(leaf), tier) for leaf, s, k in zip(leaves, strength, keep) if k)
             hits[name].append(r.target in np.argsort(-p)[:K])
+        if tier not in popular:
+            popular[tier] = leaf_mix(world, np.arange(len(kb.leaves)), leaf_pop, tier)
+        rest = (P_POPULAR * popular[tier]
+                + (1 - P_POPULAR) * leaf_mix(world, users.interest_leaf[u], users.interest_weight[u], tier))
+        fired = fired_needs(by_user, r.user_id, r.timestamp)
+        unmet = np.array([kb.leaves[leaf] not in fired for leaf in leaves], bool)
+        ctx = leaf_mix(world, leaves[unmet], strength[unmet] / strength[unmet].sum(), tier) if unmet.any() else 0.0
+        hits["mix_no_context"].append(r.target in np.argsort(-rest)[:K])
+        mix = P_CONTEXT * ctx + (1 - P_CONTEXT) * rest if unmet.any() else rest
+        hits["mix_need_set"].append(r.target in np.argsort(-mix)[:K])
     return {"rows": len(hits["need_leaf"]), **{f"hr{K}_{k}": float(np.mean(v)) for k, v in hits.items()}}
 
 

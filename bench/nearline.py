@@ -1,10 +1,12 @@
 """Near-line load and faults: the shop world's test-period events replayed through POST /v1/events.
 
     python -m bench.nearline --data runs/demo/world --speedup 10 --out runs/bench/nearline.json \\
-        [--bundle DIR] [--max-wall-s 240] [--workers 1 4] [--plot docs/img/nearline_load.png]
+        [--bundle DIR] [--max-wall-s 240] [--workers 1 4] [--plot docs/img/nearline_load.png] \
+        [--service-backend vllm --model runs/demo/instructor]
 
 Everything is real and local: the embedded Redis (password, AOF), Ray Serve (the HTTP app and the
-instruction service holding the knowledge teacher), the near-line supervisor and its workers.
+instruction service holding the knowledge teacher, or with `--service-backend vllm` the small LM
+on a real vLLM engine), the near-line supervisor and its workers.
 Event times are replayed `--speedup` times faster than they happened, the window shrinks with
 them (300 s / speedup), and the replay is cut to the first `--max-wall-s` seconds of wall time.
 The events are split into four consecutive phases of equal size, each with its fault in the middle:
@@ -191,7 +193,12 @@ def plot(history: list[dict], phases: list[tuple[str, float]], path: Path) -> No
     fig.savefig(path, dpi=110)
 
 
-def faults(server: EmbeddedRedis, sup, outage_s: float) -> dict:
+def service_args(args) -> ServiceArgs:
+    """The instruction service this run deploys (and redeploys after its outage)."""
+    return ServiceArgs(backend=args.service_backend, model_dir=str(args.model) if args.model else None)
+
+
+def faults(server: EmbeddedRedis, sup, outage_s: float, service: ServiceArgs) -> dict:
     """The fault injected halfway through each phase."""
     def restart_redis():
         server.stop()
@@ -201,7 +208,7 @@ def faults(server: EmbeddedRedis, sup, outage_s: float) -> dict:
     def stop_service():
         stop_instruction_service()
         time.sleep(outage_s)
-        start_instruction_service(ServiceArgs(backend="knowledge"))
+        start_instruction_service(service)
 
     return {"steady": None, "worker_killed": lambda: kill_one_worker(sup), "redis_restart": restart_redis,
             "service_stopped": stop_service}
@@ -224,7 +231,7 @@ def run_bench(args, work: Path) -> dict:
             bundle = work / "bundle"
             catalogue_bundle(bundle, ds.items)
         url = start_local(Path(bundle), server.url, args.port)
-        start_instruction_service(ServiceArgs(backend="knowledge"))
+        start_instruction_service(service_args(args))
         # the window and the replay are sped up, the work is not: leases and reclaims keep real-time sizes
         cfg = NearlineConfig(window_s=window_s, lease_s=40, reclaim_idle_s=45,
                              max_tries=100, backoff_s=0.5, backend="service", min_workers=args.workers[0],
@@ -237,7 +244,7 @@ def run_bench(args, work: Path) -> dict:
         probe.start()
         client, chunks, starts = OxygenClient(url, key), np.array_split(np.arange(len(events)), 4), []
         t_wall0 = time.time()
-        for name, idx, fault in zip(PHASES, chunks, faults(server, sup, args.outage_s).values()):
+        for name, idx, fault in zip(PHASES, chunks, faults(server, sup, args.outage_s, service_args(args)).values()):
             starts.append((name, time.time()))
             replay_phase([events[i] for i in idx], client, args.speedup, fault, t_event0, t_wall0)
         last = drain(log, timeout_s=120)
@@ -254,7 +261,7 @@ def run_bench(args, work: Path) -> dict:
                    probe_5xx=sum(v for k, v in probe.codes.items() if isinstance(k, int) and k >= 500),
                    phases={n: {"lost_events": out["lost_by_phase"][n], **out["latency_by_phase"].get(n, {})}
                            for n in PHASES},
-                   dead_letters=last.get("dead", 0))
+                   dead_letters=last.get("dead", 0), service_backend=args.service_backend)
         if args.plot:
             plot(status["history"], starts, args.plot)
         return out
@@ -276,6 +283,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--outage-s", type=float, default=10.0, help="how long the instruction service is down")
     p.add_argument("--port", type=int, default=8021)
     p.add_argument("--plot", type=Path, default=None)
+    p.add_argument("--service-backend", default="knowledge", choices=("knowledge", "vllm"),
+                   help="what the instruction service holds")
+    p.add_argument("--model", type=Path, default=None, help="LM folder for --service-backend vllm")
     cli.add_common(p)
     args = p.parse_args(argv)
     work = args.out.with_suffix("")

@@ -305,6 +305,8 @@ class WorldConfig(StrictConfig):
     start_date: str = "2025-10-01"
     valid_frac: float = Field(default=0.1, gt=0, lt=0.5)
     test_frac: float = Field(default=0.1, gt=0, lt=0.5)
+    impression_rate: float = Field(default=0.5, ge=0, le=1)  # share of requests with a logged list (impressions.jsonl)
+    impression_size: int = Field(default=10, ge=1, le=100)  # items per logged list
 
 
 class LMConfig(StrictConfig):

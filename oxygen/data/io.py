@@ -1,4 +1,4 @@
-"""Validated io for items and rows (JSONL or Parquet), and `load_dataset(dir)` for a dataset folder.
+"""Validated io for items, rows and logged impressions (JSONL or Parquet), and `load_dataset(dir)` for a dataset folder.
 
 A dataset folder holds `items` and `train`, `valid`, `test` files (any split may be absent), each
 either `<name>.jsonl` (one JSON object per line) or `<name>.parquet` (one record per row, columns
@@ -19,7 +19,7 @@ from typing import Iterable, Iterator, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from oxygen.data.schema import Item, Row
+from oxygen.data.schema import Impression, Item, Row
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 M = TypeVar("M", bound=BaseModel)
@@ -209,3 +209,26 @@ def load_dataset(root: Path | str, splits: Iterable[str] = SPLITS) -> Dataset:
         if p is not None:
             ds.splits[s] = load_rows(p, known)
     return ds
+
+
+def load_impressions(root: Path | str, splits: Iterable[str] = SPLITS,
+                     known_items: set[int] | None = None) -> list[Impression]:
+    """The logged impressions of `root` (impressions.jsonl or .parquet) whose split is in `splits`,
+    validated (and their items, triggers checked against `known_items`), in file order."""
+    root = Path(root)
+    path = find_file(root, "impressions")
+    if path is None:
+        raise DataError(root / "impressions.jsonl", None, None,
+                        "file not found; shop worlds write it (python -m apps.world); datasets without "
+                        "logged impressions train rankers on their rows with sampled negatives")
+    keep, out = set(splits), []
+    for n, imp in enumerate(read_records(path, Impression), start=1):
+        if known_items is not None:
+            for name, ids in (("items", imp.items), ("trigger", [] if imp.trigger is None else [imp.trigger])):
+                bad = [i for i in ids if i not in known_items]
+                if bad:
+                    raise DataError(path, n, name, f"item id {bad[0]} is not in items.jsonl; "
+                                    "add it to the catalogue or drop this impression")
+        if imp.split in keep:
+            out.append(imp)
+    return out

@@ -12,6 +12,10 @@ datasets that have it (the shop world fills all of them):
 - item: `title`, `description`, `brand`, `categories` (path, top level first), `price`,
   `popularity`, `tags`.
 
+An `Impression` (shop world: impressions.jsonl) is one logged request: the list shown (item ids,
+prices) and per shown item the outcome (`clicks` / `carts` / `purchases`, 0 or 1, nested: a purchase
+implies a cart implies a click), with the request's scenario, trigger, query, time and split.
+
 Models are pydantic v2 with `extra="forbid"` so a typo in a field name is an error, not a silently
 ignored column.
 """
@@ -118,6 +122,41 @@ class Row(_Strict):
                 )
         if any(i < 0 for i in self.history):
             raise ValueError("history holds a negative item id; item ids are integers >= 0")
+        return self
+
+
+class Impression(_Strict):
+    """One logged request: the shown list and what the user did with each shown item."""
+
+    request_id: str = Field(min_length=1)
+    user_id: str = Field(min_length=1)
+    split: Literal["train", "valid", "test"]
+    scenario: Scenario
+    timestamp: int
+    date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    trigger: int | None = Field(default=None, ge=0)
+    query: str | None = None
+    items: list[int] = Field(min_length=1)
+    prices: list[float]
+    event_position: int | None = Field(default=None, ge=0)  # where the request's logged event item is
+    clicks: list[Literal[0, 1]]
+    carts: list[Literal[0, 1]]
+    purchases: list[Literal[0, 1]]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Impression":
+        """Per-item lists aligned with `items`, distinct items, nested outcomes."""
+        n = len(self.items)
+        for name in ("prices", "clicks", "carts", "purchases"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name} has {len(getattr(self, name))} entries but items has {n}; "
+                                 "give one entry per shown item")
+        if len(set(self.items)) != n or min(self.items) < 0:
+            raise ValueError("items must be distinct item ids >= 0 (an item is shown once per list)")
+        if any(p > c for p, c in zip(self.purchases, self.carts)) or any(c > k for c, k in zip(self.carts, self.clicks)):
+            raise ValueError("outcomes must be nested: a purchase needs a cart and a cart a click on the same item")
+        if self.event_position is not None and self.event_position >= n:
+            raise ValueError(f"event_position {self.event_position} is outside the list of {n} items")
         return self
 
 

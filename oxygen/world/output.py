@@ -1,7 +1,8 @@
 """Write a simulated world as a dataset folder in the shared schema (`oxygen.data.schema`).
 
 Files: items.jsonl (catalogue), train/valid/test.jsonl (one row per event, split by day),
-users.jsonl (profiles, interests), calendar.jsonl (the public weather feed: one line
+users.jsonl (profiles, interests), impressions.jsonl (the lists a logging policy showed at a share of
+the requests, with per-item click / cart / purchase outcomes: `oxygen.world.impressions`), calendar.jsonl (the public weather feed: one line
 {date, city, situation: [season, holidays, weather event]} per simulated day and city, what a
 weather service publishes; not hidden truth) and world.json (args, seed, versions, counts). A row's history is
 the user's previous events' items (all scenarios, oldest first, at most `max_history`) with aligned
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from oxygen.world.impressions import ImpressionLogger
 from oxygen.world.sessions import Event
 from oxygen.world.stats import diagnostics
 from oxygen.world.world import WORLD_VERSION, World
@@ -60,6 +62,15 @@ def calendar_records(world: World) -> Iterator[dict]:
             yield {"date": date, "city": city.name, "situation": list(cal.situation(c, day))}
 
 
+def impression_records(world: World, events: list[list[Event]], split_days: dict[str, tuple[int, int]]
+                       ) -> Iterator[dict]:
+    """The logged impressions of every user (grouped by user, chronological), each tagged with its split."""
+    logger = ImpressionLogger(world)
+    day_split = {d: s for s, (a, b) in split_days.items() for d in range(a, b + 1)}
+    for u, evs in enumerate(events):
+        yield from logger.user_impressions(u, evs, day_split.get)
+
+
 JsonlWriter = Callable[[Path, Iterable[dict]], int]
 
 
@@ -79,6 +90,9 @@ def write_dataset(world: World, events: list[list[Event]], out: Path | str, writ
     for split, (a, b) in split_days.items():
         it = tqdm(rows(world, events, a, b), desc=split, unit="row", disable=not progress, mininterval=1.0)
         counts[split] = write_jsonl(out / f"{split}.jsonl", it)
+    it = tqdm(impression_records(world, events, split_days), desc="impressions", unit="list",
+              disable=not progress, mininterval=1.0)
+    counts["impressions"] = write_jsonl(out / "impressions.jsonl", it)
     meta = {"version": WORLD_VERSION, "kb_version": world.kb.version, "seed": world.config.seed,
             "args": world.config.model_dump(), "counts": counts,
             "split_days": {k: list(v) for k, v in split_days.items()},

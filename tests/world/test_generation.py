@@ -18,7 +18,7 @@ from oxygen.data.io import load_dataset
 from oxygen.world.text import QueryMatcher
 from oxygen.world.world import World
 
-FILES = ("items.jsonl", "train.jsonl", "valid.jsonl", "test.jsonl", "users.jsonl", "world.json")
+FILES = ("items.jsonl", "train.jsonl", "valid.jsonl", "test.jsonl", "users.jsonl", "impressions.jsonl", "world.json")
 TINY = ["--items", "600", "--users", "150", "--days", "30", "--quiet"]
 
 
