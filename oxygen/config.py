@@ -309,6 +309,27 @@ class WorldConfig(StrictConfig):
     impression_size: int = Field(default=10, ge=1, le=100)  # items per logged list
 
 
+class RankerConfig(StrictConfig):
+    """The unified ranking model (oxygen.rl.ranking, apps.train_ranker); listwise False: point-wise."""
+
+    d_model: int = Field(default=64, ge=8)
+    layers: int = Field(default=2, ge=1)
+    heads: int = Field(default=4, ge=1)
+    d_ff: int = Field(default=128, ge=8)
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+    listwise: bool = True
+    max_requests: int = Field(default=8, ge=1)  # requests packed per sample (label packing), with
+    max_events: int = Field(default=50, ge=1)  # the events before the last of them
+    negatives: int = Field(default=9, ge=1)  # sampled negatives per row for datasets without impressions
+    lr: float = Field(default=2e-3, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    epochs: int = Field(default=8, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    patience: int = Field(default=2, ge=1)
+    seed: int = 0
+    threads: int | None = Field(default=None, ge=1)
+
+
 class LMConfig(StrictConfig):
     """The small instruction LM (oxygen.instructions.lm): BPE vocabulary, a Qwen2-architecture causal
     LM trained from scratch in fp32 on CPU, and its optimiser. head_dim = hidden / heads must be 32

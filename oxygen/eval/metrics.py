@@ -1,4 +1,4 @@
-"""Top-K ranking metrics from ranked item lists: HR@K, NDCG@K, Recall@K, and per-group breakdowns.
+"""Ranking metrics: HR@K, NDCG@K, Recall@K from ranked lists (with per-group breakdowns), and AUC / GAUC of scores.
 
 Every function takes `ranked`, the recommended item ids of each row best first: an Int64[n, k]
 numpy array padded with -1, or a list of n lists of any lengths (padded here). A row for which the
@@ -167,3 +167,42 @@ def metrics_by_group(ranked: RankedLike, targets: Sequence[int] | np.ndarray,
         mask = labels == g
         out[g] = {"rows": float(mask.sum()), **ranking_metrics(r[mask], t[mask], ks)}
     return out
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve of Float[n] `scores` for Bool/0-1[n] `labels` (ties count half);
+    NaN when only one class is present.
+
+    >>> auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1]))
+    0.75
+    """
+    y = np.asarray(labels).astype(bool)
+    pos, neg = int(y.sum()), int((~y).sum())
+    if pos == 0 or neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    s = np.asarray(scores)[order]
+    ranks = np.empty(len(s))
+    _, start, counts = np.unique(s, return_index=True, return_counts=True)
+    for a, c in zip(start, counts):  # average rank within ties
+        ranks[a:a + c] = a + (c + 1) / 2
+    r = np.empty(len(s))
+    r[order] = ranks
+    return float((r[y].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def gauc(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> float:
+    """Group AUC: the mean of per-group AUCs weighted by group size, over the groups (e.g. users)
+    that hold both classes; NaN when none does.
+
+    >>> gauc(np.array([0.1, 0.9, 0.8, 0.2]), np.array([0, 1, 0, 1]), np.array([0, 0, 1, 1]))
+    0.5
+    """
+    groups = np.asarray(groups)
+    total = weight = 0.0
+    for g in np.unique(groups):
+        sel = groups == g
+        a = auc(np.asarray(scores)[sel], np.asarray(labels)[sel])
+        if not np.isnan(a):
+            total, weight = total + a * sel.sum(), weight + sel.sum()
+    return float(total / weight) if weight else float("nan")

@@ -1,0 +1,235 @@
+"""Samples of the unified ranking model: one user's requests packed in time order (label packing).
+
+A `Request` is one scenario request with its candidate list (and, for training, per-candidate
+click / cart / purchase labels): from logged impressions (`requests_from_impressions`), or, for
+datasets without them (Amazon), from the rows' logged positives plus sampled negatives
+(`requests_from_rows`). A user's `Timeline` is every event the rows record (targets and histories,
+deduplicated by time). `pack` turns up to R requests of one user and the events before the last
+of them into one `RankBatch` row; the model's mask (oxygen.rl.ranking) lets a candidate see only
+the profile, the events strictly before its request, the request tokens up to its own and (list-
+wise) the other candidates of its request.
+
+    space = RankSpace.fit(dataset.items, rows)                 # ids of items, leaves, prices, profile values
+    reqs = requests_from_impressions(load_impressions(root))   # list[Request]
+    batch = space.collate(space.samples(reqs, timelines(rows), max_requests=8))
+
+RankBatch fields (B samples, P profile slots, H events, R requests, C candidates, Q query words):
+    profile Long[B, P]; ev_item, ev_beh, ev_scen Long[B, H], ev_ts Long[B, H], ev_mask Bool[B, H];
+    rq_scen, rq_trig Long[B, R], rq_query Long[B, R, Q], rq_ts Long[B, R], rq_mask Bool[B, R];
+    cand_item, cand_leaf, cand_price Long[B, R, C], cand_mask Bool[B, R, C], labels Float[B, R, C, 3].
+Item ids are dense indices + 1 (0 = padding / unknown).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+
+from oxygen.data.schema import BEHAVIOURS, SCENARIOS, Impression, Item, Row
+
+PROFILE_FIELDS = ("age_band", "family_stage", "spending_power", "city", "persona")
+QUERY_WORDS, QUERY_BUCKETS = 8, 4096
+PRICE_BUCKETS = 16
+NO_TIME = -(2 ** 62)  # events of rows without timestamps: before every request
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request: who, when, where, the candidates and (training) their labels Float[C, 3]."""
+
+    user_id: str
+    ts: int
+    scenario: str
+    trigger: int | None
+    query: str | None
+    items: tuple[int, ...]
+    labels: np.ndarray | None = None
+
+
+@dataclass
+class RankBatch:
+    """Tensors of B packed samples (see the module docstring); `select` and len() for the loop."""
+
+    profile: torch.Tensor
+    ev_item: torch.Tensor
+    ev_beh: torch.Tensor
+    ev_scen: torch.Tensor
+    ev_ts: torch.Tensor
+    ev_mask: torch.Tensor
+    rq_scen: torch.Tensor
+    rq_trig: torch.Tensor
+    rq_query: torch.Tensor
+    rq_ts: torch.Tensor
+    rq_mask: torch.Tensor
+    cand_item: torch.Tensor
+    cand_leaf: torch.Tensor
+    cand_price: torch.Tensor
+    cand_mask: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.profile.shape[0]
+
+    def select(self, index: torch.Tensor) -> RankBatch:
+        """The samples at `index` (Long[b])."""
+        return RankBatch(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+
+def requests_from_impressions(imps: Sequence[Impression]) -> list[Request]:
+    """One training request per logged list, labels from its outcomes."""
+    return [Request(i.user_id, i.timestamp, i.scenario, i.trigger, i.query, tuple(i.items),
+                    np.array([i.clicks, i.carts, i.purchases], dtype=np.float32).T) for i in imps]
+
+
+def requests_from_rows(rows: Sequence[Row], item_ids: Sequence[int], negatives: int, seed: int) -> list[Request]:
+    """Requests for datasets without impressions: each row's target (labelled by its behaviour;
+    no behaviour counts as a purchase) with `negatives` uniformly sampled other items (label 0)."""
+    rng, pool, out = np.random.default_rng(seed), np.asarray(item_ids), []
+    depth = {"click": 1, "cart": 2, "purchase": 3, None: 3}
+    for r in rows:
+        neg = [int(i) for i in rng.choice(pool, size=min(negatives + 1, len(pool)), replace=False) if i != r.target]
+        labels = np.zeros((1 + len(neg[:negatives]), 3), dtype=np.float32)
+        labels[0, :depth[r.behaviour]] = 1
+        out.append(Request(r.user_id, r.timestamp if r.timestamp is not None else 0, r.scenario or "homepage",
+                           r.trigger, r.query, (r.target, *neg[:negatives]), labels))
+    return out
+
+
+Event = tuple[int, int, str, str]  # (ts, item, behaviour, scenario)
+
+
+def timelines(rows: Sequence[Row]) -> dict[str, list[Event]]:
+    """Per user, every event the rows record (their targets and histories), by time, one per time."""
+    seen: dict[str, dict[int, Event]] = defaultdict(dict)
+    for r in rows:
+        if r.timestamp is not None:
+            seen[r.user_id][r.timestamp] = (r.timestamp, r.target, r.behaviour or "purchase", r.scenario or "homepage")
+        for k, item in enumerate(r.history):
+            ts = r.history_timestamps[k] if r.history_timestamps else NO_TIME + k
+            beh = r.history_behaviours[k] if r.history_behaviours else "purchase"
+            scen = r.history_scenarios[k] if r.history_scenarios else "homepage"
+            seen[r.user_id].setdefault(ts, (ts, item, beh, scen))
+    return {u: [ev[t] for t in sorted(ev)] for u, ev in seen.items()}
+
+
+def query_words(query: str | None) -> list[int]:
+    """Up to QUERY_WORDS hashed word ids in 1..QUERY_BUCKETS-1 (stable across runs)."""
+    words = (query or "").lower().split()[:QUERY_WORDS]
+    return [1 + zlib.crc32(w.encode()) % (QUERY_BUCKETS - 1) for w in words]
+
+
+@dataclass
+class Sample:
+    """One packed sample before collation: a user's profile, events and requests."""
+
+    profile: list[int]
+    events: list[Event]
+    requests: list[Request]
+
+
+class RankSpace:
+    """The id spaces of the ranking model: items, leaf categories, price buckets, profile values."""
+
+    def __init__(self, item_index: dict[int, int], leaf: np.ndarray, price_bucket: np.ndarray,
+                 profile_vocab: dict[tuple[str, str], int], profiles: dict[str, list[int]]) -> None:
+        """`leaf`, `price_bucket` Int[N + 1] by dense item index (0 = padding)."""
+        self.item_index, self.leaf, self.price_bucket = item_index, leaf, price_bucket
+        self.profile_vocab, self.profiles = profile_vocab, profiles
+
+    @classmethod
+    def fit(cls, items: Sequence[Item], rows: Sequence[Row]) -> RankSpace:
+        """Index the catalogue (leaf = last category, price by log-price bucket) and the rows' profiles."""
+        index = {it.item_id: k + 1 for k, it in enumerate(items)}
+        cats = sorted({it.categories[-1] for it in items if it.categories})
+        cat_id = {c: k + 1 for k, c in enumerate(cats)}
+        leaf = np.zeros(len(items) + 1, dtype=np.int64)
+        price = np.zeros(len(items) + 1, dtype=np.int64)
+        for it in items:
+            leaf[index[it.item_id]] = cat_id.get(it.categories[-1], 0) if it.categories else 0
+            if it.price:
+                price[index[it.item_id]] = 1 + min(int(np.log2(1 + it.price) * 1.5), PRICE_BUCKETS - 2)
+        values = sorted({(f, str(getattr(r.profile, f))) for r in rows if r.profile for f in PROFILE_FIELDS})
+        vocab = {fv: k + 1 for k, fv in enumerate(values)}
+        profiles = {}
+        for r in rows:
+            if r.profile and r.user_id not in profiles:
+                profiles[r.user_id] = [vocab.get((f, str(getattr(r.profile, f))), 0) for f in PROFILE_FIELDS]
+        return cls(index, leaf, price, vocab, profiles)
+
+    def to_dict(self) -> dict:
+        """Plain lists and dicts (what a checkpoint stores)."""
+        return {"items": sorted(self.item_index, key=self.item_index.get), "leaf": self.leaf.tolist(),
+                "price_bucket": self.price_bucket.tolist(),
+                "profile_vocab": [[f, v, k] for (f, v), k in sorted(self.profile_vocab.items())],
+                "profiles": self.profiles}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RankSpace:
+        """The inverse of `to_dict`."""
+        return cls({int(i): k + 1 for k, i in enumerate(d["items"])}, np.array(d["leaf"], dtype=np.int64),
+                   np.array(d["price_bucket"], dtype=np.int64), {(f, v): int(k) for f, v, k in d["profile_vocab"]},
+                   {u: list(p) for u, p in d["profiles"].items()})
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Embedding table sizes (ids 0..size-1)."""
+        return {"items": len(self.item_index) + 1, "leaves": int(self.leaf.max()) + 1,
+                "prices": PRICE_BUCKETS, "profile": len(self.profile_vocab) + 1}
+
+    def samples(self, requests: Sequence[Request], lines: dict[str, list[Event]], max_requests: int,
+                max_events: int) -> list[Sample]:
+        """Each user's requests in time order, cut into packs of `max_requests`, each with the last
+        `max_events` events before its last request."""
+        by_user: dict[str, list[Request]] = defaultdict(list)
+        for r in requests:
+            by_user[r.user_id].append(r)
+        out = []
+        for user in sorted(by_user):
+            reqs = sorted(by_user[user], key=lambda r: r.ts)
+            line = lines.get(user, [])
+            times = np.array([e[0] for e in line], dtype=np.int64)
+            for a in range(0, len(reqs), max_requests):
+                pack = reqs[a:a + max_requests]
+                end = int(np.searchsorted(times, pack[-1].ts, side="left"))
+                out.append(Sample(self.profiles.get(user, [0] * len(PROFILE_FIELDS)),
+                                  line[max(0, end - max_events):end], pack))
+        return out
+
+    def collate(self, samples: Sequence[Sample]) -> RankBatch:
+        """Pad `samples` into one RankBatch (shapes in the module docstring)."""
+        B = len(samples)
+        H = max(1, max(len(s.events) for s in samples))
+        R = max(len(s.requests) for s in samples)
+        C = max(len(r.items) for s in samples for r in s.requests)
+        t = {k: np.zeros(shape, dtype=np.int64) for k, shape in (
+            ("ev_item", (B, H)), ("ev_beh", (B, H)), ("ev_scen", (B, H)), ("ev_ts", (B, H)),
+            ("rq_scen", (B, R)), ("rq_trig", (B, R)), ("rq_query", (B, R, QUERY_WORDS)), ("rq_ts", (B, R)),
+            ("cand_item", (B, R, C)))}
+        masks = {"ev_mask": np.zeros((B, H), bool), "rq_mask": np.zeros((B, R), bool),
+                 "cand_mask": np.zeros((B, R, C), bool)}
+        labels = np.zeros((B, R, C, 3), dtype=np.float32)
+        beh, scen = {b: k + 1 for k, b in enumerate(BEHAVIOURS)}, {s: k + 1 for k, s in enumerate(SCENARIOS)}
+        for b, s in enumerate(samples):
+            for h, (ts, item, be, sc) in enumerate(s.events):
+                t["ev_item"][b, h], t["ev_beh"][b, h] = self.item_index.get(item, 0), beh.get(be, 0)
+                t["ev_scen"][b, h], t["ev_ts"][b, h], masks["ev_mask"][b, h] = scen.get(sc, 0), ts, True
+            for r, rq in enumerate(s.requests):
+                t["rq_scen"][b, r], t["rq_ts"][b, r], masks["rq_mask"][b, r] = scen.get(rq.scenario, 0), rq.ts, True
+                t["rq_trig"][b, r] = self.item_index.get(rq.trigger, 0) if rq.trigger is not None else 0
+                words = query_words(rq.query)
+                t["rq_query"][b, r, :len(words)] = words
+                ids = [self.item_index.get(i, 0) for i in rq.items]
+                t["cand_item"][b, r, :len(ids)], masks["cand_mask"][b, r, :len(ids)] = ids, True
+                if rq.labels is not None:
+                    labels[b, r, :len(ids)] = rq.labels
+        profile = np.array([s.profile for s in samples], dtype=np.int64)
+        cand = t["cand_item"]
+        return RankBatch(profile=torch.from_numpy(profile), **{k: torch.from_numpy(v) for k, v in t.items()},
+                         **{k: torch.from_numpy(v) for k, v in masks.items()},
+                         cand_leaf=torch.from_numpy(self.leaf[cand]), cand_price=torch.from_numpy(self.price_bucket[cand]),
+                         labels=torch.from_numpy(labels))

@@ -1,0 +1,154 @@
+"""The unified list-wise ranking model: one Transformer scores the candidates of every scenario.
+
+A sample (oxygen.rl.rank_data.RankBatch) is one user's requests packed in time order. Tokens, in
+this order: P profile tokens, H event tokens (item + leaf + price + behaviour + scenario + recency),
+R request tokens (scenario + trigger item + query words: the scenario instruction), R x C
+candidate tokens (item + leaf + price + their request's scenario). The attention mask
+(`attention_mask`) is causal over requests: a candidate sees the profile, the events strictly
+before its request, the request tokens up to its own (list-wise) and the other candidates of its
+own request (list-wise) or only itself (point-wise); it never sees a later request. Three heads on
+each candidate give the funnel: p_click = s(a), p_cart = p_click s(b), p_purchase = p_cart s(c),
+trained with BCE on each marginal.
+
+    model = Ranker(RankerConfig(), space.sizes)
+    probs = model.probabilities(batch)          # Float[B, R, C, 3]: click, cart, purchase
+    loss = model(batch).loss                    # BCE over the valid candidates, summed over heads
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from oxygen.config import RankerConfig
+from oxygen.rl.rank_data import PRICE_BUCKETS, QUERY_BUCKETS, RankBatch
+
+PROFILE, EVENT, REQUEST, CANDIDATE = 0, 1, 2, 3
+HEADS = ("click", "cart", "purchase")
+
+
+@dataclass
+class RankLoss:
+    """The loss and its per-head parts (floats) for the training loop."""
+
+    loss: torch.Tensor
+    metrics: dict[str, float]
+
+
+def attention_mask(batch: RankBatch, listwise: bool) -> torch.Tensor:
+    """Bool[B, T, T]: token i may attend token j (see the module docstring); T = P + H + R + R*C."""
+    B, P = batch.profile.shape
+    H, (R, C) = batch.ev_item.shape[1], batch.cand_item.shape[1:]
+    dev = batch.profile.device
+    kind = torch.cat([torch.full((P,), PROFILE), torch.full((H,), EVENT), torch.full((R,), REQUEST),
+                      torch.full((R * C,), CANDIDATE)]).to(dev)
+    ts = torch.cat([torch.full((B, P), torch.iinfo(torch.int64).min, device=dev), batch.ev_ts, batch.rq_ts,
+                    batch.rq_ts[:, :, None].expand(B, R, C).reshape(B, R * C)], dim=1)
+    group = torch.cat([torch.full((P + H,), -1), torch.arange(R), torch.arange(R).repeat_interleave(C)]).to(dev)
+    valid = torch.cat([torch.ones(B, P, dtype=torch.bool, device=dev), batch.ev_mask, batch.rq_mask,
+                       batch.cand_mask.reshape(B, R * C)], dim=1)
+    ki, kj = kind[:, None], kind[None, :]
+    gi, gj = group[:, None], group[None, :]
+    earlier = ts[:, None, :] < ts[:, :, None]  # [B, i, j]: j happened strictly before i
+    sees_requests = (gj <= gi) if listwise else (gj == gi)
+    same = torch.eye(len(kind), dtype=torch.bool, device=dev)
+    allow = ((kj == PROFILE)
+             | ((kj == EVENT) & (ki != PROFILE) & earlier)
+             | ((kj == REQUEST) & (ki >= REQUEST) & sees_requests)
+             | ((kj == CANDIDATE) & (ki == CANDIDATE) & (gi == gj) & (listwise | same)))
+    return (allow & valid[:, None, :]) | same
+
+
+class Block(nn.Module):
+    """Pre-LN Transformer block with a full boolean attention mask, over Float[B, T, d]."""
+
+    def __init__(self, d: int, heads: int, d_ff: int, dropout: float) -> None:
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.ffn = nn.Sequential(nn.Linear(d, d_ff), nn.GELU(), nn.Linear(d_ff, d), nn.Dropout(dropout))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x Float[B, T, d], mask Bool[B, T, T] -> Float[B, T, d]."""
+        B, T, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(B, T, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None],
+                                           dropout_p=self.dropout if self.training else 0.0)
+        x = x + self.out(a.transpose(1, 2).reshape(B, T, d))
+        return x + self.ffn(self.ln2(x))
+
+
+class Ranker(nn.Module):
+    """The ranking model (list-wise or point-wise by `cfg.listwise`) over the id sizes of a RankSpace."""
+
+    def __init__(self, cfg: RankerConfig, sizes: dict[str, int]) -> None:
+        super().__init__()
+        d, self.cfg = cfg.d_model, cfg
+        if d % cfg.heads:
+            raise ValueError(f"RankerConfig: d_model {d} is not divisible by heads {cfg.heads}; pick heads that divide it")
+        self.item, self.leaf = nn.Embedding(sizes["items"], d, padding_idx=0), nn.Embedding(sizes["leaves"], d)
+        self.price, self.profile = nn.Embedding(PRICE_BUCKETS, d), nn.Embedding(sizes["profile"], d)
+        self.slot, self.kind = nn.Embedding(16, d), nn.Embedding(4, d)
+        self.behaviour, self.scenario = nn.Embedding(8, d), nn.Embedding(8, d)
+        self.recency, self.query = nn.Embedding(cfg.max_events + 1, d), nn.Embedding(QUERY_BUCKETS, d, padding_idx=0)
+        self.blocks = nn.ModuleList(Block(d, cfg.heads, cfg.d_ff, cfg.dropout) for _ in range(cfg.layers))
+        self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, 3)
+
+    def _item(self, item: torch.Tensor, leaf: torch.Tensor, price: torch.Tensor) -> torch.Tensor:
+        return self.item(item) + self.leaf(leaf) + self.price(price)
+
+    def tokens(self, b: RankBatch, leaf_of: torch.Tensor, price_of: torch.Tensor) -> torch.Tensor:
+        """Float[B, T, d]: the token sequence (`leaf_of` / `price_of` Long[items] look events up)."""
+        B, P = b.profile.shape
+        H, (R, C) = b.ev_item.shape[1], b.cand_item.shape[1:]
+        prof = self.profile(b.profile) + self.slot(torch.arange(P, device=b.profile.device))
+        rec = (H - 1 - torch.arange(H, device=b.profile.device)).clamp(max=self.cfg.max_events)
+        ev = (self._item(b.ev_item, leaf_of[b.ev_item], price_of[b.ev_item]) + self.behaviour(b.ev_beh)
+              + self.scenario(b.ev_scen) + self.recency(rec))
+        trig = self._item(b.rq_trig, leaf_of[b.rq_trig], price_of[b.rq_trig]) * (b.rq_trig > 0)[..., None]
+        rq = self.scenario(b.rq_scen) + trig + self.query(b.rq_query).sum(2)
+        cand = self._item(b.cand_item, b.cand_leaf, b.cand_price) + self.scenario(b.rq_scen)[:, :, None]
+        parts = [prof + self.kind.weight[PROFILE], ev + self.kind.weight[EVENT], rq + self.kind.weight[REQUEST],
+                 cand.reshape(B, R * C, -1) + self.kind.weight[CANDIDATE]]
+        return torch.cat(parts, dim=1)
+
+    def logits(self, b: RankBatch) -> torch.Tensor:
+        """Float[B, R, C, 3]: the funnel logits (click, cart given click, purchase given cart)."""
+        leaf_of, price_of = self._lookups(b)
+        x = self.tokens(b, leaf_of, price_of)
+        mask = attention_mask(b, self.cfg.listwise)
+        for block in self.blocks:
+            x = block(x, mask)
+        B, (R, C) = len(b), b.cand_item.shape[1:]
+        return self.head(self.ln(x[:, -R * C:])).view(B, R, C, 3)
+
+    def _lookups(self, b: RankBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Leaf and price bucket by item index (registered by `set_item_features`)."""
+        return self.item_leaf, self.item_price
+
+    def set_item_features(self, leaf: torch.Tensor, price: torch.Tensor) -> None:
+        """Register Long[items] leaf ids and price buckets (saved with the weights)."""
+        self.register_buffer("item_leaf", leaf.long(), persistent=True)
+        self.register_buffer("item_price", price.long(), persistent=True)
+
+    @staticmethod
+    def funnel_log_probs(logits: torch.Tensor) -> torch.Tensor:
+        """Float[..., 3] logits -> log marginals (log p_click, log p_cart, log p_purchase)."""
+        return F.logsigmoid(logits).cumsum(-1)
+
+    def probabilities(self, b: RankBatch) -> torch.Tensor:
+        """Float[B, R, C, 3]: p_click >= p_cart >= p_purchase per candidate."""
+        return self.funnel_log_probs(self.logits(b)).exp()
+
+    def forward(self, b: RankBatch) -> RankLoss:
+        """BCE of each funnel marginal over the valid candidates, summed over the three heads."""
+        logp = self.funnel_log_probs(self.logits(b))
+        log1m = torch.log1p(-logp.exp().clamp(max=1 - 1e-6))
+        nll = -(b.labels * logp + (1 - b.labels) * log1m)
+        m = b.cand_mask[..., None].float()
+        per_head = (nll * m).sum((0, 1, 2)) / m.sum().clamp(min=1)
+        return RankLoss(per_head.sum(), {f"bce_{h}": float(v) for h, v in zip(HEADS, per_head.detach())})

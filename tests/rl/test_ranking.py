@@ -1,0 +1,143 @@
+"""The unified ranking model: the causal request mask (checked against a slow rule-by-rule
+reference and by perturbing later requests), list-wise vs point-wise dependence, the funnel,
+packing, save/load, and a fit that learns."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from oxygen.config import RankerConfig
+from oxygen.data.io import load_impressions
+from oxygen.rl.rank_data import RankSpace, requests_from_impressions, requests_from_rows, timelines
+from oxygen.rl.rank_fit import build_model, evaluate, fit_ranker, load_ranker, pack, predict, save_ranker
+from oxygen.rl.ranking import CANDIDATE, EVENT, PROFILE, REQUEST, attention_mask
+from tests.worlds import tiny_world
+
+CFG = RankerConfig(d_model=32, heads=4, d_ff=64, layers=2, dropout=0.0, epochs=3, batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rank")
+    ds = tiny_world(root / "w", root / "s", users=80, seed=5, items=300, days=30)
+    rows = [r for s in ds.splits.values() for r in s]
+    space = RankSpace.fit(ds.items, ds.splits["train"])
+    imps = load_impressions(root / "w")
+    return root / "w", ds, rows, space, requests_from_impressions(imps)
+
+
+def _multi(space, reqs, rows, n=3):
+    """A packed batch whose first sample has at least `n` requests."""
+    data = pack(space, reqs, rows, CFG)
+    keep = torch.nonzero(data.batch.rq_mask.sum(1) >= n).flatten()[:4]
+    return data.batch.select(keep)
+
+
+def slow_mask(b, listwise: bool) -> np.ndarray:
+    """The mask rule written out token by token."""
+    B, P = b.profile.shape
+    H, (R, C) = b.ev_item.shape[1], b.cand_item.shape[1:]
+    toks = ([(PROFILE, None, -1, True)] * P
+            + [(EVENT, h, -1, None) for h in range(H)] + [(REQUEST, r, r, None) for r in range(R)]
+            + [(CANDIDATE, (r, c), r, None) for r in range(R) for c in range(C)])
+    out = np.zeros((B, len(toks), len(toks)), bool)
+    for s in range(B):
+        def info(t):
+            kind, where, group, _ = t
+            if kind == PROFILE:
+                return kind, -np.inf, group, True
+            if kind == EVENT:
+                return kind, int(b.ev_ts[s, where]), group, bool(b.ev_mask[s, where])
+            if kind == REQUEST:
+                return kind, int(b.rq_ts[s, where]), group, bool(b.rq_mask[s, where])
+            return kind, int(b.rq_ts[s, where[0]]), group, bool(b.cand_mask[s, where[0], where[1]])
+        meta = [info(t) for t in toks]
+        for i, (ki, ti, gi, _) in enumerate(meta):
+            for j, (kj, tj, gj, vj) in enumerate(meta):
+                ok = (kj == PROFILE or (kj == EVENT and ki != PROFILE and tj < ti)
+                      or (kj == REQUEST and ki in (REQUEST, CANDIDATE) and (gj <= gi if listwise else gj == gi))
+                      or (kj == CANDIDATE and ki == CANDIDATE and gi == gj and (listwise or i == j)))
+                out[s, i, j] = (ok and vj) or i == j
+    return out
+
+
+@pytest.mark.parametrize("listwise", [True, False])
+def test_mask_matches_the_slow_reference(world, listwise):
+    _, _, rows, space, reqs = world
+    b = _multi(space, reqs, rows)
+    assert np.array_equal(attention_mask(b, listwise).numpy(), slow_mask(b, listwise))
+
+
+def test_a_candidate_never_sees_a_later_request_or_event(world):
+    _, _, rows, space, reqs = world
+    b = _multi(space, reqs, rows, n=3)
+    model = build_model(CFG, space).eval()
+    before = model.probabilities(b)
+    cut = b.rq_ts[:, 1:2]  # change everything from the second request on
+    later = b.rq_mask & (b.rq_ts >= cut)
+    changed = dataclasses.replace(
+        b, rq_scen=torch.where(later, 3, b.rq_scen), rq_trig=torch.where(later, 7, b.rq_trig),
+        cand_item=torch.where(later[..., None], (b.cand_item + 5) % 300 + 1, b.cand_item),
+        ev_item=torch.where(b.ev_ts >= cut, 9, b.ev_item))
+    after = model.probabilities(changed)
+    assert torch.allclose(before[:, 0], after[:, 0], atol=1e-6)   # the first request: untouched
+    assert not torch.allclose(before[:, 1:], after[:, 1:], atol=1e-4)
+
+
+def test_listwise_candidates_see_their_list_pointwise_do_not(world):
+    _, _, rows, space, reqs = world
+    b = _multi(space, reqs, rows, n=1)
+    other = b.cand_item.clone()
+    other[:, 0, 1:] = (other[:, 0, 1:] + 11) % 300 + 1  # change every candidate but the first
+    for listwise, moves in ((True, True), (False, False)):
+        model = build_model(CFG.model_copy(update={"listwise": listwise}), space).eval()
+        p0 = model.probabilities(b)[:, 0, 0]
+        p1 = model.probabilities(dataclasses.replace(b, cand_item=other))[:, 0, 0]
+        assert (not torch.allclose(p0, p1, atol=1e-5)) == moves
+
+
+def test_funnel_is_nested_and_fit_learns_and_roundtrips(world, tmp_path: Path):
+    _, _, rows, space, reqs = world
+    cfg = CFG.model_copy(update={"epochs": 12, "patience": 12, "max_requests": 2, "lr": 3e-3})
+    train = pack(space, reqs[: int(0.8 * len(reqs))], rows, cfg)
+    valid = pack(space, reqs[int(0.8 * len(reqs)):], rows, cfg)
+    model, result = fit_ranker(cfg.model_copy(update={"patience": 12}), space, train, valid)
+    losses = [h["train_loss"] for h in result.history]
+    assert losses[-1] < losses[0]
+    p = predict(model, valid.batch)
+    assert (p[..., 0] >= p[..., 1] - 1e-7).all() and (p[..., 1] >= p[..., 2] - 1e-7).all()
+    rep = evaluate(model, train)["all"]
+    assert rep["auc_click"] > 0.6 and rep["candidates"] == int(train.batch.cand_mask.sum())
+    loaded, space2 = load_ranker(save_ranker(model, space, tmp_path / "r.pt"))
+    assert np.allclose(predict(loaded, valid.batch), p, atol=1e-6)
+    assert space2.to_dict() == space.to_dict()
+
+
+def test_packs_hold_events_strictly_before_their_last_request(world):
+    _, _, rows, space, reqs = world
+    samples = space.samples(reqs, timelines(rows), max_requests=4, max_events=10)
+    assert sum(len(s.requests) for s in samples) == len(reqs)
+    for s in samples:
+        assert len({r.user_id for r in s.requests}) == 1 and len(s.requests) <= 4 and len(s.events) <= 10
+        assert [r.ts for r in s.requests] == sorted(r.ts for r in s.requests)
+        assert all(e[0] < s.requests[-1].ts for e in s.events)
+
+
+def test_rows_with_sampled_negatives(world):
+    _, ds, _, _, _ = world
+    test = ds.splits["test"][:50]
+    reqs = requests_from_rows(test, ds.item_ids, negatives=5, seed=0)
+    for r, row in zip(reqs, test):
+        assert r.items[0] == row.target and len(set(r.items)) == 6
+        assert r.labels[0, 0] == 1 and r.labels[1:].sum() == 0
+        assert r.labels[0].sum() == {"click": 1, "cart": 2, "purchase": 3}[row.behaviour]
+
+
+def test_missing_checkpoint_names_the_command(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="apps.train_ranker"):
+        load_ranker(tmp_path / "nope.pt")
