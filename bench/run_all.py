@@ -88,6 +88,7 @@ GROUPS: dict[str, list[str]] = {
     "nearline": [f"{PY} -m bench.nearline --data runs/bench/world-default --speedup 2000 --max-wall-s 240 "
                  "--out runs/bench/nearline_default.json --plot docs/img/nearline_load_default.png",
                  f"{PY} -m bench.instruction_ceiling --data runs/bench/world-default --out runs/bench/ceiling_default.json"],
+    "ranking": [f"{PY} -m apps.train_ranker --data runs/bench/world-default --out runs/bench/ranker_default"],
 }
 
 
