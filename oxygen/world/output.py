@@ -4,7 +4,8 @@ Files: items.jsonl (catalogue), train/valid/test.jsonl (one row per event, split
 users.jsonl (profiles, interests), impressions.jsonl (the lists a logging policy showed at a share of
 the requests, with per-item click / cart / purchase outcomes: `oxygen.world.impressions`),
 calendar.jsonl (the public weather feed: one line {date, city, situation: [season, holidays, weather
-event]} per simulated day and city, what a weather service publishes; not hidden truth) and world.json (args, seed, versions, counts). A row's history is
+event]} per simulated day and city, what a weather service publishes; not hidden truth) and world.json (args,
+seed, versions, counts). A row's history is
 the user's previous events' items (all scenarios, oldest first, at most `max_history`) with aligned
 behaviours, scenarios and timestamps; `truth` keeps the hidden reason. Rows are grouped by user and
 chronological within a user; the folder loads with `oxygen.data.io.load_dataset`.
