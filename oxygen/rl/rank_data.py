@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from oxygen.data.schema import BEHAVIOURS, SCENARIOS, Impression, Item, Row
+from oxygen.data.stats import PROFILE_FIELDS
 
-PROFILE_FIELDS = ("age_band", "family_stage", "spending_power", "city", "persona")
 QUERY_WORDS, QUERY_BUCKETS = 8, 4096
 PRICE_BUCKETS = 16
 NO_TIME = -(2 ** 62)  # events of rows without timestamps: before every request
@@ -92,11 +92,12 @@ def requests_from_rows(rows: Sequence[Row], item_ids: Sequence[int], negatives: 
     rng, pool, out = np.random.default_rng(seed), np.asarray(item_ids), []
     depth = {"click": 1, "cart": 2, "purchase": 3, None: 3}
     for r in rows:
-        neg = [int(i) for i in rng.choice(pool, size=min(negatives + 1, len(pool)), replace=False) if i != r.target]
-        labels = np.zeros((1 + len(neg[:negatives]), 3), dtype=np.float32)
+        drawn = rng.choice(pool, size=min(negatives + 1, len(pool)), replace=False)
+        neg = [int(i) for i in drawn if i != r.target][:negatives]
+        labels = np.zeros((1 + len(neg), 3), dtype=np.float32)
         labels[0, :depth[r.behaviour]] = 1
         out.append(Request(r.user_id, r.timestamp if r.timestamp is not None else 0, r.scenario or "homepage",
-                           r.trigger, r.query, (r.target, *neg[:negatives]), labels))
+                           r.trigger, r.query, (r.target, *neg), labels))
     return out
 
 

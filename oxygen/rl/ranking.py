@@ -101,8 +101,10 @@ class Ranker(nn.Module):
     def _item(self, item: torch.Tensor, leaf: torch.Tensor, price: torch.Tensor) -> torch.Tensor:
         return self.item(item) + self.leaf(leaf) + self.price(price)
 
-    def tokens(self, b: RankBatch, leaf_of: torch.Tensor, price_of: torch.Tensor) -> torch.Tensor:
-        """Float[B, T, d]: the token sequence (`leaf_of` / `price_of` Long[items] look events up)."""
+    def tokens(self, b: RankBatch) -> torch.Tensor:
+        """Float[B, T, d]: the token sequence (events and triggers look their leaf and price up in the
+        buffers `set_item_features` registered)."""
+        leaf_of, price_of = self.item_leaf, self.item_price
         B, P = b.profile.shape
         H, (R, C) = b.ev_item.shape[1], b.cand_item.shape[1:]
         prof = self.profile(b.profile) + self.slot(torch.arange(P, device=b.profile.device))
@@ -118,17 +120,12 @@ class Ranker(nn.Module):
 
     def logits(self, b: RankBatch) -> torch.Tensor:
         """Float[B, R, C, 3]: the funnel logits (click, cart given click, purchase given cart)."""
-        leaf_of, price_of = self._lookups(b)
-        x = self.tokens(b, leaf_of, price_of)
+        x = self.tokens(b)
         mask = attention_mask(b, self.cfg.listwise)
         for block in self.blocks:
             x = block(x, mask)
         B, (R, C) = len(b), b.cand_item.shape[1:]
         return self.head(self.ln(x[:, -R * C:])).view(B, R, C, 3)
-
-    def _lookups(self, b: RankBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Leaf and price bucket by item index (registered by `set_item_features`)."""
-        return self.item_leaf, self.item_price
 
     def set_item_features(self, leaf: torch.Tensor, price: torch.Tensor) -> None:
         """Register Long[items] leaf ids and price buckets (saved with the weights)."""

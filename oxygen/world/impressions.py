@@ -29,7 +29,6 @@ import numpy as np
 
 from oxygen.world.catalogue import stream
 from oxygen.world.sessions import Event, _draw
-from oxygen.world.text import QueryMatcher
 
 STREAM_IMPRESSIONS = 6
 SOURCES: tuple[str, ...] = ("history", "scenario", "popular", "explore")
@@ -44,7 +43,6 @@ class ImpressionLogger:
         self.world, self.kb, self.cat, self.fb = world, world.kb, world.catalogue, world.feedback
         self.size, self.rate, self.seed = world.config.impression_size, world.config.impression_rate, world.config.seed
         self.leaf_weight = self.cat.leaf_weight()
-        self.matcher = QueryMatcher(self.kb)
 
     def _leaf_source(self, scenario: str, trigger: int, query: str | None) -> np.ndarray:
         """Float[L]: the scenario source's leaf weights (popularity where it has nothing)."""
@@ -56,7 +54,7 @@ class ImpressionLogger:
             w[self.kb.siblings(leaf)] = 0.5
             w[leaf] = 1.0
         elif scenario == "search" and query:
-            w = self.matcher.scores(query)
+            w = self.fb.matcher.scores(query)
         else:
             w = np.zeros(len(self.kb.leaves))
         return w if w.sum() > 0 else self.leaf_weight
