@@ -48,13 +48,16 @@ def train_one(cfg: RankerConfig, space: RankSpace, reqs: dict[str, list[Request]
 
 
 def per_scenario(cfg: RankerConfig, space: RankSpace, reqs: dict[str, list[Request]], rows) -> dict:
-    """One point-wise model per scenario: each scenario's test report and its selection."""
+    """One point-wise model per scenario: each scenario's test report and its selection (a scenario
+    without requests in some split is reported as skipped, saying which)."""
     out = {}
     for s in SCENARIOS:
         sub = {k: [r for r in v if r.scenario == s] for k, v in reqs.items()}
-        if all(sub.values()):
-            _, result, report = train_one(cfg.model_copy(update={"listwise": False}), space, sub, rows)
-            out[s] = {**report["by_scenario"][s], "best_epoch": result.best_epoch}
+        if missing := [k for k, v in sub.items() if not v]:
+            out[s] = {"skipped": f"no {s} requests in {', '.join(missing)}"}
+            continue
+        _, result, report = train_one(cfg.model_copy(update={"listwise": False}), space, sub, rows)
+        out[s] = {**report["by_scenario"][s], "best_epoch": result.best_epoch}
     return out
 
 
