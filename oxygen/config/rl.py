@@ -1,0 +1,81 @@
+"""Configs of post-training: the unified ranking model, the reward mapping and the simulated A/B test."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from oxygen.config.loading import StrictConfig
+
+
+class RankerConfig(StrictConfig):
+    """The unified ranking model (oxygen.rl.ranking, apps.train_ranker); listwise False: point-wise."""
+
+    d_model: int = Field(default=64, ge=8)
+    layers: int = Field(default=2, ge=1)
+    heads: int = Field(default=4, ge=1)
+    d_ff: int = Field(default=128, ge=8)
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+    listwise: bool = True
+    max_requests: int = Field(default=8, ge=1)  # requests packed per sample (label packing), with
+    max_events: int = Field(default=50, ge=1)  # the events before the last of them
+    negatives: int = Field(default=9, ge=1)  # sampled negatives per row for datasets without impressions
+    lr: float = Field(default=2e-3, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    epochs: int = Field(default=8, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    patience: int = Field(default=2, ge=1)
+    seed: int = 0
+    threads: int | None = Field(default=None, ge=1)
+
+
+class RewardParts(StrictConfig):
+    """Weights of the reward terms in one scenario's mapped total (oxygen.rl.rewards)."""
+
+    format: float = Field(default=1.0, ge=0)
+    relevance: float = Field(default=0.0, ge=0)
+    ranking: float = Field(default=1.0, ge=0)
+    diversity: float = Field(default=0.1, ge=0)
+
+
+def _scenario_weights() -> dict[str, RewardParts]:
+    """Per scenario: search rewards matching the query, homepage rewards variety and the stored
+    instruction, channel/cart/checkout mostly the ranking model's expected value."""
+    return {"search": RewardParts(relevance=0.5, diversity=0.05), "homepage": RewardParts(relevance=0.2, diversity=0.3),
+            "channel": RewardParts(diversity=0.1), "cart": RewardParts(diversity=0.2),
+            "checkout": RewardParts(diversity=0.2)}
+
+
+class RankingValue(StrictConfig):
+    """The ranking reward's expected value of an item: click * p_click + cart * p_cart + purchase *
+    p_purchase + gmv * p_purchase * price / median catalogue price."""
+
+    click: float = 0.2
+    cart: float = 0.3
+    purchase: float = 0.5
+    gmv: float = 0.5
+
+
+class RewardConfig(StrictConfig):
+    """The reward mapping service (oxygen.rl.rewards, oxygen.rl.actors.RewardActor): the ranking
+    value mix, the format penalty, what diversity counts, and the per-scenario weights."""
+
+    value: RankingValue = Field(default_factory=RankingValue)
+    format_penalty: float = Field(default=-1.0, le=0)  # an item outside the request's pool (or padding)
+    diversity_key: Literal["leaf", "sid1", "sid2"] = "leaf"  # distinct leaf categories or SID prefixes
+    weights: dict[Literal["search", "homepage", "channel", "cart", "checkout"], RewardParts] = Field(
+        default_factory=_scenario_weights)
+    max_batch: int = Field(default=256, ge=1)  # requests the reward actor scores together
+    max_wait_ms: float = Field(default=5.0, ge=0)  # how long the actor waits to fill a batch
+
+
+class ABTestConfig(StrictConfig):
+    """`python -m apps.ab_test`: the simulated online A/B test (oxygen.eval.ab)."""
+
+    k: int = Field(default=10, ge=1)  # items each arm shows per request
+    requests: int | None = Field(default=3000, ge=1)  # test-period requests sampled (None: all)
+    control: str = "sasrec"  # the arm lifts are measured against
+    bootstrap: int = Field(default=1000, ge=100)  # resamples of users for the intervals
+    seed: int = 0  # request sample, common random numbers and the bootstrap
+    scenarios: list[Literal["search", "homepage", "channel", "cart", "checkout"]] | None = None  # None: all
