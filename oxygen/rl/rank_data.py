@@ -104,17 +104,26 @@ def requests_from_rows(rows: Sequence[Row], item_ids: Sequence[int], negatives: 
 Event = tuple[int, int, str, str]  # (ts, item, behaviour, scenario)
 
 
+def history_events(row: Row) -> list[Event]:
+    """The events of a row's history, oldest first (rows without timestamps get NO_TIME + k;
+    a missing behaviour counts as a purchase, a missing scenario as homepage)."""
+    out = []
+    for k, item in enumerate(row.history):
+        ts = row.history_timestamps[k] if row.history_timestamps else NO_TIME + k
+        beh = row.history_behaviours[k] if row.history_behaviours else "purchase"
+        scen = row.history_scenarios[k] if row.history_scenarios else "homepage"
+        out.append((ts, item, beh, scen))
+    return out
+
+
 def timelines(rows: Sequence[Row]) -> dict[str, list[Event]]:
     """Per user, every event the rows record (their targets and histories), by time, one per time."""
     seen: dict[str, dict[int, Event]] = defaultdict(dict)
     for r in rows:
         if r.timestamp is not None:
             seen[r.user_id][r.timestamp] = (r.timestamp, r.target, r.behaviour or "purchase", r.scenario or "homepage")
-        for k, item in enumerate(r.history):
-            ts = r.history_timestamps[k] if r.history_timestamps else NO_TIME + k
-            beh = r.history_behaviours[k] if r.history_behaviours else "purchase"
-            scen = r.history_scenarios[k] if r.history_scenarios else "homepage"
-            seen[r.user_id].setdefault(ts, (ts, item, beh, scen))
+        for ev in history_events(r):
+            seen[r.user_id].setdefault(ev[0], ev)
     return {u: [ev[t] for t in sorted(ev)] for u, ev in seen.items()}
 
 
@@ -201,6 +210,20 @@ class RankSpace:
                                   line[max(0, end - max_events):end], pack))
         return out
 
+    def row_samples(self, rows: Sequence[Row], groups: np.ndarray, max_events: int) -> list[Sample]:
+        """One single-request sample per row, scoring `groups[b]` (Int[B, G] item ids; unknown ids and
+        -1 become padding ids) as the candidates of row b's request, with its profile and the last
+        `max_events` events of its history (what a policy's prompt holds: nothing at or after it)."""
+        out = []
+        for row, group in zip(rows, groups, strict=True):
+            prof = [self.profile_vocab.get((f, str(getattr(row.profile, f))), 0) if row.profile else 0
+                    for f in PROFILE_FIELDS]
+            ts = row.timestamp if row.timestamp is not None else NO_TIME + len(row.history)
+            rq = Request(row.user_id, ts, row.scenario or "homepage", row.trigger, row.query,
+                         tuple(int(i) for i in group))
+            out.append(Sample(prof, history_events(row)[-max_events:], [rq]))
+        return out
+
     def collate(self, samples: Sequence[Sample]) -> RankBatch:
         """Pad `samples` into one RankBatch (shapes in the module docstring)."""
         B = len(samples)
@@ -225,7 +248,8 @@ class RankSpace:
                 words = query_words(rq.query)
                 t["rq_query"][b, r, :len(words)] = words
                 ids = [self.item_index.get(i, 0) for i in rq.items]
-                t["cand_item"][b, r, :len(ids)], masks["cand_mask"][b, r, :len(ids)] = ids, True
+                t["cand_item"][b, r, :len(ids)] = ids
+                masks["cand_mask"][b, r, :len(ids)] = [i > 0 for i in ids]  # -1 / unknown ids: padding
                 if rq.labels is not None:
                     labels[b, r, :len(ids)] = rq.labels
         profile = np.array([s.profile for s in samples], dtype=np.int64)

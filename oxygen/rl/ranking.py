@@ -108,7 +108,8 @@ class Ranker(nn.Module):
         B, P = b.profile.shape
         H, (R, C) = b.ev_item.shape[1], b.cand_item.shape[1:]
         prof = self.profile(b.profile) + self.slot(torch.arange(P, device=b.profile.device))
-        rec = (H - 1 - torch.arange(H, device=b.profile.device)).clamp(max=self.cfg.max_events)
+        n_ev = b.ev_mask.sum(1, keepdim=True)  # events are left-aligned: recency counts back from each sample's last
+        rec = (n_ev - 1 - torch.arange(H, device=b.profile.device)).clamp(0, self.cfg.max_events)
         ev = (self._item(b.ev_item, leaf_of[b.ev_item], price_of[b.ev_item]) + self.behaviour(b.ev_beh)
               + self.scenario(b.ev_scen) + self.recency(rec))
         trig = self._item(b.rq_trig, leaf_of[b.rq_trig], price_of[b.rq_trig]) * (b.rq_trig > 0)[..., None]
