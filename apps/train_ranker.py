@@ -1,13 +1,15 @@
 """Train the unified list-wise ranking model and its point-wise baselines on logged impressions.
 
     python -m apps.train_ranker --data runs/demo/world --out runs/ranker [--models listwise,pointwise,per_scenario]
-        [--config configs/ranker.yaml] [--set epochs=4]
+        [--seeds 0,1,2] [--config configs/ranker.yaml] [--set epochs=4]
 
 Models (all selected on valid AUC, reported once on test): `listwise` (one model for every
 scenario, a user's requests packed with the causal request mask: the reward model), `pointwise`
 (one model for every scenario, each candidate scored alone), `per_scenario` (one point-wise model
 per scenario). Writes OUT/ranker.pt (the list-wise model: what the reward service loads),
-OUT/metrics.json (test AUC and GAUC per model, scenario and head; valid selection; seconds) and
+OUT/metrics.json (test AUC and GAUC per model, scenario and head; valid selection; seconds; with
+`--seeds 0,1,2` every seed's reports and, per scenario, a paired bootstrap over test users of the
+list-wise model's click AUC minus each baseline's, each user's AUC averaged over the seeds) and
 OUT/curves.png. A dataset without impressions.jsonl (Amazon) trains on its rows' logged positives
 with `negatives` sampled negatives each.
 """
@@ -19,12 +21,15 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from apps.cli import add_common, run
 from oxygen.config import RankerConfig, load_config
 from oxygen.data.io import load_dataset, load_impressions
 from oxygen.data.schema import SCENARIOS
+from oxygen.eval.seeds import paired_bootstrap
 from oxygen.rl.rank_data import RankSpace, Request, requests_from_impressions, requests_from_rows
-from oxygen.rl.rank_fit import evaluate, fit_ranker, pack, save_ranker
+from oxygen.rl.rank_fit import Packed, evaluate, fit_ranker, pack, save_ranker, user_aucs
 from oxygen.training.curves import save_curves
 
 MODELS = ("listwise", "pointwise", "per_scenario")
@@ -40,56 +45,89 @@ def split_requests(root: Path, ds, cfg: RankerConfig) -> tuple[dict[str, list[Re
             for k, s in enumerate(("train", "valid", "test"))}, "rows + sampled negatives"
 
 
-def train_one(cfg: RankerConfig, space: RankSpace, reqs: dict[str, list[Request]], rows) -> tuple:
-    """Fit on train, select on valid; (model, fit result, test report)."""
-    packed = {s: pack(space, r, rows, cfg) for s, r in reqs.items()}
+def train_one(cfg: RankerConfig, space: RankSpace, packed: dict[str, Packed]) -> tuple:
+    """Fit on train, select on valid; (model, fit result, test report, test per-user click AUCs)."""
     model, result = fit_ranker(cfg, space, packed["train"], packed["valid"])
-    return model, result, evaluate(model, packed["test"])
+    return model, result, evaluate(model, packed["test"]), user_aucs(model, packed["test"])
 
 
-def per_scenario(cfg: RankerConfig, space: RankSpace, reqs: dict[str, list[Request]], rows) -> dict:
-    """One point-wise model per scenario: each scenario's test report and its selection (a scenario
-    without requests in some split is reported as skipped, saying which)."""
-    out = {}
+def per_scenario(cfg: RankerConfig, space: RankSpace, reqs: dict[str, list[Request]], rows) -> tuple[dict, dict]:
+    """One point-wise model per scenario: each scenario's test report and selection (a scenario
+    without requests in some split is reported as skipped, saying which), and its per-user AUCs."""
+    out, users = {}, {}
     for s in SCENARIOS:
         sub = {k: [r for r in v if r.scenario == s] for k, v in reqs.items()}
         if missing := [k for k, v in sub.items() if not v]:
             out[s] = {"skipped": f"no {s} requests in {', '.join(missing)}"}
             continue
-        _, result, report = train_one(cfg.model_copy(update={"listwise": False}), space, sub, rows)
+        packed = {k: pack(space, r, rows, cfg) for k, r in sub.items()}
+        _, result, report, per_user = train_one(cfg.model_copy(update={"listwise": False}), space, packed)
         out[s] = {**report["by_scenario"][s], "best_epoch": result.best_epoch}
+        users[s] = per_user[s]
+    return out, users
+
+
+def paired(users: dict[str, list[dict]], a: str, b: str) -> dict:
+    """Per scope: paired bootstrap over users of (model a - model b) test click AUC, each user's
+    AUC averaged over the seeds (users with an AUC under both models in every seed)."""
+    out = {}
+    for scope in sorted(set.intersection(*(set(d) for d in users[a] + users[b]))):
+        common = sorted(set.intersection(*(set(d[scope]) for d in users[a] + users[b])))
+        if len(common) >= 2:
+            mean = {m: np.array([np.mean([d[scope][u] for d in users[m]]) for u in common]) for m in (a, b)}
+            out[scope] = {"users": len(common), **paired_bootstrap(mean[a], mean[b])}
     return out
 
 
+def run_seed(cfg: RankerConfig, space: RankSpace, reqs: dict[str, list[Request]], rows, models: list[str],
+             out_dir: Path | None) -> tuple[dict, dict]:
+    """Every requested model at `cfg.seed`: reports by model and per-user AUCs by model (the
+    list-wise checkpoint and curves are written to `out_dir` when given)."""
+    reports, users = {}, {}
+    packed = {s: pack(space, r, rows, cfg) for s, r in reqs.items()} if set(models) - {"per_scenario"} else {}
+    for name in models:
+        t0 = time.time()
+        if name == "per_scenario":
+            by_scenario, users[name] = per_scenario(cfg, space, reqs, rows)
+            reports[name] = {"by_scenario": by_scenario}
+        else:
+            model, result, report, users[name] = train_one(cfg.model_copy(update={"listwise": name == "listwise"}),
+                                                           space, packed)
+            reports[name] = {**report, "best_epoch": result.best_epoch, "best_valid": result.best_valid}
+            if name == "listwise" and out_dir is not None:
+                save_ranker(model, space, out_dir / "ranker.pt")
+                save_curves(result.history, out_dir / "curves.png", title="unified list-wise ranker")
+        reports[name]["seconds"] = round(time.time() - t0, 1)
+    return reports, users
+
+
 def main(argv: list[str] | None = None) -> dict:
-    """Parse, train the requested models, write the checkpoint, metrics and curves."""
+    """Parse, train the requested models for each seed, write the checkpoint, metrics and curves."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, type=Path, help="dataset folder (a shop world writes impressions)")
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {MODELS}")
+    ap.add_argument("--seeds", default=None, help="comma-separated seeds (default: the config's seed); with "
+                    "several, metrics.json adds each seed's reports and paired tests over users")
     add_common(ap, config="optional YAML RankerConfig")
     a = ap.parse_args(argv)
     models = [m.strip() for m in a.models.split(",") if m.strip()]
     if bad := [m for m in models if m not in MODELS]:
         raise SystemExit(f"--models: unknown {bad}; choose from {MODELS}")
     cfg = load_config(a.config, RankerConfig, sets=a.set)
+    seeds = [int(x) for x in a.seeds.split(",")] if a.seeds else [cfg.seed]
     ds = load_dataset(a.data)
     rows = [r for s in ds.splits.values() for r in s]
     space = RankSpace.fit(ds.items, ds.splits["train"])
     reqs, source = split_requests(a.data, ds, cfg)
-    out: dict = {"data": str(a.data), "source": source, "config": cfg.model_dump(),
-                 "requests": {s: len(r) for s, r in reqs.items()}, "models": {}}
-    for name in models:
-        t0 = time.time()
-        if name == "per_scenario":
-            out["models"][name] = {"by_scenario": per_scenario(cfg, space, reqs, rows)}
-        else:
-            model, result, report = train_one(cfg.model_copy(update={"listwise": name == "listwise"}), space, reqs, rows)
-            out["models"][name] = {**report, "best_epoch": result.best_epoch, "best_valid": result.best_valid}
-            if name == "listwise":
-                save_ranker(model, space, a.out / "ranker.pt")
-                save_curves(result.history, a.out / "curves.png", title="unified list-wise ranker")
-        out["models"][name]["seconds"] = round(time.time() - t0, 1)
+    out: dict = {"data": str(a.data), "source": source, "config": cfg.model_dump(), "seeds": seeds,
+                 "requests": {s: len(r) for s, r in reqs.items()}}
+    runs = [run_seed(cfg.model_copy(update={"seed": seed}), space, reqs, rows, models, a.out if k == 0 else None)
+            for k, seed in enumerate(seeds)]
+    out["models"] = {m: {**runs[0][0][m], "by_seed": [r[m] for r, _ in runs]} for m in models}
+    users = {m: [u[m] for _, u in runs] for m in models}
+    out["paired_click_auc"] = {f"listwise_vs_{m}": paired(users, "listwise", m) for m in models
+                               if m != "listwise" and "listwise" in models}
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "metrics.json").write_text(json.dumps(out, indent=1))
     print(json.dumps({m: v.get("all", {}) for m, v in out["models"].items()}, indent=1))

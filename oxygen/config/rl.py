@@ -77,5 +77,5 @@ class ABTestConfig(StrictConfig):
     requests: int | None = Field(default=3000, ge=1)  # test-period requests sampled (None: all)
     control: str = "sasrec"  # the arm lifts are measured against
     bootstrap: int = Field(default=1000, ge=100)  # resamples of users for the intervals
-    seed: int = 0  # request sample, common random numbers and the bootstrap
+    seed: int = Field(default=0, ge=0)  # request sample, common random numbers and the bootstrap
     scenarios: list[Literal["search", "homepage", "channel", "cart", "checkout"]] | None = None  # None: all

@@ -191,6 +191,23 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((r[y].sum() - pos * (pos + 1) / 2) / (pos * neg))
 
 
+def group_aucs(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> dict:
+    """{group: (AUC, size)} for every group that holds both classes.
+
+    >>> group_aucs(np.array([0.1, 0.9, 0.8, 0.2, 0.5]), np.array([0, 1, 0, 1, 1]), np.array([0, 0, 1, 1, 2]))
+    {0: (1.0, 2), 1: (0.0, 2)}
+    """
+    groups, scores, labels = np.asarray(groups), np.asarray(scores), np.asarray(labels)
+    order = np.argsort(groups, kind="stable")
+    bounds = np.flatnonzero(np.diff(groups[order])) + 1
+    out = {}
+    for part in np.split(order, bounds) if len(order) else []:
+        a = auc(scores[part], labels[part])
+        if not np.isnan(a):
+            out[groups[part[0]].item()] = (a, len(part))
+    return out
+
+
 def gauc(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> float:
     """Group AUC: the mean of per-group AUCs weighted by group size, over the groups (e.g. users)
     that hold both classes; NaN when none does.
@@ -198,11 +215,6 @@ def gauc(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> float:
     >>> gauc(np.array([0.1, 0.9, 0.8, 0.2]), np.array([0, 1, 0, 1]), np.array([0, 0, 1, 1]))
     0.5
     """
-    groups = np.asarray(groups)
-    total = weight = 0.0
-    for g in np.unique(groups):
-        sel = groups == g
-        a = auc(np.asarray(scores)[sel], np.asarray(labels)[sel])
-        if not np.isnan(a):
-            total, weight = total + a * sel.sum(), weight + sel.sum()
-    return float(total / weight) if weight else float("nan")
+    per = group_aucs(scores, labels, groups).values()
+    weight = sum(n for _, n in per)
+    return float(sum(a * n for a, n in per) / weight) if weight else float("nan")

@@ -60,10 +60,16 @@ class Bundle:
             raise ValueError("a bundle that re-ranks with the transition channel needs the transition counts "
                              "(FeatureSpace.transitions); build the space with transitions=True or drop the rerank")
 
-    def decoder(self) -> Decoder:
-        """The one decode path over this bundle's scenario pools (oxygen.decoding.decode)."""
+    def decoder(self, catalogue_pool: str | None = None) -> Decoder:
+        """The one decode path over this bundle's scenario pools (oxygen.decoding.decode), plus a
+        pool named `catalogue_pool` over the whole codebook when given (for requests of scenarios
+        the bundle has no pool for)."""
         full = PrefixTrie(self.codebook.codes, self.codebook.item_ids)
         pools = {s: full.restrict(spec.pool) for s, spec in self.scenarios.items()}
+        if catalogue_pool is not None:
+            if catalogue_pool in pools:
+                raise ValueError(f"catalogue_pool {catalogue_pool!r} is one of the bundle's scenarios; name it otherwise")
+            pools[catalogue_pool] = full
         return Decoder(self.model.eval(), pools, self.space.item_ids, self.space.transitions, self.rerank)
 
     def save(self, out: Path | str) -> Path:

@@ -16,7 +16,11 @@ wise) the other candidates of its request.
 RankBatch fields (B samples, P profile slots, H events, R requests, C candidates, Q query words):
     profile Long[B, P]; ev_item, ev_beh, ev_scen Long[B, H], ev_ts Long[B, H], ev_mask Bool[B, H];
     rq_scen, rq_trig Long[B, R], rq_query Long[B, R, Q], rq_ts Long[B, R], rq_mask Bool[B, R];
-    cand_item, cand_leaf, cand_price Long[B, R, C], cand_mask Bool[B, R, C], labels Float[B, R, C, 3].
+    rq_month Long[B, R] (1..12, 0 unknown);
+    cand_item, cand_leaf, cand_price Long[B, R, C], cand_mask Bool[B, R, C], labels Float[B, R, C, 3];
+    the cross features of a candidate with its request: cand_rel Long[B, R, C] (TRIGGER_RELATIONS:
+    its relation to the request's trigger) and cand_seen Long[B, R, C] (how many of the user's events
+    before this request share its leaf, 0..SEEN_CAP).
 Item ids are dense indices + 1 (0 = padding / unknown).
 """
 
@@ -35,6 +39,8 @@ from oxygen.data.stats import PROFILE_FIELDS
 
 QUERY_WORDS, QUERY_BUCKETS = 8, 4096
 PRICE_BUCKETS = 16
+TRIGGER_RELATIONS = ("none", "same item", "same leaf", "same parent category", "other")  # cand_rel ids 0..4
+SEEN_CAP = 4
 NO_TIME = -(2 ** 62)  # events of rows without timestamps: before every request
 
 
@@ -66,10 +72,13 @@ class RankBatch:
     rq_query: torch.Tensor
     rq_ts: torch.Tensor
     rq_mask: torch.Tensor
+    rq_month: torch.Tensor
     cand_item: torch.Tensor
     cand_leaf: torch.Tensor
     cand_price: torch.Tensor
     cand_mask: torch.Tensor
+    cand_rel: torch.Tensor
+    cand_seen: torch.Tensor
     labels: torch.Tensor
 
     def __len__(self) -> int:
@@ -146,10 +155,13 @@ class RankSpace:
     """The id spaces of the ranking model: items, leaf categories, price buckets, profile values."""
 
     def __init__(self, item_index: dict[int, int], leaf: np.ndarray, price_bucket: np.ndarray,
-                 profile_vocab: dict[tuple[str, str], int], profiles: dict[str, list[int]]) -> None:
-        """`leaf`, `price_bucket` Int[N + 1] by dense item index (0 = padding)."""
+                 profile_vocab: dict[tuple[str, str], int], profiles: dict[str, list[int]],
+                 parent: np.ndarray | None = None) -> None:
+        """`leaf`, `price_bucket`, `parent` (the leaf's parent category; None: unknown) Int[N + 1] by
+        dense item index (0 = padding)."""
         self.item_index, self.leaf, self.price_bucket = item_index, leaf, price_bucket
         self.profile_vocab, self.profiles = profile_vocab, profiles
+        self.parent = parent if parent is not None else np.zeros_like(leaf)
 
     @classmethod
     def fit(cls, items: Sequence[Item], rows: Sequence[Row]) -> RankSpace:
@@ -157,10 +169,12 @@ class RankSpace:
         index = {it.item_id: k + 1 for k, it in enumerate(items)}
         cats = sorted({it.categories[-1] for it in items if it.categories})
         cat_id = {c: k + 1 for k, c in enumerate(cats)}
-        leaf = np.zeros(len(items) + 1, dtype=np.int64)
-        price = np.zeros(len(items) + 1, dtype=np.int64)
+        parents = sorted({tuple(it.categories[:-1]) for it in items if len(it.categories) > 1})
+        parent_id = {c: k + 1 for k, c in enumerate(parents)}
+        leaf, parent, price = (np.zeros(len(items) + 1, dtype=np.int64) for _ in range(3))
         for it in items:
             leaf[index[it.item_id]] = cat_id.get(it.categories[-1], 0) if it.categories else 0
+            parent[index[it.item_id]] = parent_id.get(tuple(it.categories[:-1]), 0)
             if it.price:
                 price[index[it.item_id]] = 1 + min(int(np.log2(1 + it.price) * 1.5), PRICE_BUCKETS - 2)
         values = sorted({(f, str(getattr(r.profile, f))) for r in rows if r.profile for f in PROFILE_FIELDS})
@@ -169,11 +183,11 @@ class RankSpace:
         for r in rows:
             if r.profile and r.user_id not in profiles:
                 profiles[r.user_id] = [vocab.get((f, str(getattr(r.profile, f))), 0) for f in PROFILE_FIELDS]
-        return cls(index, leaf, price, vocab, profiles)
+        return cls(index, leaf, price, vocab, profiles, parent)
 
     def to_dict(self) -> dict:
         """Plain lists and dicts (what a checkpoint stores)."""
-        return {"items": sorted(self.item_index, key=self.item_index.get), "leaf": self.leaf.tolist(),
+        return {"items": sorted(self.item_index, key=self.item_index.get), "leaf": self.leaf.tolist(), "parent": self.parent.tolist(),
                 "price_bucket": self.price_bucket.tolist(),
                 "profile_vocab": [[f, v, k] for (f, v), k in sorted(self.profile_vocab.items())],
                 "profiles": self.profiles}
@@ -183,7 +197,7 @@ class RankSpace:
         """The inverse of `to_dict`."""
         return cls({int(i): k + 1 for k, i in enumerate(d["items"])}, np.array(d["leaf"], dtype=np.int64),
                    np.array(d["price_bucket"], dtype=np.int64), {(f, v): int(k) for f, v, k in d["profile_vocab"]},
-                   {u: list(p) for u, p in d["profiles"].items()})
+                   {u: list(p) for u, p in d["profiles"].items()}, np.array(d["parent"], dtype=np.int64))
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -252,9 +266,26 @@ class RankSpace:
                 masks["cand_mask"][b, r, :len(ids)] = [i > 0 for i in ids]  # -1 / unknown ids: padding
                 if rq.labels is not None:
                     labels[b, r, :len(ids)] = rq.labels
-        profile = np.array([s.profile for s in samples], dtype=np.int64)
-        cand = t["cand_item"]
-        return RankBatch(profile=torch.from_numpy(profile), **{k: torch.from_numpy(v) for k, v in t.items()},
-                         **{k: torch.from_numpy(v) for k, v in masks.items()},
-                         cand_leaf=torch.from_numpy(self.leaf[cand]), cand_price=torch.from_numpy(self.price_bucket[cand]),
-                         labels=torch.from_numpy(labels))
+        t["profile"] = np.array([s.profile for s in samples], dtype=np.int64)
+        t.update(self.cross_features(t, masks))
+        return RankBatch(**{k: torch.from_numpy(v) for k, v in {**t, **masks}.items()}, labels=torch.from_numpy(labels))
+
+    def cross_features(self, t: dict[str, np.ndarray], masks: dict[str, np.ndarray], chunk: int = 512
+                       ) -> dict[str, np.ndarray]:
+        """The candidates' leaf / price, the request month and the candidate x request features
+        (cand_rel, cand_seen: only events strictly before the candidate's own request count)."""
+        cand, trig = t["cand_item"], t["rq_trig"][:, :, None]
+        rel = np.where(cand == trig, 1, np.where(self.leaf[cand] == self.leaf[trig], 2,
+                       np.where((self.parent[cand] == self.parent[trig]) & (self.parent[cand] > 0), 3, 4)))
+        rel = np.where(trig > 0, rel, 0)
+        ts, known = t["rq_ts"], masks["rq_mask"] & (t["rq_ts"] > NO_TIME // 2)
+        month = np.where(known, ts.astype("datetime64[s]").astype("datetime64[M]").astype(np.int64) % 12 + 1, 0)
+        seen = np.zeros(cand.shape, dtype=np.int64)
+        ev_leaf = np.where(masks["ev_mask"], self.leaf[t["ev_item"]], -1)
+        for a in range(0, len(cand), chunk):
+            sl = slice(a, a + chunk)
+            before = masks["ev_mask"][sl, None, :] & (t["ev_ts"][sl, None, :] < ts[sl, :, None])  # [b, R, H]
+            same = self.leaf[cand[sl]][..., None] == ev_leaf[sl, None, None, :]  # [b, R, C, H]
+            seen[sl] = np.minimum((same & before[:, :, None, :]).sum(-1), SEEN_CAP)
+        return {"cand_leaf": self.leaf[cand], "cand_price": self.price_bucket[cand], "rq_month": month,
+                "cand_rel": rel, "cand_seen": seen}

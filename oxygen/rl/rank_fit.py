@@ -17,7 +17,7 @@ import torch
 
 from oxygen.config import RankerConfig
 from oxygen.data.schema import SCENARIOS
-from oxygen.eval.metrics import auc, gauc
+from oxygen.eval.metrics import auc, gauc, group_aucs
 from oxygen.rl.rank_data import RankBatch, RankSpace, Request, Sample, timelines
 from oxygen.rl.ranking import HEADS, Ranker
 from oxygen.training.loop import FitResult, LoopConfig, Trainable, adamw_cosine, fit
@@ -25,10 +25,11 @@ from oxygen.training.loop import FitResult, LoopConfig, Trainable, adamw_cosine,
 
 @dataclass
 class Packed:
-    """Collated samples and, per sample, the index of its user (for GAUC)."""
+    """Collated samples and, per sample, the index of its user in `user_ids` (for GAUC)."""
 
     batch: RankBatch
     users: np.ndarray  # Int[B]
+    user_ids: list[str]
 
 
 def pack(space: RankSpace, requests: list[Request], rows, cfg: RankerConfig) -> Packed:
@@ -36,8 +37,9 @@ def pack(space: RankSpace, requests: list[Request], rows, cfg: RankerConfig) -> 
     samples: list[Sample] = space.samples(requests, timelines(rows), cfg.max_requests, cfg.max_events)
     if not samples:
         raise ValueError("no requests to pack; check that the impressions (or rows) of this split exist")
-    users = {u: k for k, u in enumerate(sorted({s.requests[0].user_id for s in samples}))}
-    return Packed(space.collate(samples), np.array([users[s.requests[0].user_id] for s in samples]))
+    ids = sorted({s.requests[0].user_id for s in samples})
+    users = {u: k for k, u in enumerate(ids)}
+    return Packed(space.collate(samples), np.array([users[s.requests[0].user_id] for s in samples]), ids)
 
 
 def build_model(cfg: RankerConfig, space: RankSpace) -> Ranker:
@@ -57,14 +59,31 @@ def predict(model: Ranker, batch: RankBatch, chunk: int = 256) -> np.ndarray:
     return torch.cat(parts).numpy()
 
 
-def evaluate(model: Ranker, data: Packed, probs: np.ndarray | None = None) -> dict:
-    """AUC and GAUC (by user) of each head's probability against its label, overall and per scenario."""
+def flat(data: Packed, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per real candidate: (probabilities Float[n, 3], labels Float[n, 3], scenario id Int[n],
+    user index Int[n])."""
     b = data.batch
-    probs = predict(model, b) if probs is None else probs
     m = b.cand_mask.numpy()
     scen = np.broadcast_to(b.rq_scen.numpy()[:, :, None], m.shape)[m]
     users = np.broadcast_to(data.users[:, None, None], m.shape)[m]
-    p, y = probs[m], b.labels.numpy()[m]
+    return probs[m], b.labels.numpy()[m], scen, users
+
+
+def user_aucs(model: Ranker, data: Packed, head: int = 0) -> dict[str, dict[str, float]]:
+    """{"all" | scenario: {user id: AUC of head `head` over the user's candidates there}} (users
+    with both classes): what a paired comparison of two rankers resamples."""
+    p, y, scen, users = flat(data, predict(model, data.batch))
+    out = {}
+    for name, sel in [("all", np.ones(len(p), bool))] + [(s, scen == k + 1) for k, s in enumerate(SCENARIOS)]:
+        if sel.any():
+            per = group_aucs(p[sel, head], y[sel, head], users[sel])
+            out[name] = {data.user_ids[u]: a for u, (a, _) in per.items()}
+    return out
+
+
+def evaluate(model: Ranker, data: Packed, probs: np.ndarray | None = None) -> dict:
+    """AUC and GAUC (by user) of each head's probability against its label, overall and per scenario."""
+    p, y, scen, users = flat(data, predict(model, data.batch) if probs is None else probs)
 
     def scores(sel: np.ndarray) -> dict[str, float]:
         out = {"candidates": int(sel.sum())}

@@ -2,8 +2,9 @@
 
 A sample (oxygen.rl.rank_data.RankBatch) is one user's requests packed in time order. Tokens, in
 this order: P profile tokens, H event tokens (item + leaf + price + behaviour + scenario + recency),
-R request tokens (scenario + trigger item + query words: the scenario instruction), R x C
-candidate tokens (item + leaf + price + their request's scenario). The attention mask
+R request tokens (scenario + trigger item + query words + month: the scenario instruction), R x C
+candidate tokens (item + leaf + price + their request's scenario and trigger leaf + the cross
+features of candidate and request: relation to the trigger, how often the user met its leaf before). The attention mask
 (`attention_mask`) is causal over requests: a candidate sees the profile, the events strictly
 before its request, the request tokens up to its own (list-wise) and the other candidates of its
 own request (list-wise) or only itself (point-wise); it never sees a later request. Three heads on
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from oxygen.config import RankerConfig
-from oxygen.rl.rank_data import PRICE_BUCKETS, QUERY_BUCKETS, RankBatch
+from oxygen.rl.rank_data import PRICE_BUCKETS, QUERY_BUCKETS, SEEN_CAP, TRIGGER_RELATIONS, RankBatch
 
 PROFILE, EVENT, REQUEST, CANDIDATE = 0, 1, 2, 3
 HEADS = ("click", "cart", "purchase")
@@ -96,6 +97,8 @@ class Ranker(nn.Module):
         self.behaviour, self.scenario = nn.Embedding(8, d), nn.Embedding(8, d)
         self.recency, self.query = nn.Embedding(cfg.max_events + 1, d), nn.Embedding(QUERY_BUCKETS, d, padding_idx=0)
         self.blocks = nn.ModuleList(Block(d, cfg.heads, cfg.d_ff, cfg.dropout) for _ in range(cfg.layers))
+        self.month, self.relation = nn.Embedding(13, d), nn.Embedding(len(TRIGGER_RELATIONS), d)
+        self.seen, self.trigger_leaf = nn.Embedding(SEEN_CAP + 1, d), nn.Embedding(sizes["leaves"], d)
         self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, 3)
 
     def _item(self, item: torch.Tensor, leaf: torch.Tensor, price: torch.Tensor) -> torch.Tensor:
@@ -113,8 +116,10 @@ class Ranker(nn.Module):
         ev = (self._item(b.ev_item, leaf_of[b.ev_item], price_of[b.ev_item]) + self.behaviour(b.ev_beh)
               + self.scenario(b.ev_scen) + self.recency(rec))
         trig = self._item(b.rq_trig, leaf_of[b.rq_trig], price_of[b.rq_trig]) * (b.rq_trig > 0)[..., None]
-        rq = self.scenario(b.rq_scen) + trig + self.query(b.rq_query).sum(2)
-        cand = self._item(b.cand_item, b.cand_leaf, b.cand_price) + self.scenario(b.rq_scen)[:, :, None]
+        rq = self.scenario(b.rq_scen) + trig + self.query(b.rq_query).sum(2) + self.month(b.rq_month)
+        context = self.scenario(b.rq_scen) + self.trigger_leaf(leaf_of[b.rq_trig]) * (b.rq_trig > 0)[..., None]
+        cand = (self._item(b.cand_item, b.cand_leaf, b.cand_price) + context[:, :, None]
+                + self.relation(b.cand_rel) + self.seen(b.cand_seen))
         parts = [prof + self.kind.weight[PROFILE], ev + self.kind.weight[EVENT], rq + self.kind.weight[REQUEST],
                  cand.reshape(B, R * C, -1) + self.kind.weight[CANDIDATE]]
         return torch.cat(parts, dim=1)

@@ -1,6 +1,6 @@
 """One decode path: the demo's examples (the service core fed from Redis), the serving core over
-HTTP-shaped requests and the offline recommender give the same items for the same request, with
-the transition re-rank and with the copy head."""
+HTTP-shaped requests, the offline recommender and the A/B test's bundle arm give the same items for
+the same request, with the transition re-rank and with the copy head."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from apps.demo import answer_examples
 from oxygen.config import GenerativeConfig
 from oxygen.data.schema import Item, Row
 from oxygen.model.bundle import Bundle
+from oxygen.recommenders.bundled import BundleRecommender
 from oxygen.recommenders.generative import GenerativeRecommender
 from oxygen.semantic_ids.codebook import Codebook
 
@@ -56,5 +57,7 @@ def test_demo_server_and_offline_agree(data, tmp_path, extra):
     answers = answer_examples(bundle, test, k=5, beam=8)
     served = np.array([[it.item_id for it in a.items] for a in answers])
     assert np.array_equal(served, offline)
+    ab_arm = BundleRecommender(bundle, beam=8, queries=False, progress=False)  # the A/B test's bundle arm
+    assert np.array_equal(ab_arm.recommend(test, k=5), offline)
     scores = np.array([[it.score for it in a.items] for a in answers])
     assert (np.diff(scores, axis=1) <= 1e-9).all()  # best first, the mixture's (or beam's) order

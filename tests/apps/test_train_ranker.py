@@ -30,3 +30,13 @@ def test_train_ranker_writes_checkpoint_and_metrics(tmp_path):
 def test_unknown_model_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="unknown"):
         main(["--data", str(tmp_path), "--out", str(tmp_path / "r"), "--models", "listwise,bogus"])
+
+
+def test_several_seeds_give_reports_and_paired_tests(tmp_path):
+    tiny_world(tmp_path / "w", tmp_path / "s", users=60, seed=2, items=300, days=30)
+    out = main(["--data", str(tmp_path / "w"), "--out", str(tmp_path / "r"), "--models", "listwise,pointwise",
+                "--seeds", "0,1", "--set", "epochs=1", "--set", "d_model=16", "--set", "d_ff=32"])
+    assert out["seeds"] == [0, 1] and len(out["models"]["listwise"]["by_seed"]) == 2
+    test = out["paired_click_auc"]["listwise_vs_pointwise"]
+    assert "all" in test and {"users", "diff", "lo", "hi", "p_le_0"} <= set(test["all"])
+    assert test["all"]["lo"] <= test["all"]["diff"] <= test["all"]["hi"]

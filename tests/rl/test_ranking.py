@@ -141,3 +141,29 @@ def test_rows_with_sampled_negatives(world):
 def test_missing_checkpoint_names_the_command(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="apps.train_ranker"):
         load_ranker(tmp_path / "nope.pt")
+
+
+def test_cross_features_match_a_slow_reference(world):
+    """cand_seen counts only the user's events strictly before the candidate's own request (not the
+    later events a pack also holds); cand_rel is the relation to that request's trigger."""
+    _, ds, rows, space, reqs = world
+    b = _multi(space, reqs, rows)
+    for s in range(len(b)):
+        for r in range(int(b.rq_mask[s].sum())):
+            trig = int(b.rq_trig[s, r])
+            for c in range(int(b.cand_mask[s, r].sum())):
+                item = int(b.cand_item[s, r, c])
+                leaf = space.leaf[item]
+                seen = sum(1 for h in range(b.ev_item.shape[1]) if b.ev_mask[s, h]
+                           and int(b.ev_ts[s, h]) < int(b.rq_ts[s, r]) and space.leaf[int(b.ev_item[s, h])] == leaf)
+                assert int(b.cand_seen[s, r, c]) == min(seen, 4)
+                if trig == 0:
+                    rel = 0
+                elif item == trig:
+                    rel = 1
+                elif leaf == space.leaf[trig]:
+                    rel = 2
+                else:
+                    rel = 3 if space.parent[item] == space.parent[trig] and space.parent[item] > 0 else 4
+                assert int(b.cand_rel[s, r, c]) == rel
+    assert (b.rq_month[b.rq_mask] >= 1).all() and (b.rq_month[b.rq_mask] <= 12).all()

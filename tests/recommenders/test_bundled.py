@@ -1,0 +1,62 @@
+"""BundleRecommender on a random-weight bundle over a tiny world's catalogue: every row decoded in
+its scenario's pool (the whole catalogue for scenarios the bundle lacks), the same lists as the
+bundle's own decode path, fit a no-op."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.tiny_bundle import catalogue_bundle
+from oxygen.data.batching import collate
+from oxygen.model.bundle import Bundle, ScenarioSpec
+from oxygen.recommenders.bundled import BundleRecommender
+from oxygen.training.prepare import query_lookup
+from tests.worlds import tiny_world
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """(dataset, bundle with cart and search pools only) of a tiny world."""
+    root = tmp_path_factory.mktemp("bundled")
+    ds = tiny_world(root / "w", root / "s", users=200, seed=1, items=300, days=20)
+    b = catalogue_bundle(root / "b", ds.items)
+    ids = sorted(ds.item_ids)
+    b.scenarios = {"cart": ScenarioSpec(ids[:40], True), "search": ScenarioSpec(ids[40:140], False)}
+    return ds, b
+
+
+def test_rows_decode_in_their_scenario_pool(world):
+    ds, b = world
+    rows = ds.splits["test"]
+    rec = BundleRecommender(b, beam=12, progress=False)
+    assert rec.fit(ds.splits["train"], ds.splits["valid"], ds.items) is rec and rec.reads_queries
+    out = rec.recommend(rows, 5)
+    assert out.shape == (len(rows), 5) and out.dtype == np.int64
+    catalogue = set(ds.item_ids)
+    for r, items in zip(rows, out):
+        got = [int(i) for i in items if i >= 0]
+        assert len(got) == len(set(got)) and got
+        pool = set(b.scenarios[r.scenario].pool) if r.scenario in b.scenarios else catalogue
+        assert set(got) <= pool
+    assert {r.scenario for r in rows} - set(b.scenarios), "the world should have rows outside the bundle's pools"
+    assert rec.num_params() == b.model.num_parameters > 0
+
+
+def test_lists_are_the_bundle_decode_path(world):
+    ds, b = world
+    rows = [r for r in ds.splits["test"] if r.scenario in b.scenarios]
+    lookup = query_lookup(rows)
+    batch = collate(rows, b.space, b.collate_cfg, lookup, with_targets=False)
+    want = b.decoder().decode(batch, [r.history for r in rows], 12, 5, [r.scenario for r in rows]).items
+    assert (BundleRecommender(b, beam=12, progress=False).recommend(rows, 5) == want).all()
+
+
+def test_loads_a_bundle_folder(world, tmp_path):
+    ds, b = world
+    b.save(tmp_path / "b")
+    rec = BundleRecommender(tmp_path / "b", queries=False, progress=False)
+    assert isinstance(rec.bundle, Bundle) and not rec.reads_queries
+    assert rec.recommend(ds.splits["test"][:3], 4).shape == (3, 4)
+    with pytest.raises(FileNotFoundError, match="not a bundle folder"):
+        BundleRecommender(tmp_path / "missing")
