@@ -88,7 +88,15 @@ GROUPS: dict[str, list[str]] = {
     "nearline": [f"{PY} -m bench.nearline --data runs/bench/world-default --speedup 2000 --max-wall-s 240 "
                  "--out runs/bench/nearline_default.json --plot docs/img/nearline_load_default.png",
                  f"{PY} -m bench.instruction_ceiling --data runs/bench/world-default --out runs/bench/ceiling_default.json"],
-    "ranking": [f"{PY} -m apps.train_ranker --data runs/bench/world-default --out runs/bench/ranker_default"],
+    "ranking": [  # the reward mapping (docs: ranking, ab_test); the demo world and bundle come from `make demo`
+        f"{PY} -m apps.train_ranker --data runs/demo/world --out runs/ranker_demo --seeds 0,1,2 --set epochs=15 "
+        "--set batch_size=32 --set patience=3",
+        f"{PY} -m bench.rewards --data runs/demo/world --bundle runs/demo/train/bundle --ranker runs/ranker_demo/ranker.pt "
+        "--out runs/bench/rewards_demo.json",
+        f"{PY} -m apps.ab_test --data runs/demo/world --arms pop,markov,sasrec,sft=bundle:runs/demo/train/bundle,oracle "
+        "--out runs/ab_demo/ab_sft.json",
+        f"{PY} -m apps.train_ranker --data runs/bench/world-default --out runs/bench/ranker_default",
+    ],
 }
 
 
