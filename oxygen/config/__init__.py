@@ -26,11 +26,11 @@ from oxygen.config.models import (
     TrainConfig,
     TransitionConfig,
 )
-from oxygen.config.rl import ABTestConfig, RankerConfig, RankingValue, RewardConfig, RewardParts
+from oxygen.config.rl import ABTestConfig, ObjectiveConfig, RankerConfig, RankingValue, RewardConfig, RewardParts
 
 __all__ = [
     "RERANK_GRID", "ABTestConfig", "ConfigError", "GenerativeConfig", "InstructionsConfig",
-    "InstructorConfig", "LMConfig", "MarkovConfig", "ModelConfig", "NearlineConfig", "PopConfig",
+    "InstructorConfig", "LMConfig", "MarkovConfig", "ModelConfig", "NearlineConfig", "ObjectiveConfig", "PopConfig",
     "RankerConfig", "RankingValue", "RerankConfig", "RewardConfig", "RewardParts", "SASRecConfig",
     "SIDConfig", "StrictConfig", "TrainConfig", "TransitionConfig", "WorldConfig", "apply_set", "load_config",
     "merge",

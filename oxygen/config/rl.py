@@ -1,4 +1,5 @@
-"""Configs of post-training: the unified ranking model, the reward mapping and the simulated A/B test."""
+"""Configs of post-training: the unified ranking model, the reward mapping, the simulated A/B test and
+the policy-optimisation objectives."""
 
 from __future__ import annotations
 
@@ -79,3 +80,16 @@ class ABTestConfig(StrictConfig):
     bootstrap: int = Field(default=1000, ge=100)  # resamples of users for the intervals
     seed: int = Field(default=0, ge=0)  # request sample, common random numbers and the bootstrap
     scenarios: list[Literal["search", "homepage", "channel", "cart", "checkout"]] | None = None  # None: all
+
+
+class ObjectiveConfig(StrictConfig):
+    """The group policy-optimisation objective (oxygen.rl.objectives): which one and its constants.
+    The SA-GCPO temperatures default to the paper's best (Table 11: tau_pos 1.0 > tau_neg 0.95)."""
+
+    algo: Literal["sa_gcpo", "gspo", "grpo"] = "sa_gcpo"
+    clip_eps: float = Field(default=0.2, gt=0, lt=1)  # GRPO's token-ratio clip
+    seq_clip_eps: float = Field(default=4e-4, gt=0, lt=1)  # GSPO's sequence-ratio clip (its paper's range)
+    tau_pos: float = Field(default=1.0, gt=0)  # SA-GCPO gate temperature where the advantage is positive
+    tau_neg: float = Field(default=0.95, gt=0)  # ... and where it is not
+    kl_beta: float = Field(default=0.0, ge=0)  # weight of KL to the frozen reference policy (0: off)
+    log_ratio_clamp: float = Field(default=10.0, gt=0)  # |log(pi / pi_old)| is clamped to this
