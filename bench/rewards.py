@@ -1,17 +1,17 @@
 """Reward benchmarks: does the reward track the shop world's truth, and how fast is the reward actor.
 
     python -m bench.rewards --data W --bundle B --ranker R/ranker.pt --out runs/bench/rewards.json
-        [--requests 1000] [--group 8] [--callers 4] [--seed 0]
+        [--requests 1000] [--group 8] [--callers 4] [--seed 0] [--split test|valid]
 
 Validity (evaluation only: the world's feedback model is read here and nowhere in the rewards):
-for a seeded sample of test requests, groups of G items come from two sources — `policy` (the SFT
-bundle's top-G in the request's scenario pool: the groups post-training will score) and `pool` (G
-uniform items of that pool: mostly items the user does not need, whose true values differ only by
-quality and price fit) — and each item's true expected value is the feedback
-model's funnel probabilities mixed exactly as the ranking reward mixes the ranker's
-(RewardConfig.value, the same price unit). Per scenario: the mean within-group Spearman correlation
-(what group-relative advantages see) and the pooled one, of the ranking reward and of the mapped
-total, against the truth; the items' train popularity is the model-free reference.
+for a seeded sample of test (or, to choose between rewards, valid) requests, groups of G items
+come from two sources — `policy` (the SFT bundle's top-G in the request's scenario pool: the groups
+post-training will score) and `pool` (G uniform items of that pool: mostly items the user does not
+need, whose true values differ only by quality and price fit) — and each item's true expected
+value is the feedback model's funnel probabilities mixed exactly as the ranking reward mixes the
+ranker's (RewardConfig.value, the same price unit). Per scenario: the mean within-group Spearman
+correlation (what group-relative advantages see) and the pooled one, of the ranking reward and of
+the mapped total, against the truth; the items' train popularity is the model-free reference.
 Throughput: the mapping in process (items/s per batch size, queries already embedded) and the Ray
 reward actor with `--callers` concurrent callers sending 16 requests each, cold (every search query
 new to the actor: the text encoder runs) and warm.
@@ -140,18 +140,19 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--callers", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--split", default="test", choices=("valid", "test"), help="valid: to choose between rewards")
     a = ap.parse_args(argv)
     cfg = RewardConfig()
     sources = RewardSources(str(a.data), str(a.bundle), str(a.ranker))
-    world, ds = World.load(a.data), load_dataset(a.data, splits=("train", "test"))
-    test = ds.splits["test"]
+    world, ds = World.load(a.data), load_dataset(a.data, splits=("train", a.split))
+    test = ds.splits[a.split]
     popularity = np.bincount([r.target for r in ds.splits["train"]], minlength=world.catalogue.n).astype(float)
     rng = np.random.default_rng(a.seed)
     rows = [test[i] for i in np.sort(rng.choice(len(test), min(a.requests, len(test)), replace=False))]
     mapping = load_mapping(sources, cfg)
     rec = BundleRecommender(mapping.rewards["relevance"].bundle)
     groups = {"policy": rec.recommend(rows, a.group), "pool": pool_groups(rec, rows, a.group, a.seed)}
-    report = {"data": str(a.data), "bundle": str(a.bundle), "ranker": str(a.ranker), "requests": len(rows),
+    report = {"data": str(a.data), "split": a.split, "bundle": str(a.bundle), "ranker": str(a.ranker), "requests": len(rows),
               "group": a.group, "config": cfg.model_dump(),
               "validity": {src: validity(mapping, world, rows, g, cfg, popularity) for src, g in groups.items()},
               "in_process_items_per_s": in_process(mapping, rows, groups["policy"]),

@@ -26,12 +26,21 @@ from oxygen.config.models import (
     TrainConfig,
     TransitionConfig,
 )
-from oxygen.config.rl import ABTestConfig, ObjectiveConfig, RankerConfig, RankingValue, RewardConfig, RewardParts
+from oxygen.config.rl import (
+    ABTestConfig,
+    ObjectiveConfig,
+    PostTrainConfig,
+    RankerConfig,
+    RankingValue,
+    RewardConfig,
+    RewardParts,
+    RolloutConfig,
+)
 
 __all__ = [
     "RERANK_GRID", "ABTestConfig", "ConfigError", "GenerativeConfig", "InstructionsConfig",
-    "InstructorConfig", "LMConfig", "MarkovConfig", "ModelConfig", "NearlineConfig", "ObjectiveConfig", "PopConfig",
-    "RankerConfig", "RankingValue", "RerankConfig", "RewardConfig", "RewardParts", "SASRecConfig",
+    "InstructorConfig", "LMConfig", "MarkovConfig", "ModelConfig", "NearlineConfig", "ObjectiveConfig", "PostTrainConfig", "PopConfig",
+    "RankerConfig", "RankingValue", "RerankConfig", "RewardConfig", "RewardParts", "RolloutConfig", "SASRecConfig",
     "SIDConfig", "StrictConfig", "TrainConfig", "TransitionConfig", "WorldConfig", "apply_set", "load_config",
     "merge",
 ]

@@ -93,3 +93,39 @@ class ObjectiveConfig(StrictConfig):
     tau_neg: float = Field(default=0.95, gt=0)  # ... and where it is not
     kl_beta: float = Field(default=0.0, ge=0)  # weight of KL to the frozen reference policy (0: off)
     log_ratio_clamp: float = Field(default=10.0, gt=0)  # |log(pi / pi_old)| is clamped to this
+
+
+class RolloutConfig(StrictConfig):
+    """How rollout workers generate a request's group (oxygen.rl.rollout): G items by trie-constrained
+    beam sampling (temperature / top-p) or beam search in the request's scenario pool."""
+
+    group: int = Field(default=8, ge=2)  # G items per request
+    sampling: bool = True  # False: the top-G of beam search (deterministic groups)
+    temperature: float = Field(default=1.0, gt=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    beam: int | None = Field(default=None, ge=1)  # beam width (None: 2 G)
+
+
+class PostTrainConfig(StrictConfig):
+    """`python -m apps.post_train`: the objective, the rollout, the reward mapping, the data mix and
+    the learner's schedule (several minibatch steps per rollout: the SA-GCPO gate acts off-policy)."""
+
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    gamma: bool | None = None  # Gamma threshold on positive advantages (None: on for sa_gcpo only)
+    synthetic_ratio: float = Field(default=0.33, ge=0, lt=1)  # share of requests without a real target
+    iterations: int = Field(default=30, ge=1)
+    requests: int = Field(default=64, ge=1)  # requests per rollout batch
+    epochs: int = Field(default=2, ge=1)  # learner passes over each rollout batch
+    minibatch: int = Field(default=128, ge=1)  # generated items per learner step
+    lr: float = Field(default=1e-5, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    grad_clip: float = Field(default=1.0, gt=0)
+    seed: int = 0
+    threads: int = Field(default=2, ge=1)
+
+    @property
+    def use_gamma(self) -> bool:
+        """Whether positive advantages are thresholded by the real target's reward."""
+        return self.objective.algo == "sa_gcpo" if self.gamma is None else self.gamma

@@ -17,6 +17,7 @@ Layout of a bundle folder (written by training, read by serving and the demo):
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from oxygen.semantic_ids.codebook import Codebook
 from oxygen.semantic_ids.trie import PrefixTrie
 
 TRIGGER_SCENARIOS = ("channel", "cart", "checkout")
+CATALOGUE_POOL = "(catalogue)"  # the decoder pool over every item, for scenarios the bundle has no pool for
 
 
 @dataclass
@@ -60,17 +62,23 @@ class Bundle:
             raise ValueError("a bundle that re-ranks with the transition channel needs the transition counts "
                              "(FeatureSpace.transitions); build the space with transitions=True or drop the rerank")
 
-    def decoder(self, catalogue_pool: str | None = None) -> Decoder:
+    def decoder(self, catalogue_pool: str | None = None, model: OxygenModel | None = None) -> Decoder:
         """The one decode path over this bundle's scenario pools (oxygen.decoding.decode), plus a
         pool named `catalogue_pool` over the whole codebook when given (for requests of scenarios
-        the bundle has no pool for)."""
+        the bundle has no pool for); `model`: another weight version of the bundle's model (a
+        post-training policy), default the bundle's own."""
         full = PrefixTrie(self.codebook.codes, self.codebook.item_ids)
         pools = {s: full.restrict(spec.pool) for s, spec in self.scenarios.items()}
         if catalogue_pool is not None:
             if catalogue_pool in pools:
                 raise ValueError(f"catalogue_pool {catalogue_pool!r} is one of the bundle's scenarios; name it otherwise")
             pools[catalogue_pool] = full
-        return Decoder(self.model.eval(), pools, self.space.item_ids, self.space.transitions, self.rerank)
+        model = self.model if model is None else model
+        return Decoder(model.eval(), pools, self.space.item_ids, self.space.transitions, self.rerank)
+
+    def pools_for(self, scenarios: Sequence[str | None]) -> list[str]:
+        """Each request's decoder pool: its scenario's, else CATALOGUE_POOL (decoder(CATALOGUE_POOL))."""
+        return [s if s in self.scenarios else CATALOGUE_POOL for s in scenarios]
 
     def save(self, out: Path | str) -> Path:
         """Write the bundle folder (see the module docstring)."""

@@ -22,11 +22,10 @@ from tqdm.auto import tqdm
 
 from oxygen.data.batching import collate
 from oxygen.data.schema import Item, Row
-from oxygen.model.bundle import Bundle
+from oxygen.model.bundle import CATALOGUE_POOL, Bundle
 from oxygen.recommenders.base import Recommender, check_k
 from oxygen.training.prepare import RowInstructions, instruction_lookup, query_lookup
 
-CATALOGUE_POOL = "(catalogue)"  # the decoder pool of rows whose scenario the bundle has no pool for
 CHUNK = 256  # rows collated and decoded per step of the progress bar
 
 
@@ -67,7 +66,7 @@ class BundleRecommender(Recommender):
 
     def pools(self, rows: Sequence[Row]) -> list[str]:
         """Each row's decoder pool: its scenario's, else the whole catalogue's."""
-        return [r.scenario if r.scenario in self.bundle.scenarios else CATALOGUE_POOL for r in rows]
+        return self.bundle.pools_for([r.scenario for r in rows])
 
     def recommend(self, rows: Sequence[Row], k: int) -> np.ndarray:
         """Int64[len(rows), k]: each row's top-k items in its pool, best first, -1 padded (the

@@ -17,7 +17,8 @@ RankBatch fields (B samples, P profile slots, H events, R requests, C candidates
     profile Long[B, P]; ev_item, ev_beh, ev_scen Long[B, H], ev_ts Long[B, H], ev_mask Bool[B, H];
     rq_scen, rq_trig Long[B, R], rq_query Long[B, R, Q], rq_ts Long[B, R], rq_mask Bool[B, R];
     rq_month Long[B, R] (1..12, 0 unknown);
-    cand_item, cand_leaf, cand_price Long[B, R, C], cand_mask Bool[B, R, C], labels Float[B, R, C, 3];
+    cand_item, cand_leaf, cand_price, cand_pop (train-popularity bucket) Long[B, R, C], cand_mask
+    Bool[B, R, C], labels Float[B, R, C, 3];
     the cross features of a candidate with its request: cand_rel Long[B, R, C] (TRIGGER_RELATIONS:
     its relation to the request's trigger) and cand_seen Long[B, R, C] (how many of the user's events
     before this request share its leaf, 0..SEEN_CAP).
@@ -39,6 +40,7 @@ from oxygen.data.stats import PROFILE_FIELDS
 
 QUERY_WORDS, QUERY_BUCKETS = 8, 4096
 PRICE_BUCKETS = 16
+POP_BUCKETS = 12
 TRIGGER_RELATIONS = ("none", "same item", "same leaf", "same parent category", "other")  # cand_rel ids 0..4
 SEEN_CAP = 4
 NO_TIME = -(2 ** 62)  # events of rows without timestamps: before every request
@@ -76,6 +78,7 @@ class RankBatch:
     cand_item: torch.Tensor
     cand_leaf: torch.Tensor
     cand_price: torch.Tensor
+    cand_pop: torch.Tensor
     cand_mask: torch.Tensor
     cand_rel: torch.Tensor
     cand_seen: torch.Tensor
@@ -151,53 +154,63 @@ class Sample:
     requests: list[Request]
 
 
-class RankSpace:
-    """The id spaces of the ranking model: items, leaf categories, price buckets, profile values."""
+ITEM_FEATURES = ("leaf", "parent", "price_bucket", "popularity")  # Int[N + 1] each, by dense index (0 = padding)
 
-    def __init__(self, item_index: dict[int, int], leaf: np.ndarray, price_bucket: np.ndarray,
-                 profile_vocab: dict[tuple[str, str], int], profiles: dict[str, list[int]],
-                 parent: np.ndarray | None = None) -> None:
-        """`leaf`, `price_bucket`, `parent` (the leaf's parent category; None: unknown) Int[N + 1] by
-        dense item index (0 = padding)."""
-        self.item_index, self.leaf, self.price_bucket = item_index, leaf, price_bucket
-        self.profile_vocab, self.profiles = profile_vocab, profiles
-        self.parent = parent if parent is not None else np.zeros_like(leaf)
+
+class RankSpace:
+    """The id spaces of the ranking model: items, their features (leaf and parent category, price
+    bucket, train-popularity bucket) and profile values."""
+
+    def __init__(self, item_index: dict[int, int], features: dict[str, np.ndarray],
+                 profile_vocab: dict[tuple[str, str], int], profiles: dict[str, list[int]]) -> None:
+        """`features[name]` Int[N + 1] by dense item index for each name of ITEM_FEATURES (a missing
+        one is all 0: unknown)."""
+        size = len(item_index) + 1
+        self.item_index, self.profile_vocab, self.profiles = item_index, profile_vocab, profiles
+        self.features = {f: np.asarray(features.get(f, np.zeros(size)), dtype=np.int64) for f in ITEM_FEATURES}
+        self.leaf, self.parent = self.features["leaf"], self.features["parent"]
+        self.price_bucket, self.popularity = self.features["price_bucket"], self.features["popularity"]
 
     @classmethod
     def fit(cls, items: Sequence[Item], rows: Sequence[Row]) -> RankSpace:
-        """Index the catalogue (leaf = last category, price by log-price bucket) and the rows' profiles."""
+        """Index the catalogue (leaf = last category, parent = the path above it, price by log-price
+        bucket, popularity by the log count of train rows targeting the item) and the rows' profiles."""
         index = {it.item_id: k + 1 for k, it in enumerate(items)}
         cats = sorted({it.categories[-1] for it in items if it.categories})
         cat_id = {c: k + 1 for k, c in enumerate(cats)}
         parents = sorted({tuple(it.categories[:-1]) for it in items if len(it.categories) > 1})
         parent_id = {c: k + 1 for k, c in enumerate(parents)}
-        leaf, parent, price = (np.zeros(len(items) + 1, dtype=np.int64) for _ in range(3))
+        f = {name: np.zeros(len(items) + 1, dtype=np.int64) for name in ITEM_FEATURES}
         for it in items:
-            leaf[index[it.item_id]] = cat_id.get(it.categories[-1], 0) if it.categories else 0
-            parent[index[it.item_id]] = parent_id.get(tuple(it.categories[:-1]), 0)
+            k = index[it.item_id]
+            f["leaf"][k] = cat_id.get(it.categories[-1], 0) if it.categories else 0
+            f["parent"][k] = parent_id.get(tuple(it.categories[:-1]), 0)
             if it.price:
-                price[index[it.item_id]] = 1 + min(int(np.log2(1 + it.price) * 1.5), PRICE_BUCKETS - 2)
-        values = sorted({(f, str(getattr(r.profile, f))) for r in rows if r.profile for f in PROFILE_FIELDS})
+                f["price_bucket"][k] = 1 + min(int(np.log2(1 + it.price) * 1.5), PRICE_BUCKETS - 2)
+        counts = np.bincount([index[r.target] for r in rows if r.target in index], minlength=len(items) + 1)
+        f["popularity"] = 1 + np.minimum(np.log2(1 + counts).astype(np.int64), POP_BUCKETS - 2)
+        f["popularity"][0] = 0
+        values = sorted({(k, str(getattr(r.profile, k))) for r in rows if r.profile for k in PROFILE_FIELDS})
         vocab = {fv: k + 1 for k, fv in enumerate(values)}
         profiles = {}
         for r in rows:
             if r.profile and r.user_id not in profiles:
-                profiles[r.user_id] = [vocab.get((f, str(getattr(r.profile, f))), 0) for f in PROFILE_FIELDS]
-        return cls(index, leaf, price, vocab, profiles, parent)
+                profiles[r.user_id] = [vocab.get((k, str(getattr(r.profile, k))), 0) for k in PROFILE_FIELDS]
+        return cls(index, f, vocab, profiles)
 
     def to_dict(self) -> dict:
         """Plain lists and dicts (what a checkpoint stores)."""
-        return {"items": sorted(self.item_index, key=self.item_index.get), "leaf": self.leaf.tolist(), "parent": self.parent.tolist(),
-                "price_bucket": self.price_bucket.tolist(),
+        return {"items": sorted(self.item_index, key=self.item_index.get),
+                "features": {k: v.tolist() for k, v in self.features.items()},
                 "profile_vocab": [[f, v, k] for (f, v), k in sorted(self.profile_vocab.items())],
                 "profiles": self.profiles}
 
     @classmethod
     def from_dict(cls, d: dict) -> RankSpace:
         """The inverse of `to_dict`."""
-        return cls({int(i): k + 1 for k, i in enumerate(d["items"])}, np.array(d["leaf"], dtype=np.int64),
-                   np.array(d["price_bucket"], dtype=np.int64), {(f, v): int(k) for f, v, k in d["profile_vocab"]},
-                   {u: list(p) for u, p in d["profiles"].items()}, np.array(d["parent"], dtype=np.int64))
+        return cls({int(i): k + 1 for k, i in enumerate(d["items"])},
+                   {k: np.array(v, dtype=np.int64) for k, v in d["features"].items()},
+                   {(f, v): int(k) for f, v, k in d["profile_vocab"]}, {u: list(p) for u, p in d["profiles"].items()})
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -287,5 +300,6 @@ class RankSpace:
             before = masks["ev_mask"][sl, None, :] & (t["ev_ts"][sl, None, :] < ts[sl, :, None])  # [b, R, H]
             same = self.leaf[cand[sl]][..., None] == ev_leaf[sl, None, None, :]  # [b, R, C, H]
             seen[sl] = np.minimum((same & before[:, :, None, :]).sum(-1), SEEN_CAP)
-        return {"cand_leaf": self.leaf[cand], "cand_price": self.price_bucket[cand], "rq_month": month,
+        return {"cand_leaf": self.leaf[cand], "cand_price": self.price_bucket[cand], "cand_pop": self.popularity[cand],
+                "rq_month": month,
                 "cand_rel": rel, "cand_seen": seen}

@@ -3,7 +3,7 @@
 A sample (oxygen.rl.rank_data.RankBatch) is one user's requests packed in time order. Tokens, in
 this order: P profile tokens, H event tokens (item + leaf + price + behaviour + scenario + recency),
 R request tokens (scenario + trigger item + query words + month: the scenario instruction), R x C
-candidate tokens (item + leaf + price + their request's scenario and trigger leaf + the cross
+candidate tokens (item + leaf + price + train popularity + their request's scenario and trigger leaf + the cross
 features of candidate and request: relation to the trigger, how often the user met its leaf before). The attention mask
 (`attention_mask`) is causal over requests: a candidate sees the profile, the events strictly
 before its request, the request tokens up to its own (list-wise) and the other candidates of its
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from oxygen.config import RankerConfig
-from oxygen.rl.rank_data import PRICE_BUCKETS, QUERY_BUCKETS, SEEN_CAP, TRIGGER_RELATIONS, RankBatch
+from oxygen.rl.rank_data import POP_BUCKETS, PRICE_BUCKETS, QUERY_BUCKETS, SEEN_CAP, TRIGGER_RELATIONS, RankBatch
 
 PROFILE, EVENT, REQUEST, CANDIDATE = 0, 1, 2, 3
 HEADS = ("click", "cart", "purchase")
@@ -99,6 +99,7 @@ class Ranker(nn.Module):
         self.blocks = nn.ModuleList(Block(d, cfg.heads, cfg.d_ff, cfg.dropout) for _ in range(cfg.layers))
         self.month, self.relation = nn.Embedding(13, d), nn.Embedding(len(TRIGGER_RELATIONS), d)
         self.seen, self.trigger_leaf = nn.Embedding(SEEN_CAP + 1, d), nn.Embedding(sizes["leaves"], d)
+        self.popularity = nn.Embedding(POP_BUCKETS, d)
         self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, 3)
 
     def _item(self, item: torch.Tensor, leaf: torch.Tensor, price: torch.Tensor) -> torch.Tensor:
@@ -119,7 +120,7 @@ class Ranker(nn.Module):
         rq = self.scenario(b.rq_scen) + trig + self.query(b.rq_query).sum(2) + self.month(b.rq_month)
         context = self.scenario(b.rq_scen) + self.trigger_leaf(leaf_of[b.rq_trig]) * (b.rq_trig > 0)[..., None]
         cand = (self._item(b.cand_item, b.cand_leaf, b.cand_price) + context[:, :, None]
-                + self.relation(b.cand_rel) + self.seen(b.cand_seen))
+                + self.relation(b.cand_rel) + self.seen(b.cand_seen) + self.popularity(b.cand_pop))
         parts = [prof + self.kind.weight[PROFILE], ev + self.kind.weight[EVENT], rq + self.kind.weight[REQUEST],
                  cand.reshape(B, R * C, -1) + self.kind.weight[CANDIDATE]]
         return torch.cat(parts, dim=1)

@@ -39,7 +39,7 @@ from oxygen.model.bundle import Bundle
 from oxygen.rl.rank_data import RankSpace
 from oxygen.rl.rank_fit import load_ranker, predict
 from oxygen.rl.ranking import Ranker
-from oxygen.semantic_ids.text_encoder import encode_texts
+from oxygen.training.prepare import QueryCache
 
 PARTS: tuple[str, ...] = tuple(RewardParts.model_fields)  # format, relevance, ranking, diversity
 
@@ -191,17 +191,15 @@ class RelevanceReward:
         with torch.no_grad():
             codes = torch.as_tensor(np.asarray(bundle.space.codes), dtype=torch.long)
             self.item_vecs = self.model.retriever.items(self.model.embed.item(codes)).numpy()  # Float[N, A]
-        self.cache: dict[str, np.ndarray] = {}
+        self.queries_cache = QueryCache(encoder)
 
     def _query_vectors(self, rows: Sequence[Row]) -> InstructionLookup:
         """The lookup of each row's instruction: its query's embedding (search), else the stored one."""
-        new = sorted({r.query for r in rows if r.query and r.query not in self.cache})
-        if new:
-            self.cache.update(zip(new, encode_texts(new, self.encoder, cache_dir=None, progress=False)))
+        queries = self.queries_cache.lookup(rows)
 
         def lookup(row: Row) -> np.ndarray | None:
             if row.query:
-                return self.cache[row.query]
+                return queries(row)
             return self.instructions(row) if self.instructions is not None else None
         return lookup
 

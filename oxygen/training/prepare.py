@@ -11,7 +11,7 @@ default) and collates every split into one `ModelBatch` (in chunks, with a progr
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -57,6 +57,21 @@ def table_lookup(table: dict[str, np.ndarray]) -> InstructionLookup | None:
     if not table:
         return None
     return lambda row: table.get(row.query) if row.query else None
+
+
+class QueryCache:
+    """Search-query embeddings kept in memory across calls (long-running roles: the reward actor,
+    rollout workers): each new query is embedded once with the item text encoder, no disk cache."""
+
+    def __init__(self, encoder: str | None = None) -> None:
+        self.encoder, self.table = encoder, {}
+
+    def lookup(self, rows: Sequence[Row]) -> InstructionLookup:
+        """The lookup of `rows`' query embeddings (embedding the new ones now; None without a query)."""
+        new = sorted({r.query for r in rows if r.query and r.query not in self.table})
+        if new:
+            self.table.update(zip(new, encode_texts(new, self.encoder, cache_dir=None, progress=False)))
+        return lambda row: self.table[row.query] if row.query else None
 
 
 RowKey = tuple[str, "int | None"]  # (user_id, timestamp): a row's generated instruction

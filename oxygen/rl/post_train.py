@@ -1,0 +1,96 @@
+"""Post-training in one process: the driver loop over the roles (the Ray wiring runs the same roles
+as actors). Each iteration samples requests (real rows, whose target gives SA-GCPO's threshold, and
+synthetic ones), a rollout worker generates a group per request, the reward mapping scores it, the
+learner updates the policy and the worker installs the new version.
+
+Synthetic requests (the paper's synthetic data) keep a logged user's profile and history but ask
+for another scenario: one of homepage / channel / cart / checkout with the user's last history item
+as trigger and no query; they have no real target (no threshold), their items are scored by the
+reward mapping only.
+
+    history = post_train(bundle, mapping, train_rows, PostTrainConfig(iterations=20))
+    bundle.model.load_state_dict(...)  # the policy is post_train's `learner.policy`
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from oxygen.config import PostTrainConfig
+from oxygen.data.schema import Row
+from oxygen.model.bundle import Bundle
+from oxygen.rl.learner import Learner
+from oxygen.rl.rewards import RewardMapping
+from oxygen.rl.rollout import RolloutBatch, RolloutWorker, with_rewards
+
+SYNTHETIC_SCENARIOS = ("homepage", "channel", "cart", "checkout")
+
+
+def synthetic(row: Row, scenario: str) -> Row:
+    """`row`'s user and history asking for `scenario` (trigger: the last history item; no query)."""
+    trigger = row.history[-1] if scenario != "homepage" and row.history else None
+    return row.model_copy(update={"scenario": scenario, "trigger": trigger, "query": None, "truth": None})
+
+
+def sample_requests(rows: Sequence[Row], n: int, ratio: float, rng: np.random.Generator) -> tuple[list[Row], np.ndarray]:
+    """`n` requests drawn from `rows`, a `ratio` share of them synthetic; (requests, real Bool[n])."""
+    picks = rng.choice(len(rows), size=n, replace=len(rows) < n)
+    real = rng.random(n) >= ratio
+    out = []
+    for k, i in enumerate(picks):
+        row = rows[int(i)]
+        if not real[k]:
+            usable = [s for s in SYNTHETIC_SCENARIOS if s == "homepage" or row.history]
+            row = synthetic(row, usable[int(rng.integers(len(usable)))])
+        out.append(row)
+    return out, real
+
+
+def monitors(batch: RolloutBatch, n_pool: int) -> dict[str, float]:
+    """What to watch per iteration: each reward part and the total (means over real items), the
+    real targets' reward, the entropy of the generated first SID level, distinct items / pool."""
+    m = batch.mask
+    out = {"reward": float(batch.rewards[m].mean()) if m.any() else 0.0}
+    out.update({f"reward_{k}": float(v[m].mean()) for k, v in batch.parts.items() if m.any()})
+    t = batch.target_reward[~np.isnan(batch.target_reward)]
+    out["target_reward"] = float(t.mean()) if len(t) else float("nan")
+    first = batch.codes[..., 0][m]
+    p = np.bincount(first) / max(len(first), 1)
+    out["sid1_entropy"] = float(-(p[p > 0] * np.log(p[p > 0])).sum())
+    out["coverage"] = len(np.unique(batch.items[m])) / max(n_pool, 1)
+    return out
+
+
+@dataclass
+class PostTrainRun:
+    """The post-trained policy, its learner (for checkpoints) and one monitor row per iteration."""
+
+    learner: Learner
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def post_train(bundle: Bundle, mapping: RewardMapping, rows: Sequence[Row], cfg: PostTrainConfig,
+               on_iteration: Callable[[int, dict[str, float]], None] | None = None) -> PostTrainRun:
+    """`cfg.iterations` rollout -> reward -> update rounds on requests drawn from `rows`; the
+    bundle's own model is left untouched (the learner trains a copy)."""
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    worker = RolloutWorker(bundle, cfg.rollout)
+    run = PostTrainRun(Learner(copy.deepcopy(bundle.model), cfg, bundle.space, bundle.collate_cfg))
+    n_pool = len(bundle.space.item_ids)
+    for it in tqdm(range(cfg.iterations), desc=f"post-train {cfg.objective.algo}", unit="iter"):
+        reqs, real = sample_requests(rows, cfg.requests, cfg.synthetic_ratio, rng)
+        batch = with_rewards(worker.generate(reqs, seed=cfg.seed * 100_003 + it), mapping, real)
+        row = {"iteration": it + 1, **monitors(batch, n_pool), **run.learner.update(batch)}
+        worker.set_weights(run.learner.state(), run.learner.version)
+        run.history.append(row)
+        if on_iteration is not None:
+            on_iteration(it, row)
+    return run
