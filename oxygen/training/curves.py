@@ -1,6 +1,8 @@
-"""Save the training curve (train loss and validation metrics per epoch) as a PNG and JSON.
+"""Save the training curve (train loss and validation metrics per epoch) as a PNG and JSON, and
+per-iteration monitors (one panel each) for post-training.
 
     save_curves(result.history, Path("runs/office/curve.png"))
+    save_panels(history, Path("runs/post/monitors.png"), ["reward", "kl"], x="iteration")
 """
 
 from __future__ import annotations
@@ -27,6 +29,28 @@ def save_curves(history: list[dict[str, float]], png: Path, title: str = "traini
         b.plot(epochs, [h[key] for h in history], marker="o", label=key[6:])
     b.set(xlabel="epoch", title=f"{title}: validation")
     b.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png
+
+
+def save_panels(history: list[dict[str, float]], png: Path, keys: list[str], x: str = "iteration",
+                title: str = "", cols: int = 4) -> Path:
+    """One panel per key of `keys` present in the history rows, against `x`; write png + json."""
+    png = Path(png)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    png.with_suffix(".json").write_text(json.dumps(history, indent=1))
+    keys = [k for k in keys if history and k in history[0]]
+    rows = max(1, -(-len(keys) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
+    xs = [h[x] for h in history]
+    for ax, key in zip(axes.flat, keys):
+        ax.plot(xs, [h.get(key, float("nan")) for h in history], marker=".")
+        ax.set(title=key, xlabel=x)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(png, dpi=110)
     plt.close(fig)
