@@ -4,6 +4,7 @@ UCVR, orders and GMV per scenario are compared with the control's (paired bootst
 
     python -m apps.ab_test --data runs/W --arms pop,markov,sasrec,oracle --out runs/ab/ab.json
         [--control sasrec] [--config ab.yaml] [--set k=10 --set requests=3000 --set 'scenarios=[cart]']
+        [--set split=valid]     # the valid period's requests: to choose between arms (test only reports)
 
 Arms (comma-separated; each may be named `name=spec`, e.g. `a=pop,b=pop` or `sft=bundle:runs/x/bundle`):
   pop | markov | sasrec | oxygen | tiger   a registry model fitted on train (valid rows select), with
@@ -106,7 +107,8 @@ def load_world(data: Path) -> tuple[World, Dataset]:
         raise ValueError(f"{data}: no world.json; {NEEDS_WORLD}")
     ds = load_dataset(data)
     if not ds.splits.get("test") or "train" not in ds.splits:
-        raise ValueError(f"{data}: the A/B test needs train.jsonl (to fit arms) and test.jsonl (the requests)")
+        raise ValueError(f"{data}: the A/B test needs train.jsonl (to fit arms) and test.jsonl (the requests; "
+                         "or valid.jsonl with --set split=valid)")
     return World.load(data), ds
 
 
@@ -132,7 +134,9 @@ def main(argv: list[str] | None = None) -> dict:
                          "pass --control NAME or add it to --arms")
     t0 = time.perf_counter()
     world, ds = load_world(a.data)
-    reqs = sample_requests(ds.splits["test"], world.calendar, cfg)
+    if not ds.splits.get(cfg.split):
+        raise ValueError(f"{a.data}: no {cfg.split} rows to sample requests from")
+    reqs = sample_requests(ds.splits[cfg.split], world.calendar, cfg)
     lists, info = {}, {}
     for arm in tqdm(arms, desc="arms", unit="arm"):
         lists[arm.name], info[arm.name] = arm_lists(arm, ds, world, reqs, cfg.k)

@@ -80,6 +80,7 @@ class ABTestConfig(StrictConfig):
     bootstrap: int = Field(default=1000, ge=100)  # resamples of users for the intervals
     seed: int = Field(default=0, ge=0)  # request sample, common random numbers and the bootstrap
     scenarios: list[Literal["search", "homepage", "channel", "cart", "checkout"]] | None = None  # None: all
+    split: Literal["valid", "test"] = "test"  # whose requests: valid to choose between arms, test to report
 
 
 class ObjectiveConfig(StrictConfig):

@@ -83,3 +83,11 @@ def test_a_bundle_arm_runs(world_dir, tmp_path):
                 "--out", str(tmp_path / "ab.json"), "--set", "bootstrap=100", "--set", "requests=20"])
     assert out["arms"]["sft"]["kind"] == "bundle" and out["arms"]["sft"]["params"] > 0
     assert out["requests"]["all"] == 20 and set(out["metrics"]) == {"pop", "sft"}
+
+
+def test_the_valid_period_can_be_the_requests(world_dir, tmp_path):
+    out = tmp_path / "abv" / "ab.json"
+    rep = main(["--data", str(world_dir), "--arms", "pop,markov", "--control", "pop", "--out", str(out),
+                "--set", "bootstrap=200", "--set", "split=valid"])
+    ds = load_dataset(world_dir)
+    assert rep["config"]["split"] == "valid" and rep["requests"]["all"] == min(3000, len(ds.splits["valid"]))
