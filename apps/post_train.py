@@ -9,9 +9,11 @@ logged user asking in another scenario, no real target), generates a group per r
 current policy through the decode path (beam sampling in the scenario's pool), scores the items
 with the reward mapping (format, relevance, the ranker's expected value, diversity; per-scenario
 weights) and updates the policy (`--algo` sa_gcpo, gspo or grpo; several minibatch passes per
-rollout). Writes OUT/bundle (the post-trained, servable bundle), OUT/metrics.json (valid and test
-HR@1 / HR@10 before and after, overall and per scenario; the per-iteration monitors; seconds),
-OUT/monitors.png and OUT/learner.pt (resumable weights and optimiser).
+rollout). `--workers N` runs the rollout workers, the reward actor and the learner as Ray actors
+(weights published through the object store; `ray job submit` on a cluster). Writes OUT/bundle
+(the post-trained, servable bundle), OUT/metrics.json (valid and test HR@1 / HR@10 before and
+after, overall and per scenario; the per-iteration monitors; seconds), OUT/monitors.png and
+OUT/learner.pt (resumable weights and optimiser).
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--algo", choices=("sa_gcpo", "gspo", "grpo"), default=None)
     ap.add_argument("--synthetic-ratio", type=float, default=None)
+    ap.add_argument("--workers", type=int, default=0, help="rollout workers as Ray actors (with the reward and "
+                    "learner actors); 0: every role in this process")
     add_common(ap, config="optional YAML PostTrainConfig")
     a = ap.parse_args(argv)
     sets = [*([f"objective.algo={a.algo}"] if a.algo else []),
@@ -58,16 +62,22 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = load_config(a.config, PostTrainConfig, sets=sets)
     ds = load_dataset(a.data)
     bundle = Bundle.load(a.bundle)
-    mapping = load_mapping(RewardSources(str(a.data), str(a.bundle), str(a.ranker) if a.ranker else None), cfg.reward)
+    sources = RewardSources(str(a.data.resolve()), str(a.bundle.resolve()), str(a.ranker.resolve()) if a.ranker else None)
     t0 = time.time()
     before = quality(bundle, ds)
-    result = post_train(bundle, mapping, ds.splits["train"], cfg)
+    if a.workers > 0:
+        from oxygen.rl.actors import post_train_on_ray
+
+        result, policy = post_train_on_ray(str(a.bundle), sources, ds.splits["train"], cfg, a.workers)
+    else:
+        result = post_train(bundle, load_mapping(sources, cfg.reward), ds.splits["train"], cfg)
+        policy = result.learner.policy
     tuned = copy.copy(bundle)
-    tuned.model, tuned.version = result.learner.policy.eval(), f"{cfg.objective.algo}-{bundle.version}"
+    tuned.model, tuned.version = policy.eval(), f"{cfg.objective.algo}-{bundle.version}"
     after = quality(tuned, ds)
     a.out.mkdir(parents=True, exist_ok=True)
     tuned.save(a.out / "bundle")
-    result.learner.save(a.out / "learner.pt")
+    result.learner.save(str(a.out.resolve() / "learner.pt"))
     save_panels(result.history, a.out / "monitors.png", list(MONITORS),
                 title=f"{cfg.objective.algo}, synthetic {cfg.synthetic_ratio:.0%}")
     out = {"bundle": str(a.bundle), "data": str(a.data), "ranker": str(a.ranker), "config": cfg.model_dump(),

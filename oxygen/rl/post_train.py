@@ -8,8 +8,9 @@ for another scenario: one of homepage / channel / cart / checkout with the user'
 as trigger and no query; they have no real target (no threshold), their items are scored by the
 reward mapping only.
 
-    history = post_train(bundle, mapping, train_rows, PostTrainConfig(iterations=20))
-    bundle.model.load_state_dict(...)  # the policy is post_train's `learner.policy`
+    run = post_train(bundle, mapping, train_rows, PostTrainConfig(iterations=20))   # in process
+    run = drive(Roles(rollout, rewards, learner), train_rows, cfg, n_pool)          # any roles (oxygen.rl.actors)
+    run.learner.policy, run.history
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -26,7 +28,7 @@ from oxygen.config import PostTrainConfig
 from oxygen.data.schema import Row
 from oxygen.model.bundle import Bundle
 from oxygen.rl.learner import Learner
-from oxygen.rl.rewards import RewardMapping
+from oxygen.rl.rewards import RewardMapping, Scorer
 from oxygen.rl.rollout import RolloutBatch, RolloutWorker, with_rewards
 
 SYNTHETIC_SCENARIOS = ("homepage", "channel", "cart", "checkout")
@@ -67,30 +69,67 @@ def monitors(batch: RolloutBatch, n_pool: int) -> dict[str, float]:
     return out
 
 
+class Rollout(Protocol):
+    """What generates groups: one RolloutWorker in process, or the Ray actors behind a proxy."""
+
+    def generate(self, rows: Sequence[Row], seed: int = 0) -> RolloutBatch: ...
+
+    def set_weights(self, state: dict, version: int) -> None: ...
+
+
+class Updater(Protocol):
+    """What learns: the Learner in process, or the learner actor behind a proxy."""
+
+    version: int
+
+    def update(self, batch: RolloutBatch) -> dict[str, float]: ...
+
+    def state(self) -> dict: ...
+
+
+@dataclass
+class Roles:
+    """The three roles the driver loop drives, wherever they run."""
+
+    rollout: Rollout
+    rewards: Scorer
+    learner: Updater
+
+
 @dataclass
 class PostTrainRun:
-    """The post-trained policy, its learner (for checkpoints) and one monitor row per iteration."""
+    """The roles after training (the learner holds the policy) and one monitor row per iteration."""
 
-    learner: Learner
+    roles: Roles
     history: list[dict[str, float]] = field(default_factory=list)
 
+    @property
+    def learner(self) -> Updater:
+        return self.roles.learner
 
-def post_train(bundle: Bundle, mapping: RewardMapping, rows: Sequence[Row], cfg: PostTrainConfig,
-               on_iteration: Callable[[int, dict[str, float]], None] | None = None) -> PostTrainRun:
-    """`cfg.iterations` rollout -> reward -> update rounds on requests drawn from `rows`; the
-    bundle's own model is left untouched (the learner trains a copy)."""
-    torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    worker = RolloutWorker(bundle, cfg.rollout)
-    run = PostTrainRun(Learner(copy.deepcopy(bundle.model), cfg, bundle.space, bundle.collate_cfg))
-    n_pool = len(bundle.space.item_ids)
+
+def drive(roles: Roles, rows: Sequence[Row], cfg: PostTrainConfig, n_pool: int,
+          on_iteration: Callable[[int, dict[str, float]], None] | None = None) -> PostTrainRun:
+    """THE post-training loop: `cfg.iterations` rounds of sample -> roll out -> reward -> update ->
+    publish, on requests drawn from `rows`."""
+    rng, run = np.random.default_rng(cfg.seed), PostTrainRun(roles)
     for it in tqdm(range(cfg.iterations), desc=f"post-train {cfg.objective.algo}", unit="iter"):
         reqs, real = sample_requests(rows, cfg.requests, cfg.synthetic_ratio, rng)
-        batch = with_rewards(worker.generate(reqs, seed=cfg.seed * 100_003 + it), mapping, real)
-        row = {"iteration": it + 1, **monitors(batch, n_pool), **run.learner.update(batch)}
-        worker.set_weights(run.learner.state(), run.learner.version)
+        batch = with_rewards(roles.rollout.generate(reqs, seed=cfg.seed * 100_003 + it), roles.rewards, real)
+        row = {"iteration": it + 1, **monitors(batch, n_pool), **roles.learner.update(batch)}
+        roles.rollout.set_weights(roles.learner.state(), roles.learner.version)
         run.history.append(row)
         if on_iteration is not None:
             on_iteration(it, row)
     return run
+
+
+def post_train(bundle: Bundle, mapping: RewardMapping, rows: Sequence[Row], cfg: PostTrainConfig,
+               on_iteration: Callable[[int, dict[str, float]], None] | None = None) -> PostTrainRun:
+    """`drive` with every role in this process; the bundle's own model is left untouched (the
+    learner trains a copy)."""
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    learner = Learner(copy.deepcopy(bundle.model), cfg, bundle.space, bundle.collate_cfg)
+    roles = Roles(RolloutWorker(bundle, cfg.rollout), mapping, learner)
+    return drive(roles, rows, cfg, len(bundle.space.item_ids), on_iteration)

@@ -23,7 +23,7 @@ optimises, and keeps the parts for reports.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -226,6 +226,9 @@ class Rewards:
 
     total: np.ndarray
     parts: dict[str, np.ndarray]
+
+
+Scorer = Callable[[Sequence[Row], np.ndarray], Rewards]  # a RewardMapping, or a proxy of the reward actor
 
 
 class RewardMapping:

@@ -27,7 +27,7 @@ from oxygen.data.batching import collate
 from oxygen.data.schema import Row
 from oxygen.model.bundle import CATALOGUE_POOL, Bundle
 from oxygen.rl.policy import repeat_rows, token_log_probs
-from oxygen.rl.rewards import RewardMapping
+from oxygen.rl.rewards import Scorer
 from oxygen.training.prepare import QueryCache
 
 
@@ -94,7 +94,7 @@ class RolloutWorker:
         return RolloutBatch(rows, items, codes, logp.reshape(codes.shape).numpy(), self.version)
 
 
-def with_rewards(batch: RolloutBatch, mapping: RewardMapping, real: np.ndarray) -> RolloutBatch:
+def with_rewards(batch: RolloutBatch, mapping: Scorer, real: np.ndarray) -> RolloutBatch:
     """`batch` with its rewards: the mapped total of every generated item and, for requests with
     `real` True (Bool[B]), the mapped reward of the request's real target item (R*_g, SA-GCPO's
     threshold); synthetic requests get NaN. The target enters only this threshold, never a reward."""
@@ -102,3 +102,18 @@ def with_rewards(batch: RolloutBatch, mapping: RewardMapping, real: np.ndarray) 
     target = mapping(batch.rows, np.array([[r.target] for r in batch.rows], dtype=np.int64)).total[:, 0]
     return replace(batch, rewards=np.where(batch.mask, out.total, 0.0), target_reward=np.where(real, target, np.nan),
                    parts=out.parts)
+
+
+def concat_rollouts(batches: Sequence[RolloutBatch]) -> RolloutBatch:
+    """One batch of the requests of `batches` in order (e.g. the shares of several rollout workers),
+    padded to the widest group; the oldest weight version is kept."""
+    if not batches:
+        raise ValueError("no rollout batches to concatenate")
+    g = max(b.items.shape[1] for b in batches)
+
+    def pad(x: np.ndarray, value: float) -> np.ndarray:
+        widths = [(0, 0), (0, g - x.shape[1])] + [(0, 0)] * (x.ndim - 2)
+        return np.pad(x, widths, constant_values=value)
+    return RolloutBatch([r for b in batches for r in b.rows], np.concatenate([pad(b.items, -1) for b in batches]),
+                        np.concatenate([pad(b.codes, 0) for b in batches]),
+                        np.concatenate([pad(b.old_logp, 0.0) for b in batches]), min(b.version for b in batches))

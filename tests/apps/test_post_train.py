@@ -30,3 +30,20 @@ def test_post_train_writes_bundle_metrics_and_monitors(tmp_path):
     assert Bundle.load(tmp_path / "o" / "bundle").version.startswith("gspo-")
     assert (tmp_path / "o" / "monitors.png").exists() and (tmp_path / "o" / "learner.pt").exists()
     assert out["after"]["test"]["rows"] == len(ds.splits["test"])
+
+
+def test_post_train_on_ray_workers(tmp_path):
+    import ray
+
+    ds = tiny_world(tmp_path / "w", tmp_path / "s", users=40, seed=7, items=300, days=20)
+    catalogue_bundle(tmp_path / "b", ds.items)
+    try:
+        out = main(["--bundle", str(tmp_path / "b"), "--data", str(tmp_path / "w"), "--algo", "grpo", "--workers", "2",
+                    "--out", str(tmp_path / "o"), "--set", "iterations=2", "--set", "requests=8",
+                    "--set", "rollout.group=4", "--set", "threads=1",
+                    "--set", "reward.weights={search: {ranking: 0}, homepage: {ranking: 0}, channel: {ranking: 0}, "
+                    "cart: {ranking: 0}, checkout: {ranking: 0}}"])
+    finally:
+        ray.shutdown()
+    assert [h["version"] for h in out["history"]] == [1.0, 2.0]
+    assert Bundle.load(tmp_path / "o" / "bundle").version.startswith("grpo-") and (tmp_path / "o" / "learner.pt").exists()

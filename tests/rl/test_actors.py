@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import ray
+import torch
 
 from oxygen.config import RankerConfig, RewardConfig
 from oxygen.rl.actors import start_reward_actor
@@ -28,7 +29,7 @@ def sources(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)  # logical: 2 rollout + learner + reward actors
     yield
     ray.shutdown()
 
@@ -57,3 +58,35 @@ def test_a_missing_ranker_fails_at_start(local_ray, sources):
     bad = RewardSources(src.data, src.bundle, src.data + "/nope.pt")
     with pytest.raises(Exception, match="nope.pt not found"):
         start_reward_actor(bad, RewardConfig())
+
+
+def test_post_training_on_ray_learns_and_publishes_versions(local_ray, tmp_path):
+    """The driver loop over two rollout actors, the reward actor and the learner actor: every
+    worker holds each new version, the mean reward rises, the learner checkpoint is written."""
+
+
+    from bench.tiny_bundle import make_bundle
+    from oxygen.config import PostTrainConfig, RewardParts, RolloutConfig
+    from oxygen.data.schema import Row
+    from oxygen.rl.actors import policy_of, ray_roles
+    from oxygen.rl.post_train import drive
+    from oxygen.rl.rewards import RewardMapping
+
+    bundle = make_bundle(tmp_path / "b")
+    only = RewardParts(format=0, relevance=0, ranking=1, diversity=0)
+    mapping = RewardMapping({"ranking": lambda rows, g: np.where((g >= 0) & (g % 7 == 0), 1.0, 0.0)},
+                            RewardConfig(weights={s: only for s in ("homepage", "channel", "cart")}))
+    rng = np.random.default_rng(0)
+    rows = [Row(user_id=f"u{k}", history=rng.choice(120, 4, replace=False).tolist(), target=int(rng.integers(120)),
+                scenario="homepage") for k in range(30)]
+    cfg = PostTrainConfig(iterations=10, requests=16, epochs=2, minibatch=64, lr=3e-3, synthetic_ratio=0.25,
+                          threads=1, rollout=RolloutConfig(group=8))
+    roles = ray_roles(str(tmp_path / "b"), mapping, cfg, workers=2)
+    run = drive(roles, rows, cfg, n_pool=120)
+    rewards = [h["reward"] for h in run.history]
+    assert np.mean(rewards[-3:]) > np.mean(rewards[:3]) + 0.1, rewards
+    assert run.learner.version == 10
+    assert [h["version"] for h in run.history] == list(range(1, 11))
+    model = policy_of(run, bundle)
+    assert not all(torch.equal(v, bundle.model.state_dict()[k]) for k, v in model.state_dict().items())
+    assert roles.learner.save(str(tmp_path / "learner.pt")).endswith("learner.pt")
