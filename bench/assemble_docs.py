@@ -20,7 +20,7 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 # current results first: quality, ablations, then the speed and systems figures, then the data
-SECTIONS = ("quality_generative", "quality_baselines", "instructions", "nearline", "ranking", "ab_test", "ablations",
+SECTIONS = ("quality_generative", "quality_baselines", "instructions", "nearline", "ranking", "ab_test", "post_training", "ablations",
             "model", "training", "decoding", "serving", "sids", "world")
 OPTIONAL = frozenset({"training"})  # being written (bench/training.py); assembled once the file exists
 CURRENT, CONTENTS, EARLIER = "Current results", "Contents", "Earlier runs (docs/notes/)"

@@ -97,6 +97,12 @@ GROUPS: dict[str, list[str]] = {
         "--out runs/ab_demo/ab_sft.json",
         f"{PY} -m apps.train_ranker --data runs/bench/world-default --out runs/bench/ranker_default",
     ],
+    "post_training": [  # docs: post_training (first runs; needs the ranking group's ranker)
+        f"{PY} -m apps.post_train --bundle runs/demo/train/bundle --data runs/demo/world --ranker runs/ranker_demo/ranker.pt "
+        f"--algo sa_gcpo --out runs/post/sa{k} --set iterations=40 {extra} --set threads=1"
+        for k, extra in ((1, "--set lr=1e-4"), (2, "--set lr=5e-5 --set objective.kl_beta=0.1"))
+    ] + [f"{PY} -m apps.ab_test --data runs/demo/world --arms sft=bundle:runs/demo/train/bundle,"
+         "sa1=bundle:runs/post/sa1/bundle,sa2=bundle:runs/post/sa2/bundle --control sft --out runs/ab_demo/ab_post.json"],
 }
 
 
