@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from oxygen.config import ABTestConfig
 from oxygen.data.schema import SCENARIOS, Row
+from oxygen.eval.metrics import first_occurrence
 from oxygen.world.calendar import Calendar
 from oxygen.world.feedback import FeedbackModel
 
@@ -126,14 +127,7 @@ def uniforms(seed: int, request: np.ndarray, items: np.ndarray) -> np.ndarray:
 
 def counted_slots(items: np.ndarray) -> np.ndarray:
     """Bool[n, k]: slots holding a real item (>= 0) seen for the first time in its row."""
-    items = np.asarray(items, dtype=np.int64)
-    order = np.argsort(items, axis=1, kind="stable")
-    srt = np.take_along_axis(items, order, axis=1)
-    first = np.ones_like(srt, dtype=bool)
-    first[:, 1:] = srt[:, 1:] != srt[:, :-1]
-    out = np.zeros_like(first)
-    np.put_along_axis(out, order, first, axis=1)
-    return out & (items >= 0)
+    return first_occurrence(np.asarray(items, dtype=np.int64))
 
 
 def _check_lists(lists: dict[str, np.ndarray], n: int) -> None:
