@@ -5,7 +5,8 @@ At every SID level the engine gathers only the allowed (beam, child) edges from 
 index (`TrieSet`; see oxygen.decoding.frontier), scores them from the model's log-probs, and keeps
 the best `beam` candidates per request (at the last level the best `k`). Beams that cannot be
 filled (fewer legal paths than the beam width) carry score -inf and produce nothing. Every
-returned item is in its request's pool, and items are unique because code paths are.
+returned item is in its request's pool and outside its exclusions (TrieSet.blocked), and items are
+unique because code paths are.
 
 Shapes: B requests, W beams per request, N = B*W, E allowed edges over all beams.
 
@@ -14,6 +15,7 @@ Shapes: B requests, W beams per request, N = B*W, E allowed edges over all beams
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -37,18 +39,21 @@ def check_args(beam: int, k: int, n_requests: int) -> None:
 
 
 def beam_search(model: StepModel, batch: Any, tries: TrieSet, pool: torch.Tensor, beam: int, k: int,
-                sampling: SamplingParams | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                sampling: SamplingParams | None = None, exclude: Sequence[Sequence[int]] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k items per request: (item ids Long[B, k], -1 where fewer; scores Float[B, k], sum of
-    log-probs, -inf where fewer). `pool` Long[B] picks each request's trie in `tries`."""
+    log-probs, -inf where fewer). `pool` Long[B] picks each request's trie in `tries`; `exclude`
+    (item ids per request) are never returned, and k still come back when the pool has k others."""
     B = int(pool.shape[0])
     check_args(beam, k, B)
     gen = make_generator(sampling)
+    blocked = tries.blocked(pool, exclude)
     state = model.start(batch)
     node, score, codes = pool.clone().long(), torch.zeros(B), None
     for level in range(tries.depth):
         logp, state = model.step(state, codes, level)
         lv = tries.levels[level]
-        f = frontier(lv, node, score, logp, B)
+        f = frontier(lv, node, score, logp, B, None if blocked is None else blocked[level])
         last = level == tries.depth - 1
         top, j = choose(f.grid, k if last else beam, sampling, gen)
         edge, beam_of = pick(f, j)

@@ -10,11 +10,16 @@ never mixes (its draw is the answer).
     dec = Decoder(model, {"all": trie}, space.item_ids, space.transitions, RerankSpec(0.2))
     out = dec.decode(batch, histories, beam=50, k=10)              # out.items Int64[B, 10]
     out = dec.decode(batch, histories, beam=64, k=5, pools=["cart", "search"], sampling={"seed": 1})
+    out = dec.decode(batch, histories, beam=50, k=10, exclude=[[trigger], []])   # business rules
+
+`exclude` (item ids per request: the trigger item, recent purchases, a caller's list) acts inside
+the trie constraint (oxygen.decoding.trie_set) and on the items the re-rank mixture adds, so no
+excluded item comes back and k items still do when the pool holds k others.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,11 +70,12 @@ class Decoder:
         return torch.tensor([self.names.index(p) for p in pools], dtype=torch.long)
 
     def beam(self, batch: Any, beam: int, n: int, pools: Sequence[str] | None = None,
-             sampling: Any = None) -> tuple[np.ndarray, np.ndarray]:
+             sampling: Any = None, exclude: Sequence[Sequence[int]] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The model alone: top-n items Int64[B, n] and sequence log-probs Float[B, n]."""
         pool = self.pool_index(pools, len(batch))
-        parts = [self._beam(batch.select(torch.arange(s, e)), beam, n, pool[s:e], sampling)
-                 for s, e in _chunks(len(batch))]
+        exclude = _per_request(exclude, len(batch))
+        parts = [self._beam(batch.select(torch.arange(s, e)), beam, n, pool[s:e], sampling,
+                            None if exclude is None else exclude[s:e]) for s, e in _chunks(len(batch))]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def mixture(self, batch: Any, histories: Sequence[Sequence[int]]) -> Mixture | None:
@@ -84,30 +90,56 @@ class Decoder:
         return None
 
     def decode(self, batch: Any, histories: Sequence[Sequence[int]], beam: int, k: int,
-               pools: Sequence[str] | None = None, sampling: Any = None) -> Decoded:
+               pools: Sequence[str] | None = None, sampling: Any = None,
+               exclude: Sequence[Sequence[int]] | None = None) -> Decoded:
         """Top-k items and scores of every request, `CHUNK` requests at a time; `histories` (each
-        request's item ids, oldest first) feed the transition channel."""
+        request's item ids, oldest first) feed the transition channel; `exclude` (item ids per
+        request) never come back."""
         check_args(beam, k, len(batch))
         if len(histories) != len(batch):
             raise ValueError(f"{len(histories)} histories for {len(batch)} requests; give one per request")
         pool = self.pool_index(pools, len(batch))
-        parts = [self._decode(batch.select(torch.arange(s, e)), histories[s:e], beam, k, pool[s:e], sampling)
-                 for s, e in _chunks(len(batch))]
+        exclude = _per_request(exclude, len(batch))
+        parts = [self._decode(batch.select(torch.arange(s, e)), histories[s:e], beam, k, pool[s:e], sampling,
+                              None if exclude is None else exclude[s:e]) for s, e in _chunks(len(batch))]
         return Decoded(np.concatenate([p.items for p in parts]), np.concatenate([p.scores for p in parts]))
 
-    def _beam(self, batch: Any, beam: int, n: int, pool: torch.Tensor, sampling: Any) -> tuple[np.ndarray, np.ndarray]:
+    def _beam(self, batch: Any, beam: int, n: int, pool: torch.Tensor, sampling: Any,
+              exclude: Sequence[Sequence[int]] | None) -> tuple[np.ndarray, np.ndarray]:
         with torch.no_grad():
             ids, scores = generate_items(self.model, batch, self.tries, beam=beam, k=n,
-                                         pool_index=pool, sampling=sampling)
+                                         pool_index=pool, sampling=sampling, exclude=exclude)
         return ids.numpy(), scores.numpy()
 
     def _decode(self, batch: Any, histories: Sequence[Sequence[int]], beam: int, k: int,
-                pool: torch.Tensor, sampling: Any) -> Decoded:
+                pool: torch.Tensor, sampling: Any, exclude: Sequence[Sequence[int]] | None) -> Decoded:
         mixture = None if sampling is not None else self.mixture(batch, histories)
         if mixture is None:
-            return Decoded(*self._beam(batch, beam, k, pool, sampling))
-        items, logp = self._beam(batch, beam, beam, pool, None)
-        return Decoded(*rerank(items, logp, mixture, k, [self.allowed[int(p)] for p in pool]))
+            return Decoded(*self._beam(batch, beam, k, pool, sampling, exclude))
+        items, logp = self._beam(batch, beam, beam, pool, None, exclude)
+        allowed = [self.allowed[int(p)] if exclude is None or not exclude[b] else
+                   Without(self.allowed[int(p)], frozenset(int(i) for i in exclude[b])) for b, p in enumerate(pool)]
+        return Decoded(*rerank(items, logp, mixture, k, allowed))
+
+
+@dataclass(frozen=True)
+class Without:
+    """A pool's item set minus a request's exclusions (membership only; nothing is copied)."""
+
+    pool: Container[int]
+    excluded: frozenset[int]
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.pool and item not in self.excluded
+
+
+def _per_request(exclude: Sequence[Sequence[int]] | None, n: int) -> Sequence[Sequence[int]] | None:
+    """`exclude` checked to hold one list per request (None when nothing is excluded)."""
+    if exclude is None or not any(len(x) for x in exclude):
+        return None
+    if len(exclude) != n:
+        raise ValueError(f"exclude must hold one item list per request: {len(exclude)} lists for {n} requests")
+    return exclude
 
 
 def _chunks(n: int) -> list[tuple[int, int]]:

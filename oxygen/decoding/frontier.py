@@ -45,9 +45,12 @@ class Frontier:
     dense: bool = False
 
 
-def frontier(lv, node: torch.Tensor, score: torch.Tensor, logp: torch.Tensor, n_requests: int) -> Frontier:
+def frontier(lv, node: torch.Tensor, score: torch.Tensor, logp: torch.Tensor, n_requests: int,
+             blocked: torch.Tensor | None = None) -> Frontier:
     """Candidates of beams at prefix ids node Long[N] with scores Float[N] (-inf: dead beam, no
-    children) and log-probs logp Float[N, K]; `lv` has offsets / child_code Long tensors (TrieSet)."""
+    children) and log-probs logp Float[N, K]; `lv` has offsets / child_code / child_id Long tensors
+    (TrieSet). `blocked` (sorted Long keys request * lv.n_children + child id, TrieSet.blocked)
+    scores those candidates -inf."""
     N, K = logp.shape
     start = lv.offsets[node]
     count = torch.where(torch.isinf(score), torch.zeros_like(start), lv.offsets[node + 1] - start)
@@ -55,12 +58,16 @@ def frontier(lv, node: torch.Tensor, score: torch.Tensor, logp: torch.Tensor, n_
     E = int(ends[-1])
     per = count.view(n_requests, -1).sum(1)
     first = torch.cumsum(per, 0) - per
-    if E == N * K:  # dense: every beam has every code, in code order
+    blocked = blocked if blocked is not None and blocked.numel() else None
+    if E == N * K and blocked is None:  # dense: every beam has every code, in code order
         grid = (score[:, None] + logp).reshape(n_requests, -1)
         return Frontier(grid, torch.zeros(0, dtype=torch.long), first, per, ends, start, True)
     edge = torch.arange(E) + torch.repeat_interleave(start - (ends - count), count, output_size=E)
     flat = torch.repeat_interleave(torch.arange(N) * K, count, output_size=E) + lv.child_code[edge]
     values = torch.repeat_interleave(score, count, output_size=E) + logp.reshape(-1)[flat]
+    if blocked is not None:
+        request = torch.repeat_interleave(torch.arange(N) // (N // n_requests), count, output_size=E)
+        values = values.masked_fill(torch.isin(request * lv.n_children + lv.child_id[edge], blocked), NEG_INF)
     width = max(1, int(per.max()))
     slot = torch.arange(E) + torch.repeat_interleave(torch.arange(n_requests) * width - first, per, output_size=E)
     grid = torch.full((n_requests * width,), NEG_INF).index_copy_(0, slot, values)

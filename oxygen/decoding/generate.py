@@ -3,6 +3,7 @@
     ids, scores = generate_items(model, batch, tries=[full_trie], beam=50, k=10)
     ids, scores = generate_items(model, batch, tries=pool_tries, pool_index=pools, beam=128, k=20,
                                  sampling={"temperature": 0.8, "top_p": 0.9, "seed": 1})
+    ids, scores = generate_items(model, batch, tries=[full_trie], beam=50, k=10, exclude=[[7, 9]] * B)
 
 A `TrieSet` is built once per list of tries and cached by identity, so serving pays it at start.
 """
@@ -55,12 +56,13 @@ def _sampling(sampling: Any) -> SamplingParams | None:
 
 
 def generate_items(model: StepModel, batch: Any, tries: Sequence[PrefixTrie], beam: int, k: int,
-                   pool_index: torch.Tensor | None = None, sampling: Any = None
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+                   pool_index: torch.Tensor | None = None, sampling: Any = None,
+                   exclude: Sequence[Sequence[int]] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k item ids Long[B, k] (-1 padded) and scores Float[B, k] for a batch of B requests.
 
     `pool_index` Long[B] picks each request's trie (default: the first); `sampling` (SamplingParams,
-    dict or pydantic model with temperature/top_k/top_p/seed) switches to beam sampling."""
+    dict or pydantic model with temperature/top_k/top_p/seed) switches to beam sampling; `exclude`
+    (item ids per request) are blocked inside the trie constraint."""
     B = len(batch)
     check_args(beam, k, B)
     if not tries:
@@ -71,4 +73,4 @@ def generate_items(model: StepModel, batch: Any, tries: Sequence[PrefixTrie], be
     ts = trie_set(tries)
     check_fits(model, ts)
     with torch.no_grad():
-        return beam_search(model, batch, ts, pool, beam, k, _sampling(sampling))
+        return beam_search(model, batch, ts, pool, beam, k, _sampling(sampling), exclude)

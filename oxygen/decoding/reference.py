@@ -6,6 +6,7 @@ is a nested dict, candidates are sorted with Python's `sorted`, samples are draw
 `random.Random`.
 
     items, scores = reference_beam_search(model, batch, [trie], [0] * B, beam=8, k=4)
+    items, scores = reference_beam_search(model, batch, [trie], [0] * B, beam=8, k=4, exclude=[[3]] * B)
     items, scores = reference_beam_sample(model, batch, [trie], [0] * B, beam=8, k=4,
                                           temperature=1.0, top_k=None, top_p=0.9, seed=0)
 """
@@ -37,6 +38,19 @@ def _one_request(model: Any, single_batch: Any, trie: dict, depth: int, beam: in
                 cands.append((score + float(logp[0, c]), nxt, node[c], c))
         beams = pick(cands, k if level == depth - 1 else beam)
     return [(item, score) for score, _, item, _ in beams]
+
+
+def _without(node: dict, excluded: set[int]) -> dict:
+    """The nested-dict trie without the excluded items and the subtrees they leave empty."""
+    out = {}
+    for code, child in node.items():
+        if isinstance(child, dict):
+            child = _without(child, excluded)
+            if child:
+                out[code] = child
+        elif child not in excluded:
+            out[code] = child
+    return out
 
 
 def _top(cands: list, n: int) -> list:
@@ -77,29 +91,32 @@ def _sampler(temperature: float, top_k: int | None, top_p: float | None, rng: ra
 
 
 def _run(model: Any, batch: Any, tries: Sequence[PrefixTrie], pool: Sequence[int], beam: int, k: int,
-         pick: Pick) -> tuple[list[list[int]], list[list[float]]]:
-    """Apply `_one_request` to every request of the batch."""
+         pick: Pick, exclude: Sequence[Sequence[int]] | None = None) -> tuple[list[list[int]], list[list[float]]]:
+    """Apply `_one_request` to every request of the batch (its trie without its excluded items)."""
     items, scores = [], []
     with torch.no_grad():
         for b, t in enumerate(pool):
             single = batch.select(torch.tensor([b]))
-            out = _one_request(model, single, tries[t].as_dict(), tries[t].depth, beam, k, pick)
+            trie = _without(tries[t].as_dict(), set(exclude[b]) if exclude else set())
+            out = _one_request(model, single, trie, tries[t].depth, beam, k, pick)
             items.append([i for i, _ in out])
             scores.append([s for _, s in out])
     return items, scores
 
 
 def reference_beam_search(model: Any, batch: Any, tries: Sequence[PrefixTrie], pool: Sequence[int],
-                          beam: int, k: int) -> tuple[list[list[int]], list[list[float]]]:
+                          beam: int, k: int, exclude: Sequence[Sequence[int]] | None = None
+                          ) -> tuple[list[list[int]], list[list[float]]]:
     """Item ids and scores (sum of log-probs) per request, best first; fewer than k when the pool
-    is small. `pool[b]` is the index in `tries` of request b's trie."""
-    return _run(model, batch, tries, pool, beam, k, _top)
+    is small. `pool[b]` is the index in `tries` of request b's trie; `exclude[b]` its excluded items."""
+    return _run(model, batch, tries, pool, beam, k, _top, exclude)
 
 
 def reference_beam_sample(model: Any, batch: Any, tries: Sequence[PrefixTrie], pool: Sequence[int],
                           beam: int, k: int, temperature: float = 1.0, top_k: int | None = None,
-                          top_p: float | None = None, seed: int = 0) -> tuple[list[list[int]], list[list[float]]]:
+                          top_p: float | None = None, seed: int = 0,
+                          exclude: Sequence[Sequence[int]] | None = None) -> tuple[list[list[int]], list[list[float]]]:
     """Beam sampling: at every level draw `beam` (last level: `k`) candidates per request without
     replacement; item ids and scores per request in draw order."""
     pick = _sampler(temperature, top_k, top_p, random.Random(seed))
-    return _run(model, batch, tries, pool, beam, k, pick)
+    return _run(model, batch, tries, pool, beam, k, pick, exclude)

@@ -1,11 +1,17 @@
 """Several prefix tries (one per scenario item pool) stacked into one CSR index of torch tensors,
-so one batched decoding pass serves requests of different pools.
+so one batched decoding pass serves requests of different pools, and per-request exclusions
+(business rules: the trigger item, recent purchases, an explicit list) turned into blocked edges.
 
 Prefix ids are global: trie t's prefixes at level l are shifted by `base[l][t]`, its root is
 prefix t at level 0, and last-level children index the stacked `item_ids`.
 
+A request's exclusions block its excluded leaves and every prefix all of whose leaves are
+excluded, so a beam never walks into a subtree with nothing left to return: when the pool holds at
+least k items that are not excluded, k items still come back.
+
     ts = TrieSet([trie_search, trie_cart])
     lv = ts.levels[0]; lv.offsets, lv.child_code, lv.child_id      # Long tensors
+    blocked = ts.blocked(pool, [[12, 40], []])   # per level: sorted Long keys request * C_l + child id
 """
 
 from __future__ import annotations
@@ -21,11 +27,20 @@ from oxygen.semantic_ids.trie import PrefixTrie
 
 @dataclass
 class TensorLevel:
-    """One level of the stacked index: offsets Long[P+1], child_code Long[E], child_id Long[E]."""
+    """One level of the stacked index: offsets Long[P+1], child_code Long[E], child_id Long[E];
+    parent Long[C] (the prefix each child id hangs from) and fanout Long[P] (children per prefix),
+    used only to block excluded subtrees."""
 
     offsets: torch.Tensor
     child_code: torch.Tensor
     child_id: torch.Tensor
+    parent: np.ndarray
+    fanout: np.ndarray
+
+    @property
+    def n_children(self) -> int:
+        """C: child ids at this level (prefixes of the next level, or items at the last)."""
+        return int(self.parent.shape[0])
 
 
 class TrieSet:
@@ -41,6 +56,7 @@ class TrieSet:
         self.tries = list(tries)
         self.levels = [self._stack(level) for level in range(self.depth)]
         self.item_ids = torch.from_numpy(np.concatenate([t.item_ids for t in tries]))
+        self.leaf_base = np.concatenate([[0], np.cumsum([len(t) for t in tries])[:-1]]).astype(np.int64)
 
     def _stack(self, level: int) -> TensorLevel:
         offs, codes, ids = [np.zeros(1, dtype=np.int64)], [], []
@@ -52,7 +68,35 @@ class TrieSet:
             ids.append(lv.child_id + child_base)
             edge_base += len(lv.child_code)
             child_base += int(lv.child_id.max()) + 1
-        return TensorLevel(*(torch.from_numpy(np.concatenate(a)) for a in (offs, codes, ids)))
+        offsets, child_id = np.concatenate(offs), np.concatenate(ids)
+        fanout = np.diff(offsets)
+        parent = np.zeros(child_base, dtype=np.int64)
+        parent[child_id] = np.repeat(np.arange(len(fanout), dtype=np.int64), fanout)
+        return TensorLevel(torch.from_numpy(offsets), torch.from_numpy(np.concatenate(codes)),
+                           torch.from_numpy(child_id), parent, fanout)
 
     def __len__(self) -> int:
         return len(self.tries)
+
+    def blocked(self, pool: torch.Tensor, exclude: Sequence[Sequence[int]] | None) -> list[torch.Tensor] | None:
+        """Per level, the sorted Long keys `request * C_l + child id` a request may not take: its
+        excluded items of its pool (`pool` Long[B] trie index per request, `exclude` item ids per
+        request; ids outside the pool are ignored) and every prefix left with no allowed leaf.
+        None when nothing is excluded."""
+        if exclude is None or not any(len(x) for x in exclude):
+            return None
+        if len(exclude) != int(pool.shape[0]):
+            raise ValueError(f"exclude must hold one item list per request: {len(exclude)} lists for "
+                             f"{int(pool.shape[0])} requests")
+        keys: list[list[np.ndarray]] = [[] for _ in range(self.depth)]
+        for b, items in enumerate(exclude):
+            t = int(pool[b])
+            child = self.leaf_base[t] + self.tries[t].rows_of(items)
+            for level in range(self.depth - 1, -1, -1):
+                if not len(child):
+                    break
+                lv = self.levels[level]
+                keys[level].append(b * lv.n_children + child)
+                parents, count = np.unique(lv.parent[child], return_counts=True)
+                child = parents[count == lv.fanout[parents]]  # prefixes with every child blocked
+        return [torch.from_numpy(np.sort(np.concatenate(k)) if k else np.zeros(0, dtype=np.int64)) for k in keys]

@@ -88,6 +88,12 @@ class PrefixTrie:
         rows = np.unique(np.asarray(rows, dtype=np.int64))
         return PrefixTrie(self.codes[rows], self.item_ids[rows])
 
+    def rows_of(self, items: Sequence[int]) -> np.ndarray:
+        """Rows in `item_ids` (Int64[n], sorted, unique) of the given items that are in this trie;
+        ids outside it are skipped (excluding an item that is not in the pool is a no-op)."""
+        rows = [self._row[int(i)] for i in items if int(i) in self._row]
+        return np.unique(np.asarray(rows, dtype=np.int64))
+
     def child_of(self, level: int, node: int, code: int) -> int | None:
         """The (prefix id, child code) -> child id map: the prefix id at level+1 (at the last level,
         the row in `item_ids`) reached from prefix `node` of `level` by `code`; None if not allowed."""

@@ -38,6 +38,7 @@ class AppArgs(BaseModel):
     recommender_replicas: int | None = Field(default=None, ge=1, le=64)  # None: serve.yaml / default
     api_key_env: str = "OXYGEN_API_KEY"  # POST /v1/events needs X-API-Key equal to this variable when it is set
     require_api_key: bool = False  # refuse to start without the key (set when serving beyond loopback)
+    exclude_purchased_days: int = Field(default=0, ge=0, le=3650)  # the purchase rule's default (0: off)
 
 
 def events_api_key(a: AppArgs) -> str | None:
@@ -59,7 +60,8 @@ class Recommender:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         rewriter = query_rewriter(KnowledgeBackend()) if a.rewrite_queries == "knowledge" else None
         self.core = RecommenderCore(Bundle.load(a.bundle), Stores.connect(a.redis_url),
-                                    text_query_encoder() if a.encode_queries else None, rewriter)
+                                    text_query_encoder() if a.encode_queries else None, rewriter,
+                                a.exclude_purchased_days)
         self.recommend.set_max_batch_size(a.max_batch_size)
         self.recommend.set_batch_wait_timeout_s(a.batch_wait_timeout_s)
 

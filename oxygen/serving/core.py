@@ -9,6 +9,11 @@ and source (`instruction`), so a person sees why. Degraded modes never fail a re
 instruction or an unreachable Redis falls back to the model's learnable default instruction (and
 to an empty history for users not given inline), and the response says so in `reasoning_instruction`.
 
+Business rules act per request inside the trie constraint (oxygen.decoding.trie_set), so answers
+stay legal and k items still come back when the pool allows: the trigger item is never returned,
+nor the request's `exclude_items`, nor what the user bought in the last `exclude_purchased_days`
+days before the request (its own setting, else the service's; from the stored state).
+
     core = RecommenderCore.from_bundle("runs/demo/bundle", stores=Stores.connect())
     out = core.recommend_batch([RecommendRequest(scenario="homepage", user_id="u1")])
 """
@@ -16,7 +21,7 @@ to an empty history for users not given inline), and the response says so in `re
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -80,15 +85,17 @@ class Prepared:
     instruction_label: str
     record: InstructionRecord | None = None  # the stored instruction behind `instruction`, if one
     query_used: str | None = None  # the query the model reads (rewritten when the rewriter changed it)
+    exclude: list[int] = field(default_factory=list)  # item ids the business rules forbid
 
 
 class RecommenderCore:
     """Validates, batches and decodes recommendation requests for every scenario of a bundle."""
 
     def __init__(self, bundle: Bundle, stores: Stores, encode_queries: QueryEncoder | None = None,
-                 rewrite_queries: QueryRewriter | None = None):
+                 rewrite_queries: QueryRewriter | None = None, exclude_purchased_days: int = 0):
         self.bundle, self.stores, self.encode_queries = bundle, stores, encode_queries
         self.rewrite_queries = rewrite_queries  # the query-rewrite branch, online (None: raw queries)
+        self.exclude_purchased_days = exclude_purchased_days  # the service default of the purchase rule
         self.scenarios = sorted(bundle.scenarios)
         self.decoder = bundle.decoder()
         self.known_items = set(bundle.codebook.item_ids.tolist())
@@ -157,12 +164,27 @@ class RecommenderCore:
             if req.query and used.get(req.query) in qemb:
                 q = used[req.query]
                 out.append(Prepared(req, self._row(req, user), qemb[q], "query" if q == req.query else
-                                    "query (rewritten)", None, q))
+                                    "query (rewritten)", None, q, self.excluded(req, user)))
                 continue
             if rec is not None and not self.bundle.scenarios[req.scenario].reads_instruction:
                 rec, label = None, DEFAULT_UNREAD
-            out.append(Prepared(req, self._row(req, user), rec.embedding if rec else None, label, rec))
+            out.append(Prepared(req, self._row(req, user), rec.embedding if rec else None, label, rec,
+                                exclude=self.excluded(req, user)))
         return out
+
+    def excluded(self, req: RecommendRequest, user: UserContext) -> list[int]:
+        """Item ids the business rules forbid for this request: its trigger item, its
+        `exclude_items`, and the user's purchases in the last N days before `req.ts` (N: the
+        request's `exclude_purchased_days`, else the service's; 0 turns the rule off)."""
+        out = set(req.exclude_items)
+        if req.trigger_item is not None:
+            out.add(req.trigger_item)
+        days = self.exclude_purchased_days if req.exclude_purchased_days is None else req.exclude_purchased_days
+        if days and user.behaviours and user.timestamps:
+            at = time.time() if req.ts is None else req.ts
+            out.update(i for i, b, t in zip(user.history, user.behaviours, user.timestamps)
+                       if b == "purchase" and at - days * 86400 <= t <= at)
+        return sorted(out)
 
     def _queries(self, reqs: list[RecommendRequest]) -> tuple[dict[str, str], dict[str, np.ndarray]]:
         """({raw query: the query the model reads}, {that query: its embedding}) for the batch's
@@ -184,7 +206,7 @@ class RecommenderCore:
         beam = max(p.request.beam or max(p.request.k, 20) for p in items)
         sampling = next((p.request.sampling for p in items if p.request.sampling), None)
         out = self.decoder.decode(batch, [p.row.history for p in items], beam, k,
-                                  [p.request.scenario for p in items], sampling)
+                                  [p.request.scenario for p in items], sampling, [p.exclude for p in items])
         return [(out.items[i, : p.request.k], out.scores[i, : p.request.k]) for i, p in enumerate(items)]
 
     def respond(self, p: Prepared, ids: np.ndarray, scores: np.ndarray, t0: float) -> RecommendResponse:

@@ -15,6 +15,8 @@ MAX_K = 100
 MAX_BEAM = 512
 MAX_HISTORY = 200
 MAX_QUERY_CHARS = 256
+MAX_EXCLUDE = 1000
+MAX_EXCLUDE_DAYS = 3650
 
 
 class Sampling(BaseModel):
@@ -33,13 +35,21 @@ class RecommendRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     scenario: str = Field(min_length=1, max_length=64, examples=["homepage"])
     user_id: str = Field(min_length=1, max_length=128, examples=["u42"])
-    trigger_item: int | None = Field(default=None, ge=0, description="required by channel/cart/checkout")
+    trigger_item: int | None = Field(default=None, ge=0, description="required by channel/cart/checkout; never returned itself")
     query: str | None = Field(default=None, max_length=MAX_QUERY_CHARS, description="search text")
     history: list[int] | None = Field(default=None, max_length=MAX_HISTORY,
                                       description="item ids, oldest first; else the user's stored state")
     k: int = Field(default=10, ge=1, le=MAX_K)
     beam: int | None = Field(default=None, ge=1, le=MAX_BEAM, description="beam width (>= k)")
     sampling: Sampling | None = None
+    exclude_items: list[int] = Field(default_factory=list, max_length=MAX_EXCLUDE,
+                                     description="item ids never to return (ids outside the catalogue are ignored)")
+    exclude_purchased_days: int | None = Field(
+        default=None, ge=0, le=MAX_EXCLUDE_DAYS,
+        description="never return items the user bought in the last N days before `ts` (0: off; "
+                    "default: the service's setting); read from the user's stored state")
+    ts: int | None = Field(default=None, ge=0, description="request time, unix seconds (default: now); "
+                                                          "replays of logged traffic pass the logged time")
 
 
 class RecommendedItem(BaseModel):

@@ -27,6 +27,7 @@ class UserContext:
     behaviours: list[str] | None = None
     scenarios: list[str] | None = None
     profile: dict | None = None
+    timestamps: list[int] | None = None  # unix seconds per history item (the purchase rule reads them)
     found: bool = True
 
 
@@ -54,7 +55,8 @@ class Stores:
         for u, given in zip(user_ids, inline):
             s = None if given else states.get(u)
             out.append(UserContext() if given else
-                       UserContext(s.history, s.behaviours, s.scenarios, s.profile) if s else UserContext(found=False))
+                       UserContext(s.history, s.behaviours, s.scenarios, s.profile, s.timestamps) if s else
+                       UserContext(found=False))
         return out
 
     def instructions(self, user_ids: list[str]) -> list[tuple[InstructionRecord | None, str]]:

@@ -130,7 +130,7 @@ def test_copy_head_bundle_serves_the_mixture_within_pools(bundle_dir, redis_serv
     core = RecommenderCore(again, Stores.connect(redis_server.url), encode)
     pool = set(again.scenarios["cart"].pool)
     outside = next(i for i in again.codebook.item_ids.tolist() if i not in pool)
-    req = RecommendRequest(scenario="cart", user_id="new", history=[3, 7, outside], trigger_item=7, k=5)
+    req = RecommendRequest(scenario="cart", user_id="new", history=[3, 7, outside], trigger_item=9, k=5)
     ids = [it.item_id for it in core.recommend_batch([req])[0].items]
     assert set(ids[:2]) == {3, 7} and outside not in ids and len(set(ids)) == 5 and set(ids) <= pool
 
