@@ -19,6 +19,7 @@ excluded item comes back and k items still do when the pool holds k others.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ from oxygen.decoding.beam_search import check_args
 from oxygen.decoding.generate import generate_items
 from oxygen.decoding.protocol import MixtureModel
 from oxygen.decoding.rerank import Mixture, RerankSpec, copy_mixture, rerank
+from oxygen.decoding.timing import TimedModel, Timings
 from oxygen.semantic_ids.trie import PrefixTrie
 
 CHUNK = 256  # requests decoded together (bounds the beam state's memory)
@@ -91,35 +93,41 @@ class Decoder:
 
     def decode(self, batch: Any, histories: Sequence[Sequence[int]], beam: int, k: int,
                pools: Sequence[str] | None = None, sampling: Any = None,
-               exclude: Sequence[Sequence[int]] | None = None) -> Decoded:
+               exclude: Sequence[Sequence[int]] | None = None, timings: Timings | None = None) -> Decoded:
         """Top-k items and scores of every request, `CHUNK` requests at a time; `histories` (each
         request's item ids, oldest first) feed the transition channel; `exclude` (item ids per
-        request) never come back."""
+        request) never come back; `timings` (optional) receives stages encoder / decode / rerank."""
         check_args(beam, k, len(batch))
         if len(histories) != len(batch):
             raise ValueError(f"{len(histories)} histories for {len(batch)} requests; give one per request")
         pool = self.pool_index(pools, len(batch))
         exclude = _per_request(exclude, len(batch))
+        timings = timings if timings is not None else Timings()
         parts = [self._decode(batch.select(torch.arange(s, e)), histories[s:e], beam, k, pool[s:e], sampling,
-                              None if exclude is None else exclude[s:e]) for s, e in _chunks(len(batch))]
+                              None if exclude is None else exclude[s:e], timings) for s, e in _chunks(len(batch))]
         return Decoded(np.concatenate([p.items for p in parts]), np.concatenate([p.scores for p in parts]))
 
     def _beam(self, batch: Any, beam: int, n: int, pool: torch.Tensor, sampling: Any,
-              exclude: Sequence[Sequence[int]] | None) -> tuple[np.ndarray, np.ndarray]:
+              exclude: Sequence[Sequence[int]] | None, timings: Timings | None = None) -> tuple[np.ndarray, np.ndarray]:
+        timings = timings if timings is not None else Timings()
+        before, t0 = timings.ms.get("encoder", 0.0), time.perf_counter()
         with torch.no_grad():
-            ids, scores = generate_items(self.model, batch, self.tries, beam=beam, k=n,
+            ids, scores = generate_items(TimedModel(self.model, timings), batch, self.tries, beam=beam, k=n,
                                          pool_index=pool, sampling=sampling, exclude=exclude)
+        timings.add("decode", (time.perf_counter() - t0) * 1000 - (timings.ms["encoder"] - before))
         return ids.numpy(), scores.numpy()
 
-    def _decode(self, batch: Any, histories: Sequence[Sequence[int]], beam: int, k: int,
-                pool: torch.Tensor, sampling: Any, exclude: Sequence[Sequence[int]] | None) -> Decoded:
-        mixture = None if sampling is not None else self.mixture(batch, histories)
+    def _decode(self, batch: Any, histories: Sequence[Sequence[int]], beam: int, k: int, pool: torch.Tensor,
+                sampling: Any, exclude: Sequence[Sequence[int]] | None, timings: Timings) -> Decoded:
+        with timings.stage("rerank"):
+            mixture = None if sampling is not None else self.mixture(batch, histories)
         if mixture is None:
-            return Decoded(*self._beam(batch, beam, k, pool, sampling, exclude))
-        items, logp = self._beam(batch, beam, beam, pool, None, exclude)
+            return Decoded(*self._beam(batch, beam, k, pool, sampling, exclude, timings))
+        items, logp = self._beam(batch, beam, beam, pool, None, exclude, timings)
         allowed = [self.allowed[int(p)] if exclude is None or not exclude[b] else
                    Without(self.allowed[int(p)], frozenset(int(i) for i in exclude[b])) for b, p in enumerate(pool)]
-        return Decoded(*rerank(items, logp, mixture, k, allowed))
+        with timings.stage("rerank"):
+            return Decoded(*rerank(items, logp, mixture, k, allowed))
 
 
 @dataclass(frozen=True)

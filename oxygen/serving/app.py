@@ -1,29 +1,45 @@
-"""Ray Serve deployments: a FastAPI ingress and the batched recommender, composed by `build_app`.
+"""Ray Serve: the HTTP API and the batched recommender, composed by `build_app`.
 
     serve run deployments/serve.yaml           # import_path: oxygen.serving.app:build_app
     python -m apps.serve --bundle runs/demo/bundle
 
-The `Recommender` deployment loads a bundle in `__init__` (model, codebook, every scenario's pool
-trie) and answers through one `@serve.batch` method, so requests of different scenarios arriving
-together are decoded in one batched pass. The `Ingress` validates HTTP input (pydantic -> 422),
-turns refusals into 4xx with the service's message, and never lets a degraded store become a 5xx.
+`ModelSide` holds a bundle (model, codebook, every scenario's pool trie) and the `@serve.batch`
+batcher: requests of different scenarios arriving together are decoded in one batched pass, in a
+worker thread, so the replica's event loop keeps parsing the requests that form the next batch.
+`Oxygen` is the FastAPI ingress (`@serve.ingress`). By default (`layout: fused`) one deployment,
+`Recommender`, is both: an HTTP request makes one hop (proxy -> replica). `layout: split` deploys
+an `Ingress` front over a separate `Recommender` (ModelSide) reached through a DeploymentHandle,
+the layout before, kept so the benchmark measures both in one run.
+
+Every answer carries where its time went (`timing_ms`), and the front records each stage in the
+Ray Serve metric `oxygen_stage_ms` (a histogram, tag `stage`; Prometheus via Ray's metrics export).
+Input is validated by pydantic; every 4xx has one error body (oxygen.serving.errors); a degraded
+store never becomes a 5xx.
 """
 
+from __future__ import annotations
 
+import asyncio
 import hmac
+import inspect
 import os
-from typing import Literal
+import time
+from typing import Any, Literal
 
-from fastapi import FastAPI, Header, HTTPException
+from fastapi import FastAPI, Header
 from pydantic import BaseModel, Field
 from ray import serve
 from ray.serve.handle import DeploymentHandle
+from ray.serve.metrics import Histogram
 
 from oxygen.instructions.backends.knowledge import KnowledgeBackend
 from oxygen.model.bundle import Bundle
 from oxygen.serving.core import RecommenderCore, RequestError, query_rewriter, text_query_encoder
+from oxygen.serving.errors import as_http, documented, install_error_handlers, unauthorized
 from oxygen.serving.schemas import EventsRequest, EventsResponse, Health, RecommendRequest, RecommendResponse, ScenarioInfo
 from oxygen.serving.stores import Stores
+
+STAGE_BOUNDARIES_MS = [0.5, 1, 2, 5, 10, 20, 35, 50, 75, 100, 150, 250, 500, 1000, 2500]
 
 
 class AppArgs(BaseModel):
@@ -35,7 +51,10 @@ class AppArgs(BaseModel):
     batch_wait_timeout_s: float = Field(default=0.01, ge=0, le=1)
     encode_queries: bool = True
     rewrite_queries: Literal["knowledge", "none"] = "knowledge"  # the online query-rewrite branch
-    recommender_replicas: int | None = Field(default=None, ge=1, le=64)  # None: serve.yaml / default
+    recommender_replicas: int | None = Field(default=None, ge=1, le=64)  # None: serve.yaml / autoscaling / 1
+    autoscaling: dict[str, Any] | None = None  # Serve autoscaling_config of the recommender (min/max replicas, ...)
+    max_ongoing_requests: int = Field(default=32, ge=1, le=4096)  # per replica; batches form from these
+    layout: Literal["fused", "split"] = "fused"  # fused: HTTP in the recommender; split: a front + a back
     api_key_env: str = "OXYGEN_API_KEY"  # POST /v1/events needs X-API-Key equal to this variable when it is set
     require_api_key: bool = False  # refuse to start without the key (set when serving beyond loopback)
     exclude_purchased_days: int = Field(default=0, ge=0, le=3650)  # the purchase rule's default (0: off)
@@ -51,24 +70,47 @@ def events_api_key(a: AppArgs) -> str | None:
     return key
 
 
-@serve.deployment
-class Recommender:
-    """Holds one bundle; decodes batches of requests of any scenario mix."""
+def make_core(a: AppArgs) -> RecommenderCore:
+    """The recommender core of one replica: bundle, stores, query encoder and rewriter."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    rewriter = query_rewriter(KnowledgeBackend()) if a.rewrite_queries == "knowledge" else None
+    return RecommenderCore(Bundle.load(a.bundle), Stores.connect(a.redis_url),
+                           text_query_encoder() if a.encode_queries else None, rewriter, a.exclude_purchased_days)
+
+
+api = FastAPI(title="Oxygen recommender", version="1",
+              description="Instruction-following generative recommendation for every scenario. Every 4xx "
+                          "(and a 503) answers with an ErrorResponse: where, what, a type, and how to fix it.")
+install_error_handlers(api)
+
+
+class ModelSide:
+    """The model side of the service: one bundle, the batcher, events, scenarios, version. Held in
+    process by the fused `Oxygen` replica, or deployed alone (`Recommender`) behind a split front."""
 
     def __init__(self, args: dict):
         a = AppArgs(**args)
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        rewriter = query_rewriter(KnowledgeBackend()) if a.rewrite_queries == "knowledge" else None
-        self.core = RecommenderCore(Bundle.load(a.bundle), Stores.connect(a.redis_url),
-                                    text_query_encoder() if a.encode_queries else None, rewriter,
-                                a.exclude_purchased_days)
-        self.recommend.set_max_batch_size(a.max_batch_size)
-        self.recommend.set_batch_wait_timeout_s(a.batch_wait_timeout_s)
+        self.core = make_core(a)
+        self.recommend_batch.set_max_batch_size(a.max_batch_size)
+        self.recommend_batch.set_batch_wait_timeout_s(a.batch_wait_timeout_s)
+
+    async def recommend(self, req: RecommendRequest) -> RecommendResponse | RequestError:
+        """One request through the batcher; `timing_ms.served` is its time on the model side."""
+        t0 = time.perf_counter()
+        out = await self.recommend_batch((req, t0))
+        if isinstance(out, RecommendResponse):
+            out.timing_ms["served"] = round((time.perf_counter() - t0) * 1000, 3)
+        return out
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
-    async def recommend(self, reqs: list[RecommendRequest]) -> list[RecommendResponse | RequestError]:
-        """Batched entry point: one decoding pass for the whole batch."""
-        return self.core.recommend_batch(reqs)
+    async def recommend_batch(self, items: list[tuple[RecommendRequest, float]]) -> list[RecommendResponse | RequestError]:
+        """Batched: one decoding pass for the whole batch, in a worker thread."""
+        start = time.perf_counter()
+        out = await asyncio.to_thread(self.core.recommend_batch, [r for r, _ in items])
+        for (_, arrived), o in zip(items, out):
+            if isinstance(o, RecommendResponse):
+                o.timing_ms["batch_wait"] = round((start - arrived) * 1000, 3)
+        return out
 
     def ingest(self, req: EventsRequest) -> EventsResponse | RequestError:
         """Append user events to the near-line stream."""
@@ -83,43 +125,61 @@ class Recommender:
         return self.core.bundle.version
 
 
-api = FastAPI(title="Oxygen recommender", version="1",
-              description="Instruction-following generative recommendation for every scenario.")
+Recommender = serve.deployment(ModelSide, name="Recommender")  # the split layout's back
 
 
 @serve.deployment
 @serve.ingress(api)
-class Ingress:
-    """HTTP front: /v1/recommend, /v1/events, /v1/scenarios, /healthz, /readyz."""
+class Oxygen:
+    """HTTP (/v1/recommend, /v1/events, /v1/scenarios, /healthz, /readyz) over the model side: its
+    own `ModelSide` (fused), or the `Recommender` deployment's handle (split)."""
 
-    def __init__(self, recommender: DeploymentHandle, args: dict):
-        self.rec = recommender
+    def __init__(self, args: dict, backend: DeploymentHandle | None = None):
         self.api_key = events_api_key(AppArgs(**args))
+        self.backend = backend
+        self.model = ModelSide(args) if backend is None else None
+        self.stage_ms = Histogram("oxygen_stage_ms", description="time per request stage, ms",
+                                  boundaries=STAGE_BOUNDARIES_MS, tag_keys=("stage",))
 
-    @api.post("/v1/recommend", response_model=RecommendResponse)
-    async def recommend(self, req: RecommendRequest) -> RecommendResponse:
+    async def _call(self, method: str, *args: Any) -> Any:
+        """`method` of the model side: in process, or through the handle."""
+        if self.backend is not None:
+            return await getattr(self.backend, method).remote(*args)
+        out = getattr(self.model, method)(*args)
+        return await out if inspect.isawaitable(out) else out
+
+    # --- HTTP ---
+    @api.post("/v1/recommend", response_model=RecommendResponse, responses=documented(400, 404, 409, 422))
+    async def post_recommend(self, req: RecommendRequest) -> RecommendResponse:
         """Recommend k items for one user in one scenario."""
-        out = await self.rec.recommend.remote(req)
+        t0 = time.perf_counter()
+        out = await self._call("recommend", req)
         if isinstance(out, RequestError):
-            raise HTTPException(status_code=out.status, detail=out.message)
+            raise as_http(out)
+        total = (time.perf_counter() - t0) * 1000
+        if self.backend is not None:
+            out.timing_ms["handle"] = round(total - out.timing_ms.get("served", 0.0), 3)
+        out.timing_ms["route"] = round(total, 3)
+        for stage, ms in out.timing_ms.items():
+            self.stage_ms.observe(ms, tags={"stage": stage})
         return out
 
-    @api.post("/v1/events", response_model=EventsResponse)
-    async def events(self, req: EventsRequest, x_api_key: str | None = Header(default=None)) -> EventsResponse:
+    @api.post("/v1/events", response_model=EventsResponse, responses=documented(400, 401, 404, 422, 503))
+    async def post_events(self, req: EventsRequest, x_api_key: str | None = Header(default=None)) -> EventsResponse:
         """Append user events (search / click / cart / purchase) to the near-line stream; high-value
         ones regenerate the user's instruction at the end of their window. Needs `X-API-Key`
         when the service has a key."""
         if self.api_key and not hmac.compare_digest((x_api_key or "").encode(), self.api_key.encode()):
-            raise HTTPException(status_code=401, detail="missing or wrong X-API-Key; send the service's API key")
-        out = await self.rec.ingest.remote(req)
+            raise unauthorized("X-API-Key")
+        out = await self._call("ingest", req)
         if isinstance(out, RequestError):
-            raise HTTPException(status_code=out.status, detail=out.message)
+            raise as_http(out)
         return out
 
     @api.get("/v1/scenarios", response_model=list[ScenarioInfo])
-    async def scenarios(self) -> list[ScenarioInfo]:
+    async def get_scenarios(self) -> list[ScenarioInfo]:
         """Every scenario the loaded model serves."""
-        return await self.rec.scenarios.remote()
+        return await self._call("scenarios")
 
     @api.get("/healthz", response_model=Health)
     async def healthz(self) -> Health:
@@ -128,12 +188,25 @@ class Ingress:
 
     @api.get("/readyz", response_model=Health)
     async def readyz(self) -> Health:
-        """Readiness: the recommender replica has its model loaded."""
-        return Health(status="ready", model_version=await self.rec.version.remote())
+        """Readiness: the model is loaded (in this replica, or the back's)."""
+        return Health(status="ready", model_version=await self._call("version"))
+
+
+def _scaling(a: AppArgs) -> dict:
+    """Deployment options of the model side: a fixed replica count or an autoscaling config."""
+    opts: dict[str, Any] = {"max_ongoing_requests": a.max_ongoing_requests}
+    if a.autoscaling is not None:
+        opts["autoscaling_config"] = a.autoscaling
+    elif a.recommender_replicas:
+        opts["num_replicas"] = a.recommender_replicas
+    return opts
 
 
 def build_app(args: dict) -> serve.Application:
-    """The application graph for `serve run` / `serve deploy` (args validated by AppArgs)."""
+    """The application graph for `serve run` / `serve deploy` (args validated by AppArgs): one
+    `Recommender` deployment serving HTTP itself (fused), or an `Ingress` front over it (split)."""
     a = AppArgs(**args)
-    rec = Recommender.options(num_replicas=a.recommender_replicas) if a.recommender_replicas else Recommender
-    return Ingress.bind(rec.bind(a.model_dump()), a.model_dump())
+    if a.layout == "fused":
+        return Oxygen.options(name="Recommender", **_scaling(a)).bind(a.model_dump())
+    front = Oxygen.options(name="Ingress", max_ongoing_requests=a.max_ongoing_requests)
+    return front.bind(a.model_dump(), Recommender.options(**_scaling(a)).bind(a.model_dump()))

@@ -28,6 +28,7 @@ import numpy as np
 
 from oxygen.data.batching import collate
 from oxygen.data.schema import SCENARIOS, Row
+from oxygen.decoding.timing import Timings
 from oxygen.instructions.backends.base import Backend
 from oxygen.instructions.generator import rewrite_queries
 from oxygen.model.bundle import Bundle
@@ -65,11 +66,13 @@ def text_query_encoder() -> QueryEncoder:
 
 
 class RequestError(Exception):
-    """A request the service refuses: HTTP `status` and a message saying what to fix."""
+    """A request the service refuses: HTTP `status`, what is wrong (`problem`), where (`loc`, the
+    field path in the body) and how to fix it (`fix`); `message` is problem and fix in one line."""
 
-    def __init__(self, status: int, message: str):
-        super().__init__(status, message)  # both in args, so it pickles across Ray processes
-        self.status, self.message = status, message
+    def __init__(self, status: int, problem: str, loc: tuple = ("body",), fix: str = ""):
+        super().__init__(status, problem, loc, fix)  # all in args, so it pickles across Ray processes
+        self.status, self.problem, self.loc, self.fix = status, problem, tuple(loc), fix
+        self.message = f"{problem}; {fix}" if fix else problem
 
     def __str__(self) -> str:
         return f"{self.status}: {self.message}"
@@ -108,38 +111,39 @@ class RecommenderCore:
     def check(self, req: RecommendRequest) -> None:
         """Raise RequestError (4xx) when the request does not fit this catalogue."""
         if req.scenario not in self.bundle.scenarios:
-            raise RequestError(404, f"unknown scenario '{req.scenario}'; choose one of {self.scenarios}")
+            raise RequestError(404, f"unknown scenario '{req.scenario}'", ("body", "scenario"),
+                               f"choose one of {self.scenarios} (GET /v1/scenarios)")
         spec = self.bundle.scenarios[req.scenario]
         if spec.requires_trigger and req.trigger_item is None:
-            raise RequestError(422, f"scenario '{req.scenario}' requires trigger_item (the clicked/cart item id)")
+            raise RequestError(422, f"scenario '{req.scenario}' requires trigger_item", ("body", "trigger_item"),
+                               "send the clicked / carted item id as trigger_item")
         if req.trigger_item is not None and req.trigger_item not in self.known_items:
-            raise RequestError(404, f"unknown trigger_item {req.trigger_item}; it is not in the catalogue")
+            raise RequestError(404, f"unknown trigger_item {req.trigger_item}: it is not in the catalogue",
+                               ("body", "trigger_item"), "send a catalogue item id")
         bad = [i for i in (req.history or []) if i not in self.known_items]
         if bad:
-            raise RequestError(404, f"history holds unknown item ids {bad[:5]}; send catalogue item ids only")
-        beam = req.beam or max(req.k, 20)
-        if beam < req.k:
-            raise RequestError(422, f"beam {beam} < k {req.k}; use a beam of at least k")
+            raise RequestError(404, f"history holds unknown item ids {bad[:5]}", ("body", "history"),
+                               "send catalogue item ids only")
         if len(spec.pool) < 1:
-            raise RequestError(409, f"scenario '{req.scenario}' has an empty item pool")
+            raise RequestError(409, f"scenario '{req.scenario}' has an empty item pool", ("body", "scenario"),
+                               "serve a bundle whose pool for this scenario holds items, or choose another")
 
     def ingest(self, req: EventsRequest) -> EventsResponse | RequestError:
         """Append a batch of user events to the near-line stream (and their users' state), all or
-        none: a bad event refuses the whole batch (4xx naming it), an unreachable Redis is a 503
+        none (the schema already made every search carry its query and every other event its item):
+        an unknown item refuses the whole batch (404 naming it), an unreachable Redis is a 503
         (the client retries; nothing was written)."""
         events = []
         for n, e in enumerate(req.events):
-            if e.type == "search" and not e.query:
-                return RequestError(422, f"events[{n}]: a search event needs its query")
-            if e.type != "search" and e.item is None:
-                return RequestError(422, f"events[{n}]: a {e.type} event needs the item id")
             if e.item is not None and e.item not in self.known_items:
-                return RequestError(404, f"events[{n}]: unknown item {e.item}; send catalogue item ids only")
-            events.append(UserEvent(e.user_id, e.type, e.item, e.scenario, e.ts, e.query if e.type == "search" else None))
+                return RequestError(404, f"events[{n}]: unknown item {e.item}", ("body", "events", n, "item"),
+                                    "send catalogue item ids only")
+            events.append(UserEvent(e.user_id, e.type, e.item, e.scenario, e.ts, getattr(e, "query", None)))
         try:
             return EventsResponse(accepted=self.stores.events.ingest(events))
         except StoreUnavailable as err:
-            return RequestError(503, f"the event store is unavailable ({err}); retry the batch")
+            return RequestError(503, f"the event store is unavailable ({err})", ("body",),
+                                "retry the batch; nothing was written")
 
     def _row(self, req: RecommendRequest, user: UserContext) -> Row:
         history = req.history if req.history is not None else user.history
@@ -149,17 +153,19 @@ class RecommenderCore:
                    scenario=req.scenario if req.scenario in SCENARIOS else None, trigger=req.trigger_item,
                    query=req.query, history_behaviours=beh, history_scenarios=scen, profile=user.profile)
 
-    def prepare(self, reqs: list[RecommendRequest]) -> list[Prepared | RequestError]:
+    def prepare(self, reqs: list[RecommendRequest], timings: Timings | None = None) -> list[Prepared | RequestError]:
         """Rows and instructions for checked requests (one Redis round trip per kind of record);
         a user unknown to the store who sent no history is a RequestError."""
-        users = self.stores.users([r.user_id for r in reqs], [r.history is not None for r in reqs])
-        instr = self.stores.instructions([r.user_id for r in reqs])
-        used, qemb = self._queries(reqs)
+        timings = timings if timings is not None else Timings()
+        with timings.stage("redis"):
+            users = self.stores.users([r.user_id for r in reqs], [r.history is not None for r in reqs])
+            instr = self.stores.instructions([r.user_id for r in reqs])
+        used, qemb = self._queries(reqs, timings)
         out = []
         for req, user, (rec, label) in zip(reqs, users, instr):
             if not user.found:
-                out.append(RequestError(404, f"unknown user_id '{req.user_id}'; send `history` (item ids) "
-                                             "for users the service has no state for"))
+                out.append(RequestError(404, f"unknown user_id '{req.user_id}'", ("body", "user_id"),
+                                        "send `history` (item ids) for users the service has no state for"))
                 continue
             if req.query and used.get(req.query) in qemb:
                 q = used[req.query]
@@ -186,31 +192,35 @@ class RecommenderCore:
                        if b == "purchase" and at - days * 86400 <= t <= at)
         return sorted(out)
 
-    def _queries(self, reqs: list[RecommendRequest]) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    def _queries(self, reqs: list[RecommendRequest], timings: Timings) -> tuple[dict[str, str], dict[str, np.ndarray]]:
         """({raw query: the query the model reads}, {that query: its embedding}) for the batch's
         search requests: rewritten in one call when a rewriter is set, embedded in one call."""
         raw = sorted({r.query for r in reqs if r.query})
         if not raw or self.encode_queries is None:
             return {}, {}
-        used = dict(zip(raw, self.rewrite_queries(raw) if self.rewrite_queries else raw))
+        with timings.stage("rewrite"):
+            used = dict(zip(raw, self.rewrite_queries(raw) if self.rewrite_queries else raw))
         distinct = sorted(set(used.values()))
-        return used, dict(zip(distinct, self.encode_queries(distinct)))
+        with timings.stage("embed"):
+            return used, dict(zip(distinct, self.encode_queries(distinct)))
 
-    def decode(self, items: list[Prepared]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def decode(self, items: list[Prepared], timings: Timings | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         """Decode all prepared requests in one batched pass through the bundle's Decoder, each in
         its scenario's pool; (item ids, scores) per request."""
+        timings = timings if timings is not None else Timings()
         emb = {id(p.row): p.instruction for p in items}
-        batch = collate([p.row for p in items], self.bundle.space, self.bundle.collate_cfg,
-                        lambda r: emb.get(id(r)), with_targets=False)
+        with timings.stage("collate"):
+            batch = collate([p.row for p in items], self.bundle.space, self.bundle.collate_cfg,
+                            lambda r: emb.get(id(r)), with_targets=False)
         k = max(p.request.k for p in items)
-        beam = max(p.request.beam or max(p.request.k, 20) for p in items)
+        beam = max(max(p.request.beam or 20, p.request.k) for p in items)  # a beam below k is raised to k
         sampling = next((p.request.sampling for p in items if p.request.sampling), None)
         out = self.decoder.decode(batch, [p.row.history for p in items], beam, k,
-                                  [p.request.scenario for p in items], sampling, [p.exclude for p in items])
+                                  [p.request.scenario for p in items], sampling, [p.exclude for p in items], timings)
         return [(out.items[i, : p.request.k], out.scores[i, : p.request.k]) for i, p in enumerate(items)]
 
     def respond(self, p: Prepared, ids: np.ndarray, scores: np.ndarray, t0: float) -> RecommendResponse:
-        """Build the response of one request."""
+        """Build the response of one request (its `timing_ms` is filled by `recommend_batch`)."""
         cb, titles = self.bundle.codebook, self.bundle.titles
         recs = [RecommendedItem(item_id=int(i), semantic_id=list(cb.code_of(int(i))), score=float(s),
                                 title=titles.get(int(i))) for i, s in zip(ids, scores) if i >= 0]
@@ -222,18 +232,21 @@ class RecommenderCore:
                                  model_version=self.bundle.version, latency_ms=(time.perf_counter() - t0) * 1000)
 
     def recommend_batch(self, reqs: list[RecommendRequest]) -> list[RecommendResponse | RequestError]:
-        """Answer many requests (mixed scenarios); invalid ones come back as RequestError."""
-        t0 = time.perf_counter()
+        """Answer many requests (mixed scenarios); invalid ones come back as RequestError. Every
+        response carries the batch's time per stage (`timing_ms`: check, redis, rewrite, embed,
+        collate, encoder, decode, rerank, respond)."""
+        t0, timings = time.perf_counter(), Timings()
         results: list[RecommendResponse | RequestError | None] = [None] * len(reqs)
         ok = []
-        for i, r in enumerate(reqs):
-            try:
-                self.check(r)
-                ok.append(i)
-            except RequestError as e:
-                results[i] = e
+        with timings.stage("check"):
+            for i, r in enumerate(reqs):
+                try:
+                    self.check(r)
+                    ok.append(i)
+                except RequestError as e:
+                    results[i] = e
         if ok:
-            prepared = self.prepare([reqs[i] for i in ok])
+            prepared = self.prepare([reqs[i] for i in ok], timings)
             groups: dict[str, list[int]] = {}
             for j, p in enumerate(prepared):  # one decode per sampling setting (usually one group)
                 if isinstance(p, RequestError):
@@ -243,6 +256,11 @@ class RecommenderCore:
                     groups.setdefault(f"{p.request.sampling!r}#{j}" if seeded else repr(p.request.sampling),
                                       []).append(j)
             for idx in groups.values():
-                for j, (ids, sc) in zip(idx, self.decode([prepared[j] for j in idx])):
-                    results[ok[j]] = self.respond(prepared[j], ids, sc, t0)
+                decoded = self.decode([prepared[j] for j in idx], timings)
+                with timings.stage("respond"):
+                    for j, (ids, sc) in zip(idx, decoded):
+                        results[ok[j]] = self.respond(prepared[j], ids, sc, t0)
+        for r in results:
+            if isinstance(r, RecommendResponse):
+                r.timing_ms = {k: round(v, 3) for k, v in timings.ms.items()}
         return results  # type: ignore[return-value]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import ray
@@ -37,14 +38,12 @@ def wait_ready(url: str, timeout_s: float = 120) -> None:
     raise RuntimeError(f"the service did not become ready at {url}/readyz within {timeout_s:.0f} s")
 
 
-def start_local(bundle: Path, redis_url: str, port: int, max_batch_size: int = 32,
-                replicas: int | None = None) -> str:
-    """Start local Ray + Serve with the app on 127.0.0.1:port; return the base URL once ready."""
-    init_local(redis_url)  # logical CPUs: ingress + up to two recommender replicas (1 CPU each)
+def start_local(bundle: Path, redis_url: str, port: int, **app: Any) -> str:
+    """Start local Ray + Serve with the app on 127.0.0.1:port; return the base URL once ready.
+    `app` are further AppArgs fields (max_batch_size, recommender_replicas, layout, autoscaling, ...)."""
+    init_local(redis_url)  # logical CPUs: the recommender replicas (1 CPU each) and a split layout's front
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app({"bundle": str(Path(bundle).resolve()), "redis_url": redis_url,
-                         "max_batch_size": max_batch_size, "recommender_replicas": replicas}),
-              route_prefix="/")
+    serve.run(build_app({"bundle": str(Path(bundle).resolve()), "redis_url": redis_url, **app}), route_prefix="/")
     url = f"http://127.0.0.1:{port}"
     wait_ready(url)
     return url

@@ -2,14 +2,38 @@
 
 Bounds here are the first line of input validation: a request outside them is a 422 that names
 the field; checks that need the catalogue (unknown scenario, user, trigger item) are 4xx raised by
-the recommender with a message that says what to fix.
+the recommender with a message that says what to fix. Every 4xx (and the 503 of a store outage)
+has one body, `ErrorResponse`: a list of `ErrorDetail` (where, what, a machine-readable type, and
+how to fix it), the shape FastAPI's own validation errors have, so one client parser reads all.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from oxygen.model.bundle import TRIGGER_SCENARIOS
+
+
+def _json_int(v: object) -> object:
+    """A JSON integer as JSON Schema defines it: an int, or a number with no fractional part
+    (484.0); never a boolean or a string (the models are strict, so "5" and false are refused)."""
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
+
+
+def json_int(ge: int, le: int) -> object:
+    """The integer type of a request field with bounds ge..le (the bounds sit on the integer itself,
+    so the OpenAPI spec states them as minimum / maximum)."""
+    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_json_int)]
+
+
+MAX_ID = 2**53 - 1  # item ids and seeds: the largest integer every JSON parser reads exactly
+MAX_TS = 10**11  # unix seconds (year ~5000)
+ItemId = json_int(0, MAX_ID)
+UnixTime = json_int(0, MAX_TS)
 
 MAX_K = 100
 MAX_BEAM = 512
@@ -22,34 +46,47 @@ MAX_EXCLUDE_DAYS = 3650
 class Sampling(BaseModel):
     """Beam sampling instead of beam search (diverse feeds)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # JSON types as the spec says: false is not 0
     temperature: float = Field(default=1.0, gt=0, le=10)
-    top_k: int | None = Field(default=None, ge=1, le=4096)
+    top_k: json_int(1, 4096) | None = None
     top_p: float | None = Field(default=None, gt=0, le=1)
-    seed: int | None = None
+    seed: json_int(0, MAX_ID) | None = None
+
+
+TRIGGER_RULE = {  # JSON Schema of the rule `require_trigger` checks, so a client generated from the spec knows it
+    "if": {"properties": {"scenario": {"enum": list(TRIGGER_SCENARIOS)}}, "required": ["scenario"]},
+    "then": {"properties": {"trigger_item": {"type": "integer", "minimum": 0}}, "required": ["trigger_item"]}}
 
 
 class RecommendRequest(BaseModel):
     """POST /v1/recommend body."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=TRIGGER_RULE)
     scenario: str = Field(min_length=1, max_length=64, examples=["homepage"])
     user_id: str = Field(min_length=1, max_length=128, examples=["u42"])
-    trigger_item: int | None = Field(default=None, ge=0, description="required by channel/cart/checkout; never returned itself")
+    trigger_item: ItemId | None = Field(default=None, description="required by channel/cart/checkout; never returned itself")
     query: str | None = Field(default=None, max_length=MAX_QUERY_CHARS, description="search text")
-    history: list[int] | None = Field(default=None, max_length=MAX_HISTORY,
+    history: list[ItemId] | None = Field(default=None, max_length=MAX_HISTORY,
                                       description="item ids, oldest first; else the user's stored state")
-    k: int = Field(default=10, ge=1, le=MAX_K)
-    beam: int | None = Field(default=None, ge=1, le=MAX_BEAM, description="beam width (>= k)")
+    k: json_int(1, MAX_K) = 10
+    beam: json_int(1, MAX_BEAM) | None = Field(default=None,
+                             description="beam width (default max(k, 20); a beam below k is raised to k)")
     sampling: Sampling | None = None
-    exclude_items: list[int] = Field(default_factory=list, max_length=MAX_EXCLUDE,
+    exclude_items: list[ItemId] = Field(default_factory=list, max_length=MAX_EXCLUDE,
                                      description="item ids never to return (ids outside the catalogue are ignored)")
-    exclude_purchased_days: int | None = Field(
-        default=None, ge=0, le=MAX_EXCLUDE_DAYS,
+    exclude_purchased_days: json_int(0, MAX_EXCLUDE_DAYS) | None = Field(
+        default=None,
         description="never return items the user bought in the last N days before `ts` (0: off; "
                     "default: the service's setting); read from the user's stored state")
-    ts: int | None = Field(default=None, ge=0, description="request time, unix seconds (default: now); "
+    ts: UnixTime | None = Field(default=None, description="request time, unix seconds (default: now); "
                                                           "replays of logged traffic pass the logged time")
+
+    @model_validator(mode="after")
+    def require_trigger(self) -> "RecommendRequest":
+        """channel / cart / checkout answer about an item: the request must name it."""
+        if self.scenario in TRIGGER_SCENARIOS and self.trigger_item is None:
+            raise ValueError(f"scenario '{self.scenario}' requires trigger_item: send the clicked / carted item id")
+        return self
 
 
 class RecommendedItem(BaseModel):
@@ -83,7 +120,12 @@ class RecommendResponse(BaseModel):
     instruction: InstructionUsed | None = Field(default=None, description="the stored instruction, when used")
     query_used: str | None = Field(default=None, description="the search query the model read (after rewriting)")
     model_version: str
-    latency_ms: float
+    latency_ms: float = Field(description="time inside the recommender for this request's batch, ms")
+    timing_ms: dict[str, float] = Field(
+        default_factory=dict, description="where the time went, ms per stage: batch_wait, check, redis, rewrite, "
+                                          "embed, collate, encoder, decode, rerank, respond (the batch's figures), "
+                                          "handle (the hop between deployments, when there are two), route (the "
+                                          "whole HTTP handler)")
 
 
 class ScenarioInfo(BaseModel):
@@ -104,22 +146,37 @@ class Health(BaseModel):
 MAX_EVENTS = 1000  # events per POST /v1/events
 
 
-class EventIn(BaseModel):
-    """One user event for the near-line pipeline."""
+class _Event(BaseModel):
+    """What every user event carries."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # JSON types as the spec says: false is not 0
     user_id: str = Field(min_length=1, max_length=128, examples=["u42"])
-    type: Literal["search", "click", "cart", "purchase"] = Field(examples=["cart"])
-    item: int | None = Field(default=None, ge=0, description="the item acted on (required except for a search)")
     scenario: Literal["search", "homepage", "channel", "cart", "checkout"] | None = None
-    ts: int | None = Field(default=None, ge=0, description="unix seconds; default: when it arrives")
-    query: str | None = Field(default=None, min_length=1, max_length=MAX_QUERY_CHARS, description="search text")
+    ts: UnixTime | None = Field(default=None, description="unix seconds; default: when it arrives")
+
+
+class SearchEvent(_Event):
+    """A search: its text (and optionally the item it led to)."""
+
+    type: Literal["search"]
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="search text")
+    item: ItemId | None = None
+
+
+class ItemEvent(_Event):
+    """A click, cart or purchase of one item."""
+
+    type: Literal["click", "cart", "purchase"] = Field(examples=["cart"])
+    item: ItemId = Field(description="the item acted on")
+
+
+EventIn = Annotated[SearchEvent | ItemEvent, Field(discriminator="type")]  # one user event
 
 
 class EventsRequest(BaseModel):
     """POST /v1/events body: a batch of events (appended in order)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # JSON types as the spec says: false is not 0
     events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS)
 
 
@@ -127,3 +184,20 @@ class EventsResponse(BaseModel):
     """How many events were appended to the stream."""
 
     accepted: int
+
+
+class ErrorDetail(BaseModel):
+    """One thing wrong with a request."""
+
+    loc: list[str | int] = Field(description="where: the field path, e.g. [\"body\", \"trigger_item\"]")
+    msg: str = Field(description="what is wrong")
+    type: str = Field(description="machine-readable kind: a pydantic error type (missing, extra_forbidden, "
+                                  "less_than_equal, json_invalid, ...) or not_found, invalid, conflict, "
+                                  "unauthorized, unavailable, method_not_allowed")
+    fix: str = Field(description="how to fix it")
+
+
+class ErrorResponse(BaseModel):
+    """The body of every 4xx and 503 answer."""
+
+    detail: list[ErrorDetail] = Field(min_length=1)

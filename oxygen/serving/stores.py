@@ -40,9 +40,11 @@ class Stores:
 
     @classmethod
     def connect(cls, url: str | None = None, prefix: str = "oxygen", timeout_s: float = 0.3) -> "Stores":
-        """Stores on `url` (default: $REDIS_URL or the embedded server)."""
+        """Stores on `url` (default: $REDIS_URL or the embedded server): reads on the request path
+        time out after `timeout_s` (then degrade); event writes, up to 1000 events in one script,
+        get EventLog's own longer timeout."""
         instr = InstructionStore.connect(url, prefix, timeout_s)
-        return cls(instr, UserStateStore(instr.client, prefix))
+        return cls(instr, UserStateStore(instr.client, prefix), EventLog.connect(url, prefix))
 
     def users(self, user_ids: list[str], inline: list[bool]) -> list[UserContext]:
         """User contexts; users with inline history skip the lookup (their context is empty)."""

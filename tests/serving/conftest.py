@@ -26,7 +26,8 @@ def redis_server():
         client = redis.Redis.from_url(server.url)
         UserStateStore(client).put_many([UserState("alice", [1, 2, 3], ["click", "cart", "purchase"],
                                                    ["homepage", "channel", "cart"], {"city": "Harbin"}),
-                                         UserState("bob", [5])])
+                                         UserState("bob", [5]),
+                                         UserState("u42", [4, 5])])  # the spec's example user (the fuzzer sends it)
         InstructionStore(client).put(InstructionRecord("alice", "winter in Harbin", np.ones(384, np.float32),
                                                        "knowledge", reasons=["electric blankets: cold-humid winter"],
                                                        branches=["stp"]))

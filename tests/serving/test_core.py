@@ -8,7 +8,7 @@ import pytest
 
 from oxygen.model.bundle import Bundle
 from oxygen.serving.core import RecommenderCore, RequestError
-from oxygen.serving.schemas import EventIn, EventsRequest, RecommendRequest
+from oxygen.serving.schemas import EventsRequest, ItemEvent, RecommendRequest
 from oxygen.serving.stores import DEFAULT_DOWN, DEFAULT_MISSING, Stores
 from oxygen.store.embedded import EmbeddedRedis
 
@@ -46,11 +46,9 @@ def test_sampling_is_seeded(core):
 
 @pytest.mark.parametrize("req, status, words", [
     (dict(scenario="mall", user_id="alice"), 404, "unknown scenario"),
-    (dict(scenario="cart", user_id="alice"), 422, "requires trigger_item"),
     (dict(scenario="cart", user_id="alice", trigger_item=999), 404, "unknown trigger_item"),
     (dict(scenario="homepage", user_id="nobody"), 404, "unknown user_id"),
     (dict(scenario="homepage", user_id="x", history=[1, 9999]), 404, "unknown item ids"),
-    (dict(scenario="homepage", user_id="alice", k=30, beam=10), 422, "beam 10 < k 30"),
 ])
 def test_bad_requests_say_what_to_fix(core, req, status, words):
     good = RecommendRequest(scenario="homepage", user_id="alice", k=2)
@@ -73,7 +71,7 @@ def test_events_with_redis_down_are_a_503_to_retry(bundle_dir):
     server = EmbeddedRedis().start()
     core = RecommenderCore(Bundle.load(bundle_dir), Stores.connect(server.url, timeout_s=0.2), encode)
     server.stop()
-    out = core.ingest(EventsRequest(events=[EventIn(user_id="u", type="cart", item=1)]))
+    out = core.ingest(EventsRequest(events=[ItemEvent(user_id="u", type="cart", item=1)]))
     assert isinstance(out, RequestError) and out.status == 503 and "retry" in out.message
 
 
@@ -192,3 +190,15 @@ def test_a_scenario_that_reads_no_instruction_uses_the_default(bundle_dir, redis
                                            RecommendRequest(scenario="checkout", user_id="alice", trigger_item=61, k=3)])
     assert home.reasoning_instruction == "used" and home.instruction is not None
     assert checkout.reasoning_instruction == DEFAULT_UNREAD and checkout.instruction is None
+
+
+def test_a_trigger_scenario_without_its_trigger_is_refused_by_the_schema():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="requires trigger_item"):
+        RecommendRequest(scenario="cart", user_id="alice")
+
+
+def test_a_beam_below_k_is_raised_to_k(core):
+    out = core.recommend_batch([RecommendRequest(scenario="homepage", user_id="alice", k=30, beam=10)])[0]
+    assert len(out.items) == 30 == len({it.item_id for it in out.items})

@@ -1,10 +1,15 @@
-"""The HTTP service under real Ray Serve: endpoints, OpenAPI, 4xx messages for bad input, and a
-property-based check (hypothesis) that no request body, however odd, gets a 5xx."""
+"""The HTTP service under real Ray Serve: endpoints, OpenAPI, one error body for every 4xx, the
+split layout answering like the fused one, a property-based check (hypothesis) that no request
+body, however odd, gets a 5xx, and an independent OpenAPI fuzzer (schemathesis, all checks)
+against the live service so a contract break fails the tests."""
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,6 +20,7 @@ from hypothesis import strategies as st
 from ray import serve
 
 from oxygen.serving.local import start_local as start
+from oxygen.serving.schemas import ErrorResponse
 
 
 def _port() -> int:
@@ -58,15 +64,72 @@ def test_endpoints(url):
     ({"scenario": "homepage", "user_id": "alice", "beam": 9999}, 422, "beam"),
     ({"scenario": "homepage", "user_id": "alice", "history": list(range(300))}, 422, "history"),
     ({"scenario": "homepage", "user_id": "alice", "colour": "red"}, 422, "colour"),
+    ({"scenario": "homepage", "user_id": "alice", "k": False}, 422, "k"),
+    ({"scenario": "homepage", "user_id": "alice", "k": "5"}, 422, "k"),
     ({"scenario": "mall", "user_id": "alice"}, 404, "unknown scenario"),
     ({"scenario": "cart", "user_id": "alice"}, 422, "requires trigger_item"),
     ({"scenario": "cart", "user_id": "alice", "trigger_item": 5000}, 404, "unknown trigger_item"),
     ({"scenario": "homepage", "user_id": "nobody"}, 404, "unknown user_id"),
 ])
-def test_bad_input_is_4xx_with_a_message(url, body, status, words):
+def test_bad_input_is_4xx_with_one_error_body(url, body, status, words):
     kw = {"content": body, "headers": {"content-type": "application/json"}} if isinstance(body, str) else {"json": body}
     r = httpx.post(f"{url}/v1/recommend", timeout=60, **kw)
     assert r.status_code == status and words in r.text
+    err = ErrorResponse.model_validate(r.json())  # where, what, type, fix: the same shape for every 4xx
+    assert all(d.loc and d.msg and d.type and d.fix for d in err.detail)
+
+
+def test_the_spec_documents_every_status_with_the_error_body(url):
+    spec = httpx.get(f"{url}/openapi.json").json()
+    statuses = {path: set(op["post"]["responses"]) for path, op in spec["paths"].items() if "post" in op}
+    assert statuses["/v1/recommend"] == {"200", "400", "404", "409", "422"}
+    assert statuses["/v1/events"] == {"200", "400", "401", "404", "422", "503"}
+    for path in statuses:
+        for code, resp in spec["paths"][path]["post"]["responses"].items():
+            if code != "200":
+                assert resp["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
+    r = httpx.delete(f"{url}/v1/recommend")  # the router's own refusals use the same body
+    assert r.status_code == 405 and r.headers["allow"] == "POST" and ErrorResponse.model_validate(r.json())
+    r = httpx.get(f"{url}/v2/nothing")
+    assert r.status_code == 404 and ErrorResponse.model_validate(r.json()).detail[0].loc == ["path"]
+
+
+def test_answers_carry_their_time_budget_and_the_rules_hold(url):
+    r = httpx.post(f"{url}/v1/recommend", timeout=60,
+                   json={"scenario": "cart", "user_id": "alice", "trigger_item": 3, "k": 5, "exclude_items": [4, 5]})
+    body = r.json()
+    assert r.status_code == 200 and not {3, 4, 5} & {it["item_id"] for it in body["items"]} and len(body["items"]) == 5
+    t = body["timing_ms"]
+    assert {"batch_wait", "redis", "collate", "encoder", "decode", "respond", "served", "route"} <= set(t)
+    assert "handle" not in t and t["route"] >= t["served"] >= t["decode"] > 0  # fused: no hop between deployments
+
+
+def test_the_split_layout_answers_like_the_fused_one(url, bundle_dir, redis_server):
+    from oxygen.serving.app import build_app
+
+    serve.run(build_app({"bundle": str(bundle_dir), "redis_url": redis_server.url, "layout": "split"}),
+              name="split", route_prefix="/split")
+    try:
+        body = {"scenario": "channel", "user_id": "alice", "trigger_item": 30, "k": 6}
+        fused = httpx.post(f"{url}/v1/recommend", json=body, timeout=60).json()
+        split = httpx.post(f"{url}/split/v1/recommend", json=body, timeout=60).json()
+        assert [i["item_id"] for i in split["items"]] == [i["item_id"] for i in fused["items"]]
+        assert split["timing_ms"]["handle"] >= 0 and split["timing_ms"]["route"] >= split["timing_ms"]["served"]
+        r = httpx.post(f"{url}/split/v1/recommend", json={"scenario": "mall", "user_id": "alice"}, timeout=60)
+        assert r.status_code == 404 and ErrorResponse.model_validate(r.json())
+    finally:
+        serve.delete("split")
+
+
+def test_an_openapi_fuzzer_finds_no_contract_break(url, tmp_path):
+    """schemathesis, every check (no 5xx, documented statuses and bodies, schema-valid requests
+    accepted, schema-violating ones refused, 405 with Allow), a bounded number of cases."""
+    cli = Path(sys.executable).with_name("st")
+    out = subprocess.run([str(cli), "run", f"{url}/openapi.json", "--checks", "all", "--max-examples", "25",
+                          "--seed", "1", "-w", "1", "--no-color", "--generation-database", "none",
+                          "-H", f"X-API-Key: {KEY}"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
+    assert " passed" in out.stdout and "failed" not in out.stdout.split("SUMMARY")[-1]
 
 
 bodies = st.fixed_dictionaries(
@@ -119,8 +182,9 @@ def test_posted_events_reach_the_stream_and_the_users_state(url, redis_server):
 
 @pytest.mark.parametrize("events, status, words", [
     ([{"user_id": "e", "type": "like", "item": 1}], 422, "type"),
-    ([{"user_id": "e", "type": "cart"}], 422, "needs the item"),
-    ([{"user_id": "e", "type": "search"}], 422, "needs its query"),
+    ([{"user_id": "e", "type": "cart"}], 422, "item"),
+    ([{"user_id": "e", "type": "search"}], 422, "query"),
+    ([{"user_id": "e", "type": "cart", "item": True}], 422, "item"),
     ([{"user_id": "e", "type": "cart", "item": 99999}], 404, "unknown item"),
     ([{"user_id": "e", "type": "cart", "item": 1, "colour": "red"}], 422, "colour"),
     ([{"user_id": "e", "type": "click", "item": 1}] * 1001, 422, "events"),
@@ -129,7 +193,7 @@ def test_posted_events_reach_the_stream_and_the_users_state(url, redis_server):
 def test_bad_event_batches_are_4xx_and_write_nothing(url, redis_server, events, status, words):
     before = _stream_len(redis_server)
     r = httpx.post(f"{url}/v1/events", json={"events": [{"user_id": "e", "type": "click", "item": 1}] + events
-                                             if status == 404 or "needs" in words else events},
+                                             if status == 404 else events},
                    headers={"X-API-Key": KEY}, timeout=60)
     assert r.status_code == status and words in r.text
     assert _stream_len(redis_server) == before
