@@ -26,6 +26,7 @@ import os
 import time
 from typing import Any, Literal
 
+import torch
 from fastapi import FastAPI, Header
 from pydantic import BaseModel, Field
 from ray import serve
@@ -58,6 +59,7 @@ class AppArgs(BaseModel):
     api_key_env: str = "OXYGEN_API_KEY"  # POST /v1/events needs X-API-Key equal to this variable when it is set
     require_api_key: bool = False  # refuse to start without the key (set when serving beyond loopback)
     exclude_purchased_days: int = Field(default=0, ge=0, le=3650)  # the purchase rule's default (0: off)
+    torch_threads: int = Field(default=1, ge=1, le=256)  # per replica: one thread decodes small batches fastest
 
 
 def events_api_key(a: AppArgs) -> str | None:
@@ -73,6 +75,7 @@ def events_api_key(a: AppArgs) -> str | None:
 def make_core(a: AppArgs) -> RecommenderCore:
     """The recommender core of one replica: bundle, stores, query encoder and rewriter."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    torch.set_num_threads(a.torch_threads)
     rewriter = query_rewriter(KnowledgeBackend()) if a.rewrite_queries == "knowledge" else None
     return RecommenderCore(Bundle.load(a.bundle), Stores.connect(a.redis_url),
                            text_query_encoder() if a.encode_queries else None, rewriter, a.exclude_purchased_days)

@@ -21,6 +21,7 @@ days before the request (its own setting, else the service's; from the stored st
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -55,11 +56,22 @@ def query_rewriter(backend: Backend) -> QueryRewriter:
     return lambda queries: rewrite_queries(queries, backend)
 
 
-def text_query_encoder() -> QueryEncoder:
-    """The item text encoder for search queries, loaded now (not on the first search request)."""
+def text_query_encoder(cache_size: int = 100_000) -> QueryEncoder:
+    """The item text encoder for search queries, loaded now (not on the first search request),
+    with an LRU cache of the last `cache_size` distinct queries (search traffic repeats its head
+    queries; a hit skips the encoder's forward pass)."""
+    cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def encode(texts: list[str]) -> np.ndarray:
-        return encode_texts(list(texts), cache_dir=None, progress=False)
+        new = sorted({t for t in texts if t not in cache})
+        if new:
+            cache.update(zip(new, encode_texts(new, cache_dir=None, progress=False)))
+        for t in texts:
+            cache.move_to_end(t)
+        out = np.stack([cache[t] for t in texts])
+        while len(cache) > cache_size:
+            cache.popitem(last=False)
+        return out
 
     encode(["warm-up"])
     return encode
@@ -262,5 +274,5 @@ class RecommenderCore:
                         results[ok[j]] = self.respond(prepared[j], ids, sc, t0)
         for r in results:
             if isinstance(r, RecommendResponse):
-                r.timing_ms = {k: round(v, 3) for k, v in timings.ms.items()}
+                r.timing_ms, r.batch_size = {k: round(v, 3) for k, v in timings.ms.items()}, len(reqs)
         return results  # type: ignore[return-value]

@@ -121,6 +121,7 @@ class RecommendResponse(BaseModel):
     query_used: str | None = Field(default=None, description="the search query the model read (after rewriting)")
     model_version: str
     latency_ms: float = Field(description="time inside the recommender for this request's batch, ms")
+    batch_size: int = Field(default=1, description="requests decoded together with this one")
     timing_ms: dict[str, float] = Field(
         default_factory=dict, description="where the time went, ms per stage: batch_wait, check, redis, rewrite, "
                                           "embed, collate, encoder, decode, rerank, respond (the batch's figures), "

@@ -202,3 +202,28 @@ def test_a_trigger_scenario_without_its_trigger_is_refused_by_the_schema():
 def test_a_beam_below_k_is_raised_to_k(core):
     out = core.recommend_batch([RecommendRequest(scenario="homepage", user_id="alice", k=30, beam=10)])[0]
     assert len(out.items) == 30 == len({it.item_id for it in out.items})
+
+
+def test_the_query_encoder_caches_the_last_distinct_queries(monkeypatch):
+    """The LRU cache: a repeated query skips the encoder, answers equal the uncached vectors, the
+    least recently used query goes first when full."""
+    import oxygen.serving.core as core_mod
+
+    calls: list[list[str]] = []
+
+    def fake_encode(texts, cache_dir=None, progress=False):
+        calls.append(list(texts))
+        return np.stack([np.full(4, float(len(t)), dtype=np.float32) for t in texts])
+
+    monkeypatch.setattr(core_mod, "encode_texts", fake_encode)
+    encode = core_mod.text_query_encoder(cache_size=2)  # warm-up fills one slot
+    out = encode(["ab", "abc", "ab"])
+    assert calls[-1] == ["ab", "abc"] and out.shape == (3, 4) and out[:, 0].tolist() == [2.0, 3.0, 2.0]
+    n = len(calls)
+    encode(["abc", "ab"])
+    assert len(calls) == n  # both cached
+    encode(["x"])  # full at 2: the least recently used ("abc") goes
+    encode(["ab"])
+    assert len(calls) == n + 1
+    encode(["abc"])
+    assert calls[-1] == ["abc"]
