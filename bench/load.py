@@ -4,6 +4,7 @@ both cores; the report says how).
 
     log = run_load(url, bodies, mode="closed", clients=8, seconds=20)        # closed loop
     log = run_load(url, bodies, mode="open", rate=60, seconds=15)             # Poisson arrivals
+    log = run_load([url1, url2], bodies, ...)   # several replicas' own ports: round robin, as a load balancer
     summary(log, seconds)     # rps, p50/p99 ms, status counts, 5xx
 
 Closed loop: each client sends its next request when the last one answered. Open loop: requests
@@ -38,14 +39,14 @@ async def _send(http: httpx.AsyncClient, url: str, body: dict, log: list[Entry])
     log.append((t0, time.time() - t0, status, timing))
 
 
-async def _closed(url: str, bodies: list[dict], clients: int, seconds: float) -> list[Entry]:
+async def _closed(urls: list[str], bodies: list[dict], clients: int, seconds: float) -> list[Entry]:
     log: list[Entry] = []
     stop_at = time.time() + seconds
 
     async def client(c: int) -> None:
         i = c
         while time.time() < stop_at:
-            await _send(http, url, bodies[i % len(bodies)], log)
+            await _send(http, urls[c % len(urls)], bodies[i % len(bodies)], log)
             i += clients
 
     async with httpx.AsyncClient(timeout=TIMEOUT_S, limits=httpx.Limits(max_connections=clients)) as http:
@@ -53,7 +54,7 @@ async def _closed(url: str, bodies: list[dict], clients: int, seconds: float) ->
     return log
 
 
-async def _open(url: str, bodies: list[dict], rate: float, seconds: float, seed: int) -> list[Entry]:
+async def _open(urls: list[str], bodies: list[dict], rate: float, seconds: float, seed: int) -> list[Entry]:
     log: list[Entry] = []
     gaps = np.random.default_rng(seed).exponential(1.0 / rate, size=int(rate * seconds * 2) + 10)
     starts = np.cumsum(gaps)
@@ -64,16 +65,16 @@ async def _open(url: str, bodies: list[dict], rate: float, seconds: float, seed:
             delay = t0 + at - time.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(_send(http, url, bodies[n % len(bodies)], log)))
+            tasks.append(asyncio.create_task(_send(http, urls[n % len(urls)], bodies[n % len(bodies)], log)))
         await asyncio.gather(*tasks)
     return log
 
 
-def _child(queue: mp.Queue, url: str, bodies: list[dict], mode: str, clients: int, rate: float,
+def _child(queue: mp.Queue, urls: list[str], bodies: list[dict], mode: str, clients: int, rate: float,
            seconds: float, core: int | None, seed: int) -> None:
     if core is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {core})
-    run = _closed(url, bodies, clients, seconds) if mode == "closed" else _open(url, bodies, rate, seconds, seed)
+    run = _closed(urls, bodies, clients, seconds) if mode == "closed" else _open(urls, bodies, rate, seconds, seed)
     queue.put(asyncio.run(run))
 
 
@@ -83,14 +84,18 @@ def client_core() -> int | None:
     return n - 1 if n > 1 else None
 
 
-def run_load(url: str, bodies: list[dict], mode: str = "closed", clients: int = 8, rate: float = 10.0,
+def run_load(url: str | list[str], bodies: list[dict], mode: str = "closed", clients: int = 8, rate: float = 10.0,
              seconds: float = 20.0, seed: int = 0) -> list[Entry]:
-    """Drive load from a fresh process (spawned, pinned to `client_core()`); its log."""
+    """Drive load from a fresh process (spawned, pinned to `client_core()`) at `url` (or round
+    robin over a list of base URLs); its log."""
     if mode not in ("closed", "open"):
         raise ValueError(f"mode must be 'closed' or 'open', got {mode!r}")
+    urls = [url] if isinstance(url, str) else list(url)
+    if not urls:
+        raise ValueError("no URL to send load to")
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(queue, url, bodies, mode, clients, rate, seconds, client_core(), seed))
+    proc = ctx.Process(target=_child, args=(queue, urls, bodies, mode, clients, rate, seconds, client_core(), seed))
     proc.start()
     deadline = time.time() + seconds + TIMEOUT_S + 120
     while time.time() < deadline:

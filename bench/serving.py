@@ -6,11 +6,12 @@
 Load comes from a separate process pinned to the last core (bench/load.py). Each phase is a fresh
 Serve app on local Ray with embedded Redis:
 - closed loop, `--clients` clients for `--seconds`: `before` (the service as it was: an HTTP front
-  deployment over the recommender behind Serve's proxy, Serve's defaults, in its own Ray
-  instance), `batching_on` (the
-  fused app, max_batch_size 32), `batching_off` (max_batch_size 1), `replica_kill` (two replicas,
-  one killed mid-run), `redis_down` (Redis stopped mid-run; answers degrade to the default
-  instruction);
+  deployment over the recommender, `@serve.batch`, through Serve's proxy, Serve's defaults, in its
+  own Ray instance), `batching_on` (the fused app, the greedy batcher, max_batch_size 32, requests
+  sent to the replica's own port: direct ingress), `via_proxy` (the same through the proxy port),
+  `serve_batch` (`@serve.batch` instead of the greedy batcher), `batching_off` (max_batch_size 1),
+  `replica_kill` (two replicas behind the proxy, one killed mid-run), `redis_down` (Redis stopped
+  mid-run; answers degrade to the default instruction);
 - `time_budget`: p50 / p99 per stage over the batching_on answers (their `timing_ms`);
 - open loop (Poisson arrivals at each `--rates` rate for `--rate-seconds`): p50 / p99 / errors per
   offered rate and the rates where p99 crosses 50 and 100 ms;
@@ -36,13 +37,13 @@ from ray import serve
 from apps.serve import load_users
 from bench.load import client_core, run_load, summary, time_budget
 from bench.tiny_bundle import make_bundle
-from oxygen.serving.local import FAST_SERVE
+from oxygen.serving.local import FAST_SERVE, direct_urls
 from oxygen.serving.local import start_local as start
 from oxygen.store.embedded import EmbeddedRedis
 
 SCENARIOS = [("search", False), ("homepage", False), ("channel", True), ("cart", True)]
-BEFORE = {"layout": "split", "max_ongoing_requests": 5, "torch_threads": 2}  # two deployments, torch on both cores
-BEFORE_ENV = {k: "0" if k == "RAY_SERVE_ENABLE_DIRECT_INGRESS" else "1" for k in FAST_SERVE}  # Serve's defaults
+BEFORE = {"layout": "split", "max_ongoing_requests": 5, "torch_threads": 2, "batcher": "serve"}  # as it was
+BEFORE_ENV = {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "0", "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "1"}  # Serve's defaults
 AUTOSCALE = {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 2, "upscale_delay_s": 3,
              "downscale_delay_s": 15, "look_back_period_s": 10}  # Serve pushes load metrics every 10 s
 
@@ -83,16 +84,19 @@ def replicas() -> list:
     return [ray.get_actor(n, namespace="serve") for n in sorted(names)]
 
 
-def app_up(ctx: dict, **app) -> str:
-    """A fresh app with these AppArgs, warmed up; its URL."""
-    url = start(ctx["bundle"], ctx["redis"].url, ctx["port"], **app)
-    run_load(url, ctx["bodies"][:8], "closed", clients=1, seconds=2)  # warm-up: every scenario's first batch
-    return url
+def app_up(ctx: dict, via: str = "direct", **app) -> str | list[str]:
+    """A fresh app with these AppArgs, warmed up; where to send load: the replicas' own ports
+    (`direct`, when Serve's direct ingress is on) or the proxy port (`proxy`)."""
+    proxy = start(ctx["bundle"], ctx["redis"].url, ctx["port"], **app)
+    urls = direct_urls() if via == "direct" else []
+    target = urls or proxy
+    run_load(target, ctx["bodies"][:64], "closed", clients=8, seconds=4)  # warm-up: every scenario, batch sizes up to 8
+    return target
 
 
-def closed_phase(name: str, ctx: dict, fault=None, **app) -> tuple[dict, list]:
+def closed_phase(name: str, ctx: dict, fault=None, via: str = "direct", **app) -> tuple[dict, list]:
     """Closed-loop load on a fresh app (optionally injecting `fault()` a third of the way in)."""
-    url = app_up(ctx, **app)
+    url = app_up(ctx, via, **app)
     info: dict = {}
     timer = None
     if fault is not None:
@@ -108,7 +112,7 @@ def closed_phase(name: str, ctx: dict, fault=None, **app) -> tuple[dict, list]:
     if timer is not None:
         timer.join()
     serve.delete("default")
-    out = {**summary(log, ctx["seconds"]), "app": app, **info}
+    out = {**summary(log, ctx["seconds"]), "app": app, "via": "direct" if isinstance(url, list) else "proxy", **info}
     if "fault_at" in info:
         out["errors_after_fault"] = sum(1 for t, _, s, _ in log if t >= info["fault_at"] and s >= 500)
     print(f"[{name}] {json.dumps(out)}", flush=True)
@@ -123,7 +127,7 @@ def before_phase(ctx: dict) -> dict:
     ray.shutdown()
     os.environ.update(BEFORE_ENV)
     try:
-        out, _ = closed_phase("before: split layout, Serve defaults", ctx, **BEFORE)
+        out, _ = closed_phase("before: split layout, Serve defaults", ctx, via="proxy", **BEFORE)
     finally:
         serve.shutdown()
         ray.shutdown()
@@ -182,7 +186,7 @@ def running_replicas() -> int:
 
 def autoscale(ctx: dict, high_s: float = 40, low_s: float = 60) -> dict:
     """Replicas follow the load: 16 closed-loop clients for `high_s`, then 1 for `low_s`."""
-    url = app_up(ctx, autoscaling=AUTOSCALE)
+    url = app_up(ctx, "proxy", autoscaling=AUTOSCALE)  # the proxy routes to however many replicas run
     timeline: list[tuple[float, int]] = []
     stop, t0 = threading.Event(), time.time()
 
@@ -281,12 +285,15 @@ def main(argv: list[str] | None = None) -> dict:
                         "cores": os.cpu_count(), "client_core": client_core(),
                         "sharing": "the load client runs in its own process pinned to client_core; Ray's HTTP "
                                    "proxy, the replicas, Redis and the driver are not pinned (they share every core)",
+                        "serve_env": {k: os.environ.get(k, v) for k, v in FAST_SERVE.items()},  # as init_local sets them
                         "closed_loop": {}}
         closed = report["closed_loop"]
         if "before" not in skip:
             closed["before"] = before_phase(ctx)
         closed["batching_on"], log_on = closed_phase("batching on", ctx, max_batch_size=32)
         report["time_budget"] = time_budget(log_on)
+        closed["via_proxy"], _ = closed_phase("batching on, through the proxy", ctx, via="proxy", max_batch_size=32)
+        closed["serve_batch"], _ = closed_phase("@serve.batch", ctx, max_batch_size=32, batcher="serve")
         closed["batching_off"], _ = closed_phase("batching off", ctx, max_batch_size=1)
         if "before" in closed:
             closed["speedup_vs_before"] = round(closed["batching_on"]["rps"] / max(closed["before"]["rps"], 1e-9), 2)
@@ -295,7 +302,7 @@ def main(argv: list[str] | None = None) -> dict:
         if "autoscale" not in skip:
             report["autoscale"] = autoscale(ctx)
         if "faults" not in skip:
-            closed["replica_kill"], _ = closed_phase("2 replicas, one killed", ctx, kill_one_replica,
+            closed["replica_kill"], _ = closed_phase("2 replicas, one killed", ctx, kill_one_replica, via="proxy",
                                                      recommender_replicas=2)
             closed["redis_down"], _ = closed_phase(
                 "redis stopped", ctx, lambda: (redis_server.stop(), {"fault_at": time.time()})[1])

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from oxygen.serving.app import AppArgs
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -16,9 +18,10 @@ def test_serve_yaml_import_path_resolves():
     for app in cfg["applications"]:
         module, attr = app["import_path"].split(":")
         assert callable(getattr(importlib.import_module(module), attr))
+        args = AppArgs(**app["args"])  # the args build_app validates
         names = {d["name"] for d in app.get("deployments", [])}
-        assert names <= {"Ingress", "Recommender"}, names
-        assert "bundle" in app["args"]
+        layout_names = {"fused": {"Recommender"}, "split": {"Ingress", "Recommender"}}[args.layout]
+        assert names <= layout_names, f"serve.yaml configures {names - layout_names}, which layout {args.layout} lacks"
 
 
 def test_cluster_yaml_parses_and_installs_requirements():
@@ -49,5 +52,6 @@ def test_the_cluster_redis_needs_a_password_and_stays_private():
 def test_serve_yaml_takes_its_secrets_from_the_environment():
     app = yaml.safe_load((ROOT / "deployments" / "serve.yaml").read_text())["applications"][0]
     env = app["runtime_env"]["env_vars"]
-    assert env == {"REDIS_URL": "${REDIS_URL}", "OXYGEN_API_KEY": "${OXYGEN_API_KEY}"}
+    assert env["REDIS_URL"] == "${REDIS_URL}" and env["OXYGEN_API_KEY"] == "${OXYGEN_API_KEY}"
+    assert all(k.startswith("RAY_SERVE_") for k in set(env) - {"REDIS_URL", "OXYGEN_API_KEY"})  # settings, no secrets
     assert app["args"]["require_api_key"] is True

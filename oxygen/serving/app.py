@@ -35,6 +35,7 @@ from ray.serve.metrics import Histogram
 
 from oxygen.instructions.backends.knowledge import KnowledgeBackend
 from oxygen.model.bundle import Bundle
+from oxygen.serving.batcher import Batcher
 from oxygen.serving.core import RecommenderCore, RequestError, query_rewriter, text_query_encoder
 from oxygen.serving.errors import as_http, documented, install_error_handlers, unauthorized
 from oxygen.serving.schemas import EventsRequest, EventsResponse, Health, RecommendRequest, RecommendResponse, ScenarioInfo
@@ -60,6 +61,7 @@ class AppArgs(BaseModel):
     require_api_key: bool = False  # refuse to start without the key (set when serving beyond loopback)
     exclude_purchased_days: int = Field(default=0, ge=0, le=3650)  # the purchase rule's default (0: off)
     torch_threads: int = Field(default=1, ge=1, le=256)  # per replica: one thread decodes small batches fastest
+    batcher: Literal["greedy", "serve"] = "greedy"  # greedy: serving/batcher.py; serve: @serve.batch
 
 
 def events_api_key(a: AppArgs) -> str | None:
@@ -94,22 +96,27 @@ class ModelSide:
     def __init__(self, args: dict):
         a = AppArgs(**args)
         self.core = make_core(a)
-        self.recommend_batch.set_max_batch_size(a.max_batch_size)
-        self.recommend_batch.set_batch_wait_timeout_s(a.batch_wait_timeout_s)
+        self.batcher = Batcher(self._decode_batch, a.max_batch_size, a.batch_wait_timeout_s)
+        self.use_serve_batch = a.batcher == "serve"
+        self.serve_batch.set_max_batch_size(a.max_batch_size)
+        self.serve_batch.set_batch_wait_timeout_s(a.batch_wait_timeout_s)
 
     async def recommend(self, req: RecommendRequest) -> RecommendResponse | RequestError:
         """One request through the batcher; `timing_ms.served` is its time on the model side."""
         t0 = time.perf_counter()
-        out = await self.recommend_batch((req, t0))
+        out = await (self.serve_batch((req, t0)) if self.use_serve_batch else self.batcher.submit((req, t0)))
         if isinstance(out, RecommendResponse):
             out.timing_ms["served"] = round((time.perf_counter() - t0) * 1000, 3)
         return out
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
-    async def recommend_batch(self, items: list[tuple[RecommendRequest, float]]) -> list[RecommendResponse | RequestError]:
-        """Batched: one decoding pass for the whole batch, in a worker thread."""
+    async def serve_batch(self, items: list[tuple[RecommendRequest, float]]) -> list[RecommendResponse | RequestError]:
+        return await asyncio.to_thread(self._decode_batch, items)
+
+    def _decode_batch(self, items: list[tuple[RecommendRequest, float]]) -> list[RecommendResponse | RequestError]:
+        """One decoding pass for the whole batch (in the batcher's worker thread)."""
         start = time.perf_counter()
-        out = await asyncio.to_thread(self.core.recommend_batch, [r for r, _ in items])
+        out = self.core.recommend_batch([r for r, _ in items])
         for (_, arrived), o in zip(items, out):
             if isinstance(o, RecommendResponse):
                 o.timing_ms["batch_wait"] = round((start - arrived) * 1000, 3)

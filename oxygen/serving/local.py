@@ -23,10 +23,14 @@ from oxygen.serving.nearline import NearlineArgs, start_nearline
 
 # a busy 2-core laptop can take >15 s to start the HTTP proxy; Serve's default gives up
 SLOW_START = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "60"}
-# Serve settings measured faster on this CPU (docs/benchmarks.md, Serving): the ingress replica
-# answers HTTP itself (no proxy hop; a Serve feature flag), and user code runs on the replica's main
-# event loop (no thread hop per request). Read when Ray starts; an explicit environment wins.
-FAST_SERVE = {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1", "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
+# Serve settings measured faster on this CPU (docs/benchmarks.d/serving.md): the ingress replica
+# answers HTTP on its own port (Serve's direct ingress: `direct_url`, no proxy hop; the proxy port
+# still works and forwards to it), and user code runs on the replica's main event loop (no thread
+# hop per request). A replica drains 1 s before it stops (30 s by default, for an external load
+# balancer to deregister it; none locally). Read when Ray starts; an explicit environment wins.
+SERVE_CONTROLLER_NAME, SERVE_NAMESPACE = "SERVE_CONTROLLER_ACTOR", "serve"  # Serve's own names
+FAST_SERVE = {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1", "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
+              "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "1"}
 
 
 def wait_ready(url: str, timeout_s: float = 120) -> None:
@@ -51,6 +55,16 @@ def start_local(bundle: Path, redis_url: str, port: int, **app: Any) -> str:
     url = f"http://127.0.0.1:{port}"
     wait_ready(url)
     return url
+
+
+def direct_urls(app: str = "default") -> list[str]:
+    """Base URLs of the app's ingress replicas' own HTTP ports (direct ingress; what an external
+    load balancer targets), from the Serve controller's target groups; [] without direct ingress
+    (the targets are then the proxies). Local Ray is one node, so they are on 127.0.0.1."""
+    controller = ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+    groups = ray.get(controller.get_target_groups.remote(app))
+    return [f"http://127.0.0.1:{t.port}" for g in groups if g.protocol == "HTTP" and g.app_name == app
+            for t in g.targets if t.name.startswith("SERVE_REPLICA")]
 
 
 def init_local(redis_url: str) -> None:
