@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ray import serve
 
+from oxygen.serving.local import direct_urls
 from oxygen.serving.local import start_local as start
 from oxygen.serving.schemas import ErrorResponse
 
@@ -102,6 +103,16 @@ def test_answers_carry_their_time_budget_and_the_rules_hold(url):
     t = body["timing_ms"]
     assert {"batch_wait", "redis", "collate", "encoder", "decode", "respond", "served", "route"} <= set(t)
     assert "handle" not in t and t["route"] >= t["served"] >= t["decode"] > 0  # fused: no hop between deployments
+
+
+def test_the_replica_answers_on_its_own_port_like_the_proxy(url):
+    """Direct ingress (local default): the replica's own URL, from the controller's target groups,
+    answers what the proxy port answers."""
+    (direct,) = direct_urls()
+    assert direct != url and httpx.get(f"{direct}/readyz", timeout=30).status_code == 200
+    body = {"scenario": "homepage", "user_id": "alice", "k": 5}
+    a, b = (httpx.post(f"{u}/v1/recommend", json=body, timeout=60).json() for u in (url, direct))
+    assert [i["item_id"] for i in a["items"]] == [i["item_id"] for i in b["items"]]
 
 
 def test_the_split_layout_answers_like_the_fused_one(url, bundle_dir, redis_server):
