@@ -96,21 +96,24 @@ class ModelSide:
     def __init__(self, args: dict):
         a = AppArgs(**args)
         self.core = make_core(a)
-        self.batcher = Batcher(self._decode_batch, a.max_batch_size, a.batch_wait_timeout_s)
-        self.use_serve_batch = a.batcher == "serve"
-        self.serve_batch.set_max_batch_size(a.max_batch_size)
-        self.serve_batch.set_batch_wait_timeout_s(a.batch_wait_timeout_s)
+        if a.batcher == "serve":
+            self.serve_batch.set_max_batch_size(a.max_batch_size)
+            self.serve_batch.set_batch_wait_timeout_s(a.batch_wait_timeout_s)
+            self.submit = self.serve_batch
+        else:
+            self.submit = Batcher(self._decode_batch, a.max_batch_size, a.batch_wait_timeout_s).submit
 
     async def recommend(self, req: RecommendRequest) -> RecommendResponse | RequestError:
         """One request through the batcher; `timing_ms.served` is its time on the model side."""
         t0 = time.perf_counter()
-        out = await (self.serve_batch((req, t0)) if self.use_serve_batch else self.batcher.submit((req, t0)))
+        out = await self.submit((req, t0))
         if isinstance(out, RecommendResponse):
             out.timing_ms["served"] = round((time.perf_counter() - t0) * 1000, 3)
         return out
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
     async def serve_batch(self, items: list[tuple[RecommendRequest, float]]) -> list[RecommendResponse | RequestError]:
+        """Serve's batcher (`batcher: serve`): the same decoding pass, in a worker thread."""
         return await asyncio.to_thread(self._decode_batch, items)
 
     def _decode_batch(self, items: list[tuple[RecommendRequest, float]]) -> list[RecommendResponse | RequestError]:

@@ -222,3 +222,19 @@ def test_the_python_client_sends_events_and_reports_refusals(url, redis_server):
         OxygenClient(url).send_events([{"user_id": "erin", "type": "cart", "item": 3}])
     with pytest.raises(ClientError, match="unknown item"):
         client.send_events([{"user_id": "erin", "type": "cart", "item": 99999}])
+
+
+def test_serves_own_batcher_answers_like_the_greedy_one(url, bundle_dir, redis_server):
+    """`batcher: serve` (Serve's @serve.batch) decodes through the same pass as the default."""
+    from oxygen.serving.app import build_app
+
+    serve.run(build_app({"bundle": str(bundle_dir), "redis_url": redis_server.url, "batcher": "serve"}),
+              name="serve_batch", route_prefix="/sb")
+    try:
+        body = {"scenario": "cart", "user_id": "alice", "trigger_item": 3, "k": 5}
+        greedy = httpx.post(f"{url}/v1/recommend", json=body, timeout=60).json()
+        served = httpx.post(f"{url}/sb/v1/recommend", json=body, timeout=60).json()
+        assert [i["item_id"] for i in served["items"]] == [i["item_id"] for i in greedy["items"]]
+        assert served["batch_size"] == 1 and served["timing_ms"]["batch_wait"] >= 0
+    finally:
+        serve.delete("serve_batch")
