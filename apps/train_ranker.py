@@ -10,7 +10,11 @@ per scenario). Writes OUT/ranker.pt (the list-wise model: what the reward servic
 OUT/metrics.json (test AUC and GAUC per model, scenario and head; valid selection; seconds; with
 `--seeds 0,1,2` every seed's reports and, per scenario, a paired bootstrap over test users of the
 list-wise model's click AUC minus each baseline's, each user's AUC averaged over the seeds) and
-OUT/curves.png. A dataset without impressions.jsonl (Amazon) trains on its rows' logged positives
+OUT/curves.png. Each finished seed is kept in OUT/seeds/seed{N}.json (reports and per-user AUCs,
+with the settings it ran under); a later run with the same --out, data, models and config reuses
+it, so seeds can run as separate processes or sessions (`--seeds 1`, `--seeds 2`) and one run
+with `--seeds 0,1,2` then merges them (`--fresh` retrains). OUT/ranker.pt is the config seed's
+(or, when --seeds leaves it out, the first seed's). A dataset without impressions.jsonl (Amazon) trains on its rows' logged positives
 with `negatives` sampled negatives each.
 """
 
@@ -79,6 +83,36 @@ def paired(users: dict[str, list[dict]], a: str, b: str) -> dict:
     return out
 
 
+def seed_key(data: Path, models: list[str], cfg: RankerConfig) -> dict:
+    """What a kept seed result must match to be reused: data folder, models and config (bar the seed)."""
+    return {"data": str(data.resolve()), "models": models, "config": cfg.model_dump(exclude={"seed", "threads"})}
+
+
+def cached_seed(path: Path, key: dict) -> tuple[dict, dict] | None:
+    """The kept (reports, users) of one seed when `path` exists and was run under `key`, else None."""
+    if not path.exists():
+        return None
+    kept = json.loads(path.read_text())
+    if kept.get("key") != key:
+        print(f"{path}: kept under other settings; retraining this seed")
+        return None
+    print(f"{path}: reusing this finished seed (--fresh retrains)")
+    return kept["reports"], kept["users"]
+
+
+def seed_result(cfg: RankerConfig, space: RankSpace, reqs: dict[str, list[Request]], rows, models: list[str],
+                out_dir: Path, key: dict, main_seed: int, fresh: bool) -> tuple[dict, dict]:
+    """One seed's (reports, users): the kept OUT/seeds/seed{N}.json unless `fresh`, else trained now
+    and kept (the checkpoint and curves are written for `main_seed` only)."""
+    path = out_dir / "seeds" / f"seed{cfg.seed}.json"
+    if not fresh and (kept := cached_seed(path, key)) is not None:
+        return kept
+    reports, users = run_seed(cfg, space, reqs, rows, models, out_dir if cfg.seed == main_seed else None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"key": key, "reports": reports, "users": users}))
+    return reports, users
+
+
 def run_seed(cfg: RankerConfig, space: RankSpace, reqs: dict[str, list[Request]], rows, models: list[str],
              out_dir: Path | None) -> tuple[dict, dict]:
     """Every requested model at `cfg.seed`: reports by model and per-user AUCs by model (the
@@ -109,6 +143,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {MODELS}")
     ap.add_argument("--seeds", default=None, help="comma-separated seeds (default: the config's seed); with "
                     "several, metrics.json adds each seed's reports and paired tests over users")
+    ap.add_argument("--fresh", action="store_true", help="retrain seeds kept in OUT/seeds/ by an earlier run")
     add_common(ap, config="optional YAML RankerConfig")
     a = ap.parse_args(argv)
     models = [m.strip() for m in a.models.split(",") if m.strip()]
@@ -122,8 +157,10 @@ def main(argv: list[str] | None = None) -> dict:
     reqs, source = split_requests(a.data, ds, cfg)
     out: dict = {"data": str(a.data), "source": source, "config": cfg.model_dump(), "seeds": seeds,
                  "requests": {s: len(r) for s, r in reqs.items()}}
-    runs = [run_seed(cfg.model_copy(update={"seed": seed}), space, reqs, rows, models, a.out if k == 0 else None)
-            for k, seed in enumerate(seeds)]
+    key = seed_key(a.data, models, cfg)
+    main_seed = cfg.seed if cfg.seed in seeds else seeds[0]
+    runs = [seed_result(cfg.model_copy(update={"seed": seed}), space, reqs, rows, models, a.out, key, main_seed, a.fresh)
+            for seed in seeds]
     out["models"] = {m: {**runs[0][0][m], "by_seed": [r[m] for r, _ in runs]} for m in models}
     users = {m: [u[m] for _, u in runs] for m in models}
     out["paired_click_auc"] = {f"listwise_vs_{m}": paired(users, "listwise", m) for m in models

@@ -17,7 +17,9 @@ class RankerConfig(StrictConfig):
     layers: int = Field(default=2, ge=1)
     heads: int = Field(default=4, ge=1)
     d_ff: int = Field(default=128, ge=8)
-    dropout: float = Field(default=0.1, ge=0, lt=1)
+    dropout: float = Field(default=0.1, ge=0, lt=1)  # on the feed-forward output
+    attn_dropout: float = Field(default=0.0, ge=0, lt=1)  # on the attention weights: > 0 leaves CPU's fused
+    # attention kernel for one that draws a B x heads x T x T mask (2x the step time at T ~150)
     listwise: bool = True
     max_requests: int = Field(default=8, ge=1)  # requests packed per sample (label packing), with
     max_events: int = Field(default=50, ge=1)  # the events before the last of them

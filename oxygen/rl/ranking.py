@@ -66,9 +66,9 @@ def attention_mask(batch: RankBatch, listwise: bool) -> torch.Tensor:
 class Block(nn.Module):
     """Pre-LN Transformer block with a full boolean attention mask, over Float[B, T, d]."""
 
-    def __init__(self, d: int, heads: int, d_ff: int, dropout: float) -> None:
+    def __init__(self, d: int, heads: int, d_ff: int, dropout: float, attn_dropout: float = 0.0) -> None:
         super().__init__()
-        self.heads, self.dropout = heads, dropout
+        self.heads, self.attn_dropout = heads, attn_dropout
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, d)
         self.ffn = nn.Sequential(nn.Linear(d, d_ff), nn.GELU(), nn.Linear(d_ff, d), nn.Dropout(dropout))
@@ -78,7 +78,7 @@ class Block(nn.Module):
         B, T, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(B, T, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None],
-                                           dropout_p=self.dropout if self.training else 0.0)
+                                           dropout_p=self.attn_dropout if self.training else 0.0)
         x = x + self.out(a.transpose(1, 2).reshape(B, T, d))
         return x + self.ffn(self.ln2(x))
 
@@ -96,7 +96,7 @@ class Ranker(nn.Module):
         self.slot, self.kind = nn.Embedding(16, d), nn.Embedding(4, d)
         self.behaviour, self.scenario = nn.Embedding(8, d), nn.Embedding(8, d)
         self.recency, self.query = nn.Embedding(cfg.max_events + 1, d), nn.Embedding(QUERY_BUCKETS, d, padding_idx=0)
-        self.blocks = nn.ModuleList(Block(d, cfg.heads, cfg.d_ff, cfg.dropout) for _ in range(cfg.layers))
+        self.blocks = nn.ModuleList(Block(d, cfg.heads, cfg.d_ff, cfg.dropout, cfg.attn_dropout) for _ in range(cfg.layers))
         self.month, self.relation = nn.Embedding(13, d), nn.Embedding(len(TRIGGER_RELATIONS), d)
         self.seen, self.trigger_leaf = nn.Embedding(SEEN_CAP + 1, d), nn.Embedding(sizes["leaves"], d)
         self.popularity = nn.Embedding(POP_BUCKETS, d)

@@ -40,3 +40,29 @@ def test_several_seeds_give_reports_and_paired_tests(tmp_path):
     test = out["paired_click_auc"]["listwise_vs_pointwise"]
     assert "all" in test and {"users", "diff", "lo", "hi", "p_le_0"} <= set(test["all"])
     assert test["all"]["lo"] <= test["all"]["diff"] <= test["all"]["hi"]
+
+
+def timeless(report):
+    """`report` without its wall-clock `seconds` entries (the only thing two identical runs differ in)."""
+    if isinstance(report, dict):
+        return {k: timeless(v) for k, v in report.items() if k != "seconds"}
+    return [timeless(v) for v in report] if isinstance(report, list) else report
+
+
+def test_seeds_run_apart_merge_like_one_run(tmp_path, capsys):
+    tiny_world(tmp_path / "w", tmp_path / "s", users=60, seed=2, items=300, days=30)
+    common = ["--data", str(tmp_path / "w"), "--models", "listwise,pointwise", "--set", "epochs=1",
+              "--set", "d_model=16", "--set", "d_ff=32"]
+    together = main([*common, "--out", str(tmp_path / "one"), "--seeds", "0,1"])
+    main([*common, "--out", str(tmp_path / "apart"), "--seeds", "1"])
+    main([*common, "--out", str(tmp_path / "apart"), "--seeds", "0"])
+    capsys.readouterr()
+    merged = main([*common, "--out", str(tmp_path / "apart"), "--seeds", "0,1"])
+    assert capsys.readouterr().out.count("reusing this finished seed") == 2
+    same = [json.dumps(timeless(r["models"]), sort_keys=True) for r in (merged, together)]  # NaN == NaN as text
+    assert same[0] == same[1]
+    assert merged["paired_click_auc"] == together["paired_click_auc"]
+    assert (tmp_path / "apart" / "ranker.pt").exists()
+    other = main([*common[:-4], "--set", "d_model=8", "--set", "d_ff=16", "--out", str(tmp_path / "apart"), "--seeds", "1"])
+    assert "kept under other settings" in capsys.readouterr().out
+    assert other["config"]["d_model"] == 8

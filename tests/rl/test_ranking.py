@@ -167,3 +167,16 @@ def test_cross_features_match_a_slow_reference(world):
                     rel = 3 if space.parent[item] == space.parent[trig] and space.parent[item] > 0 else 4
                 assert int(b.cand_rel[s, r, c]) == rel
     assert (b.rq_month[b.rq_mask] >= 1).all() and (b.rq_month[b.rq_mask] <= 12).all()
+
+
+def test_attention_dropout_is_its_own_setting(world):
+    """`attn_dropout` alone randomises the training forward pass; eval mode and 0 are deterministic."""
+    _, _, rows, space, reqs = world
+    b = _multi(space, reqs, rows, n=1)
+    for attn, random_in_train in ((0.0, False), (0.5, True)):
+        model = build_model(CFG.model_copy(update={"attn_dropout": attn}), space)
+        assert all(block.attn_dropout == attn for block in model.blocks)
+        model.train()
+        assert (not torch.equal(model.logits(b), model.logits(b))) == random_in_train
+        model.eval()
+        assert torch.equal(model.logits(b), model.logits(b))
