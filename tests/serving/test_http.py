@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -115,12 +116,21 @@ def test_the_replica_answers_on_its_own_port_like_the_proxy(url):
     assert [i["item_id"] for i in a["items"]] == [i["item_id"] for i in b["items"]]
 
 
-def test_the_split_layout_answers_like_the_fused_one(url, bundle_dir, redis_server):
+@contextmanager
+def variant_app(bundle_dir, redis_server, name: str, **args):
+    """A second app on the same bundle and Redis with `args` changed, at route prefix /NAME."""
     from oxygen.serving.app import build_app
 
-    serve.run(build_app({"bundle": str(bundle_dir), "redis_url": redis_server.url, "layout": "split"}),
-              name="split", route_prefix="/split")
+    serve.run(build_app({"bundle": str(bundle_dir), "redis_url": redis_server.url, **args}),
+              name=name, route_prefix=f"/{name}")
     try:
+        yield
+    finally:
+        serve.delete(name)
+
+
+def test_the_split_layout_answers_like_the_fused_one(url, bundle_dir, redis_server):
+    with variant_app(bundle_dir, redis_server, "split", layout="split"):
         body = {"scenario": "channel", "user_id": "alice", "trigger_item": 30, "k": 6}
         fused = httpx.post(f"{url}/v1/recommend", json=body, timeout=60).json()
         split = httpx.post(f"{url}/split/v1/recommend", json=body, timeout=60).json()
@@ -128,8 +138,6 @@ def test_the_split_layout_answers_like_the_fused_one(url, bundle_dir, redis_serv
         assert split["timing_ms"]["handle"] >= 0 and split["timing_ms"]["route"] >= split["timing_ms"]["served"]
         r = httpx.post(f"{url}/split/v1/recommend", json={"scenario": "mall", "user_id": "alice"}, timeout=60)
         assert r.status_code == 404 and ErrorResponse.model_validate(r.json())
-    finally:
-        serve.delete("split")
 
 
 def test_an_openapi_fuzzer_finds_no_contract_break(url, tmp_path):
@@ -226,15 +234,9 @@ def test_the_python_client_sends_events_and_reports_refusals(url, redis_server):
 
 def test_serves_own_batcher_answers_like_the_greedy_one(url, bundle_dir, redis_server):
     """`batcher: serve` (Serve's @serve.batch) decodes through the same pass as the default."""
-    from oxygen.serving.app import build_app
-
-    serve.run(build_app({"bundle": str(bundle_dir), "redis_url": redis_server.url, "batcher": "serve"}),
-              name="serve_batch", route_prefix="/sb")
-    try:
+    with variant_app(bundle_dir, redis_server, "sb", batcher="serve"):
         body = {"scenario": "cart", "user_id": "alice", "trigger_item": 3, "k": 5}
         greedy = httpx.post(f"{url}/v1/recommend", json=body, timeout=60).json()
         served = httpx.post(f"{url}/sb/v1/recommend", json=body, timeout=60).json()
         assert [i["item_id"] for i in served["items"]] == [i["item_id"] for i in greedy["items"]]
         assert served["batch_size"] == 1 and served["timing_ms"]["batch_wait"] >= 0
-    finally:
-        serve.delete("serve_batch")
