@@ -14,7 +14,9 @@ Arms (comma-separated; each may be named `name=spec`, e.g. `a=pop,b=pop` or `sft
                                            expected value (GMV by default); it reads the world, no other arm does
 Writes FILE.json (config, arms with parameters and seconds, request and user counts per scope, per
 arm and scope the metrics with 95% intervals, expected values and lifts over the control) and
-FILE.png beside it (lifts per scope, one panel per metric); prints the table.
+FILE.png beside it (lifts per scope, one panel per metric); prints the table. Each arm's lists are
+kept in FILE.arms/NAME.json and reused by a later run with the same data, arm and request sample
+(`--fresh` redoes them), so a slow arm can run apart and one run with every arm then merges them.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from apps.cli import add_common, run
+from apps.kept import fingerprint, keep, load_kept
 from oxygen.config import ABTestConfig, load_config
 from oxygen.data.io import Dataset, load_dataset
 from oxygen.eval.ab import ORACLE_BY, Requests, ab_report, oracle_lists, sample_requests, scopes, show
@@ -101,6 +104,26 @@ def arm_lists(arm: Arm, ds: Dataset, world: World, reqs: Requests, k: int) -> tu
     return lists, {"params": int(rec.num_params()), "seconds": seconds}
 
 
+def arm_key(arm: Arm, data: Path, cfg: ABTestConfig) -> dict:
+    """What kept lists of `arm` must match to be reused: the world (folder and world.json), the
+    arm (kind, argument and its files) and the request sample (config bar control and bootstrap)."""
+    arg = Path(arm.arg) if arm.arg and arm.kind != "oracle" else None
+    return {"data": str(data.resolve()), "world": fingerprint(data / "world.json"), "kind": arm.kind,
+            "arg": str(arg.resolve()) if arg else arm.arg, "arg_files": fingerprint(arg) if arg else None,
+            "config": cfg.model_dump(exclude={"control", "bootstrap"})}
+
+
+def kept_arm_lists(arm: Arm, ds: Dataset, world: World, reqs: Requests, cfg: ABTestConfig, path: Path,
+                   key: dict, fresh: bool) -> tuple[np.ndarray, dict]:
+    """`arm_lists`, kept at `path` (JSON) and reused from there by a later run under the same key
+    unless `fresh`: arms can run apart (e.g. a slow baseline while a bundle trains) and merge."""
+    if not fresh and (kept := load_kept(path, key, f"arm {arm.name}")) is not None:
+        return np.asarray(kept["lists"], dtype=np.int64).reshape(-1, cfg.k), kept["info"]
+    lists, info = arm_lists(arm, ds, world, reqs, cfg.k)
+    keep(path, key, {"lists": lists.tolist(), "info": info})
+    return lists, info
+
+
 def load_world(data: Path) -> tuple[World, Dataset]:
     """The shop world of `data` and its dataset; a clear error for any other folder."""
     if not (data / "world.json").exists():
@@ -112,6 +135,11 @@ def load_world(data: Path) -> tuple[World, Dataset]:
     return World.load(data), ds
 
 
+def arms_dir(out: Path) -> Path:
+    """Where each arm's lists are kept: FILE.arms/ beside the report FILE.json."""
+    return out.with_suffix(".arms")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
     ap = argparse.ArgumentParser(prog="python -m apps.ab_test", description=__doc__,
@@ -120,6 +148,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--arms", required=True, help="comma-separated arm specs (see above)")
     ap.add_argument("--out", required=True, type=Path, help="report JSON path; the plot goes beside it (.png)")
     ap.add_argument("--control", default=None, help="arm the lifts are measured against (default: config control, sasrec)")
+    ap.add_argument("--fresh", action="store_true", help="redo arms whose lists an earlier run kept beside --out")
     add_common(ap, config="optional YAML ABTestConfig")
     return ap.parse_args(argv)
 
@@ -139,7 +168,9 @@ def main(argv: list[str] | None = None) -> dict:
     reqs = sample_requests(ds.splits[cfg.split], world.calendar, cfg)
     lists, info = {}, {}
     for arm in tqdm(arms, desc="arms", unit="arm"):
-        lists[arm.name], info[arm.name] = arm_lists(arm, ds, world, reqs, cfg.k)
+        path = arms_dir(a.out) / f"{arm.name}.json"
+        lists[arm.name], info[arm.name] = kept_arm_lists(arm, ds, world, reqs, cfg, path, arm_key(arm, a.data, cfg),
+                                                         a.fresh)
         info[arm.name] = {"spec": arm.spec, "kind": arm.kind, "arg": arm.arg, **info[arm.name]}
         tqdm.write(f"arm {arm.name}: {json.dumps(info[arm.name]['seconds'])}")
     t1 = time.perf_counter()

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from apps.cli import add_common, run
+from apps.kept import keep, load_kept
 from oxygen.config import RankerConfig, load_config
 from oxygen.data.io import load_dataset, load_impressions
 from oxygen.data.schema import SCENARIOS
@@ -88,28 +89,15 @@ def seed_key(data: Path, models: list[str], cfg: RankerConfig) -> dict:
     return {"data": str(data.resolve()), "models": models, "config": cfg.model_dump(exclude={"seed", "threads"})}
 
 
-def cached_seed(path: Path, key: dict) -> tuple[dict, dict] | None:
-    """The kept (reports, users) of one seed when `path` exists and was run under `key`, else None."""
-    if not path.exists():
-        return None
-    kept = json.loads(path.read_text())
-    if kept.get("key") != key:
-        print(f"{path}: kept under other settings; retraining this seed")
-        return None
-    print(f"{path}: reusing this finished seed (--fresh retrains)")
-    return kept["reports"], kept["users"]
-
-
 def seed_result(cfg: RankerConfig, space: RankSpace, reqs: dict[str, list[Request]], rows, models: list[str],
                 out_dir: Path, key: dict, main_seed: int, fresh: bool) -> tuple[dict, dict]:
     """One seed's (reports, users): the kept OUT/seeds/seed{N}.json unless `fresh`, else trained now
     and kept (the checkpoint and curves are written for `main_seed` only)."""
     path = out_dir / "seeds" / f"seed{cfg.seed}.json"
-    if not fresh and (kept := cached_seed(path, key)) is not None:
-        return kept
+    if not fresh and (kept := load_kept(path, key, f"seed {cfg.seed}")) is not None:
+        return kept["reports"], kept["users"]
     reports, users = run_seed(cfg, space, reqs, rows, models, out_dir if cfg.seed == main_seed else None)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"key": key, "reports": reports, "users": users}))
+    keep(path, key, {"reports": reports, "users": users})
     return reports, users
 
 

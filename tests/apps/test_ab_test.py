@@ -91,3 +91,19 @@ def test_the_valid_period_can_be_the_requests(world_dir, tmp_path):
                 "--set", "bootstrap=200", "--set", "split=valid"])
     ds = load_dataset(world_dir)
     assert rep["config"]["split"] == "valid" and rep["requests"]["all"] == min(3000, len(ds.splits["valid"]))
+
+
+def test_arms_run_apart_merge_like_one_run(world_dir, tmp_path, capsys):
+    common = ["--data", str(world_dir), "--control", "pop", "--set", "bootstrap=200", "--set", "requests=200"]
+    together = main([*common, "--arms", "pop,markov", "--out", str(tmp_path / "one.json")])
+    main([*common, "--arms", "pop", "--out", str(tmp_path / "apart.json")])
+    capsys.readouterr()
+    merged = main([*common, "--arms", "pop,markov", "--out", str(tmp_path / "apart.json")])
+    out = capsys.readouterr().out
+    assert "reusing the finished arm pop" in out and "arm markov" not in out.split("reusing")[0]
+    assert sorted(p.name for p in (tmp_path / "apart.arms").iterdir()) == ["markov.json", "pop.json"]
+    assert merged["metrics"] == together["metrics"]
+    other = main([*common, "--set", "k=5", "--arms", "pop", "--out", str(tmp_path / "apart.json")])
+    assert "kept under other settings" in capsys.readouterr().out and other["config"]["k"] == 5
+    main([*common, "--arms", "pop", "--fresh", "--out", str(tmp_path / "apart.json")])
+    assert "reusing" not in capsys.readouterr().out

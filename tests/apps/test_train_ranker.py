@@ -58,7 +58,7 @@ def test_seeds_run_apart_merge_like_one_run(tmp_path, capsys):
     main([*common, "--out", str(tmp_path / "apart"), "--seeds", "0"])
     capsys.readouterr()
     merged = main([*common, "--out", str(tmp_path / "apart"), "--seeds", "0,1"])
-    assert capsys.readouterr().out.count("reusing this finished seed") == 2
+    assert capsys.readouterr().out.count("reusing the finished seed") == 2
     same = [json.dumps(timeless(r["models"]), sort_keys=True) for r in (merged, together)]  # NaN == NaN as text
     assert same[0] == same[1]
     assert merged["paired_click_auc"] == together["paired_click_auc"]
