@@ -113,10 +113,11 @@ def arm_key(arm: Arm, data: Path, cfg: ABTestConfig) -> dict:
             "config": cfg.model_dump(exclude={"control", "bootstrap"})}
 
 
-def kept_arm_lists(arm: Arm, ds: Dataset, world: World, reqs: Requests, cfg: ABTestConfig, path: Path,
-                   key: dict, fresh: bool) -> tuple[np.ndarray, dict]:
-    """`arm_lists`, kept at `path` (JSON) and reused from there by a later run under the same key
-    unless `fresh`: arms can run apart (e.g. a slow baseline while a bundle trains) and merge."""
+def kept_arm_lists(arm: Arm, data: Path, ds: Dataset, world: World, reqs: Requests, cfg: ABTestConfig, path: Path,
+                   fresh: bool) -> tuple[np.ndarray, dict]:
+    """`arm_lists`, kept at `path` (JSON) and reused from there by a later run under the same
+    `arm_key` unless `fresh`: arms can run apart (e.g. a slow baseline while a bundle trains) and merge."""
+    key = arm_key(arm, data, cfg)
     if not fresh and (kept := load_kept(path, key, f"arm {arm.name}")) is not None:
         return np.asarray(kept["lists"], dtype=np.int64).reshape(-1, cfg.k), kept["info"]
     lists, info = arm_lists(arm, ds, world, reqs, cfg.k)
@@ -169,8 +170,7 @@ def main(argv: list[str] | None = None) -> dict:
     lists, info = {}, {}
     for arm in tqdm(arms, desc="arms", unit="arm"):
         path = arms_dir(a.out) / f"{arm.name}.json"
-        lists[arm.name], info[arm.name] = kept_arm_lists(arm, ds, world, reqs, cfg, path, arm_key(arm, a.data, cfg),
-                                                         a.fresh)
+        lists[arm.name], info[arm.name] = kept_arm_lists(arm, a.data, ds, world, reqs, cfg, path, a.fresh)
         info[arm.name] = {"spec": arm.spec, "kind": arm.kind, "arg": arm.arg, **info[arm.name]}
         tqdm.write(f"arm {arm.name}: {json.dumps(info[arm.name]['seconds'])}")
     t1 = time.perf_counter()
