@@ -10,11 +10,12 @@ per scenario). Writes OUT/ranker.pt (the list-wise model: what the reward servic
 OUT/metrics.json (test AUC and GAUC per model, scenario and head; valid selection; seconds; with
 `--seeds 0,1,2` every seed's reports and, per scenario, a paired bootstrap over test users of the
 list-wise model's click AUC minus each baseline's, each user's AUC averaged over the seeds) and
-OUT/curves.png. Each finished seed is kept in OUT/seeds/seed{N}.json (reports and per-user AUCs,
-with the settings it ran under); a later run with the same --out, data, models and config reuses
-it, so seeds can run as separate processes or sessions (`--seeds 1`, `--seeds 2`) and one run
-with `--seeds 0,1,2` then merges them (`--fresh` retrains). OUT/ranker.pt is the config seed's
-(or, when --seeds leaves it out, the first seed's). A dataset without impressions.jsonl (Amazon) trains on its rows' logged positives
+OUT/curves.png. Each finished (seed, model) is kept in OUT/seeds/seed{N}/ ({model}.json: report
+and per-user AUCs with the settings it ran under; the list-wise model's ranker.pt and curves.png);
+a later run with the same --out, data and config reuses it, so seeds and models can run as
+separate processes or sessions (`--seeds 1 --models pointwise`, ...) and one run with `--seeds
+0,1,2` then merges them (`--fresh` retrains). OUT/ranker.pt and OUT/curves.png are copies of the
+config seed's (or, when --seeds leaves it out, the first seed's). A dataset without impressions.jsonl (Amazon) trains on its rows' logged positives
 with `negatives` sampled negatives each.
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -84,43 +86,48 @@ def paired(users: dict[str, list[dict]], a: str, b: str) -> dict:
     return out
 
 
-def seed_key(data: Path, models: list[str], cfg: RankerConfig) -> dict:
-    """What a kept seed result must match to be reused: data folder, models and config (bar the seed)."""
-    return {"data": str(data.resolve()), "models": models, "config": cfg.model_dump(exclude={"seed", "threads"})}
+def model_key(data: Path, model: str, cfg: RankerConfig) -> dict:
+    """What a kept (seed, model) result must match to be reused: data folder, model and config
+    (bar the seed, which names the file, and the thread count)."""
+    return {"data": str(data.resolve()), "model": model, "config": cfg.model_dump(exclude={"seed", "threads"})}
 
 
 def seed_result(cfg: RankerConfig, space: RankSpace, reqs: dict[str, list[Request]], rows, models: list[str],
-                out_dir: Path, key: dict, main_seed: int, fresh: bool) -> tuple[dict, dict]:
-    """One seed's (reports, users): the kept OUT/seeds/seed{N}.json unless `fresh`, else trained now
-    and kept (the checkpoint and curves are written for `main_seed` only)."""
-    path = out_dir / "seeds" / f"seed{cfg.seed}.json"
-    if not fresh and (kept := load_kept(path, key, f"seed {cfg.seed}")) is not None:
-        return kept["reports"], kept["users"]
-    reports, users = run_seed(cfg, space, reqs, rows, models, out_dir if cfg.seed == main_seed else None)
-    keep(path, key, {"reports": reports, "users": users})
-    return reports, users
-
-
-def run_seed(cfg: RankerConfig, space: RankSpace, reqs: dict[str, list[Request]], rows, models: list[str],
-             out_dir: Path | None) -> tuple[dict, dict]:
-    """Every requested model at `cfg.seed`: reports by model and per-user AUCs by model (the
-    list-wise checkpoint and curves are written to `out_dir` when given)."""
-    reports, users = {}, {}
-    packed = {s: pack(space, r, rows, cfg) for s, r in reqs.items()} if set(models) - {"per_scenario"} else {}
+                data: Path, seed_dir: Path, fresh: bool) -> tuple[dict, dict]:
+    """One seed's (reports, users) by model: each model's kept SEED_DIR/{model}.json unless
+    `fresh` (the list-wise one only with its SEED_DIR/ranker.pt), else trained now and kept."""
+    reports, users, packed = {}, {}, {}
     for name in models:
-        t0 = time.time()
-        if name == "per_scenario":
-            by_scenario, users[name] = per_scenario(cfg, space, reqs, rows)
-            reports[name] = {"by_scenario": by_scenario}
-        else:
-            model, result, report, users[name] = train_one(cfg.model_copy(update={"listwise": name == "listwise"}),
-                                                           space, packed)
-            reports[name] = {**report, "best_epoch": result.best_epoch, "best_valid": result.best_valid}
-            if name == "listwise" and out_dir is not None:
-                save_ranker(model, space, out_dir / "ranker.pt")
-                save_curves(result.history, out_dir / "curves.png", title="unified list-wise ranker")
-        reports[name]["seconds"] = round(time.time() - t0, 1)
+        path, key = seed_dir / f"{name}.json", model_key(data, name, cfg)
+        kept = None if fresh else load_kept(path, key, f"seed {cfg.seed} {name}")
+        if kept is not None and name == "listwise" and not (seed_dir / "ranker.pt").exists():
+            print(f"{seed_dir / 'ranker.pt'}: missing beside the kept list-wise result; retraining it")
+            kept = None
+        if kept is None:
+            if name != "per_scenario" and not packed:
+                packed = {s: pack(space, r, rows, cfg) for s, r in reqs.items()}
+            kept = run_model(cfg, space, reqs, rows, name, packed, seed_dir)
+            keep(path, key, kept)
+        reports[name], users[name] = kept["report"], kept["users"]
     return reports, users
+
+
+def run_model(cfg: RankerConfig, space: RankSpace, reqs: dict[str, list[Request]], rows, name: str,
+              packed: dict[str, Packed], seed_dir: Path) -> dict:
+    """One model at `cfg.seed`: {"report": test report with selection and seconds, "users":
+    per-user click AUCs} (the list-wise checkpoint and curves go to `seed_dir`)."""
+    t0 = time.time()
+    if name == "per_scenario":
+        by_scenario, users = per_scenario(cfg, space, reqs, rows)
+        report = {"by_scenario": by_scenario}
+    else:
+        model, result, report, users = train_one(cfg.model_copy(update={"listwise": name == "listwise"}),
+                                                 space, packed)
+        report = {**report, "best_epoch": result.best_epoch, "best_valid": result.best_valid}
+        if name == "listwise":
+            save_ranker(model, space, seed_dir / "ranker.pt")
+            save_curves(result.history, seed_dir / "curves.png", title=f"unified list-wise ranker, seed {cfg.seed}")
+    return {"report": {**report, "seconds": round(time.time() - t0, 1)}, "users": users}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -145,10 +152,12 @@ def main(argv: list[str] | None = None) -> dict:
     reqs, source = split_requests(a.data, ds, cfg)
     out: dict = {"data": str(a.data), "source": source, "config": cfg.model_dump(), "seeds": seeds,
                  "requests": {s: len(r) for s, r in reqs.items()}}
-    key = seed_key(a.data, models, cfg)
     main_seed = cfg.seed if cfg.seed in seeds else seeds[0]
-    runs = [seed_result(cfg.model_copy(update={"seed": seed}), space, reqs, rows, models, a.out, key, main_seed, a.fresh)
-            for seed in seeds]
+    runs = [seed_result(cfg.model_copy(update={"seed": seed}), space, reqs, rows, models, a.data,
+                        a.out / "seeds" / f"seed{seed}", a.fresh) for seed in seeds]
+    if "listwise" in models:  # the reward service's checkpoint: the main seed's
+        for name in ("ranker.pt", "curves.png"):
+            shutil.copyfile(a.out / "seeds" / f"seed{main_seed}" / name, a.out / name)
     out["models"] = {m: {**runs[0][0][m], "by_seed": [r[m] for r, _ in runs]} for m in models}
     users = {m: [u[m] for _, u in runs] for m in models}
     out["paired_click_auc"] = {f"listwise_vs_{m}": paired(users, "listwise", m) for m in models

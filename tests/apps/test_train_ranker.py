@@ -54,15 +54,21 @@ def test_seeds_run_apart_merge_like_one_run(tmp_path, capsys):
     common = ["--data", str(tmp_path / "w"), "--models", "listwise,pointwise", "--set", "epochs=1",
               "--set", "d_model=16", "--set", "d_ff=32"]
     together = main([*common, "--out", str(tmp_path / "one"), "--seeds", "0,1"])
-    main([*common, "--out", str(tmp_path / "apart"), "--seeds", "1"])
-    main([*common, "--out", str(tmp_path / "apart"), "--seeds", "0"])
+    apart = [*common[:2], *common[4:], "--out", str(tmp_path / "apart")]
+    main([*apart, "--seeds", "0", "--models", "listwise,pointwise"])
+    main([*apart, "--seeds", "1", "--models", "pointwise"])
+    main([*apart, "--seeds", "1", "--models", "listwise"])
     capsys.readouterr()
     merged = main([*common, "--out", str(tmp_path / "apart"), "--seeds", "0,1"])
-    assert capsys.readouterr().out.count("reusing the finished seed") == 2
+    assert capsys.readouterr().out.count("reusing the finished seed") == 4
     same = [json.dumps(timeless(r["models"]), sort_keys=True) for r in (merged, together)]  # NaN == NaN as text
     assert same[0] == same[1]
     assert merged["paired_click_auc"] == together["paired_click_auc"]
-    assert (tmp_path / "apart" / "ranker.pt").exists()
+    seed0 = tmp_path / "apart" / "seeds" / "seed0" / "ranker.pt"  # the main seed's, not the last trained
+    assert (tmp_path / "apart" / "ranker.pt").read_bytes() == seed0.read_bytes()
+    seed0.unlink()
+    main([*apart, "--seeds", "0", "--models", "listwise"])
+    assert "missing beside the kept list-wise result" in capsys.readouterr().out and seed0.exists()
     other = main([*common[:-4], "--set", "d_model=8", "--set", "d_ff=16", "--out", str(tmp_path / "apart"), "--seeds", "1"])
     assert "kept under other settings" in capsys.readouterr().out
     assert other["config"]["d_model"] == 8
