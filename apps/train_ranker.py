@@ -11,12 +11,13 @@ OUT/metrics.json (test AUC and GAUC per model, scenario and head; valid selectio
 `--seeds 0,1,2` every seed's reports and, per scenario, a paired bootstrap over test users of the
 list-wise model's click AUC minus each baseline's, each user's AUC averaged over the seeds) and
 OUT/curves.png. Each finished (seed, model) is kept in OUT/seeds/seed{N}/ ({model}.json: report
-and per-user AUCs with the settings it ran under; the list-wise model's ranker.pt and curves.png);
+and per-user AUCs with the settings it ran under; the list-wise model's ranker.pt and curves);
 a later run with the same --out, data and config reuses it, so seeds and models can run as
 separate processes or sessions (`--seeds 1 --models pointwise`, ...) and one run with `--seeds
-0,1,2` then merges them (`--fresh` retrains). OUT/ranker.pt and OUT/curves.png are copies of the
-config seed's (or, when --seeds leaves it out, the first seed's). A dataset without impressions.jsonl (Amazon) trains on its rows' logged positives
-with `negatives` sampled negatives each.
+0,1,2` then merges them (`--fresh` retrains). OUT/ranker.pt and OUT/curves.* are copies of the
+config seed's (or, when --seeds leaves it out, the first seed's). A dataset without
+impressions.jsonl (Amazon) trains on its rows' logged positives with `negatives` sampled negatives
+each.
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
     runs = [seed_result(cfg.model_copy(update={"seed": seed}), space, reqs, rows, models, a.data,
                         a.out / "seeds" / f"seed{seed}", a.fresh) for seed in seeds]
     if "listwise" in models:  # the reward service's checkpoint: the main seed's
-        for name in ("ranker.pt", "curves.png"):
+        for name in ("ranker.pt", "curves.png", "curves.json"):
             shutil.copyfile(a.out / "seeds" / f"seed{main_seed}" / name, a.out / name)
     out["models"] = {m: {**runs[0][0][m], "by_seed": [r[m] for r, _ in runs]} for m in models}
     users = {m: [u[m] for _, u in runs] for m in models}
