@@ -38,6 +38,7 @@ from oxygen.data.schema import SCENARIOS
 from oxygen.eval.seeds import paired_bootstrap
 from oxygen.rl.rank_data import RankSpace, Request, requests_from_impressions, requests_from_rows
 from oxygen.rl.rank_fit import Packed, evaluate, fit_ranker, pack, save_ranker, user_aucs
+from oxygen.rl.ranking import FORMAT
 from oxygen.training.curves import save_curves
 
 MODELS = ("listwise", "pointwise", "per_scenario")
@@ -89,8 +90,9 @@ def paired(users: dict[str, list[dict]], a: str, b: str) -> dict:
 
 def model_key(data: Path, model: str, cfg: RankerConfig) -> dict:
     """What a kept (seed, model) result must match to be reused: data folder, model and config
-    (bar the seed, which names the file, and the thread count)."""
-    return {"data": str(data.resolve()), "model": model, "config": cfg.model_dump(exclude={"seed", "threads"})}
+    (bar the seed, which names the file, and the thread count) and the model format."""
+    return {"data": str(data.resolve()), "model": model, "format": FORMAT,
+            "config": cfg.model_dump(exclude={"seed", "threads"})}
 
 
 def seed_result(cfg: RankerConfig, space: RankSpace, reqs: dict[str, list[Request]], rows, models: list[str],

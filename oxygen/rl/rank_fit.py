@@ -19,7 +19,7 @@ from oxygen.config import RankerConfig
 from oxygen.data.schema import SCENARIOS
 from oxygen.eval.metrics import auc, gauc, group_aucs
 from oxygen.rl.rank_data import RankBatch, RankSpace, Request, Sample, timelines
-from oxygen.rl.ranking import HEADS, Ranker
+from oxygen.rl.ranking import FORMAT, HEADS, Ranker
 from oxygen.training.loop import FitResult, LoopConfig, Trainable, adamw_cosine, fit
 
 
@@ -117,16 +117,21 @@ def save_ranker(model: Ranker, space: RankSpace, path: Path) -> Path:
     """One file with the config, the weights and the id spaces (plain types only)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": model.cfg.model_dump(), "state": model.state_dict(), "space": space.to_dict()}, path)
+    torch.save({"format": FORMAT, "config": model.cfg.model_dump(), "state": model.state_dict(),
+                "space": space.to_dict()}, path)
     return path
 
 
 def load_ranker(path: Path) -> tuple[Ranker, RankSpace]:
-    """The model and space `save_ranker` wrote (eval mode); FileNotFoundError names the path."""
+    """The model and space `save_ranker` wrote (eval mode); FileNotFoundError names the path, and a
+    checkpoint of another format (ranking.FORMAT) is refused with how to retrain it."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found; train one with `python -m apps.train_ranker --data DIR --out DIR`")
     blob = torch.load(path, weights_only=True)
+    if blob.get("format", 1) != FORMAT:
+        raise ValueError(f"{path}: ranker checkpoint format {blob.get('format', 1)}, this Oxygen reads format {FORMAT}; "
+                         "retrain it with `python -m apps.train_ranker --data DIR --out DIR`")
     space = RankSpace.from_dict(blob["space"])
     model = build_model(RankerConfig(**blob["config"]), space)
     model.load_state_dict(blob["state"])

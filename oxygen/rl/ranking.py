@@ -3,8 +3,10 @@
 A sample (oxygen.rl.rank_data.RankBatch) is one user's requests packed in time order. Tokens, in
 this order: P profile tokens, H event tokens (item + leaf + price + behaviour + scenario + recency),
 R request tokens (scenario + trigger item + query words + month: the scenario instruction), R x C
-candidate tokens (item + leaf + price + train popularity + their request's scenario and trigger leaf + the cross
-features of candidate and request: relation to the trigger, how often the user met its leaf before). The attention mask
+candidate tokens (item + leaf + price + train popularity + their request's scenario, trigger leaf and query words
++ the cross features of candidate and request: relation to the trigger, how often the user met its leaf
+before). A candidate carries its own request's trigger and query itself because, list-wise, it also
+sees earlier request tokens and could not otherwise tell which of them is its own. The attention mask
 (`attention_mask`) is causal over requests: a candidate sees the profile, the events strictly
 before its request, the request tokens up to its own (list-wise) and the other candidates of its
 own request (list-wise) or only itself (point-wise); it never sees a later request. Three heads on
@@ -29,6 +31,7 @@ from oxygen.rl.rank_data import POP_BUCKETS, PRICE_BUCKETS, QUERY_BUCKETS, SEEN_
 
 PROFILE, EVENT, REQUEST, CANDIDATE = 0, 1, 2, 3
 HEADS = ("click", "cart", "purchase")
+FORMAT = 2  # the checkpoint format: raise it when the tokens or parameters change (2: candidates carry the query)
 
 
 @dataclass
@@ -100,6 +103,7 @@ class Ranker(nn.Module):
         self.month, self.relation = nn.Embedding(13, d), nn.Embedding(len(TRIGGER_RELATIONS), d)
         self.seen, self.trigger_leaf = nn.Embedding(SEEN_CAP + 1, d), nn.Embedding(sizes["leaves"], d)
         self.popularity = nn.Embedding(POP_BUCKETS, d)
+        self.cand_query = nn.Embedding(QUERY_BUCKETS, d, padding_idx=0)
         self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, 3)
 
     def _item(self, item: torch.Tensor, leaf: torch.Tensor, price: torch.Tensor) -> torch.Tensor:
@@ -118,7 +122,8 @@ class Ranker(nn.Module):
               + self.scenario(b.ev_scen) + self.recency(rec))
         trig = self._item(b.rq_trig, leaf_of[b.rq_trig], price_of[b.rq_trig]) * (b.rq_trig > 0)[..., None]
         rq = self.scenario(b.rq_scen) + trig + self.query(b.rq_query).sum(2) + self.month(b.rq_month)
-        context = self.scenario(b.rq_scen) + self.trigger_leaf(leaf_of[b.rq_trig]) * (b.rq_trig > 0)[..., None]
+        context = (self.scenario(b.rq_scen) + self.trigger_leaf(leaf_of[b.rq_trig]) * (b.rq_trig > 0)[..., None]
+                   + self.cand_query(b.rq_query).sum(2))
         cand = (self._item(b.cand_item, b.cand_leaf, b.cand_price) + context[:, :, None]
                 + self.relation(b.cand_rel) + self.seen(b.cand_seen) + self.popularity(b.cand_pop))
         parts = [prof + self.kind.weight[PROFILE], ev + self.kind.weight[EVENT], rq + self.kind.weight[REQUEST],

@@ -83,7 +83,7 @@ def test_a_candidate_never_sees_a_later_request_or_event(world):
     changed = dataclasses.replace(
         b, rq_scen=torch.where(later, 3, b.rq_scen), rq_trig=torch.where(later, 7, b.rq_trig),
         cand_item=torch.where(later[..., None], (b.cand_item + 5) % 300 + 1, b.cand_item),
-        ev_item=torch.where(b.ev_ts >= cut, 9, b.ev_item))
+        rq_query=torch.where(later[..., None], 17, b.rq_query), ev_item=torch.where(b.ev_ts >= cut, 9, b.ev_item))
     after = model.probabilities(changed)
     assert torch.allclose(before[:, 0], after[:, 0], atol=1e-6)   # the first request: untouched
     assert not torch.allclose(before[:, 1:], after[:, 1:], atol=1e-4)
@@ -141,6 +141,30 @@ def test_rows_with_sampled_negatives(world):
 def test_missing_checkpoint_names_the_command(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="apps.train_ranker"):
         load_ranker(tmp_path / "nope.pt")
+
+
+def test_a_checkpoint_of_another_format_is_refused(world, tmp_path: Path):
+    _, _, _, space, _ = world
+    path = save_ranker(build_model(CFG, space), space, tmp_path / "r.pt")
+    blob = torch.load(path, weights_only=True)
+    torch.save({k: v for k, v in blob.items() if k != "format"}, path)  # what format 1 wrote
+    with pytest.raises(ValueError, match="format 1.*apps.train_ranker"):
+        load_ranker(path)
+
+
+def test_candidates_carry_their_own_request_query(world):
+    """List-wise, a candidate also sees earlier request tokens; its own query rides on its token."""
+    _, _, rows, space, reqs = world
+    b = _multi(space, reqs, rows, n=2)
+    model = build_model(CFG, space).eval()
+    R, C = b.cand_item.shape[1:]
+    query = b.rq_query.clone()
+    query[:, 1] = torch.arange(1, query.shape[2] + 1)  # a new query for the second request only
+    before, after = (model.tokens(dataclasses.replace(b, rq_query=q))[:, -R * C:].view(len(b), R, C, -1)
+                     for q in (b.rq_query, query))
+    valid = b.cand_mask[:, 1]
+    assert not torch.allclose(before[:, 1][valid], after[:, 1][valid])
+    assert torch.equal(before[:, 0], after[:, 0]) and torch.equal(before[:, 2:], after[:, 2:])
 
 
 def test_cross_features_match_a_slow_reference(world):
