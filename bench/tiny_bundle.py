@@ -3,6 +3,7 @@ serving tests and the serving load benchmark when no trained bundle is given.
 
     bundle = make_bundle("/tmp/tiny-bundle")
     bundle = catalogue_bundle("/tmp/world-bundle", ds.items)   # random weights over a dataset's catalogue
+    bundle = random_bundle("/tmp/big-bundle", 200_000)        # random weights over 200k made-up items
 """
 
 from __future__ import annotations
@@ -45,9 +46,22 @@ def make_bundle(path: Path | str) -> Bundle:
 def catalogue_bundle(path: Path | str, items: list, width: int = 16) -> Bundle:
     """Write and return a random-weight bundle over `items` (random unique SIDs, every scenario's
     pool = the whole catalogue, titles): what a load test of the HTTP path needs, not a model."""
+    ids = np.array(sorted(it.item_id for it in items))
+    titles = {it.item_id: it.title for it in items if it.title}
+    return _random_bundle(path, ids, titles, "random-catalogue-v1", width)
+
+
+def random_bundle(path: Path | str, n_items: int) -> Bundle:
+    """Write and return a random-weight bundle over `n_items` made-up item ids (no titles): a
+    catalogue of any size for memory and decoding measurements."""
+    return _random_bundle(path, np.arange(n_items, dtype=np.int64) * 7 + 3, {}, f"random-{n_items}-v1", 16)
+
+
+def _random_bundle(path: Path | str, ids: np.ndarray, titles: dict[int, str], version: str, width: int) -> Bundle:
+    """A random-weight bundle over item ids `ids` (sorted): random unique 3-level SIDs of at least
+    `width` codes a level, the five scenarios each over the whole catalogue."""
     from bench.training import random_codebook
 
-    ids = np.array(sorted(it.item_id for it in items))
     width = max(width, int(np.ceil((2 * len(ids)) ** (1 / 3))))  # room for a unique code per item
     cb = random_codebook(ids, width=width)
     torch.manual_seed(0)
@@ -56,7 +70,6 @@ def catalogue_bundle(path: Path | str, items: list, width: int = 16) -> Bundle:
     specs = {s: ScenarioSpec(ids.tolist(), s in ("channel", "cart", "checkout"))
              for s in ("search", "homepage", "channel", "cart", "checkout")}
     b = Bundle(model, cb, FeatureSpace(cb.item_ids, cb.codes, {("city", "Harbin"): 1}),
-               CollateConfig(short_len=5, long_len=10), specs, {it.item_id: it.title for it in items if it.title},
-               "random-catalogue-v1")
+               CollateConfig(short_len=5, long_len=10), specs, titles, version)
     b.save(path)
     return Bundle.load(path)

@@ -127,6 +127,7 @@ class PostTrainConfig(StrictConfig):
     grad_clip: float = Field(default=1.0, gt=0)
     seed: int = 0
     threads: int = Field(default=2, ge=1)
+    share_tables: bool = True  # on Ray: the decoder tables go to the object store once, rollout workers read them zero-copy
 
     @property
     def use_gamma(self) -> bool:

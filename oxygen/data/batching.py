@@ -80,7 +80,7 @@ class FeatureSpace:
         return cls(np.asarray(item_ids, dtype=np.int64), codes, vocab, table)
 
     def __post_init__(self) -> None:
-        self._index = {int(i): n for n, i in enumerate(self.item_ids)}
+        self._by_id = np.argsort(self.item_ids, kind="stable")  # item id -> index by binary search, no dict
 
     @property
     def levels(self) -> int:
@@ -93,20 +93,28 @@ class FeatureSpace:
 
     def index(self, item_id: int) -> int:
         """Dense index of an item id; KeyError with a clear message when unknown."""
-        try:
-            return self._index[int(item_id)]
-        except KeyError:
-            raise KeyError(f"item {item_id} has no semantic id; rebuild SIDs for this catalogue") from None
+        return int(self.indices([item_id])[0])
+
+    def indices(self, item_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Int64[n] dense indices of item ids; KeyError naming the first unknown one."""
+        ids = np.asarray(item_ids if isinstance(item_ids, np.ndarray) else [int(i) for i in item_ids], dtype=np.int64)
+        if not len(self._by_id):
+            pos = np.zeros(ids.shape, dtype=np.int64)
+        else:
+            pos = self._by_id[np.minimum(np.searchsorted(self.item_ids[self._by_id], ids), len(self._by_id) - 1)]
+        bad = self.item_ids[pos] != ids if len(self._by_id) else np.ones(ids.shape, dtype=bool)
+        if bad.any():
+            raise KeyError(f"item {int(ids[bad][0])} has no semantic id; rebuild SIDs for this catalogue")
+        return pos
 
 
 def _history_features(row: Row, space: FeatureSpace) -> np.ndarray:
     """[len(history), L + 3] int64: codes, item index + 1, behaviour id, scenario id per item."""
     n = len(row.history)
     out = np.zeros((n, space.levels + 3), dtype=np.int64)
-    for j, item in enumerate(row.history):
-        k = space.index(item)
-        out[j, : space.levels] = space.codes[k]
-        out[j, space.levels] = k + 1
+    k = space.indices(row.history)
+    out[:, : space.levels] = space.codes[k]
+    out[:, space.levels] = k + 1
     beh = row.history_behaviours or [None] * n
     scen = row.history_scenarios or [None] * n
     out[:, space.levels + 1] = [BEHAVIOUR_ID.get(b, UNKNOWN_BEHAVIOUR) for b in beh]
@@ -145,7 +153,7 @@ def _instructions(rows: Sequence[Row], dim: int, lookup: InstructionLookup | Non
 
 def _targets(rows: Sequence[Row], space: FeatureSpace, train: bool):
     L = space.levels
-    idx = np.array([space.index(r.target) if train else -1 for r in rows], dtype=np.int64)
+    idx = space.indices([r.target for r in rows]) if train else np.full(len(rows), -1, dtype=np.int64)
     codes = space.codes[idx] if train else np.zeros((len(rows), L), dtype=np.int64)
     weight = [BEHAVIOUR_WEIGHTS[r.behaviour or "purchase"] for r in rows]
     return torch.from_numpy(codes), torch.from_numpy(idx), torch.tensor(weight, dtype=torch.float32)
@@ -162,7 +170,7 @@ def _candidates(rows: Sequence[Row], space: FeatureSpace, cfg: CollateConfig, le
     for b, r in enumerate(rows if C > 0 else []):
         found = space.transitions.candidates(r.history, C, cfg.candidate_decay, cfg.candidate_max_back,
                                              exclude_user=r.user_id if leave_user_out else None)
-        idx = [space.index(i) for i in found]
+        idx = space.indices(list(found))
         codes[b, :len(idx)], items[b, :len(idx)], mask[b, :len(idx)] = space.codes[idx], np.add(idx, 1), True
     return torch.from_numpy(codes), torch.from_numpy(items), torch.from_numpy(mask)
 

@@ -15,6 +15,11 @@ never mixes (its draw is the answer).
 `exclude` (item ids per request: the trigger item, recent purchases, a caller's list) acts inside
 the trie constraint (oxygen.decoding.trie_set) and on the items the re-rank mixture adds, so no
 excluded item comes back and k items still do when the pool holds k others.
+
+`dec.tables()` is every read-only table of a decoder (each pool's trie and the stacked index) as
+numpy arrays only (`DecoderTables`); `Decoder.from_tables(model, tables, ...)` rebuilds it without
+copying them. Put once in Ray's object store, the tables are read zero-copy by every worker of a
+node (the post-training rollout workers do this, oxygen.rl.actors).
 """
 
 from __future__ import annotations
@@ -29,10 +34,11 @@ import torch
 
 from oxygen.data.transitions import TransitionTable
 from oxygen.decoding.beam_search import check_args
-from oxygen.decoding.generate import generate_items
+from oxygen.decoding.generate import generate_items, trie_set
 from oxygen.decoding.protocol import MixtureModel
 from oxygen.decoding.rerank import Mixture, RerankSpec, copy_mixture, rerank
 from oxygen.decoding.timing import TimedModel, Timings
+from oxygen.decoding.trie_set import TrieSet
 from oxygen.semantic_ids.trie import PrefixTrie
 
 CHUNK = 256  # requests decoded together (bounds the beam state's memory)
@@ -47,11 +53,30 @@ class Decoded:
     scores: np.ndarray
 
 
+@dataclass
+class DecoderTables:
+    """A decoder's read-only tables, numpy arrays only: pool names (sorted), each pool's trie
+    (PrefixTrie.state), the stacked index (TrieSet.state) and the item ids of the feature space."""
+
+    names: list[str]
+    tries: list[dict[str, np.ndarray]]
+    index: dict[str, np.ndarray]
+    item_ids: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the arrays."""
+        arrays = [a for t in self.tries for a in t.values()] + list(self.index.values()) + [self.item_ids]
+        return int(sum(a.nbytes for a in arrays))
+
+
 class Decoder:
     """Decodes one model version into named item pools (see the module docstring)."""
 
     def __init__(self, model: MixtureModel, pools: dict[str, PrefixTrie], item_ids: np.ndarray,
-                 transitions: TransitionTable | None = None, spec: RerankSpec | None = None) -> None:
+                 transitions: TransitionTable | None = None, spec: RerankSpec | None = None,
+                 index: TrieSet | None = None) -> None:
+        """`index`: the pools' stacked index when already built (from_tables), else built here."""
         if not pools:
             raise ValueError("a Decoder needs at least one item pool (name -> PrefixTrie)")
         if spec is not None and spec.weight > 0 and transitions is None:
@@ -59,7 +84,19 @@ class Decoder:
         self.model, self.item_ids, self.transitions, self.spec = model, item_ids, transitions, spec
         self.names = sorted(pools)
         self.tries = [pools[n] for n in self.names]
-        self.allowed = [frozenset(t.item_ids.tolist()) for t in self.tries]
+        self.index = index if index is not None else trie_set(self.tries)
+
+    def tables(self) -> DecoderTables:
+        """The decoder's read-only tables (see the module docstring)."""
+        return DecoderTables(self.names, [t.state() for t in self.tries], self.index.state(), np.asarray(self.item_ids))
+
+    @classmethod
+    def from_tables(cls, model: MixtureModel, tables: DecoderTables, transitions: TransitionTable | None = None,
+                    spec: RerankSpec | None = None) -> Decoder:
+        """A decoder of `model` over the pools of `tables`, whose arrays it uses as they are."""
+        tries = [PrefixTrie.from_state(t) for t in tables.tries]
+        return cls(model, dict(zip(tables.names, tries)), tables.item_ids, transitions, spec,
+                   TrieSet.from_state(tries, tables.index))
 
     def pool_index(self, pools: Sequence[str] | None, n: int) -> torch.Tensor:
         """Long[n]: each request's pool position (None: every request in the first pool)."""
@@ -112,7 +149,7 @@ class Decoder:
         timings = timings if timings is not None else Timings()
         before, t0 = timings.ms.get("encoder", 0.0), time.perf_counter()
         with torch.no_grad():
-            ids, scores = generate_items(TimedModel(self.model, timings), batch, self.tries, beam=beam, k=n,
+            ids, scores = generate_items(TimedModel(self.model, timings), batch, self.index, beam=beam, k=n,
                                          pool_index=pool, sampling=sampling, exclude=exclude)
         timings.add("decode", (time.perf_counter() - t0) * 1000 - (timings.ms["encoder"] - before))
         return ids.numpy(), scores.numpy()
@@ -124,8 +161,8 @@ class Decoder:
         if mixture is None:
             return Decoded(*self._beam(batch, beam, k, pool, sampling, exclude, timings))
         items, logp = self._beam(batch, beam, beam, pool, None, exclude, timings)
-        allowed = [self.allowed[int(p)] if exclude is None or not exclude[b] else
-                   Without(self.allowed[int(p)], frozenset(int(i) for i in exclude[b])) for b, p in enumerate(pool)]
+        allowed = [self.tries[int(p)] if exclude is None or not exclude[b] else
+                   Without(self.tries[int(p)], frozenset(int(i) for i in exclude[b])) for b, p in enumerate(pool)]
         with timings.stage("rerank"):
             return Decoded(*rerank(items, logp, mixture, k, allowed))
 

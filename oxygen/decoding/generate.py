@@ -55,11 +55,12 @@ def _sampling(sampling: Any) -> SamplingParams | None:
     return SamplingParams(**data)
 
 
-def generate_items(model: StepModel, batch: Any, tries: Sequence[PrefixTrie], beam: int, k: int,
+def generate_items(model: StepModel, batch: Any, tries: Sequence[PrefixTrie] | TrieSet, beam: int, k: int,
                    pool_index: torch.Tensor | None = None, sampling: Any = None,
                    exclude: Sequence[Sequence[int]] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k item ids Long[B, k] (-1 padded) and scores Float[B, k] for a batch of B requests.
 
+    `tries`: the item pools, as PrefixTries (stacked once and cached) or an already stacked TrieSet;
     `pool_index` Long[B] picks each request's trie (default: the first); `sampling` (SamplingParams,
     dict or pydantic model with temperature/top_k/top_p/seed) switches to beam sampling; `exclude`
     (item ids per request) are blocked inside the trie constraint."""
@@ -70,7 +71,7 @@ def generate_items(model: StepModel, batch: Any, tries: Sequence[PrefixTrie], be
     pool = torch.zeros(B, dtype=torch.long) if pool_index is None else torch.as_tensor(pool_index).long()
     if pool.shape != (B,) or int(pool.min()) < 0 or int(pool.max()) >= len(tries):
         raise ValueError(f"pool_index must be Long[{B}] with values in [0, {len(tries)})")
-    ts = trie_set(tries)
+    ts = tries if isinstance(tries, TrieSet) else trie_set(tries)
     check_fits(model, ts)
     with torch.no_grad():
         return beam_search(model, batch, ts, pool, beam, k, _sampling(sampling), exclude)

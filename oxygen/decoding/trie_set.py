@@ -16,6 +16,7 @@ least k items that are not excluded, k items still come back.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -77,6 +78,30 @@ class TrieSet:
 
     def __len__(self) -> int:
         return len(self.tries)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The stacked arrays (no tries), for `from_state` on another process."""
+        out = {"item_ids": self.item_ids.numpy(), "leaf_base": self.leaf_base}
+        for level, lv in enumerate(self.levels):
+            out |= {f"offsets_{level}": lv.offsets.numpy(), f"child_code_{level}": lv.child_code.numpy(),
+                    f"child_id_{level}": lv.child_id.numpy(), f"parent_{level}": lv.parent, f"fanout_{level}": lv.fanout}
+        return out
+
+    @classmethod
+    def from_state(cls, tries: Sequence[PrefixTrie], state: dict[str, np.ndarray]) -> TrieSet:
+        """The TrieSet of `tries` from its `state()`, using the arrays as they are: read-only arrays
+        of a shared-memory store stay shared (the index is only ever read)."""
+        ts = cls.__new__(cls)
+        ts.tries, ts.depth = list(tries), tries[0].depth
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            tensor = torch.from_numpy
+            ts.levels = [TensorLevel(tensor(state[f"offsets_{l}"]), tensor(state[f"child_code_{l}"]),
+                                     tensor(state[f"child_id_{l}"]), state[f"parent_{l}"], state[f"fanout_{l}"])
+                         for l in range(ts.depth)]
+            ts.item_ids = tensor(state["item_ids"])
+        ts.leaf_base = state["leaf_base"]
+        return ts
 
     def blocked(self, pool: torch.Tensor, exclude: Sequence[Sequence[int]] | None) -> list[torch.Tensor] | None:
         """Per level, the sorted Long keys `request * C_l + child id` a request may not take: its

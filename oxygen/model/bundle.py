@@ -23,7 +23,7 @@ from pathlib import Path
 
 from oxygen.data.batching import CollateConfig, FeatureSpace
 from oxygen.data.transitions import TransitionTable
-from oxygen.decoding.decode import Decoder
+from oxygen.decoding.decode import Decoder, DecoderTables
 from oxygen.decoding.rerank import RerankSpec
 from oxygen.model.encdec import OxygenModel
 from oxygen.semantic_ids.codebook import Codebook
@@ -62,18 +62,28 @@ class Bundle:
             raise ValueError("a bundle that re-ranks with the transition channel needs the transition counts "
                              "(FeatureSpace.transitions); build the space with transitions=True or drop the rerank")
 
-    def decoder(self, catalogue_pool: str | None = None, model: OxygenModel | None = None) -> Decoder:
+    def decoder(self, catalogue_pool: str | None = None, model: OxygenModel | None = None,
+                tables: DecoderTables | None = None) -> Decoder:
         """The one decode path over this bundle's scenario pools (oxygen.decoding.decode), plus a
         pool named `catalogue_pool` over the whole codebook when given (for requests of scenarios
         the bundle has no pool for); `model`: another weight version of the bundle's model (a
-        post-training policy), default the bundle's own."""
+        post-training policy), default the bundle's own; `tables`: this bundle's decoder tables
+        built elsewhere (`decoder(...).tables()`, e.g. shared through Ray's object store), used
+        as they are instead of building the tries here."""
+        model = self.model if model is None else model
+        if tables is not None:
+            names = set(self.scenarios) | ({catalogue_pool} if catalogue_pool is not None else set())
+            if set(tables.names) != names or len(tables.item_ids) != len(self.space.item_ids):
+                raise ValueError(f"decoder tables of pools {tables.names} over {len(tables.item_ids)} items do not "
+                                 f"belong to this bundle (pools {sorted(names)}, {len(self.space.item_ids)} items); "
+                                 "build them from the same bundle with bundle.decoder(...).tables()")
+            return Decoder.from_tables(model.eval(), tables, self.space.transitions, self.rerank)
         full = PrefixTrie(self.codebook.codes, self.codebook.item_ids)
         pools = {s: full.restrict(spec.pool) for s, spec in self.scenarios.items()}
         if catalogue_pool is not None:
             if catalogue_pool in pools:
                 raise ValueError(f"catalogue_pool {catalogue_pool!r} is one of the bundle's scenarios; name it otherwise")
             pools[catalogue_pool] = full
-        model = self.model if model is None else model
         return Decoder(model.eval(), pools, self.space.item_ids, self.space.transitions, self.rerank)
 
     def pools_for(self, scenarios: Sequence[str | None]) -> list[str]:

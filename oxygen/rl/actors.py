@@ -27,18 +27,20 @@ import copy
 from collections.abc import Sequence
 
 import numpy as np
+import psutil
 import ray
 import torch
 
 from oxygen.config import PostTrainConfig, RewardConfig, RolloutConfig
 from oxygen.data.schema import Row
+from oxygen.decoding.decode import DecoderTables
 from oxygen.model.bundle import Bundle
 from oxygen.model.encdec import OxygenModel
 from oxygen.rl.batcher import MicroBatcher
 from oxygen.rl.learner import Learner
 from oxygen.rl.post_train import PostTrainRun, Roles, drive
 from oxygen.rl.rewards import RewardMapping, Rewards, RewardSources, load_mapping
-from oxygen.rl.rollout import RolloutBatch, RolloutWorker, concat_rollouts
+from oxygen.rl.rollout import RolloutBatch, RolloutWorker, concat_rollouts, decoder_tables
 
 
 @ray.remote
@@ -77,9 +79,11 @@ def _tensors(state: dict) -> dict[str, torch.Tensor]:
 class RolloutActor:
     """One rollout worker on its own process (a policy copy; `set_weights` installs new versions)."""
 
-    def __init__(self, bundle_dir: str, cfg: RolloutConfig, threads: int = 1) -> None:
+    def __init__(self, bundle_dir: str, cfg: RolloutConfig, threads: int = 1, tables: DecoderTables | None = None) -> None:
+        """`tables`: the bundle's decoder tables from the object store (read zero-copy), or None to
+        build them in this process."""
         torch.set_num_threads(threads)
-        self.worker = RolloutWorker(Bundle.load(bundle_dir), cfg)
+        self.worker = RolloutWorker(Bundle.load(bundle_dir), cfg, tables)
 
     def generate(self, rows: Sequence[Row], seed: int) -> RolloutBatch:
         """A group per request of `rows` (see RolloutWorker.generate)."""
@@ -89,6 +93,13 @@ class RolloutActor:
         """Install `state` (name -> numpy array) as `version`; returns the version now held."""
         self.worker.set_weights(_tensors(state), version)
         return self.worker.version
+
+    def memory(self) -> dict[str, float]:
+        """This worker process's resident memory in MB: rss (all resident pages, shared ones
+        included), uss (pages only this process holds) and pss (shared pages split between
+        their processes)."""
+        info = psutil.Process().memory_full_info()
+        return {k: getattr(info, k) / 2 ** 20 for k in ("rss", "uss", "pss") if hasattr(info, k)}
 
 
 @ray.remote
@@ -164,14 +175,17 @@ class RewardProxy:
 def ray_roles(bundle_dir: str, rewards: RewardSources | RewardMapping, cfg: PostTrainConfig, workers: int,
               threads_per_worker: int = 1) -> Roles:
     """The roles as Ray actors (ray.init first): `workers` rollout actors, the reward actor, the
-    learner; a cluster with too few CPUs for them is an error here (not actors waiting forever)."""
+    learner; a cluster with too few CPUs for them is an error here (not actors waiting forever).
+    With `cfg.share_tables` the decoder tables are built once here and put in the object store;
+    every rollout worker reads that one copy (zero-copy on its node)."""
     need = workers * threads_per_worker + cfg.threads + 1
     have = ray.cluster_resources().get("CPU", 0)
     if have < need:
         raise RuntimeError(f"post-training needs {need} CPUs on the Ray cluster ({workers} rollout workers x "
                            f"{threads_per_worker}, the learner {cfg.threads}, the reward actor 1) but it has {have:g}; "
                            "use fewer workers or start Ray with more CPUs (ray.init(num_cpus=...))")
-    rollouts = [RolloutActor.options(num_cpus=threads_per_worker).remote(bundle_dir, cfg.rollout, threads_per_worker)
+    tables = ray.put(decoder_tables(Bundle.load(bundle_dir))) if cfg.share_tables else None
+    rollouts = [RolloutActor.options(num_cpus=threads_per_worker).remote(bundle_dir, cfg.rollout, threads_per_worker, tables)
                 for _ in range(workers)]
     learner = LearnerActor.options(num_cpus=cfg.threads).remote(bundle_dir, cfg)
     reward = start_reward_actor(rewards, cfg.reward)

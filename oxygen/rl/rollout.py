@@ -25,6 +25,7 @@ import torch
 from oxygen.config import RolloutConfig
 from oxygen.data.batching import collate
 from oxygen.data.schema import Row
+from oxygen.decoding.decode import DecoderTables
 from oxygen.model.bundle import CATALOGUE_POOL, Bundle
 from oxygen.rl.policy import repeat_rows, token_log_probs
 from oxygen.rl.rewards import Scorer
@@ -61,10 +62,12 @@ class RolloutBatch:
 class RolloutWorker:
     """One policy copy that generates groups (see the module docstring)."""
 
-    def __init__(self, bundle: Bundle, cfg: RolloutConfig) -> None:
+    def __init__(self, bundle: Bundle, cfg: RolloutConfig, tables: DecoderTables | None = None) -> None:
+        """`tables`: the bundle's decoder tables (`decoder_tables(bundle)`) built once elsewhere and
+        shared, else this worker builds its own."""
         self.bundle, self.cfg = bundle, cfg
         self.model = copy.deepcopy(bundle.model).eval()
-        self.decoder = bundle.decoder(CATALOGUE_POOL, self.model)
+        self.decoder = bundle.decoder(CATALOGUE_POOL, self.model, tables)
         self.queries, self.version = QueryCache(), 0
 
     def set_weights(self, state: dict[str, torch.Tensor], version: int) -> None:
@@ -76,7 +79,7 @@ class RolloutWorker:
     def codes_of(self, items: np.ndarray) -> np.ndarray:
         """Int64[B, G, L] SID paths of items Int[B, G] (0 where -1)."""
         space = self.bundle.space
-        idx = np.array([[space.index(int(i)) if i >= 0 else 0 for i in row] for row in items], dtype=np.int64)
+        idx = space.indices(np.where(items >= 0, items, space.item_ids[0]).reshape(-1)).reshape(items.shape)
         return np.where(items[..., None] >= 0, space.codes[idx], 0)
 
     def generate(self, rows: Sequence[Row], seed: int = 0) -> RolloutBatch:
@@ -92,6 +95,12 @@ class RolloutWorker:
         with torch.no_grad():
             logp = token_log_probs(self.model, repeat_rows(batch, g), torch.as_tensor(codes.reshape(-1, codes.shape[-1])))
         return RolloutBatch(rows, items, codes, logp.reshape(codes.shape).numpy(), self.version)
+
+
+def decoder_tables(bundle: Bundle) -> DecoderTables:
+    """The read-only decoder tables a RolloutWorker of `bundle` decodes with (its scenario pools and
+    the catalogue pool), to build once and share between workers."""
+    return bundle.decoder(CATALOGUE_POOL).tables()
 
 
 def with_rewards(batch: RolloutBatch, mapping: Scorer, real: np.ndarray) -> RolloutBatch:

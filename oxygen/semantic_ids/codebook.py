@@ -149,10 +149,26 @@ class Codebook:
             raise ValueError("item_ids hold duplicates; every item needs exactly one row")
         if n and ((self.codes < 0).any() or (self.codes >= np.array(self.widths)).any()):
             raise ValueError(f"a code is outside [0, width) for widths {self.widths}")
-        if len({tuple(r) for r in self.codes.tolist()}) != n:
+        if int(np.prod([int(w) for w in self.widths], dtype=object)) >= 2 ** 63:
+            raise ValueError(f"widths {self.widths} give more code paths than an int64 key holds; use fewer levels")
+        self._by_id = np.argsort(self.item_ids, kind="stable")
+        self._keys = self._path_keys(self.codes)  # one int per code path (mixed radix over the widths)
+        self._by_key = np.argsort(self._keys, kind="stable")
+        if n and (self._keys[self._by_key][1:] == self._keys[self._by_key][:-1]).any():
             raise ValueError("code paths are not unique; run resolve_collisions first")
-        self._row = {int(i): r for r, i in enumerate(self.item_ids)}
-        self._item = {tuple(c): int(i) for c, i in zip(self.codes.tolist(), self.item_ids)}
+
+    def _path_keys(self, codes: np.ndarray) -> np.ndarray:
+        """Int64[n]: each code path of codes Int64[n, L] as one number (codes in [0, width))."""
+        keys = np.zeros(codes.shape[0], dtype=np.int64)
+        for level, w in enumerate(self.widths):
+            keys = keys * int(w) + codes[:, level]
+        return keys
+
+    @staticmethod
+    def _find(values: np.ndarray, order: np.ndarray, x: int) -> int | None:
+        """Row r with values[r] == x (`order` sorts `values`), or None."""
+        pos = int(np.searchsorted(values[order], x))
+        return int(order[pos]) if pos < len(order) and values[order[pos]] == x else None
 
     @property
     def levels(self) -> int:
@@ -161,16 +177,19 @@ class Codebook:
 
     def code_of(self, item_id: int) -> tuple[int, ...]:
         """The code path of an item; KeyError naming the id when unknown."""
-        if int(item_id) not in self._row:
-            raise KeyError(f"item {item_id} is not in this codebook ({len(self._row)} items)")
-        return tuple(int(c) for c in self.codes[self._row[int(item_id)]])
+        row = self._find(self.item_ids, self._by_id, int(item_id))
+        if row is None:
+            raise KeyError(f"item {item_id} is not in this codebook ({len(self.item_ids)} items)")
+        return tuple(int(c) for c in self.codes[row])
 
     def item_of(self, code: tuple[int, ...] | list[int]) -> int:
         """The item holding a full code path; KeyError when no item has it."""
         key = tuple(int(c) for c in code)
-        if key not in self._item:
+        ok = len(key) == self.levels and all(0 <= c < w for c, w in zip(key, self.widths))
+        row = self._find(self._keys, self._by_key, int(self._path_keys(np.array([key]))[0])) if ok else None
+        if row is None:
             raise KeyError(f"no item has code {key}")
-        return self._item[key]
+        return int(self.item_ids[row])
 
     def save(self, out_dir: Path | str) -> Path:
         """Write codes.npy, codebook.npz and meta.json into `out_dir`; return the folder."""

@@ -10,6 +10,12 @@ no dense [beams x vocabulary] mask.
     trie = PrefixTrie(codes, item_ids)          # codes Int64[N, L], unique rows
     pool = trie.restrict([3, 7, 9])             # only those items
     pool.allowed((12,)), pool.item_of((12, 4, 1)), pool.child_of(0, 0, 12)  # -> prefix id of (12,)
+    7 in pool                                   # membership by item id
+    same = PrefixTrie.from_state(pool.state())  # rebuilt from its arrays alone, nothing recomputed
+
+A trie is numpy arrays only (no per-item Python objects): item id -> row goes through the ids
+sorted once (`by_id`) and a binary search, so a trie of 1M items costs tens of MB, and `state()`
+can travel through Ray's object store and be read zero-copy by every worker on a node.
 """
 
 from __future__ import annotations
@@ -68,7 +74,37 @@ class PrefixTrie:
         if (self.codes[1:] == self.codes[:-1]).all(axis=1).any():
             raise ValueError("two items share a code path; SIDs must be unique (resolve collisions first)")
         self.levels = _build_levels(self.codes)
-        self._row = {int(i): r for r, i in enumerate(self.item_ids)}
+        self.by_id = np.argsort(self.item_ids, kind="stable")
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Every array of the trie (codes, item_ids, by_id and the CSR levels), for `from_state`."""
+        out = {"codes": self.codes, "item_ids": self.item_ids, "by_id": self.by_id}
+        for level, lv in enumerate(self.levels):
+            out |= {f"offsets_{level}": lv.offsets, f"child_code_{level}": lv.child_code, f"child_id_{level}": lv.child_id}
+        return out
+
+    @classmethod
+    def from_state(cls, state: dict[str, np.ndarray]) -> PrefixTrie:
+        """The trie of `state()`, using its arrays as they are (no copy, no re-sort: read-only
+        arrays from a shared-memory store stay shared)."""
+        trie = cls.__new__(cls)
+        trie.codes, trie.item_ids, trie.by_id = state["codes"], state["item_ids"], state["by_id"]
+        trie.levels = [LevelIndex(state[f"offsets_{level}"], state[f"child_code_{level}"], state[f"child_id_{level}"])
+                       for level in range(trie.codes.shape[1])]
+        return trie
+
+    def _rows(self, items: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows Int64[n], found Bool[n]) of item ids `items` in `item_ids` (row 0 where not found)."""
+        ids = np.asarray(items if isinstance(items, np.ndarray) else [int(i) for i in items], dtype=np.int64).reshape(-1)
+        pos = np.minimum(np.searchsorted(self.item_ids[self.by_id], ids), len(self.by_id) - 1)
+        rows = self.by_id[pos]
+        found = self.item_ids[rows] == ids
+        return np.where(found, rows, 0), found
+
+    def __contains__(self, item: object) -> bool:
+        if not isinstance(item, (int, np.integer)):
+            return False
+        return bool(self._rows([int(item)])[1][0])
 
     @property
     def depth(self) -> int:
@@ -80,19 +116,19 @@ class PrefixTrie:
 
     def restrict(self, pool: Sequence[int]) -> PrefixTrie:
         """The trie of the items in `pool` only (unknown ids are an error)."""
-        rows = []
-        for i in pool:
-            if int(i) not in self._row:
-                raise KeyError(f"pool item {i} is not in this trie's catalogue")
-            rows.append(self._row[int(i)])
-        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        rows, found = self._rows(pool)
+        if not found.all():
+            missing = np.asarray([int(i) for i in pool], dtype=np.int64)[~found]
+            raise KeyError(f"pool item {int(missing[0])} is not in this trie's catalogue "
+                           f"({len(missing)} of {len(found)} pool items are not)")
+        rows = np.unique(rows)
         return PrefixTrie(self.codes[rows], self.item_ids[rows])
 
     def rows_of(self, items: Sequence[int]) -> np.ndarray:
         """Rows in `item_ids` (Int64[n], sorted, unique) of the given items that are in this trie;
         ids outside it are skipped (excluding an item that is not in the pool is a no-op)."""
-        rows = [self._row[int(i)] for i in items if int(i) in self._row]
-        return np.unique(np.asarray(rows, dtype=np.int64))
+        rows, found = self._rows(items)
+        return np.unique(rows[found])
 
     def child_of(self, level: int, node: int, code: int) -> int | None:
         """The (prefix id, child code) -> child id map: the prefix id at level+1 (at the last level,

@@ -1,4 +1,5 @@
-"""bench.post_train on a tiny world and a random-weight bundle: every figure it reports is there."""
+"""bench.post_train on a tiny world and a random-weight bundle: every figure it reports is there
+(speed, and memory per rollout worker with own and shared tables); the memory-only mode."""
 
 from __future__ import annotations
 
@@ -15,3 +16,12 @@ def test_post_train_bench_reports_rollout_and_learner_speed(tmp_path):
     assert set(out["rollout_items_per_s"]) == {"in_process", "ray_1_workers", "ray_2_workers"}
     assert all(v > 0 for v in out["rollout_items_per_s"].values()) and out["learner_steps_per_s"] > 0
     assert (tmp_path / "o.json").exists()
+    mem = out["memory_mb"]
+    assert mem["workers"] == 2 and mem["tables_mb"] > 0
+    for side in ("own_tables", "shared_tables"):
+        assert mem[side]["rss"] >= mem[side]["uss"] > 0
+
+
+def test_memory_only_on_a_random_catalogue(tmp_path):
+    out = main(["--catalogue", "3000", "--out", str(tmp_path / "m.json"), "--memory-workers", "1", "--group", "4"])
+    assert out["catalogue_items"] == 3000 and out["memory_mb"]["shared_tables"]["uss"] > 0

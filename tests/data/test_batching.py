@@ -85,3 +85,16 @@ def test_candidates_from_transitions_with_leave_user_out():
     assert collate(train[:1], space).cand_mask.shape == (1, 0)
     with pytest.raises(ValueError, match="transitions=True"):
         collate(train[:1], _space(), cfg)
+
+
+def test_item_indices_match_a_dict_reference():
+    """FeatureSpace.indices (binary search over the ids, no per-item dict) = a dict lookup."""
+    rng = np.random.default_rng(2)
+    ids = rng.permutation(10 ** 6)[:300]
+    space = FeatureSpace(ids, rng.integers(0, 8, (300, 3)), {})
+    ref = {int(i): n for n, i in enumerate(ids)}
+    probe = ids[rng.integers(0, 300, 50)]
+    assert space.indices(probe).tolist() == [ref[int(i)] for i in probe]
+    assert space.indices([]).tolist() == [] and space.index(int(ids[7])) == 7
+    with pytest.raises(KeyError, match=f"item {int(ids.max()) + 1} has no semantic id"):
+        space.indices([int(ids[0]), int(ids.max()) + 1])

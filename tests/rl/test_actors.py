@@ -90,3 +90,27 @@ def test_post_training_on_ray_learns_and_publishes_versions(local_ray, tmp_path)
     model = policy_of(run, bundle)
     assert not all(torch.equal(v, bundle.model.state_dict()[k]) for k, v in model.state_dict().items())
     assert roles.learner.save(str(tmp_path / "learner.pt")).endswith("learner.pt")
+
+
+def test_rollout_workers_on_shared_tables_generate_what_own_tables_do(local_ray, tmp_path):
+    """Rollout actors reading the decoder tables from the object store (one copy) give exactly the
+    groups and old log-probs of an actor that builds its own, and of the in-process worker."""
+    from bench.tiny_bundle import make_bundle
+    from oxygen.config import RolloutConfig
+    from oxygen.data.schema import Row
+    from oxygen.rl.actors import RolloutActor
+    from oxygen.rl.rollout import RolloutWorker, decoder_tables
+
+    bundle = make_bundle(tmp_path / "b")
+    rows = [Row(user_id=f"u{k}", history=[k, k + 40], target=k + 1, scenario=s, trigger=k + 61)
+            for k, s in enumerate(["homepage", "cart", "checkout", "search", "channel", "homepage"])]
+    cfg = RolloutConfig(group=4)
+    ref = ray.put(decoder_tables(bundle))
+    shared = RolloutActor.options(num_cpus=1).remote(str(tmp_path / "b"), cfg, 1, ref)
+    own = RolloutActor.options(num_cpus=1).remote(str(tmp_path / "b"), cfg, 1, None)
+    a, b = ray.get([shared.generate.remote(rows, 3), own.generate.remote(rows, 3)])
+    local = RolloutWorker(bundle, cfg).generate(rows, 3)
+    for x in (b, local):
+        assert np.array_equal(a.items, x.items) and np.allclose(a.old_logp, x.old_logp)
+    mem = ray.get(shared.memory.remote())
+    assert mem["rss"] > mem["uss"] > 0

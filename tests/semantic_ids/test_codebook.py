@@ -113,3 +113,21 @@ def test_codebook_rejects_bad_codes(tmp_path):
         Codebook(item_ids=[1, 1], codes=[[0, 0], [0, 1]], widths=[2, 2])
     with pytest.raises(FileNotFoundError, match="build_sids"):
         Codebook.load(tmp_path)
+
+
+def test_array_lookups_match_a_dict_reference():
+    """code_of / item_of go through sorted arrays (no per-item dicts): same answers as dicts."""
+    rng = np.random.default_rng(5)
+    allp = np.array(np.meshgrid(*[np.arange(w) for w in (7, 5, 9)], indexing="ij")).reshape(3, -1).T
+    codes, ids = allp[rng.choice(len(allp), 200, replace=False)], rng.permutation(10 ** 6)[:200]
+    cb = Codebook(item_ids=ids, codes=codes, widths=[7, 5, 9])
+    by_id = {int(i): tuple(c) for i, c in zip(ids, codes.tolist())}
+    by_code = {c: i for i, c in by_id.items()}
+    for i in ids[::13]:
+        assert cb.code_of(int(i)) == by_id[int(i)] and cb.item_of(by_id[int(i)]) == int(i)
+    free = next(tuple(p) for p in allp.tolist() if tuple(p) not in by_code)
+    for bad in (free, (7, 0, 0), (0, 0), (-1, 0, 0)):
+        with pytest.raises(KeyError, match="no item has code"):
+            cb.item_of(bad)
+    with pytest.raises(KeyError, match="is not in this codebook"):
+        cb.code_of(int(ids.max()) + 1)
