@@ -88,11 +88,15 @@ def paired(users: dict[str, list[dict]], a: str, b: str) -> dict:
     return out
 
 
+LISTWISE_ONLY = {"request_bias"}  # settings the point-wise models ignore
+
+
 def model_key(data: Path, model: str, cfg: RankerConfig) -> dict:
     """What a kept (seed, model) result must match to be reused: data folder, model and config
-    (bar the seed, which names the file, and the thread count) and the model format."""
-    return {"data": str(data.resolve()), "model": model, "format": FORMAT,
-            "config": cfg.model_dump(exclude={"seed", "threads"})}
+    (bar the seed, which names the file, the thread count and, for a point-wise model, the list-wise
+    only settings) and the model format."""
+    skip = {"seed", "threads"} | (LISTWISE_ONLY if model != "listwise" else set())
+    return {"data": str(data.resolve()), "model": model, "format": FORMAT, "config": cfg.model_dump(exclude=skip)}
 
 
 def seed_result(cfg: RankerConfig, space: RankSpace, reqs: dict[str, list[Request]], rows, models: list[str],

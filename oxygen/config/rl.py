@@ -21,6 +21,8 @@ class RankerConfig(StrictConfig):
     attn_dropout: float = Field(default=0.0, ge=0, lt=1)  # on the attention weights: > 0 leaves CPU's fused
     # attention kernel for one that draws a B x heads x T x T mask (2x the step time at T ~150)
     listwise: bool = True
+    request_bias: bool = False  # list-wise only: a learned attention bias per layer and head by how many
+    # requests back a request token is (own, 1, 2, 3+), so a candidate can weigh its own request over earlier ones
     max_requests: int = Field(default=8, ge=1)  # requests packed per sample (label packing), with
     max_events: int = Field(default=50, ge=1)  # the events before the last of them
     negatives: int = Field(default=9, ge=1)  # sampled negatives per row for datasets without impressions

@@ -9,7 +9,9 @@ before). A candidate carries its own request's trigger and query itself because,
 sees earlier request tokens and could not otherwise tell which of them is its own. The attention mask
 (`attention_mask`) is causal over requests: a candidate sees the profile, the events strictly
 before its request, the request tokens up to its own (list-wise) and the other candidates of its
-own request (list-wise) or only itself (point-wise); it never sees a later request. Three heads on
+own request (list-wise) or only itself (point-wise); it never sees a later request. With
+`request_bias` the list-wise model adds a learned logit per layer and head to a request token by how
+many requests back it is from the attending token's own (`request_distance`). Three heads on
 each candidate give the funnel: p_click = s(a), p_cart = p_click s(b), p_purchase = p_cart s(c),
 trained with BCE on each marginal.
 
@@ -32,6 +34,7 @@ from oxygen.rl.rank_data import POP_BUCKETS, PRICE_BUCKETS, QUERY_BUCKETS, SEEN_
 PROFILE, EVENT, REQUEST, CANDIDATE = 0, 1, 2, 3
 HEADS = ("click", "cart", "purchase")
 FORMAT = 2  # the checkpoint format: raise it when the tokens or parameters change (2: candidates carry the query)
+DISTANCE_BUCKETS = 4  # request_bias: own request, 1, 2, 3+ requests back
 
 
 @dataclass
@@ -42,16 +45,33 @@ class RankLoss:
     metrics: dict[str, float]
 
 
+def _layout(batch: RankBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(kind, group), each Long[T]: every token's kind and the request it belongs to (-1: profile, events)."""
+    P, H, (R, C) = batch.profile.shape[1], batch.ev_item.shape[1], batch.cand_item.shape[1:]
+    kind = torch.cat([torch.full((P,), PROFILE), torch.full((H,), EVENT), torch.full((R,), REQUEST),
+                      torch.full((R * C,), CANDIDATE)])
+    group = torch.cat([torch.full((P + H,), -1), torch.arange(R), torch.arange(R).repeat_interleave(C)])
+    return kind.to(batch.profile.device), group.to(batch.profile.device)
+
+
+def request_distance(batch: RankBatch) -> torch.Tensor:
+    """Long[T, T]: for a request or candidate token i and a request token j, how many requests back j is
+    from i's request, capped at DISTANCE_BUCKETS - 1 (0: its own; a later request, which
+    `attention_mask` hides, also 0); -1 for every other pair."""
+    kind, group = _layout(batch)
+    pair = (kind[:, None] >= REQUEST) & (kind[None, :] == REQUEST)
+    back = (group[:, None] - group[None, :]).clamp(0, DISTANCE_BUCKETS - 1)
+    return torch.where(pair, back, torch.full_like(back, -1))
+
+
 def attention_mask(batch: RankBatch, listwise: bool) -> torch.Tensor:
     """Bool[B, T, T]: token i may attend token j (see the module docstring); T = P + H + R + R*C."""
     B, P = batch.profile.shape
     H, (R, C) = batch.ev_item.shape[1], batch.cand_item.shape[1:]
     dev = batch.profile.device
-    kind = torch.cat([torch.full((P,), PROFILE), torch.full((H,), EVENT), torch.full((R,), REQUEST),
-                      torch.full((R * C,), CANDIDATE)]).to(dev)
+    kind, group = _layout(batch)
     ts = torch.cat([torch.full((B, P), torch.iinfo(torch.int64).min, device=dev), batch.ev_ts, batch.rq_ts,
                     batch.rq_ts[:, :, None].expand(B, R, C).reshape(B, R * C)], dim=1)
-    group = torch.cat([torch.full((P + H,), -1), torch.arange(R), torch.arange(R).repeat_interleave(C)]).to(dev)
     valid = torch.cat([torch.ones(B, P, dtype=torch.bool, device=dev), batch.ev_mask, batch.rq_mask,
                        batch.cand_mask.reshape(B, R * C)], dim=1)
     ki, kj = kind[:, None], kind[None, :]
@@ -76,11 +96,13 @@ class Block(nn.Module):
         self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, d)
         self.ffn = nn.Sequential(nn.Linear(d, d_ff), nn.GELU(), nn.Linear(d_ff, d), nn.Dropout(dropout))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x Float[B, T, d], mask Bool[B, T, T] -> Float[B, T, d]."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """x Float[B, T, d], mask Bool[B, T, T], bias Float[heads, T, T] added to the allowed
+        attention logits (None: no bias) -> Float[B, T, d]."""
         B, T, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(B, T, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None],
+        attn = mask[:, None] if bias is None else torch.where(mask[:, None], bias[None], float("-inf"))
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn,
                                            dropout_p=self.attn_dropout if self.training else 0.0)
         x = x + self.out(a.transpose(1, 2).reshape(B, T, d))
         return x + self.ffn(self.ln2(x))
@@ -105,6 +127,8 @@ class Ranker(nn.Module):
         self.popularity = nn.Embedding(POP_BUCKETS, d)
         self.cand_query = nn.Embedding(QUERY_BUCKETS, d, padding_idx=0)
         self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, 3)
+        if cfg.listwise and cfg.request_bias:  # zero at the start: the plain list-wise model
+            self.request_bias = nn.Parameter(torch.zeros(cfg.layers, cfg.heads, DISTANCE_BUCKETS))
 
     def _item(self, item: torch.Tensor, leaf: torch.Tensor, price: torch.Tensor) -> torch.Tensor:
         return self.item(item) + self.leaf(leaf) + self.price(price)
@@ -133,11 +157,19 @@ class Ranker(nn.Module):
     def logits(self, b: RankBatch) -> torch.Tensor:
         """Float[B, R, C, 3]: the funnel logits (click, cart given click, purchase given cart)."""
         x = self.tokens(b)
-        mask = attention_mask(b, self.cfg.listwise)
-        for block in self.blocks:
-            x = block(x, mask)
+        mask, biases = attention_mask(b, self.cfg.listwise), self.attention_biases(b)
+        for block, bias in zip(self.blocks, biases):
+            x = block(x, mask, bias)
         B, (R, C) = len(b), b.cand_item.shape[1:]
         return self.head(self.ln(x[:, -R * C:])).view(B, R, C, 3)
+
+    def attention_biases(self, b: RankBatch) -> list[torch.Tensor | None]:
+        """Per block: Float[heads, T, T] request-distance bias (`request_bias`), or None without it."""
+        if not hasattr(self, "request_bias"):
+            return [None] * len(self.blocks)
+        dist = request_distance(b)
+        table = F.pad(self.request_bias, (0, 1))  # index -1 (not a request pair): the zero column
+        return list(table[:, :, dist].unbind(0))
 
     def set_item_features(self, leaf: torch.Tensor, price: torch.Tensor) -> None:
         """Register Long[items] leaf ids and price buckets (saved with the weights)."""

@@ -72,3 +72,16 @@ def test_seeds_run_apart_merge_like_one_run(tmp_path, capsys):
     other = main([*common[:-4], "--set", "d_model=8", "--set", "d_ff=16", "--out", str(tmp_path / "apart"), "--seeds", "1"])
     assert "kept under other settings" in capsys.readouterr().out
     assert other["config"]["d_model"] == 8
+
+
+def test_a_listwise_only_setting_retrains_the_listwise_model_alone(tmp_path, capsys):
+    tiny_world(tmp_path / "w", tmp_path / "s", users=60, seed=2, items=300, days=30)
+    common = ["--data", str(tmp_path / "w"), "--out", str(tmp_path / "r"), "--models", "listwise,pointwise",
+              "--set", "epochs=1", "--set", "d_model=16", "--set", "d_ff=32"]
+    main(common)
+    capsys.readouterr()
+    out = main([*common, "--set", "request_bias=true"])
+    said = capsys.readouterr().out
+    assert "reusing the finished seed 0 pointwise" in said and "seed 0 listwise was kept under other settings" in said
+    assert said.count("reusing the finished") == 1 and said.count("kept under other settings") == 1
+    assert out["config"]["request_bias"] and load_ranker(tmp_path / "r" / "ranker.pt")[0].cfg.request_bias

@@ -15,7 +15,7 @@ from oxygen.config import RankerConfig
 from oxygen.data.io import load_impressions
 from oxygen.rl.rank_data import RankSpace, requests_from_impressions, requests_from_rows, timelines
 from oxygen.rl.rank_fit import build_model, evaluate, fit_ranker, load_ranker, pack, predict, save_ranker
-from oxygen.rl.ranking import CANDIDATE, EVENT, PROFILE, REQUEST, attention_mask
+from oxygen.rl.ranking import CANDIDATE, DISTANCE_BUCKETS, EVENT, PROFILE, REQUEST, attention_mask, request_distance
 from tests.worlds import tiny_world
 
 CFG = RankerConfig(d_model=32, heads=4, d_ff=64, layers=2, dropout=0.0, epochs=3, batch_size=16)
@@ -73,10 +73,20 @@ def test_mask_matches_the_slow_reference(world, listwise):
     assert np.array_equal(attention_mask(b, listwise).numpy(), slow_mask(b, listwise))
 
 
-def test_a_candidate_never_sees_a_later_request_or_event(world):
+def _with_random_request_bias(model):
+    """The model with its request-distance bias drawn at random (it starts at zero)."""
+    with torch.no_grad():
+        model.request_bias.copy_(torch.randn(model.request_bias.shape, generator=torch.Generator().manual_seed(3)))
+    return model
+
+
+@pytest.mark.parametrize("request_bias", [False, True])
+def test_a_candidate_never_sees_a_later_request_or_event(world, request_bias):
     _, _, rows, space, reqs = world
     b = _multi(space, reqs, rows, n=3)
-    model = build_model(CFG, space).eval()
+    model = build_model(CFG.model_copy(update={"request_bias": request_bias}), space).eval()
+    if request_bias:
+        _with_random_request_bias(model)
     before = model.probabilities(b)
     cut = b.rq_ts[:, 1:2]  # change everything from the second request on
     later = b.rq_mask & (b.rq_ts >= cut)
@@ -204,3 +214,34 @@ def test_attention_dropout_is_its_own_setting(world):
         assert (not torch.equal(model.logits(b), model.logits(b))) == random_in_train
         model.eval()
         assert torch.equal(model.logits(b), model.logits(b))
+
+
+def test_request_distance_matches_the_slow_reference(world):
+    _, _, rows, space, reqs = world
+    b = _multi(space, reqs, rows, n=3)
+    P, H, (R, C) = b.profile.shape[1], b.ev_item.shape[1], b.cand_item.shape[1:]
+    toks = [(PROFILE, -1)] * P + [(EVENT, -1)] * H + [(REQUEST, r) for r in range(R)] \
+        + [(CANDIDATE, r) for r in range(R) for _ in range(C)]
+    want = [[min(gi - gj, DISTANCE_BUCKETS - 1) if ki in (REQUEST, CANDIDATE) and kj == REQUEST and gj <= gi
+             else (0 if ki in (REQUEST, CANDIDATE) and kj == REQUEST else -1)  # a later request: masked anyway
+             for kj, gj in toks] for ki, gi in toks]
+    assert request_distance(b).tolist() == want
+
+
+def test_request_bias_starts_as_the_plain_model_and_roundtrips(world, tmp_path: Path):
+    """At zero the bias is the plain list-wise model; drawn, it moves the scores and survives
+    save/load; a point-wise model has no such parameter."""
+    _, _, rows, space, reqs = world
+    b = _multi(space, reqs, rows, n=3)
+    plain = build_model(CFG, space).eval()
+    biased = build_model(CFG.model_copy(update={"request_bias": True}), space).eval()
+    missing = biased.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing == ["request_bias"]
+    assert torch.allclose(plain.logits(b), biased.logits(b), atol=1e-6)
+    _with_random_request_bias(biased)
+    p = predict(biased, b)
+    assert not np.allclose(p, predict(plain, b), atol=1e-4)
+    loaded, _ = load_ranker(save_ranker(biased, space, tmp_path / "biased.pt"))
+    assert loaded.cfg.request_bias and np.allclose(predict(loaded, b), p, atol=1e-6)
+    pointwise = build_model(CFG.model_copy(update={"request_bias": True, "listwise": False}), space)
+    assert not hasattr(pointwise, "request_bias")
