@@ -66,8 +66,7 @@ def request_distance(batch: RankBatch) -> torch.Tensor:
 
 def attention_mask(batch: RankBatch, listwise: bool) -> torch.Tensor:
     """Bool[B, T, T]: token i may attend token j (see the module docstring); T = P + H + R + R*C."""
-    B, P = batch.profile.shape
-    H, (R, C) = batch.ev_item.shape[1], batch.cand_item.shape[1:]
+    (B, P), (R, C) = batch.profile.shape, batch.cand_item.shape[1:]
     dev = batch.profile.device
     kind, group = _layout(batch)
     ts = torch.cat([torch.full((B, P), torch.iinfo(torch.int64).min, device=dev), batch.ev_ts, batch.rq_ts,
