@@ -21,7 +21,7 @@ class RankerConfig(StrictConfig):
     attn_dropout: float = Field(default=0.0, ge=0, lt=1)  # on the attention weights: > 0 leaves CPU's fused
     # attention kernel for one that draws a B x heads x T x T mask (2x the step time at T ~150)
     listwise: bool = True
-    request_bias: bool = False  # list-wise only: a learned attention bias per layer and head by how many
+    request_bias: bool = True  # list-wise only: a learned attention bias per layer and head by how many
     # requests back a request token is (own, 1, 2, 3+), so a candidate can weigh its own request over earlier ones
     max_requests: int = Field(default=8, ge=1)  # requests packed per sample (label packing), with
     max_events: int = Field(default=50, ge=1)  # the events before the last of them

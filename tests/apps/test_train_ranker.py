@@ -78,7 +78,7 @@ def test_a_listwise_only_setting_retrains_the_listwise_model_alone(tmp_path, cap
     tiny_world(tmp_path / "w", tmp_path / "s", users=60, seed=2, items=300, days=30)
     common = ["--data", str(tmp_path / "w"), "--out", str(tmp_path / "r"), "--models", "listwise,pointwise",
               "--set", "epochs=1", "--set", "d_model=16", "--set", "d_ff=32"]
-    main(common)
+    main([*common, "--set", "request_bias=false"])
     capsys.readouterr()
     out = main([*common, "--set", "request_bias=true"])
     said = capsys.readouterr().out

@@ -233,7 +233,7 @@ def test_request_bias_starts_as_the_plain_model_and_roundtrips(world, tmp_path: 
     save/load; a point-wise model has no such parameter."""
     _, _, rows, space, reqs = world
     b = _multi(space, reqs, rows, n=3)
-    plain = build_model(CFG, space).eval()
+    plain = build_model(CFG.model_copy(update={"request_bias": False}), space).eval()
     biased = build_model(CFG.model_copy(update={"request_bias": True}), space).eval()
     missing = biased.load_state_dict(plain.state_dict(), strict=False).missing_keys
     assert missing == ["request_bias"]
@@ -245,3 +245,15 @@ def test_request_bias_starts_as_the_plain_model_and_roundtrips(world, tmp_path: 
     assert loaded.cfg.request_bias and np.allclose(predict(loaded, b), p, atol=1e-6)
     pointwise = build_model(CFG.model_copy(update={"request_bias": True, "listwise": False}), space)
     assert not hasattr(pointwise, "request_bias")
+
+
+def test_a_checkpoint_from_before_the_request_bias_loads_without_it(world, tmp_path: Path):
+    _, _, rows, space, reqs = world
+    b = _multi(space, reqs, rows, n=3)
+    plain = build_model(CFG.model_copy(update={"request_bias": False}), space).eval()
+    path = save_ranker(plain, space, tmp_path / "old.pt")
+    blob = torch.load(path, weights_only=True)
+    del blob["config"]["request_bias"]  # what a format-2 checkpoint of before the setting holds
+    torch.save(blob, path)
+    loaded, _ = load_ranker(path)
+    assert not hasattr(loaded, "request_bias") and np.allclose(predict(loaded, b), predict(plain, b), atol=1e-6)
