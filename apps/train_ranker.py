@@ -88,7 +88,7 @@ def paired(users: dict[str, list[dict]], a: str, b: str) -> dict:
     return out
 
 
-LISTWISE_ONLY = {"request_bias", "list_bias"}  # settings the point-wise models ignore
+LISTWISE_ONLY = {"request_bias"}  # settings the point-wise models ignore
 
 
 def model_key(data: Path, model: str, cfg: RankerConfig) -> dict:

@@ -23,8 +23,6 @@ class RankerConfig(StrictConfig):
     listwise: bool = True
     request_bias: bool = True  # list-wise only: a learned attention bias per layer and head by how many
     # requests back a request token is (own, 1, 2, 3+), so a candidate can weigh its own request over earlier ones
-    list_bias: bool = False  # list-wise only: a learned attention bias per layer and head on the other
-    # candidates of a candidate's own list, so the model can turn list context down where it does not help
     max_requests: int = Field(default=8, ge=1)  # requests packed per sample (label packing), with
     max_events: int = Field(default=50, ge=1)  # the events before the last of them
     negatives: int = Field(default=9, ge=1)  # sampled negatives per row for datasets without impressions

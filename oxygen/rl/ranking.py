@@ -11,8 +11,7 @@ sees earlier request tokens and could not otherwise tell which of them is its ow
 before its request, the request tokens up to its own (list-wise) and the other candidates of its
 own request (list-wise) or only itself (point-wise); it never sees a later request. With
 `request_bias` the list-wise model adds a learned logit per layer and head to a request token by how
-many requests back it is from the attending token's own (`request_distance`); with `list_bias` a
-learned logit per layer and head on the other candidates of a candidate's own list. Three heads on
+many requests back it is from the attending token's own (`request_distance`). Three heads on
 each candidate give the funnel: p_click = s(a), p_cart = p_click s(b), p_purchase = p_cart s(c),
 trained with BCE on each marginal.
 
@@ -63,14 +62,6 @@ def request_distance(batch: RankBatch) -> torch.Tensor:
     pair = (kind[:, None] >= REQUEST) & (kind[None, :] == REQUEST)
     back = (group[:, None] - group[None, :]).clamp(0, DISTANCE_BUCKETS - 1)
     return torch.where(pair, back, torch.full_like(back, -1))
-
-
-def other_candidates(batch: RankBatch) -> torch.Tensor:
-    """Bool[T, T]: i and j are two different candidates of one request's list."""
-    kind, group = _layout(batch)
-    cand = kind == CANDIDATE
-    return cand[:, None] & cand[None, :] & (group[:, None] == group[None, :]) \
-        & ~torch.eye(len(kind), dtype=torch.bool, device=kind.device)
 
 
 def attention_mask(batch: RankBatch, listwise: bool) -> torch.Tensor:
@@ -137,8 +128,6 @@ class Ranker(nn.Module):
         self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, 3)
         if cfg.listwise and cfg.request_bias:  # zero at the start: the plain list-wise model
             self.request_bias = nn.Parameter(torch.zeros(cfg.layers, cfg.heads, DISTANCE_BUCKETS))
-        if cfg.listwise and cfg.list_bias:
-            self.list_bias = nn.Parameter(torch.zeros(cfg.layers, cfg.heads))
 
     def _item(self, item: torch.Tensor, leaf: torch.Tensor, price: torch.Tensor) -> torch.Tensor:
         return self.item(item) + self.leaf(leaf) + self.price(price)
@@ -174,18 +163,12 @@ class Ranker(nn.Module):
         return self.head(self.ln(x[:, -R * C:])).view(B, R, C, 3)
 
     def attention_biases(self, b: RankBatch) -> list[torch.Tensor | None]:
-        """Per block: Float[heads, T, T], the request-distance bias (`request_bias`) plus the
-        own-list bias (`list_bias`), or None with neither."""
-        request, own_list = getattr(self, "request_bias", None), getattr(self, "list_bias", None)
-        if request is None and own_list is None:
+        """Per block: Float[heads, T, T] request-distance bias (`request_bias`), or None without it."""
+        if not hasattr(self, "request_bias"):
             return [None] * len(self.blocks)
-        T = b.profile.shape[1] + b.ev_item.shape[1] + b.rq_mask.shape[1] + b.cand_mask[0].numel()
-        bias = torch.zeros(len(self.blocks), self.cfg.heads, T, T, device=b.profile.device)
-        if request is not None:
-            bias = bias + F.pad(request, (0, 1))[:, :, request_distance(b)]  # -1 (not a request pair): the zero column
-        if own_list is not None:
-            bias = bias + own_list[:, :, None, None] * other_candidates(b)
-        return list(bias.unbind(0))
+        dist = request_distance(b)
+        table = F.pad(self.request_bias, (0, 1))  # index -1 (not a request pair): the zero column
+        return list(table[:, :, dist].unbind(0))
 
     def set_item_features(self, leaf: torch.Tensor, price: torch.Tensor) -> None:
         """Register Long[items] leaf ids and price buckets (saved with the weights)."""

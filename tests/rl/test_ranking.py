@@ -15,7 +15,7 @@ from oxygen.config import RankerConfig
 from oxygen.data.io import load_impressions
 from oxygen.rl.rank_data import RankSpace, requests_from_impressions, requests_from_rows, timelines
 from oxygen.rl.rank_fit import build_model, evaluate, fit_ranker, load_ranker, pack, predict, save_ranker
-from oxygen.rl.ranking import CANDIDATE, DISTANCE_BUCKETS, EVENT, PROFILE, REQUEST, attention_mask, other_candidates, request_distance
+from oxygen.rl.ranking import CANDIDATE, DISTANCE_BUCKETS, EVENT, PROFILE, REQUEST, attention_mask, request_distance
 from tests.worlds import tiny_world
 
 CFG = RankerConfig(d_model=32, heads=4, d_ff=64, layers=2, dropout=0.0, epochs=3, batch_size=16)
@@ -74,21 +74,19 @@ def test_mask_matches_the_slow_reference(world, listwise):
 
 
 def _with_random_request_bias(model):
-    """The model with its attention biases (request distance, own list) drawn at random (they start at zero)."""
+    """The model with its request-distance bias drawn at random (it starts at zero)."""
     with torch.no_grad():
-        for name in ("request_bias", "list_bias"):
-            if hasattr(model, name):
-                bias = getattr(model, name)
-                bias.copy_(torch.randn(bias.shape, generator=torch.Generator().manual_seed(3)))
+        model.request_bias.copy_(torch.randn(model.request_bias.shape, generator=torch.Generator().manual_seed(3)))
     return model
 
 
-@pytest.mark.parametrize("request_bias,list_bias", [(False, False), (True, False), (True, True)])
-def test_a_candidate_never_sees_a_later_request_or_event(world, request_bias, list_bias):
+@pytest.mark.parametrize("request_bias", [False, True])
+def test_a_candidate_never_sees_a_later_request_or_event(world, request_bias):
     _, _, rows, space, reqs = world
     b = _multi(space, reqs, rows, n=3)
-    model = build_model(CFG.model_copy(update={"request_bias": request_bias, "list_bias": list_bias}), space).eval()
-    _with_random_request_bias(model)
+    model = build_model(CFG.model_copy(update={"request_bias": request_bias}), space).eval()
+    if request_bias:
+        _with_random_request_bias(model)
     before = model.probabilities(b)
     cut = b.rq_ts[:, 1:2]  # change everything from the second request on
     later = b.rq_mask & (b.rq_ts >= cut)
@@ -259,26 +257,3 @@ def test_a_checkpoint_from_before_the_request_bias_loads_without_it(world, tmp_p
     torch.save(blob, path)
     loaded, _ = load_ranker(path)
     assert not hasattr(loaded, "request_bias") and np.allclose(predict(loaded, b), predict(plain, b), atol=1e-6)
-
-
-def test_own_list_bias_starts_at_zero_and_covers_the_other_candidates_alone(world):
-    _, _, rows, space, reqs = world
-    b = _multi(space, reqs, rows, n=3)
-    P, H, (R, C) = b.profile.shape[1], b.ev_item.shape[1], b.cand_item.shape[1:]
-    toks = [(PROFILE, -1)] * P + [(EVENT, -1)] * H + [(REQUEST, r) for r in range(R)] \
-        + [(CANDIDATE, r) for r in range(R) for _ in range(C)]
-    want = [[ki == kj == CANDIDATE and gi == gj and i != j for j, (kj, gj) in enumerate(toks)]
-            for i, (ki, gi) in enumerate(toks)]
-    assert other_candidates(b).tolist() == want
-    cfg = CFG.model_copy(update={"request_bias": False})
-    plain = build_model(cfg, space).eval()
-    biased = build_model(cfg.model_copy(update={"list_bias": True}), space).eval()
-    assert biased.load_state_dict(plain.state_dict(), strict=False).missing_keys == ["list_bias"]
-    assert torch.allclose(plain.logits(b), biased.logits(b), atol=1e-6)
-    with torch.no_grad():
-        biased.list_bias.fill_(-30.0)  # list context off: a candidate no longer moves with its list
-    other = b.cand_item.clone()
-    other[:, 0, 1:] = (other[:, 0, 1:] + 11) % 300 + 1
-    p0, p1 = biased.probabilities(b)[:, 0, 0], biased.probabilities(dataclasses.replace(b, cand_item=other))[:, 0, 0]
-    assert torch.allclose(p0, p1, atol=1e-5)
-    assert not hasattr(build_model(cfg.model_copy(update={"list_bias": True, "listwise": False}), space), "list_bias")
