@@ -97,6 +97,7 @@ GROUPS: dict[str, list[str]] = {
         f"{PY} -m apps.ab_test --data runs/demo/world --arms pop,markov,sasrec,sft=bundle:runs/demo/train/bundle,oracle "
         "--out runs/ab_demo/ab_sft.json",
         f"{PY} -m apps.train_ranker --data runs/bench/world-default --out runs/bench/ranker_default",
+        f"{PY} -m bench.ranker_step --data runs/bench/world-default --out runs/bench/ranker_step.json",
     ],
     "post_training": [  # docs: post_training (first runs; needs the ranking group's ranker)
         f"{PY} -m apps.post_train --bundle runs/demo/train/bundle --data runs/demo/world --ranker runs/ranker_demo/ranker.pt "
