@@ -11,7 +11,7 @@ sees earlier request tokens and could not otherwise tell which of them is its ow
 before its request, the request tokens up to its own (list-wise) and the other candidates of its
 own request (list-wise) or only itself (point-wise); it never sees a later request. With
 `request_bias` the list-wise model adds a learned logit per layer and head to a request token by how
-many requests back it is from the attending token's own (`request_distance`). Three heads on
+many requests back it is from the attending token's own (`request_bias_factors`). Three heads on
 each candidate give the funnel: p_click = s(a), p_cart = p_click s(b), p_purchase = p_cart s(c),
 trained with BCE on each marginal.
 
@@ -54,14 +54,21 @@ def _layout(batch: RankBatch) -> tuple[torch.Tensor, torch.Tensor]:
     return kind.to(batch.profile.device), group.to(batch.profile.device)
 
 
-def request_distance(batch: RankBatch) -> torch.Tensor:
-    """Long[T, T]: for a request or candidate token i and a request token j, how many requests back j is
-    from i's request, capped at DISTANCE_BUCKETS - 1 (0: its own; a later request, which
-    `attention_mask` hides, also 0); -1 for every other pair."""
+def request_bias_factors(batch: RankBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """The request-distance bias as a product of per-token factors, so it can ride on q.k.
+
+    Returns (bucket Long[T, R], key Float[T, R]): for a request or candidate token i and a request
+    index r, how many requests back r is from i's request, capped at DISTANCE_BUCKETS - 1 (0: its
+    own; a later request, which `attention_mask` hides, also 0), -1 for profile and event tokens;
+    and key[j, r] = 1 where token j is request r's token. The bias of pair (i, j) is then
+    sum_r table[bucket[i, r]] * key[j, r]: a request key's distance bucket, 0 for any other key."""
     kind, group = _layout(batch)
-    pair = (kind[:, None] >= REQUEST) & (kind[None, :] == REQUEST)
-    back = (group[:, None] - group[None, :]).clamp(0, DISTANCE_BUCKETS - 1)
-    return torch.where(pair, back, torch.full_like(back, -1))
+    R = batch.rq_mask.shape[1]
+    r = torch.arange(R, device=kind.device)
+    back = (group[:, None] - r[None, :]).clamp(0, DISTANCE_BUCKETS - 1)
+    bucket = torch.where((kind >= REQUEST)[:, None], back, torch.full_like(back, -1))
+    key = ((kind == REQUEST)[:, None] & (group[:, None] == r[None, :])).float()
+    return bucket, key
 
 
 def attention_mask(batch: RankBatch, listwise: bool) -> torch.Tensor:
@@ -95,14 +102,24 @@ class Block(nn.Module):
         self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, d)
         self.ffn = nn.Sequential(nn.Linear(d, d_ff), nn.GELU(), nn.Linear(d_ff, d), nn.Dropout(dropout))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-        """x Float[B, T, d], mask Bool[B, T, T], bias Float[heads, T, T] added to the allowed
-        attention logits (None: no bias) -> Float[B, T, d]."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor,
+                extra: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """x Float[B, T, d], mask Bool[B, T, T] -> Float[B, T, d]. `extra` = (Float[heads, T, E],
+        Float[T, E]) extends every head's queries and keys by E dimensions whose product, at the
+        heads' own scale, is added to the attention logits (the request bias): the mask stays
+        boolean, which keeps CPU's fused attention kernel (a float B x heads x T x T mask costs 1.5x
+        the step)."""
         B, T, d = x.shape
-        q, k, v = self.qkv(self.ln1(x)).view(B, T, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        attn = mask[:, None] if bias is None else torch.where(mask[:, None], bias[None], float("-inf"))
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn,
-                                           dropout_p=self.attn_dropout if self.training else 0.0)
+        dh = d // self.heads
+        q, k, v = self.qkv(self.ln1(x)).view(B, T, 3, self.heads, dh).permute(2, 0, 3, 1, 4)
+        if extra is not None:
+            q_ext, k_ext = extra
+            E = k_ext.shape[-1]
+            q = torch.cat([q, q_ext[None].expand(B, -1, -1, -1)], dim=-1)
+            k = torch.cat([k, k_ext[None, None].expand(B, self.heads, -1, -1)], dim=-1)
+            v = torch.cat([v, v.new_zeros(B, self.heads, T, E)], dim=-1)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None], scale=dh ** -0.5,
+                                           dropout_p=self.attn_dropout if self.training else 0.0)[..., :dh]
         x = x + self.out(a.transpose(1, 2).reshape(B, T, d))
         return x + self.ffn(self.ln2(x))
 
@@ -156,19 +173,22 @@ class Ranker(nn.Module):
     def logits(self, b: RankBatch) -> torch.Tensor:
         """Float[B, R, C, 3]: the funnel logits (click, cart given click, purchase given cart)."""
         x = self.tokens(b)
-        mask, biases = attention_mask(b, self.cfg.listwise), self.attention_biases(b)
-        for block, bias in zip(self.blocks, biases):
-            x = block(x, mask, bias)
+        mask, extras = attention_mask(b, self.cfg.listwise), self.bias_extras(b)
+        for block, extra in zip(self.blocks, extras):
+            x = block(x, mask, extra)
         B, (R, C) = len(b), b.cand_item.shape[1:]
         return self.head(self.ln(x[:, -R * C:])).view(B, R, C, 3)
 
-    def attention_biases(self, b: RankBatch) -> list[torch.Tensor | None]:
-        """Per block: Float[heads, T, T] request-distance bias (`request_bias`), or None without it."""
+    def bias_extras(self, b: RankBatch) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
+        """Per block: the request bias as extra query / key dimensions (Block.forward), None without it.
+        Queries get table[bucket] x sqrt(head dim), Float[heads, T, R], which the heads' 1/sqrt(head
+        dim) scale cancels; keys get the one-hot of their request, Float[T, R]."""
         if not hasattr(self, "request_bias"):
             return [None] * len(self.blocks)
-        dist = request_distance(b)
-        table = F.pad(self.request_bias, (0, 1))  # index -1 (not a request pair): the zero column
-        return list(table[:, :, dist].unbind(0))
+        bucket, key = request_bias_factors(b)
+        table = F.pad(self.request_bias, (0, 1))  # bucket -1 (not a request or candidate token): the zero column
+        scale = (self.cfg.d_model // self.cfg.heads) ** 0.5
+        return [(q_ext, key) for q_ext in (table[:, :, bucket] * scale).unbind(0)]
 
     def set_item_features(self, leaf: torch.Tensor, price: torch.Tensor) -> None:
         """Register Long[items] leaf ids and price buckets (saved with the weights)."""

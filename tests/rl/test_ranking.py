@@ -15,7 +15,7 @@ from oxygen.config import RankerConfig
 from oxygen.data.io import load_impressions
 from oxygen.rl.rank_data import RankSpace, requests_from_impressions, requests_from_rows, timelines
 from oxygen.rl.rank_fit import build_model, evaluate, fit_ranker, load_ranker, pack, predict, save_ranker
-from oxygen.rl.ranking import CANDIDATE, DISTANCE_BUCKETS, EVENT, PROFILE, REQUEST, attention_mask, request_distance
+from oxygen.rl.ranking import CANDIDATE, DISTANCE_BUCKETS, EVENT, PROFILE, REQUEST, attention_mask, request_bias_factors
 from tests.worlds import tiny_world
 
 CFG = RankerConfig(d_model=32, heads=4, d_ff=64, layers=2, dropout=0.0, epochs=3, batch_size=16)
@@ -75,8 +75,9 @@ def test_mask_matches_the_slow_reference(world, listwise):
 
 def _with_random_request_bias(model):
     """The model with its request-distance bias drawn at random (it starts at zero)."""
-    with torch.no_grad():
-        model.request_bias.copy_(torch.randn(model.request_bias.shape, generator=torch.Generator().manual_seed(3)))
+    if hasattr(model, "request_bias"):
+        with torch.no_grad():
+            model.request_bias.copy_(torch.randn(model.request_bias.shape, generator=torch.Generator().manual_seed(3)))
     return model
 
 
@@ -84,9 +85,7 @@ def _with_random_request_bias(model):
 def test_a_candidate_never_sees_a_later_request_or_event(world, request_bias):
     _, _, rows, space, reqs = world
     b = _multi(space, reqs, rows, n=3)
-    model = build_model(CFG.model_copy(update={"request_bias": request_bias}), space).eval()
-    if request_bias:
-        _with_random_request_bias(model)
+    model = _with_random_request_bias(build_model(CFG.model_copy(update={"request_bias": request_bias}), space).eval())
     before = model.probabilities(b)
     cut = b.rq_ts[:, 1:2]  # change everything from the second request on
     later = b.rq_mask & (b.rq_ts >= cut)
@@ -216,16 +215,53 @@ def test_attention_dropout_is_its_own_setting(world):
         assert torch.equal(model.logits(b), model.logits(b))
 
 
-def test_request_distance_matches_the_slow_reference(world):
-    _, _, rows, space, reqs = world
-    b = _multi(space, reqs, rows, n=3)
+def slow_distance(b) -> list[list[int]]:
+    """Per token pair (i, j): how many requests back request token j is from i's request (capped,
+    0 for a later one), -1 unless i is a request or candidate token and j a request token."""
     P, H, (R, C) = b.profile.shape[1], b.ev_item.shape[1], b.cand_item.shape[1:]
     toks = [(PROFILE, -1)] * P + [(EVENT, -1)] * H + [(REQUEST, r) for r in range(R)] \
         + [(CANDIDATE, r) for r in range(R) for _ in range(C)]
-    want = [[min(gi - gj, DISTANCE_BUCKETS - 1) if ki in (REQUEST, CANDIDATE) and kj == REQUEST and gj <= gi
-             else (0 if ki in (REQUEST, CANDIDATE) and kj == REQUEST else -1)  # a later request: masked anyway
+    return [[min(max(gi - gj, 0), DISTANCE_BUCKETS - 1) if ki in (REQUEST, CANDIDATE) and kj == REQUEST else -1
              for kj, gj in toks] for ki, gi in toks]
-    assert request_distance(b).tolist() == want
+
+
+def slow_logits(model, b) -> torch.Tensor:
+    """The ranker's logits with attention written out: softmax(q.k / sqrt(dh) + bias, masked) v,
+    the bias looked up pair by pair from `slow_distance` (the reference for the fused path)."""
+    x, mask = model.tokens(b), attention_mask(b, model.cfg.listwise)
+    dist = torch.tensor(slow_distance(b))
+    for layer, block in enumerate(model.blocks):
+        B, T, d = x.shape
+        dh = d // block.heads
+        q, k, v = block.qkv(block.ln1(x)).view(B, T, 3, block.heads, dh).permute(2, 0, 3, 1, 4)
+        scores = q @ k.transpose(-1, -2) / dh ** 0.5
+        if hasattr(model, "request_bias"):
+            table = model.request_bias[layer]
+            scores = scores + torch.where(dist >= 0, table[:, dist.clamp(min=0)], 0.0)[None]
+        a = scores.masked_fill(~mask[:, None], float("-inf")).softmax(-1) @ v
+        x = x + block.out(a.transpose(1, 2).reshape(B, T, d))
+        x = x + block.ffn(block.ln2(x))
+    R, C = b.cand_item.shape[1:]
+    return model.head(model.ln(x[:, -R * C:])).view(len(b), R, C, 3)
+
+
+def test_request_bias_factors_rebuild_the_slow_distance(world):
+    _, _, rows, space, reqs = world
+    b = _multi(space, reqs, rows, n=3)
+    bucket, key = request_bias_factors(b)
+    table = torch.randn(DISTANCE_BUCKETS, generator=torch.Generator().manual_seed(1))
+    padded = torch.cat([table, torch.zeros(1)])
+    dist = torch.tensor(slow_distance(b))
+    assert torch.allclose(padded[bucket] @ key.T, torch.where(dist >= 0, table[dist.clamp(min=0)], 0.0))
+
+
+@pytest.mark.parametrize("request_bias", [False, True])
+def test_logits_match_the_slow_attention_reference(world, request_bias):
+    _, _, rows, space, reqs = world
+    b = _multi(space, reqs, rows, n=3)
+    model = _with_random_request_bias(build_model(CFG.model_copy(update={"request_bias": request_bias}), space).eval())
+    with torch.no_grad():
+        assert torch.allclose(model.logits(b), slow_logits(model, b), atol=1e-5)
 
 
 def test_request_bias_starts_as_the_plain_model_and_roundtrips(world, tmp_path: Path):
