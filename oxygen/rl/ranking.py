@@ -106,9 +106,8 @@ class Block(nn.Module):
                 extra: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """x Float[B, T, d], mask Bool[B, T, T] -> Float[B, T, d]. `extra` = (Float[heads, T, E],
         Float[T, E]) extends every head's queries and keys by E dimensions whose product, at the
-        heads' own scale, is added to the attention logits (the request bias): the mask stays
-        boolean, which keeps CPU's fused attention kernel (a float B x heads x T x T mask costs 1.5x
-        the step)."""
+        heads' own scale, is added to the attention logits (the request bias). The mask stays
+        boolean: a float B x heads x T x T mask instead cost 1.5x the train step (bench.ranker_step)."""
         B, T, d = x.shape
         dh = d // self.heads
         q, k, v = self.qkv(self.ln1(x)).view(B, T, 3, self.heads, dh).permute(2, 0, 3, 1, 4)
