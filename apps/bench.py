@@ -13,10 +13,9 @@ per-scenario breakdowns, the config and what fitting learnt).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from apps.cli import add_common, run
+from apps.cli import add_common, run, write_report
 from oxygen.data.io import load_dataset
 from oxygen.eval.ranking import format_table, quality_run
 from oxygen.recommenders.registry import MODELS, build
@@ -44,8 +43,7 @@ def main(argv: list[str] | None = None) -> dict:
     rec = build(args.model, args.config, sets=args.set or [])
     result = quality_run(rec, load_dataset(args.data), k=args.k, refit=args.refit)
     print(format_table(result))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+    write_report(args.out, result)
     history = result["fit_info"].get("history")
     if history:
         curve = save_curves(history, args.out.with_suffix(".curve.png"), title=args.model)

@@ -11,14 +11,16 @@
 value: `USER_ERRORS`; a bad request or an unreachable Redis: `LOADED_USER_ERRORS`) into one line
 `error: <message>` on stderr and exit status 2, like argparse does for a bad flag; anything else is
 a bug and keeps its traceback. With `--debug` user errors keep their traceback too. `main(argv)` itself raises normally, so tests
-and apps.demo call it directly.
+and apps.demo call it directly. `write_report(path, obj)` writes a job's JSON result, making the folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from oxygen.config import ConfigError
 from oxygen.data.io import DataError
@@ -66,6 +68,13 @@ def wants_debug(argv: Sequence[str]) -> bool:
     args = list(argv)
     args = args[: args.index("--")] if "--" in args else args
     return any(len(a) > 3 and "--debug".startswith(a) for a in args)
+
+
+def write_report(path: Path, report: object, indent: int = 2) -> Path:
+    """Write `report` as indented JSON to `path`, making its folder; return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=indent))
+    return path
 
 
 def run(main: Callable[[list[str]], object], argv: Sequence[str] | None = None) -> None:

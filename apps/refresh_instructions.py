@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from apps.cli import add_common, run
+from apps.cli import add_common, run, write_report
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -51,8 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
     summary = refresh(rows, {it.item_id: it for it in ds.items}, WeatherFeed.load(args.data), args.date, settings)
     print(json.dumps(summary, indent=1))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(summary, indent=1))
+        write_report(args.out, summary, indent=1)
     return summary
 
 

@@ -18,7 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
-from apps.cli import add_common, run
+from apps.cli import add_common, run, write_report
 from oxygen.config import GenerativeConfig, load_config
 from oxygen.data.io import load_dataset
 from oxygen.eval.ablations import mean_report, paired_gaps, run_ablation, to_markdown, to_markdown_mean
@@ -61,8 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = load_config(args.config, GenerativeConfig, sets=args.set)
     report = run_ablation(args.kind, load_dataset(args.data), cfg if args.seed is None else reseed(cfg, args.seed))
     print(to_markdown(report))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    write_report(args.out, report)
     return report
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from apps.cli import write_report
 from apps.train_ranker import split_requests
 from oxygen.config import RankerConfig
 from oxygen.data.io import load_dataset
@@ -82,8 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
            "bias_cost": {k: round(arms["with_bias"][k] / arms["without_bias"][k], 3) for k in arms["with_bias"]}}
     print(json.dumps(out, indent=1))
     if a.out:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps(out, indent=1))
+        write_report(a.out, out, indent=1)
     return out
 
 

@@ -28,6 +28,7 @@ import numpy as np
 from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
+from apps.cli import write_report
 from oxygen.config import RewardConfig
 from oxygen.data.io import load_dataset
 from oxygen.data.schema import Row
@@ -157,8 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
               "validity": {src: validity(mapping, world, rows, g, cfg, popularity) for src, g in groups.items()},
               "in_process_items_per_s": in_process(mapping, rows, groups["policy"]),
               "actor": through_actor(sources, cfg, rows, groups["policy"], a.callers)}
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(report, indent=1))
+    write_report(a.out, report, indent=1)
     print(json.dumps({k: report[k] for k in ("validity", "in_process_items_per_s", "actor")}, indent=1))
     return report
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from apps import cli
+from apps.cli import write_report
 from oxygen.data.io import load_dataset
 from oxygen.eval.ranking import evaluate_rows, quality_run
 from oxygen.eval.seeds import mean_std, paired_bootstrap, rank_scores, reseed
@@ -183,8 +184,7 @@ def summary(args: argparse.Namespace) -> dict:
         for label, table in scen.items():
             result[label]["by_scenario"] = table
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
+        write_report(args.out, result)
     if args.plot:
         published = dict(_published(x) for x in args.published)
         print(f"wrote {plot(result, args.plot, published, args.title or str(args.dir))}")

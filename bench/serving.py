@@ -34,6 +34,7 @@ import numpy as np
 import ray
 from ray import serve
 
+from apps.cli import write_report
 from apps.serve import load_users
 from bench.load import client_core, run_load, summary, time_budget
 from bench.tiny_bundle import make_bundle
@@ -308,8 +309,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "redis stopped", ctx, lambda: (redis_server.stop(), {"fault_at": time.time()})[1])
     serve.shutdown()
     ray.shutdown()
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(report, indent=2))
+    write_report(a.out, report)
     if a.plot and "open_loop" in report:
         plot(report, a.plot)
     return report

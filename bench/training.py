@@ -47,7 +47,6 @@ torch.utils.flop_counter.FlopCounterMode on one forward + backward.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -59,6 +58,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from apps.cli import write_report
 from oxygen.config import ModelConfig
 from oxygen.data.batch import ModelBatch
 from oxygen.data.batching import CollateConfig
@@ -377,8 +377,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(table(result))
     print(f"load average start {result['load_start']} end {result['load_end']}")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
+        write_report(args.out, result)
     return result
 
 
