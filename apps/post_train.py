@@ -24,6 +24,8 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from apps.cli import add_common, run
 from oxygen.config import PostTrainConfig, load_config
 from oxygen.data.io import load_dataset
@@ -38,10 +40,19 @@ MONITORS = ("reward", "target_reward", "reward_ranking", "reward_relevance", "re
             "sid1_entropy", "coverage", "kl", "ratio_max", "loss")
 
 
-def quality(bundle: Bundle, ds, splits: tuple[str, ...] = ("valid", "test")) -> dict:
-    """HR / NDCG @1..10 of `bundle` on each split, overall and per scenario (no ranks kept)."""
+def eval_split(rows: list, n: int | None) -> list:
+    """The rows HR is measured on: all of them, or a fixed random sample of `n` in their order (seed 0,
+    so every run with the same `eval_rows` sees the same rows and their ranks pair up)."""
+    if n is None or n >= len(rows):
+        return list(rows)
+    return [rows[i] for i in np.sort(np.random.default_rng(0).choice(len(rows), n, replace=False))]
+
+
+def quality(bundle: Bundle, ds, n: int | None = None, splits: tuple[str, ...] = ("valid", "test")) -> dict:
+    """HR / NDCG @1..10 of `bundle` on each split (`eval_split`), overall and per scenario, with each
+    row's target rank ('ranks', for paired tests between runs)."""
     rec = BundleRecommender(bundle, progress=False)
-    return {s: evaluate_rows(rec, ds.splits[s], k=10) for s in splits}
+    return {s: evaluate_rows(rec, eval_split(ds.splits[s], n), k=10, keep_ranks=True) for s in splits}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -64,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
     bundle = Bundle.load(a.bundle)
     sources = RewardSources(str(a.data.resolve()), str(a.bundle.resolve()), str(a.ranker.resolve()) if a.ranker else None)
     t0 = time.time()
-    before = quality(bundle, ds)
+    before = quality(bundle, ds, cfg.eval_rows)
     if a.workers > 0:
         from oxygen.rl.actors import post_train_on_ray
 
@@ -74,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
         policy = result.learner.policy
     tuned = copy.copy(bundle)
     tuned.model, tuned.version = policy.eval(), f"{cfg.objective.algo}-{bundle.version}"
-    after = quality(tuned, ds)
+    after = quality(tuned, ds, cfg.eval_rows)
     a.out.mkdir(parents=True, exist_ok=True)
     tuned.save(a.out / "bundle")
     result.learner.save(str(a.out.resolve() / "learner.pt"))

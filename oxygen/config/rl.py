@@ -23,6 +23,7 @@ class RankerConfig(StrictConfig):
     listwise: bool = True
     request_bias: bool = True  # list-wise only: a learned attention bias per layer and head by how many
     # requests back a request token is (own, 1, 2, 3+), so a candidate can weigh its own request over earlier ones
+    candidate_month: bool = False  # each candidate also carries its request's month (as it carries its query words)
     max_requests: int = Field(default=8, ge=1)  # requests packed per sample (label packing), with
     max_events: int = Field(default=50, ge=1)  # the events before the last of them
     negatives: int = Field(default=9, ge=1)  # sampled negatives per row for datasets without impressions
@@ -128,6 +129,8 @@ class PostTrainConfig(StrictConfig):
     weight_decay: float = Field(default=0.0, ge=0)
     grad_clip: float = Field(default=1.0, gt=0)
     seed: int = 0
+    eval_rows: int | None = Field(default=None, ge=1)  # rows of each split HR is measured on before and
+    # after (None: all; else a fixed random sample, the same rows for every run, to compare runs cheaply)
     threads: int = Field(default=2, ge=1)
     share_tables: bool = True  # on Ray: the decoder tables go to the object store once, rollout workers read them zero-copy
 

@@ -141,6 +141,8 @@ class Ranker(nn.Module):
         self.seen, self.trigger_leaf = nn.Embedding(SEEN_CAP + 1, d), nn.Embedding(sizes["leaves"], d)
         self.popularity = nn.Embedding(POP_BUCKETS, d)
         self.cand_query = nn.Embedding(QUERY_BUCKETS, d, padding_idx=0)
+        if cfg.candidate_month:
+            self.cand_month = nn.Embedding(13, d)
         self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, 3)
         if cfg.listwise and cfg.request_bias:  # zero at the start: the plain list-wise model
             self.request_bias = nn.Parameter(torch.zeros(cfg.layers, cfg.heads, DISTANCE_BUCKETS))
@@ -163,6 +165,8 @@ class Ranker(nn.Module):
         rq = self.scenario(b.rq_scen) + trig + self.query(b.rq_query).sum(2) + self.month(b.rq_month)
         context = (self.scenario(b.rq_scen) + self.trigger_leaf(leaf_of[b.rq_trig]) * (b.rq_trig > 0)[..., None]
                    + self.cand_query(b.rq_query).sum(2))
+        if self.cfg.candidate_month:
+            context = context + self.cand_month(b.rq_month)
         cand = (self._item(b.cand_item, b.cand_leaf, b.cand_price) + context[:, :, None]
                 + self.relation(b.cand_rel) + self.seen(b.cand_seen) + self.popularity(b.cand_pop))
         parts = [prof + self.kind.weight[PROFILE], ev + self.kind.weight[EVENT], rq + self.kind.weight[REQUEST],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from apps.post_train import main
+from apps.post_train import eval_split, main
 from bench.tiny_bundle import catalogue_bundle
 from oxygen.config import RankerConfig
 from oxygen.model.bundle import Bundle
@@ -29,7 +29,14 @@ def test_post_train_writes_bundle_metrics_and_monitors(tmp_path):
     assert len(saved["history"]) == 2 and {"reward", "coverage", "loss"} <= set(saved["history"][0])
     assert Bundle.load(tmp_path / "o" / "bundle").version.startswith("gspo-")
     assert (tmp_path / "o" / "monitors.png").exists() and (tmp_path / "o" / "learner.pt").exists()
-    assert out["after"]["test"]["rows"] == len(ds.splits["test"])
+    assert out["after"]["test"]["rows"] == len(ds.splits["test"]) == len(saved["after"]["test"]["ranks"])
+
+
+def test_eval_split_is_a_fixed_sample_in_row_order():
+    rows = list(range(100))
+    assert eval_split(rows, None) == rows and eval_split(rows, 500) == rows
+    part = eval_split(rows, 30)
+    assert len(part) == 30 == len(set(part)) and part == sorted(part) and part == eval_split(rows, 30)
 
 
 def test_post_train_on_ray_workers(tmp_path):
