@@ -6,6 +6,10 @@ test ranks. When the run selected a transition-channel re-rank, the mixture is w
 under `<label>+rerank` and the model alone (same weights, re-rank off) under `<label>`. Finished seeds are skipped, so several
 `run` commands (one per core) can share a folder and be resumed.
 
+`post-train` files an `apps.post_train` run's metrics.json the same way: its post-trained model
+under `--label`, and with `--before LABEL` the bundle it started from, so `summary` compares
+post-training objectives over seeds against the SFT model, row by row.
+
 `summary` reads a folder: per label, test HR@10 / NDCG@10 mean ± std over seeds, and the paired
 bootstrap (rows resampled, seed-averaged per-row hits) of the HR@10 gap to each reference label.
 
@@ -13,6 +17,8 @@ bootstrap (rows resampled, seed-averaged per-row hits) of the HR@10 gap to each 
         --config configs/office/oxygen.yaml --refit --seeds 0 1 2 --dir runs/bench/seeds_office
     python -m bench.seeds summary --dir runs/bench/seeds_office --reference markov tiger sasrec --out runs/bench/seeds_office.json \
         --plot docs/img/seeds_office.png --published TIGER=0.1408 MiniOneRec=0.1634
+    python -m bench.seeds post-train --metrics runs/post/sa_s0/metrics.json --label sa_gcpo --seed 0 \
+        --before sft --dir runs/bench/seeds_post
 """
 
 from __future__ import annotations
@@ -70,6 +76,28 @@ def run(args: argparse.Namespace) -> None:
             out.write_text(json.dumps(rcd))
             print(f"{rcd['label']} seed {seed}: test hr@10 {rcd['test']['hr@10']:.4f} "
                   f"ndcg@10 {rcd['test']['ndcg@10']:.4f} -> {out}")
+
+
+def post_train_records(metrics: dict, label: str, seed: int, before: str | None) -> list[dict]:
+    """Records of one apps.post_train metrics.json: the post-trained model as `label` and, with
+    `before`, the model it started from; test metrics and per-row ranks, valid metrics."""
+    out = [(label, metrics["after"])] + ([(before, metrics["before"])] if before else [])
+    for name, m in out:
+        if "ranks" not in m["test"]:
+            raise ValueError(f"{label}: the metrics have no per-row ranks; rerun apps.post_train (it keeps them now)")
+    return [{"label": name, "seed": seed, "model": name, "refit": False, "test": m["test"]["overall"],
+             "ranks": m["test"]["ranks"], "rows": m["test"]["rows"], "valid": m["valid"]["overall"],
+             "train_seconds": metrics.get("seconds"), "fit_info": {"config": metrics.get("config")}}
+            for name, m in out]
+
+
+def file_post_train(args: argparse.Namespace) -> None:
+    """Write the records of `--metrics` into `--dir` (`post_train_records`)."""
+    args.dir.mkdir(parents=True, exist_ok=True)
+    for rcd in post_train_records(json.loads(args.metrics.read_text()), args.label, args.seed, args.before):
+        out = args.dir / f"{rcd['label']}_seed{args.seed}.json"
+        out.write_text(json.dumps(rcd))
+        print(f"{rcd['label']} seed {args.seed}: test hr@10 {rcd['test']['hr@10']:.4f} -> {out}")
 
 
 def load_records(folder: Path) -> dict[str, list[dict]]:
@@ -200,7 +228,8 @@ def _published(text: str) -> tuple[str, float]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """`run --data DIR --model NAME [--config F] [--set K=V] [--refit] --seeds S.. --dir D` or `summary --dir D`."""
+    """`run --data DIR --model NAME [--config F] [--set K=V] [--refit] --seeds S.. --dir D`,
+    `post-train --metrics F --label L --seed N [--before L] --dir D` or `summary --dir D`."""
     p = argparse.ArgumentParser(prog="python -m bench.seeds", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="train and test one model per seed")
@@ -211,6 +240,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     r.add_argument("--refit", action="store_true", help="retrain on train+valid after selection")
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     r.add_argument("--dir", required=True, type=Path, help="folder of the per-seed JSON files")
+    t = sub.add_parser("post-train", help="file an apps.post_train metrics.json as a seed's run")
+    t.add_argument("--metrics", required=True, type=Path, help="OUT/metrics.json of apps.post_train")
+    t.add_argument("--label", required=True, help="name of the post-trained runs, e.g. sa_gcpo")
+    t.add_argument("--seed", required=True, type=int)
+    t.add_argument("--before", default=None, help="also file the starting bundle under this label, e.g. sft")
+    t.add_argument("--dir", required=True, type=Path)
     s = sub.add_parser("summary", help="mean ± std over seeds and paired gaps to a reference")
     s.add_argument("--dir", required=True, type=Path)
     s.add_argument("--reference", nargs="*", default=[], help="labels to compare every other label with")
@@ -224,9 +259,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point (`run` or `summary`)."""
+    """Entry point (`run`, `post-train` or `summary`)."""
     args = parse_args(argv)
-    run(args) if args.cmd == "run" else summary(args)
+    {"run": run, "post-train": file_post_train, "summary": summary}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -142,3 +142,27 @@ def test_bench_seeds_fused_model_also_writes_its_pure_runs(tmp_path: Path):
     assert pure["valid"] is None and fused["valid"]["hr@10"] == 1.0  # 0.0 was not among the weights
     assert fused["test"]["hr@1"] == 1.0  # the transition channel alone: next = last + 1
     assert pure["test"]["hr@1"] < 1.0 and len(pure["ranks"]) == 30  # one epoch of a tiny model
+
+
+def test_post_train_metrics_are_filed_as_seed_runs_and_summarised(tmp_path: Path):
+    def split(ranks):
+        hr = float(np.mean([1 <= r <= 10 for r in ranks]))
+        return {"rows": len(ranks), "overall": {"hr@10": hr, "ndcg@10": hr / 2, "hr@5": hr}, "ranks": ranks}
+
+    sft, tuned = [1, 0, 3, 0, 12, 0], [1, 2, 3, 0, 5, 0]
+    metrics = tmp_path / "metrics.json"
+    folder = tmp_path / "runs"
+    for seed in (0, 1):
+        metrics.write_text(json.dumps({"before": {"valid": split(sft), "test": split(sft)},
+                                       "after": {"valid": split(tuned), "test": split(tuned)}, "seconds": 3.0}))
+        bench_seeds.main(["post-train", "--metrics", str(metrics), "--label", "sa_gcpo", "--seed", str(seed),
+                          "--before", "sft", "--dir", str(folder)])
+    assert sorted(p.name for p in folder.iterdir()) == ["sa_gcpo_seed0.json", "sa_gcpo_seed1.json",
+                                                          "sft_seed0.json", "sft_seed1.json"]
+    out = tmp_path / "s.json"
+    bench_seeds.main(["summary", "--dir", str(folder), "--reference", "sft", "--out", str(out)])
+    gap = json.loads(out.read_text())["sa_gcpo"]["vs"]["sft"]
+    assert gap["diff"] == pytest.approx(4 / 6 - 2 / 6)
+    metrics.write_text(json.dumps({"before": {"test": {"rows": 1, "overall": {}}}, "after": {"test": {"rows": 1}}}))
+    with pytest.raises(ValueError, match="no per-row ranks"):
+        bench_seeds.main(["post-train", "--metrics", str(metrics), "--label", "x", "--seed", "0", "--dir", str(folder)])
