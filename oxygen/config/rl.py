@@ -23,7 +23,8 @@ class RankerConfig(StrictConfig):
     listwise: bool = True
     request_bias: bool = True  # list-wise only: a learned attention bias per layer and head by how many
     # requests back a request token is (own, 1, 2, 3+), so a candidate can weigh its own request over earlier ones
-    candidate_month: bool = False  # each candidate also carries its request's month (as it carries its query words)
+    candidate_month: bool = True  # each candidate also carries its request's (scenario, month), as it carries its
+    # query words: homepage needs follow the season, and a candidate need not find its request token to know it
     max_requests: int = Field(default=8, ge=1)  # requests packed per sample (label packing), with
     max_events: int = Field(default=50, ge=1)  # the events before the last of them
     negatives: int = Field(default=9, ge=1)  # sampled negatives per row for datasets without impressions

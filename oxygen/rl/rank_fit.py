@@ -133,7 +133,7 @@ def load_ranker(path: Path) -> tuple[Ranker, RankSpace]:
         raise ValueError(f"{path}: ranker checkpoint format {blob.get('format', 1)}, this Oxygen reads format {FORMAT}; "
                          "retrain it with `python -m apps.train_ranker --data DIR --out DIR`")
     space = RankSpace.from_dict(blob["space"])
-    # a checkpoint written before `request_bias` existed has no such bias
-    model = build_model(RankerConfig(**{"request_bias": False, **blob["config"]}), space)
+    # a checkpoint written before `request_bias` / `candidate_month` existed has neither
+    model = build_model(RankerConfig(**{"request_bias": False, "candidate_month": False, **blob["config"]}), space)
     model.load_state_dict(blob["state"])
     return model.eval(), space

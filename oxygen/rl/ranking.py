@@ -3,9 +3,9 @@
 A sample (oxygen.rl.rank_data.RankBatch) is one user's requests packed in time order. Tokens, in
 this order: P profile tokens, H event tokens (item + leaf + price + behaviour + scenario + recency),
 R request tokens (scenario + trigger item + query words + month: the scenario instruction), R x C
-candidate tokens (item + leaf + price + train popularity + their request's scenario, trigger leaf and query words
-+ the cross features of candidate and request: relation to the trigger, how often the user met its leaf
-before). A candidate carries its own request's trigger and query itself because, list-wise, it also
+candidate tokens (item + leaf + price + train popularity + their request's scenario, trigger leaf, query words
+and, with `candidate_month`, (scenario, month) + the cross features of candidate and request: relation to the trigger, how often the user met its leaf
+before). A candidate carries its own request's trigger, query and month itself because, list-wise, it also
 sees earlier request tokens and could not otherwise tell which of them is its own. The attention mask
 (`attention_mask`) is causal over requests: a candidate sees the profile, the events strictly
 before its request, the request tokens up to its own (list-wise) and the other candidates of its
@@ -142,7 +142,7 @@ class Ranker(nn.Module):
         self.popularity = nn.Embedding(POP_BUCKETS, d)
         self.cand_query = nn.Embedding(QUERY_BUCKETS, d, padding_idx=0)
         if cfg.candidate_month:
-            self.cand_month = nn.Embedding(13, d)
+            self.cand_month = nn.Embedding(8 * 13, d)  # by (scenario, month)
         self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, 3)
         if cfg.listwise and cfg.request_bias:  # zero at the start: the plain list-wise model
             self.request_bias = nn.Parameter(torch.zeros(cfg.layers, cfg.heads, DISTANCE_BUCKETS))
@@ -166,7 +166,7 @@ class Ranker(nn.Module):
         context = (self.scenario(b.rq_scen) + self.trigger_leaf(leaf_of[b.rq_trig]) * (b.rq_trig > 0)[..., None]
                    + self.cand_query(b.rq_query).sum(2))
         if self.cfg.candidate_month:
-            context = context + self.cand_month(b.rq_month)
+            context = context + self.cand_month(b.rq_month + 13 * b.rq_scen)
         cand = (self._item(b.cand_item, b.cand_leaf, b.cand_price) + context[:, :, None]
                 + self.relation(b.cand_rel) + self.seen(b.cand_seen) + self.popularity(b.cand_pop))
         parts = [prof + self.kind.weight[PROFILE], ev + self.kind.weight[EVENT], rq + self.kind.weight[REQUEST],

@@ -176,6 +176,28 @@ def test_candidates_carry_their_own_request_query(world):
     assert torch.equal(before[:, 0], after[:, 0]) and torch.equal(before[:, 2:], after[:, 2:])
 
 
+def test_candidates_carry_their_own_request_scenario_and_month(world):
+    """A candidate's token changes with its own request's month (looked up by scenario and month),
+    not with another request's; without the setting the month only reaches the request token."""
+    _, _, rows, space, reqs = world
+    b = _multi(space, reqs, rows, n=2)
+    R, C = b.cand_item.shape[1:]
+    month = b.rq_month.clone()
+    month[:, 1] = month[:, 1] % 12 + 1  # another month for the second request only
+    for on in (True, False):
+        model = build_model(CFG.model_copy(update={"candidate_month": on}), space).eval()
+        before, after = (model.tokens(dataclasses.replace(b, rq_month=m))[:, -R * C:].view(len(b), R, C, -1)
+                         for m in (b.rq_month, month))
+        valid = b.cand_mask[:, 1]
+        assert torch.allclose(before[:, 1][valid], after[:, 1][valid]) != on
+        assert torch.equal(before[:, 0], after[:, 0]) and torch.equal(before[:, 2:], after[:, 2:])
+    model = build_model(CFG, space).eval()
+    scen = b.rq_scen.clone()
+    scen[:, 1] = scen[:, 1] % 5 + 1  # the same month in another scenario: another embedding row
+    rows_used = b.rq_month + 13 * b.rq_scen, b.rq_month + 13 * scen
+    assert not torch.equal(*(model.cand_month(r)[:, 1] for r in rows_used))
+
+
 def test_cross_features_match_a_slow_reference(world):
     """cand_seen counts only the user's events strictly before the candidate's own request (not the
     later events a pack also holds); cand_rel is the relation to that request's trigger."""
@@ -283,13 +305,15 @@ def test_request_bias_starts_as_the_plain_model_and_roundtrips(world, tmp_path: 
     assert not hasattr(pointwise, "request_bias")
 
 
-def test_a_checkpoint_from_before_the_request_bias_loads_without_it(world, tmp_path: Path):
+def test_a_checkpoint_from_before_the_request_bias_and_month_loads_without_them(world, tmp_path: Path):
     _, _, rows, space, reqs = world
     b = _multi(space, reqs, rows, n=3)
-    plain = build_model(CFG.model_copy(update={"request_bias": False}), space).eval()
+    plain = build_model(CFG.model_copy(update={"request_bias": False, "candidate_month": False}), space).eval()
     path = save_ranker(plain, space, tmp_path / "old.pt")
     blob = torch.load(path, weights_only=True)
-    del blob["config"]["request_bias"]  # what a format-2 checkpoint of before the setting holds
+    for key in ("request_bias", "candidate_month"):  # what a format-2 checkpoint of before the settings holds
+        del blob["config"][key]
     torch.save(blob, path)
     loaded, _ = load_ranker(path)
-    assert not hasattr(loaded, "request_bias") and np.allclose(predict(loaded, b), predict(plain, b), atol=1e-6)
+    assert not hasattr(loaded, "request_bias") and not hasattr(loaded, "cand_month")
+    assert np.allclose(predict(loaded, b), predict(plain, b), atol=1e-6)
