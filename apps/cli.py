@@ -70,10 +70,12 @@ def wants_debug(argv: Sequence[str]) -> bool:
     return any(len(a) > 3 and "--debug".startswith(a) for a in args)
 
 
-def write_report(path: Path, report: object, indent: int = 2) -> Path:
-    """Write `report` as indented JSON to `path`, making its folder; return the path."""
+def write_report(path: Path, report: object, indent: int = 2,
+                 default: Callable[[object], object] | None = None) -> Path:
+    """Write `report` as indented JSON to `path`, making its folder; return the path. `default`
+    turns values JSON does not know (paths, numpy scalars) into ones it does, as in json.dumps."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=indent))
+    path.write_text(json.dumps(report, indent=indent, default=default))
     return path
 
 

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from apps.cli import add_common, run
+from apps.cli import add_common, run, write_report
 from oxygen.config import PostTrainConfig, load_config
 from oxygen.data.io import load_dataset
 from oxygen.eval.ranking import evaluate_rows
@@ -93,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
                 title=f"{cfg.objective.algo}, synthetic {cfg.synthetic_ratio:.0%}")
     out = {"bundle": str(a.bundle), "data": str(a.data), "ranker": str(a.ranker), "config": cfg.model_dump(),
            "before": before, "after": after, "history": result.history, "seconds": round(time.time() - t0, 1)}
-    (a.out / "metrics.json").write_text(json.dumps(out, indent=1, default=str))
+    write_report(a.out / "metrics.json", out, indent=1, default=str)
     for split in ("valid", "test"):
         b, f = before[split]["overall"], after[split]["overall"]
         print(f"{split}: HR@1 {b['hr@1']:.4f} -> {f['hr@1']:.4f}   HR@10 {b['hr@10']:.4f} -> {f['hr@10']:.4f}")

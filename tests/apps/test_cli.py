@@ -135,3 +135,12 @@ def test_errors_of_loaded_modules_count_as_user_errors():
     from oxygen.store.instructions import StoreUnavailable
 
     assert StoreUnavailable in cli.user_errors()
+
+
+def test_write_report_makes_its_folder_and_converts_with_default(tmp_path: Path):
+    path = cli.write_report(tmp_path / "a" / "b.json", {"x": 1})
+    assert json.loads(path.read_text()) == {"x": 1}
+    with pytest.raises(TypeError):
+        cli.write_report(tmp_path / "c.json", {"p": tmp_path})
+    cli.write_report(tmp_path / "c.json", {"p": tmp_path}, indent=1, default=str)
+    assert json.loads((tmp_path / "c.json").read_text()) == {"p": str(tmp_path)}
