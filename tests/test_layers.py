@@ -16,7 +16,7 @@ PKG = ROOT / "oxygen"
 
 # most specific prefix wins
 LAYERS: dict[str, int] = {
-    "oxygen.types": 1, "oxygen.config": 1, "oxygen.eval.metrics": 1,
+    "oxygen.types": 1, "oxygen.device": 1, "oxygen.config": 1, "oxygen.eval.metrics": 1,
     "oxygen.world": 2, "oxygen.semantic_ids": 2, "oxygen.store": 2, "oxygen.instructions": 2,
     "oxygen.data": 3, "oxygen.model": 3, "oxygen.decoding": 3,
     "oxygen.training": 4, "oxygen.recommenders": 4, "oxygen.rl": 4, "oxygen.eval": 4, "oxygen.instructions.workers": 4,

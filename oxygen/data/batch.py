@@ -71,6 +71,12 @@ class ModelBatch:
         """A copy with every tensor moved to `device`."""
         return ModelBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
+    @property
+    def device(self) -> torch.device:
+        """Where the batch's tensors are."""
+        return self.scenario.device
+
     def select(self, index: torch.Tensor) -> "ModelBatch":
-        """The sub-batch of rows `index` (Long[b])."""
+        """The sub-batch of rows `index` (Long[b], on any device)."""
+        index = (index if isinstance(index, torch.Tensor) else torch.as_tensor(index, device="cpu")).to(self.device)
         return ModelBatch(**{f.name: getattr(self, f.name)[index] for f in fields(self)})

@@ -9,6 +9,8 @@ returned item is in its request's pool and outside its exclusions (TrieSet.block
 unique because code paths are.
 
 Shapes: B requests, W beams per request, N = B*W, E allowed edges over all beams.
+The beams live where the model puts its decoder state (its device): the index goes there once
+(`TrieSet.to`), and the results come back on that device.
 
     items, scores = beam_search(model, batch, TrieSet(tries), pool=torch.zeros(B, dtype=long), beam=64, k=10)
 """
@@ -47,9 +49,11 @@ def beam_search(model: StepModel, batch: Any, tries: TrieSet, pool: torch.Tensor
     B = int(pool.shape[0])
     check_args(beam, k, B)
     gen = make_generator(sampling)
-    blocked = tries.blocked(pool, exclude)
     state = model.start(batch)
-    node, score, codes = pool.clone().long(), torch.zeros(B), None
+    dev = state_device(state, pool)
+    tries = tries.to(dev)
+    blocked = tries.blocked(pool.cpu(), exclude)
+    node, score, codes = pool.to(dev, torch.long, copy=True), torch.zeros(B, device=dev), None
     for level in range(tries.depth):
         logp, state = model.step(state, codes, level)
         lv = tries.levels[level]
@@ -66,11 +70,20 @@ def beam_search(model: StepModel, batch: Any, tries: TrieSet, pool: torch.Tensor
     raise AssertionError("unreachable: tries have at least one level")
 
 
+def state_device(state: Any, pool: torch.Tensor) -> torch.device:
+    """The device the model put its decoder state on (its `row` or `hidden` tensor), else the pool's."""
+    for name in ("row", "hidden"):
+        t = getattr(state, name, None)
+        if isinstance(t, torch.Tensor):
+            return t.device
+    return pool.device
+
+
 def _pad(items: torch.Tensor, scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad [B, n<k] results to [B, k] with -1 / -inf."""
     n = items.shape[1]
     if n == k:
         return items, scores
-    B = items.shape[0]
-    return (torch.cat([items, torch.full((B, k - n), -1, dtype=items.dtype)], 1),
-            torch.cat([scores, torch.full((B, k - n), NEG_INF)], 1))
+    B, dev = items.shape[0], items.device
+    return (torch.cat([items, torch.full((B, k - n), -1, dtype=items.dtype, device=dev)], 1),
+            torch.cat([scores, torch.full((B, k - n), NEG_INF, dtype=scores.dtype, device=dev)], 1))

@@ -16,6 +16,10 @@ never mixes (its draw is the answer).
 the trie constraint (oxygen.decoding.trie_set) and on the items the re-rank mixture adds, so no
 excluded item comes back and k items still do when the pool holds k others.
 
+Decoding runs on the model's device (`Decoder.device`): each chunk of requests moves there once,
+the index is copied there once (TrieSet.to), and items and scores come back as numpy arrays.
+`precision` ("auto": bf16 autocast on CUDA, fp32 on the CPU) is an attribute callers may set.
+
 `dec.tables()` is every read-only table of a decoder (each pool's trie and the stacked index) as
 numpy arrays only (`DecoderTables`); `Decoder.from_tables(model, tables, ...)` rebuilds it without
 copying them. Put once in Ray's object store, the tables are read zero-copy by every worker of a
@@ -39,6 +43,7 @@ from oxygen.decoding.protocol import MixtureModel
 from oxygen.decoding.rerank import Mixture, RerankSpec, copy_mixture, rerank
 from oxygen.decoding.timing import TimedModel, Timings
 from oxygen.decoding.trie_set import TrieSet
+from oxygen.device import autocast, module_device
 from oxygen.semantic_ids.trie import PrefixTrie
 
 CHUNK = 256  # requests decoded together (bounds the beam state's memory)
@@ -85,6 +90,12 @@ class Decoder:
         self.names = sorted(pools)
         self.tries = [pools[n] for n in self.names]
         self.index = index if index is not None else trie_set(self.tries)
+        self.precision = "auto"  # oxygen.device.autocast: bf16 on CUDA, fp32 on the CPU; "fp32" / "bf16" to force
+
+    @property
+    def device(self) -> torch.device:
+        """Where decoding runs: the model's device (requests are moved there once per chunk)."""
+        return module_device(self.model)
 
     def tables(self) -> DecoderTables:
         """The decoder's read-only tables (see the module docstring)."""
@@ -101,26 +112,26 @@ class Decoder:
     def pool_index(self, pools: Sequence[str] | None, n: int) -> torch.Tensor:
         """Long[n]: each request's pool position (None: every request in the first pool)."""
         if pools is None:
-            return torch.zeros(n, dtype=torch.long)
+            return torch.zeros(n, dtype=torch.long, device="cpu")
         unknown = sorted(set(pools) - set(self.names))
         if unknown or len(pools) != n:
             raise ValueError(f"pools must name one of {self.names} per request; got {len(pools)} "
                              f"names for {n} requests, unknown {unknown}")
-        return torch.tensor([self.names.index(p) for p in pools], dtype=torch.long)
+        return torch.tensor([self.names.index(p) for p in pools], dtype=torch.long, device="cpu")
 
     def beam(self, batch: Any, beam: int, n: int, pools: Sequence[str] | None = None,
              sampling: Any = None, exclude: Sequence[Sequence[int]] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The model alone: top-n items Int64[B, n] and sequence log-probs Float[B, n]."""
         pool = self.pool_index(pools, len(batch))
         exclude = _per_request(exclude, len(batch))
-        parts = [self._beam(batch.select(torch.arange(s, e)), beam, n, pool[s:e], sampling,
+        parts = [self._beam(self._chunk(batch, s, e), beam, n, pool[s:e], sampling,
                             None if exclude is None else exclude[s:e]) for s, e in _chunks(len(batch))]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def mixture(self, batch: Any, histories: Sequence[Sequence[int]]) -> Mixture | None:
         """The re-rank mixture of these requests: the copy head's, else the transition channel's
         (weight > 0), else None."""
-        with torch.no_grad():
+        with torch.no_grad(), autocast(self.device, self.precision):
             copied = self.model.item_mixture(batch)
         if copied is not None:
             return copy_mixture(copied, self.item_ids)
@@ -140,9 +151,14 @@ class Decoder:
         pool = self.pool_index(pools, len(batch))
         exclude = _per_request(exclude, len(batch))
         timings = timings if timings is not None else Timings()
-        parts = [self._decode(batch.select(torch.arange(s, e)), histories[s:e], beam, k, pool[s:e], sampling,
+        parts = [self._decode(self._chunk(batch, s, e), histories[s:e], beam, k, pool[s:e], sampling,
                               None if exclude is None else exclude[s:e], timings) for s, e in _chunks(len(batch))]
         return Decoded(np.concatenate([p.items for p in parts]), np.concatenate([p.scores for p in parts]))
+
+    def _chunk(self, batch: Any, start: int, end: int) -> Any:
+        """Requests start..end-1 of `batch` on the decoder's device (the one move per chunk)."""
+        part = batch if start == 0 and end == len(batch) else batch.select(torch.arange(start, end, device="cpu"))
+        return part.to(self.device) if hasattr(part, "to") else part
 
     def _beam(self, batch: Any, beam: int, n: int, pool: torch.Tensor, sampling: Any,
               exclude: Sequence[Sequence[int]] | None, timings: Timings | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -150,7 +166,7 @@ class Decoder:
         before, t0 = timings.ms.get("encoder", 0.0), time.perf_counter()
         with torch.no_grad():
             ids, scores = generate_items(TimedModel(self.model, timings), batch, self.index, beam=beam, k=n,
-                                         pool_index=pool, sampling=sampling, exclude=exclude)
+                                         pool_index=pool, sampling=sampling, exclude=exclude, precision=self.precision)
         timings.add("decode", (time.perf_counter() - t0) * 1000 - (timings.ms["encoder"] - before))
         return ids.numpy(), scores.numpy()
 

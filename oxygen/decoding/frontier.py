@@ -5,7 +5,7 @@ catalogues) the grid is simply score + logp reshaped: no edge list.
 
 Shapes: B requests, W beams per request (contiguous), N = B*W beams, K codes at this level,
 E allowed edges over all beams (in beam order, so a request's edges are contiguous), M = the most
-edges of any request.
+edges of any request. Every tensor lives on the device of the beams (`node`), which is the model's.
 
     f = frontier(lv, node, score, logp, B)       # lv: TrieSet level; f.grid Float[B, M]
     scores, cols = f.grid.topk(n, dim=1)
@@ -52,6 +52,7 @@ def frontier(lv, node: torch.Tensor, score: torch.Tensor, logp: torch.Tensor, n_
     (TrieSet). `blocked` (sorted Long keys request * lv.n_children + child id, TrieSet.blocked)
     scores those candidates -inf."""
     N, K = logp.shape
+    dev = node.device
     start = lv.offsets[node]
     count = torch.where(torch.isinf(score), torch.zeros_like(start), lv.offsets[node + 1] - start)
     ends = torch.cumsum(count, 0)
@@ -61,16 +62,17 @@ def frontier(lv, node: torch.Tensor, score: torch.Tensor, logp: torch.Tensor, n_
     blocked = blocked if blocked is not None and blocked.numel() else None
     if E == N * K and blocked is None:  # dense: every beam has every code, in code order
         grid = (score[:, None] + logp).reshape(n_requests, -1)
-        return Frontier(grid, torch.zeros(0, dtype=torch.long), first, per, ends, start, True)
-    edge = torch.arange(E) + torch.repeat_interleave(start - (ends - count), count, output_size=E)
-    flat = torch.repeat_interleave(torch.arange(N) * K, count, output_size=E) + lv.child_code[edge]
+        return Frontier(grid, torch.zeros(0, dtype=torch.long, device=dev), first, per, ends, start, True)
+    edge = torch.arange(E, device=dev) + torch.repeat_interleave(start - (ends - count), count, output_size=E)
+    flat = torch.repeat_interleave(torch.arange(N, device=dev) * K, count, output_size=E) + lv.child_code[edge]
     values = torch.repeat_interleave(score, count, output_size=E) + logp.reshape(-1)[flat]
     if blocked is not None:
-        request = torch.repeat_interleave(torch.arange(N) // (N // n_requests), count, output_size=E)
+        request = torch.repeat_interleave(torch.arange(N, device=dev) // (N // n_requests), count, output_size=E)
         values = values.masked_fill(torch.isin(request * lv.n_children + lv.child_id[edge], blocked), NEG_INF)
     width = max(1, int(per.max()))
-    slot = torch.arange(E) + torch.repeat_interleave(torch.arange(n_requests) * width - first, per, output_size=E)
-    grid = torch.full((n_requests * width,), NEG_INF).index_copy_(0, slot, values)
+    slot = torch.arange(E, device=dev) + torch.repeat_interleave(torch.arange(n_requests, device=dev) * width - first,
+                                                                 per, output_size=E)
+    grid = torch.full((n_requests * width,), NEG_INF, device=dev, dtype=values.dtype).index_copy_(0, slot, values)
     return Frontier(grid.view(n_requests, width), edge, first, per, ends, start)
 
 

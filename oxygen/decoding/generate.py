@@ -6,6 +6,7 @@
     ids, scores = generate_items(model, batch, tries=[full_trie], beam=50, k=10, exclude=[[7, 9]] * B)
 
 A `TrieSet` is built once per list of tries and cached by identity, so serving pays it at start.
+Decoding runs where the model is (its device): the batch and the index go there, ids come back.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from oxygen.decoding.beam_search import SamplingParams, beam_search, check_args
 from oxygen.decoding.protocol import StepModel
 from oxygen.decoding.trie_set import TrieSet
+from oxygen.device import autocast, module_device
 from oxygen.semantic_ids.trie import PrefixTrie
 
 _CACHE: dict[tuple[int, ...], TrieSet] = {}  # holds the tries too, so their ids stay unique
@@ -57,8 +59,11 @@ def _sampling(sampling: Any) -> SamplingParams | None:
 
 def generate_items(model: StepModel, batch: Any, tries: Sequence[PrefixTrie] | TrieSet, beam: int, k: int,
                    pool_index: torch.Tensor | None = None, sampling: Any = None,
-                   exclude: Sequence[Sequence[int]] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k item ids Long[B, k] (-1 padded) and scores Float[B, k] for a batch of B requests.
+                   exclude: Sequence[Sequence[int]] | None = None, precision: str = "auto"
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k item ids Long[B, k] (-1 padded) and scores Float[B, k] for a batch of B requests, on the CPU.
+    The batch goes to the model's device once and the forward passes run in `precision`
+    (oxygen.device.autocast: bf16 on CUDA under auto, fp32 on the CPU).
 
     `tries`: the item pools, as PrefixTries (stacked once and cached) or an already stacked TrieSet;
     `pool_index` Long[B] picks each request's trie (default: the first); `sampling` (SamplingParams,
@@ -68,10 +73,13 @@ def generate_items(model: StepModel, batch: Any, tries: Sequence[PrefixTrie] | T
     check_args(beam, k, B)
     if not tries:
         raise ValueError("generate_items needs at least one trie (the item pool to decode into)")
-    pool = torch.zeros(B, dtype=torch.long) if pool_index is None else torch.as_tensor(pool_index).long()
+    pool = torch.zeros(B, dtype=torch.long, device="cpu") if pool_index is None else torch.as_tensor(pool_index, device="cpu").long()
     if pool.shape != (B,) or int(pool.min()) < 0 or int(pool.max()) >= len(tries):
         raise ValueError(f"pool_index must be Long[{B}] with values in [0, {len(tries)})")
     ts = tries if isinstance(tries, TrieSet) else trie_set(tries)
     check_fits(model, ts)
-    with torch.no_grad():
-        return beam_search(model, batch, ts, pool, beam, k, _sampling(sampling), exclude)
+    dev = module_device(model)
+    batch = batch.to(dev) if hasattr(batch, "to") else batch
+    with torch.no_grad(), autocast(dev, precision):
+        items, scores = beam_search(model, batch, ts, pool, beam, k, _sampling(sampling), exclude)
+    return items.cpu(), scores.float().cpu()

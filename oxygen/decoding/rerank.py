@@ -97,4 +97,4 @@ def copy_mixture(out: tuple[torch.Tensor, torch.Tensor, torch.Tensor], item_ids:
                 key = int(item_ids[i - 1])
                 d[key] = d.get(key, 0.0) + p
         dists.append(d)
-    return gate.detach().numpy().astype(np.float64), dists
+    return gate.detach().float().cpu().numpy().astype(np.float64), dists

@@ -78,7 +78,8 @@ def choose(grid: torch.Tensor, n: int, params: SamplingParams | None,
     keys = filter_keys(grid / max(params.temperature, GREEDY_BELOW), params)
     if params.temperature < GREEDY_BELOW:  # the draw's limit: the best unfiltered cells, in order
         return grid.masked_fill(torch.isinf(keys), NEG_INF).topk(n, dim=1)
-    u = torch.rand(keys.shape, generator=gen).clamp_(1e-12, 1 - 1e-12)
+    # drawn on the CPU generator and moved, so a seed gives the same draw on every device
+    u = torch.rand(keys.shape, generator=gen, device="cpu").to(keys.device).clamp_(1e-12, 1 - 1e-12)
     _, cols = (keys - torch.log(-torch.log(u))).topk(n, dim=1)
     picked = grid.gather(1, cols).masked_fill(torch.isinf(keys.gather(1, cols)), NEG_INF)
     return picked, cols

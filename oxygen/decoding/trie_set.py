@@ -12,6 +12,7 @@ least k items that are not excluded, k items still come back.
     ts = TrieSet([trie_search, trie_cart])
     lv = ts.levels[0]; lv.offsets, lv.child_code, lv.child_id      # Long tensors
     blocked = ts.blocked(pool, [[12, 40], []])   # per level: sorted Long keys request * C_l + child id
+    gpu = ts.to("cuda")                          # the tensors on a GPU (kept: built once per device)
 """
 
 from __future__ import annotations
@@ -79,6 +80,27 @@ class TrieSet:
     def __len__(self) -> int:
         return len(self.tries)
 
+    @property
+    def device(self) -> torch.device:
+        """Where the index tensors live."""
+        return self.item_ids.device
+
+    def to(self, device: torch.device | str) -> TrieSet:
+        """This index with its tensors on `device` (self when already there); the copy is kept, so
+        a decoder on a GPU pays the transfer once, not per call. The numpy parts stay shared."""
+        device = torch.device(device)
+        if self.device == device or (device.type == self.device.type and device.index is None):
+            return self
+        copies = self.__dict__.setdefault("_on", {})
+        if str(device) not in copies:
+            ts = TrieSet.__new__(TrieSet)
+            ts.tries, ts.depth, ts.leaf_base = self.tries, self.depth, self.leaf_base
+            ts.levels = [TensorLevel(lv.offsets.to(device), lv.child_code.to(device), lv.child_id.to(device),
+                                     lv.parent, lv.fanout) for lv in self.levels]
+            ts.item_ids = self.item_ids.to(device)
+            copies[str(device)] = ts
+        return copies[str(device)]
+
     def state(self) -> dict[str, np.ndarray]:
         """The stacked arrays (no tries), for `from_state` on another process."""
         out = {"item_ids": self.item_ids.numpy(), "leaf_base": self.leaf_base}
@@ -124,4 +146,5 @@ class TrieSet:
                 keys[level].append(b * lv.n_children + child)
                 parents, count = np.unique(lv.parent[child], return_counts=True)
                 child = parents[count == lv.fanout[parents]]  # prefixes with every child blocked
-        return [torch.from_numpy(np.sort(np.concatenate(k)) if k else np.zeros(0, dtype=np.int64)) for k in keys]
+        return [torch.from_numpy(np.sort(np.concatenate(k)) if k else np.zeros(0, dtype=np.int64)).to(self.device)
+                for k in keys]

@@ -8,7 +8,9 @@ instruction LM (oxygen.training.instructor).
 What is trained is a `Trainable`: a module, its data (a ModelBatch or a row-indexed tensor), an
 optimiser (+ scheduler) and a loss function `loss(model, batch, generator)` returning a scalar
 tensor or an object with `.loss` (and optionally `.metrics`, a dict of floats). Validation is a
-callable `model -> dict` so the loop knows nothing about decoding.
+callable `model -> dict` so the loop knows nothing about decoding. `LoopConfig.device` /
+`precision` (oxygen.device) say where it trains: the model and the data move there once, each
+forward runs in autocast (bf16 on CUDA under auto), and checkpoints are CPU copies.
 
     t = Trainable(model, data, *adamw_cosine(model, cfg.lr, cfg.weight_decay, cfg.warmup_steps, steps))
     result = fit(t, LoopConfig(epochs=20, batch_size=256, select="valid_hr@10"), validate)
@@ -26,6 +28,7 @@ from typing import Any, Callable, Iterator
 import torch
 from tqdm.auto import tqdm
 
+from oxygen.device import autocast, module_device, move, resolve_device
 from oxygen.training.ema import Ema, averaged, make_ema
 
 Validate = Callable[[torch.nn.Module], dict[str, float]]
@@ -63,6 +66,8 @@ class LoopConfig:
     grad_clip: float | None = None
     select: str | None = None
     maximize: bool = True
+    device: str = "auto"  # oxygen.device.resolve_device: auto (CUDA when visible) | cpu | cuda | cuda:N
+    precision: str = "auto"  # oxygen.device.autocast of the forward: auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
 
 
 @dataclass
@@ -114,14 +119,16 @@ def adamw_cosine(model: torch.nn.Module, lr: float, weight_decay: float, warmup_
 
 def batch_order(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
     """Shuffled index batches Long[<=batch_size] covering 0..n-1 once."""
-    perm = torch.randperm(n, generator=generator)
+    perm = torch.randperm(n, generator=generator, device="cpu")
     for i in range(0, n, batch_size):
         yield perm[i:i + batch_size]
 
 
-def take(data: Any, index: torch.Tensor) -> Any:
-    """Rows `index` of `data` (ModelBatch.select, or tensor indexing)."""
-    return data[index] if isinstance(data, torch.Tensor) else data.select(index)
+def take(data: Any, index: torch.Tensor, device: torch.device | None = None) -> Any:
+    """Rows `index` of `data` (ModelBatch.select, or tensor indexing), on `device` when given (a
+    no-op for data the loop already moved there)."""
+    rows = data[index.to(data.device)] if isinstance(data, torch.Tensor) else data.select(index)
+    return rows if device is None else move(rows, device)
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -129,10 +136,13 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
-def train_step(t: Trainable, batch: Any, clip: float | None, generator: torch.Generator) -> dict[str, float]:
-    """One optimiser step on `batch`; returns the loss terms as floats."""
+def train_step(t: Trainable, batch: Any, clip: float | None, generator: torch.Generator,
+               precision: tuple[torch.device, str] = (torch.device("cpu"), "fp32")) -> dict[str, float]:
+    """One optimiser step on `batch`, the forward in autocast `precision` (device, setting);
+    returns the loss terms as floats."""
     t.model.train()
-    out = t.loss(t.model, batch, generator)
+    with autocast(*precision):
+        out = t.loss(t.model, batch, generator)
     loss = out if isinstance(out, torch.Tensor) else out.loss
     t.optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -156,10 +166,11 @@ def run_epoch(t: Trainable, cfg: LoopConfig, generator: torch.Generator, shard: 
     average reproduces the single-process step on the whole batch."""
     rank, world = shard
     sums: dict[str, float] = {}
+    dev = resolve_device(cfg.device)
     order = list(batch_order(len(t.data), cfg.batch_size, generator))
     bar = tqdm(order, desc=f"train (worker {rank})" if world > 1 else "train", leave=False, disable=rank != 0)
     for idx in bar:
-        m = train_step(t, take(t.data, idx[rank::world]), cfg.grad_clip, generator)
+        m = train_step(t, take(t.data, idx[rank::world], dev), cfg.grad_clip, generator, (dev, cfg.precision))
         if ema is not None:
             ema.update()
         for k, v in m.items():
@@ -173,8 +184,12 @@ def fit(t: Trainable, cfg: LoopConfig, validate: Validate | None = None, shard: 
     """Train `t` for up to `cfg.epochs` epochs (see LoopConfig for selection); the model ends with
     the selected weights. With EMA on, validation sees and the model keeps the averaged weights.
     `on_epoch(state)` gets a full LoopState after every epoch (a checkpoint); `resume` continues
-    from one. The global torch RNG (dropout) is the caller's to seed."""
-    gen = torch.Generator().manual_seed(cfg.seed)
+    from one. The global torch RNG (dropout) is the caller's to seed. The model and the data go to
+    `cfg.device` once, here; checkpoints (`on_epoch`) hold CPU copies, so they load anywhere."""
+    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+    dev = resolve_device(cfg.device)
+    t.model.to(dev)
+    t.data = move(t.data, dev)
     ema = make_ema(unwrap(t.model), cfg.ema_decay)
     state = resume or LoopState()
     if resume is not None:
@@ -232,11 +247,11 @@ def _finish(t: Trainable, cfg: LoopConfig, state: LoopState, ema: Ema | None) ->
 
 def _snapshot(t: Trainable, state: LoopState, gen: torch.Generator, ema: Ema | None) -> LoopState:
     """`state` with the model, optimiser, scheduler, RNG and EMA states filled in (copies)."""
-    return copy.deepcopy(LoopState(
+    return move(copy.deepcopy(LoopState(
         **{**state.__dict__, "weights": unwrap(t.model).state_dict(), "optimizer": t.optimizer.state_dict(),
            "scheduler": t.scheduler.state_dict() if t.scheduler is not None else None,
            "generator": gen.get_state(), "rng": torch.get_rng_state(),
-           "ema": {"shadow": ema.shadow, "updates": ema.updates} if ema is not None else None}))
+           "ema": {"shadow": ema.shadow, "updates": ema.updates} if ema is not None else None})), "cpu")
 
 
 def _restore(t: Trainable, state: LoopState, gen: torch.Generator, ema: Ema | None) -> None:
@@ -248,4 +263,4 @@ def _restore(t: Trainable, state: LoopState, gen: torch.Generator, ema: Ema | No
     gen.set_state(state.generator)
     torch.set_rng_state(state.rng)
     if ema is not None and state.ema is not None:
-        ema.shadow, ema.updates = state.ema["shadow"], state.ema["updates"]
+        ema.shadow, ema.updates = move(state.ema["shadow"], module_device(ema.module)), state.ema["updates"]
