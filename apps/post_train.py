@@ -71,8 +71,9 @@ def main(argv: list[str] | None = None) -> dict:
             *([f"synthetic_ratio={a.synthetic_ratio}"] if a.synthetic_ratio is not None else []), *a.set]
     cfg = load_config(a.config, PostTrainConfig, sets=sets)
     ds = load_dataset(a.data)
-    bundle = Bundle.load(a.bundle)
-    sources = RewardSources(str(a.data.resolve()), str(a.bundle.resolve()), str(a.ranker.resolve()) if a.ranker else None)
+    bundle = Bundle.load(a.bundle, cfg.device)
+    sources = RewardSources(str(a.data.resolve()), str(a.bundle.resolve()), str(a.ranker.resolve()) if a.ranker else None,
+                            device=cfg.device)
     t0 = time.time()
     before = quality(bundle, ds, cfg.eval_rows)
     if a.workers > 0:

@@ -7,10 +7,12 @@ command line) apply last. Unknown keys are errors, so a typo never passes.
 
     cfg = load_config("configs/office/oxygen.yaml", GenerativeConfig, sets=["train.epochs=3"])
 
-Modules: `loading` (the mechanism), `models` (recommenders and their parts), `jobs` (world, the
+Modules: `loading` (the mechanism), `device` (the device / precision fields a job running a
+model inherits), `models` (recommenders and their parts), `jobs` (world, the
 instruction LM, near-line), `rl` (post-training). Everything is importable from `oxygen.config`.
 """
 
+from oxygen.config.device import OnDevice
 from oxygen.config.jobs import InstructorConfig, LMConfig, NearlineConfig, WorldConfig
 from oxygen.config.loading import ConfigError, StrictConfig, apply_set, load_config, merge
 from oxygen.config.models import (
@@ -39,7 +41,8 @@ from oxygen.config.rl import (
 
 __all__ = [
     "RERANK_GRID", "ABTestConfig", "ConfigError", "GenerativeConfig", "InstructionsConfig",
-    "InstructorConfig", "LMConfig", "MarkovConfig", "ModelConfig", "NearlineConfig", "ObjectiveConfig", "PostTrainConfig", "PopConfig",
+    "InstructorConfig", "LMConfig", "MarkovConfig", "ModelConfig", "NearlineConfig", "ObjectiveConfig", "OnDevice",
+    "PostTrainConfig", "PopConfig",
     "RankerConfig", "RankingValue", "RerankConfig", "RewardConfig", "RewardParts", "RolloutConfig", "SASRecConfig",
     "SIDConfig", "StrictConfig", "TrainConfig", "TransitionConfig", "WorldConfig", "apply_set", "load_config",
     "merge",

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from oxygen.config.device import OnDevice
 from oxygen.config.loading import StrictConfig
 
 
@@ -25,7 +26,7 @@ class WorldConfig(StrictConfig):
     impression_size: int = Field(default=10, ge=1, le=100)  # items per logged list
 
 
-class LMConfig(StrictConfig):
+class LMConfig(OnDevice):
     """The small instruction LM (oxygen.instructions.lm): BPE vocabulary, a Qwen2-architecture causal
     LM trained from scratch in fp32 on CPU, and its optimiser. head_dim = hidden / heads must be 32
     or 64 (what vLLM's CPU attention kernels take)."""

@@ -7,11 +7,14 @@ from typing import Literal
 
 from pydantic import Field
 
+from oxygen.config.device import OnDevice
 from oxygen.config.loading import StrictConfig
+from oxygen.device import DeviceSetting
 
 
-class TrainConfig(StrictConfig):
-    """Pre-training loop: optimiser, schedule, early stopping, validation, windows, threads/workers."""
+class TrainConfig(OnDevice):
+    """Pre-training loop: optimiser, schedule, early stopping, validation, windows, threads/workers,
+    device and precision (with workers > 1 and a GPU device, one GPU per Ray Train worker, NCCL)."""
 
     epochs: int = Field(default=20, ge=1)
     batch_size: int = Field(default=256, ge=1)
@@ -48,7 +51,7 @@ class MarkovConfig(StrictConfig):
     exclude_history: bool = False
 
 
-class SASRecConfig(StrictConfig):
+class SASRecConfig(OnDevice):
     """`sasrec` baseline (oxygen.recommenders.sasrec): causal self-attention next-item model."""
 
     hidden: int = Field(default=64, ge=1)
@@ -120,6 +123,7 @@ class SIDConfig(StrictConfig):
     levels: int = Field(default=3, ge=1)
     width: int | None = Field(default=None, ge=2)  # None: rq_kmeans.default_width(N, levels)
     encoder: str | None = None  # sentence-transformers folder; None: all-MiniLM-L6-v2 (packaged)
+    device: DeviceSetting = "auto"  # where the text encoder runs (oxygen.device)
     text_batch_size: int = Field(default=64, ge=1)
     cache_dir: str | None = ".cache/text_embeddings"
     text_weight: float = Field(default=0.5, ge=0, le=1)  # fused: share of the text half

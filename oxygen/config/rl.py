@@ -7,10 +7,11 @@ from typing import Literal
 
 from pydantic import Field
 
+from oxygen.config.device import OnDevice
 from oxygen.config.loading import StrictConfig
 
 
-class RankerConfig(StrictConfig):
+class RankerConfig(OnDevice):
     """The unified ranking model (oxygen.rl.ranking, apps.train_ranker); listwise False: point-wise."""
 
     d_model: int = Field(default=64, ge=8)
@@ -113,7 +114,7 @@ class RolloutConfig(StrictConfig):
     beam: int | None = Field(default=None, ge=1)  # beam width (None: 2 G)
 
 
-class PostTrainConfig(StrictConfig):
+class PostTrainConfig(OnDevice):
     """`python -m apps.post_train`: the objective, the rollout, the reward mapping, the data mix and
     the learner's schedule (several minibatch steps per rollout: the SA-GCPO gate acts off-policy)."""
 

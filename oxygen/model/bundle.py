@@ -25,6 +25,7 @@ from oxygen.data.batching import CollateConfig, FeatureSpace
 from oxygen.data.transitions import TransitionTable
 from oxygen.decoding.decode import Decoder, DecoderTables
 from oxygen.decoding.rerank import RerankSpec
+from oxygen.device import resolve_device
 from oxygen.model.encdec import OxygenModel
 from oxygen.semantic_ids.codebook import Codebook
 from oxygen.semantic_ids.trie import PrefixTrie
@@ -113,8 +114,9 @@ class Bundle:
         return {"profile_vocab": vocab, **asdict(self.collate_cfg), "transitions": trans}
 
     @classmethod
-    def load(cls, out: Path | str) -> "Bundle":
-        """Read a bundle folder; a missing part is a FileNotFoundError naming it."""
+    def load(cls, out: Path | str, device: str = "cpu") -> "Bundle":
+        """Read a bundle folder with its model on `device` (oxygen.device: auto | cpu | cuda; the
+        decode path follows the model); a missing part is a FileNotFoundError naming it."""
         out = Path(out)
         for part in ("model", "sids", "space.json", "scenarios.json"):
             if not (out / part).exists():
@@ -131,7 +133,8 @@ class Bundle:
         ccfg = CollateConfig(**{f.name: sp[f.name] for f in fields(CollateConfig) if f.name in sp})
         spec = out / "rerank.json"
         rerank = RerankSpec(**json.loads(spec.read_text())) if spec.exists() else None
-        return cls(OxygenModel.load(out / "model"), cb, space, ccfg, scen, titles, version, rerank)
+        model = OxygenModel.load(out / "model").to(resolve_device(device))
+        return cls(model, cb, space, ccfg, scen, titles, version, rerank)
 
 
 def default_scenarios(item_ids: list[int], observed: dict[str, set[int]] | None = None,

@@ -166,7 +166,8 @@ class GenerativeRecommender(Recommender):
         in this process or, with train.workers > 1 or rows in Ray Data (`datasets`), on Ray Train workers."""
         c = self.cfg.train
         loop = LoopConfig(epochs=epochs, batch_size=c.batch_size, patience=c.patience, seed=c.seed,
-                          ema_decay=c.ema_decay, grad_clip=c.grad_clip, select=select)
+                          ema_decay=c.ema_decay, grad_clip=c.grad_clip, select=select, device=c.device,
+                          precision=c.precision)
         if select is not None:
             torch.manual_seed(c.seed)  # fit's dropout stream starts at the seed (refit's follows the init)
         steps = epochs * math.ceil(len(data) / c.batch_size)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from oxygen.config import SASRecConfig
 from oxygen.data.schema import Item, Row
+from oxygen.device import module_device
 from oxygen.eval.metrics import ranking_metrics
 from oxygen.recommenders.base import ItemIndex, Recommender, check_k, mask_history, top_k
 from oxygen.recommenders.sasrec_model import SASRecNet
@@ -72,7 +73,7 @@ def sequence_loss(net: SASRecNet, batch: torch.Tensor, loss: str, gen: torch.Gen
     h = net(inputs)
     if loss == "ce":
         return F.cross_entropy(net.all_logits(h[real]), labels[real] - 1)
-    neg = torch.randint(1, net.num_items + 1, labels.shape, generator=gen)
+    neg = torch.randint(1, net.num_items + 1, labels.shape, generator=gen, device="cpu").to(labels.device)
     pos_l, neg_l = net.item_logits(h, labels)[real], net.item_logits(h, neg)[real]
     return (F.softplus(-pos_l) + F.softplus(neg_l)).mean()
 
@@ -134,7 +135,7 @@ class SASRecRecommender(Recommender):
     def _loop(self, epochs: int, select: str | None, maximize: bool = True) -> LoopConfig:
         c = self.cfg
         return LoopConfig(epochs=epochs, batch_size=c.batch_size, patience=c.patience, seed=c.seed,
-                          select=select, maximize=maximize)
+                          select=select, maximize=maximize, device=c.device, precision=c.precision)
 
     def _score(self, rows: Sequence[Row]) -> dict[str, float]:
         """HR/NDCG@10 of the current weights on `rows` (used for epoch selection)."""
@@ -155,8 +156,8 @@ class SASRecRecommender(Recommender):
             chunk = rows[s:s + EVAL_BATCH]
             hist = [[self.index.of[h] + 1 for h in r.history if h in self.index.of] for r in chunk]
             width = max(1, min(self.cfg.max_len, max(len(h) for h in hist)))
-            h = self.net(left_pad(hist, width))[:, -1]
-            scores = self.net.all_logits(h).numpy()
+            h = self.net(left_pad(hist, width).to(module_device(self.net)))[:, -1]
+            scores = self.net.all_logits(h).float().cpu().numpy()
             if self.cfg.exclude_history:
                 mask_history(scores, chunk, self.index)
             out[s:s + len(chunk)] = top_k(scores, k, self.index.ids)

@@ -12,7 +12,8 @@ may be waiting at once; scoring runs on the actor's own thread(s).
     rewards = ray.get(actor.score.remote(rows, groups))     # Rewards(total Float[B, G], parts)
     ray.get(actor.stats.remote())                           # {"batches": ..., "items_per_s": ...}
 
-`RolloutActor`s each hold a RolloutWorker; `LearnerActor` holds the Learner. Weights travel through
+`RolloutActor`s each hold a RolloutWorker; `LearnerActor` holds the Learner. On `device: cuda` every
+role asks for an equal share of one GPU (`gpu_share`) and runs its model there. Weights travel through
 the object store: the learner's `state()` result (numpy arrays) is one object that every rollout
 worker's `set_weights` reads, so a new version is published once, whatever the number of workers.
 
@@ -24,16 +25,19 @@ worker's `set_weights` reads, so a new version is published once, whatever the n
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import psutil
 import ray
 import torch
 
-from oxygen.config import PostTrainConfig, RewardConfig, RolloutConfig
+from oxygen.config import OnDevice, PostTrainConfig, RewardConfig, RolloutConfig
 from oxygen.data.schema import Row
 from oxygen.decoding.decode import DecoderTables
+from oxygen.device import DeviceError
 from oxygen.model.bundle import Bundle
 from oxygen.model.encdec import OxygenModel
 from oxygen.rl.batcher import MicroBatcher
@@ -63,9 +67,10 @@ class RewardActor:
 
 
 def start_reward_actor(sources: RewardSources | RewardMapping, cfg: RewardConfig, num_cpus: float = 1.0,
-                       threads: int = 1) -> ray.actor.ActorHandle:
-    """Start the reward actor on the current Ray cluster (ray.init first) and wait until it is ready."""
-    actor = RewardActor.options(num_cpus=num_cpus).remote(sources, cfg, threads)
+                       threads: int = 1, num_gpus: float = 0.0) -> ray.actor.ActorHandle:
+    """Start the reward actor on the current Ray cluster (ray.init first) and wait until it is ready
+    (`num_gpus`: its share of a GPU when `sources.device` is cuda)."""
+    actor = RewardActor.options(num_cpus=num_cpus, num_gpus=num_gpus).remote(sources, cfg, threads)
     ray.get(actor.stats.remote())  # surfaces a loading error (missing file, bad config) here
     return actor
 
@@ -79,11 +84,13 @@ def _tensors(state: dict) -> dict[str, torch.Tensor]:
 class RolloutActor:
     """One rollout worker on its own process (a policy copy; `set_weights` installs new versions)."""
 
-    def __init__(self, bundle_dir: str, cfg: RolloutConfig, threads: int = 1, tables: DecoderTables | None = None) -> None:
+    def __init__(self, bundle_dir: str, cfg: RolloutConfig, threads: int = 1, tables: DecoderTables | None = None,
+                 on: OnDevice | None = None) -> None:
         """`tables`: the bundle's decoder tables from the object store (read zero-copy), or None to
-        build them in this process."""
+        build them in this process; `on`: device and precision (the PostTrainConfig; None: auto)."""
         torch.set_num_threads(threads)
-        self.worker = RolloutWorker(Bundle.load(bundle_dir), cfg, tables)
+        on = on or OnDevice()
+        self.worker = RolloutWorker(Bundle.load(bundle_dir, on.device), cfg, tables, on.precision)
 
     def generate(self, rows: Sequence[Row], seed: int) -> RolloutBatch:
         """A group per request of `rows` (see RolloutWorker.generate)."""
@@ -109,7 +116,7 @@ class LearnerActor:
     def __init__(self, bundle_dir: str, cfg: PostTrainConfig) -> None:
         torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
-        bundle = Bundle.load(bundle_dir)
+        bundle = Bundle.load(bundle_dir, cfg.device)
         self.learner = Learner(bundle.model, cfg, bundle.space, bundle.collate_cfg)
 
     def update(self, batch: RolloutBatch) -> dict[str, float]:
@@ -185,11 +192,28 @@ def ray_roles(bundle_dir: str, rewards: RewardSources | RewardMapping, cfg: Post
                            f"{threads_per_worker}, the learner {cfg.threads}, the reward actor 1) but it has {have:g}; "
                            "use fewer workers or start Ray with more CPUs (ray.init(num_cpus=...))")
     tables = ray.put(decoder_tables(Bundle.load(bundle_dir))) if cfg.share_tables else None
-    rollouts = [RolloutActor.options(num_cpus=threads_per_worker).remote(bundle_dir, cfg.rollout, threads_per_worker, tables)
-                for _ in range(workers)]
-    learner = LearnerActor.options(num_cpus=cfg.threads).remote(bundle_dir, cfg)
-    reward = start_reward_actor(rewards, cfg.reward)
+    gpu = gpu_share(cfg.device, workers + 2)
+    rollouts = [RolloutActor.options(num_cpus=threads_per_worker, num_gpus=gpu).remote(
+        bundle_dir, cfg.rollout, threads_per_worker, tables, cfg) for _ in range(workers)]
+    learner = LearnerActor.options(num_cpus=cfg.threads, num_gpus=gpu).remote(bundle_dir, cfg)
+    if isinstance(rewards, RewardSources) and gpu > 0:
+        rewards = replace(rewards, device="cuda")
+    reward = start_reward_actor(rewards, cfg.reward, num_gpus=gpu if isinstance(rewards, RewardSources) else 0.0)
     return Roles(RolloutPool(rollouts), RewardProxy(reward), LearnerProxy(learner))
+
+
+def gpu_share(device: str, roles: int) -> float:
+    """The GPU fraction each of `roles` actors asks for: 0 on the CPU; with device cuda (or auto on
+    a cluster with GPUs) the roles share one GPU (1 / roles each), so the rollout workers, the
+    reward actor and the learner sit on one GPU node beside the shared tables. A local Ray without
+    a GPU and device cuda is an error naming the fix."""
+    gpus = float(ray.cluster_resources().get("GPU", 0))
+    if device == "cpu" or (device == "auto" and gpus < 1):
+        return 0.0
+    if gpus < 1 and not os.environ.get("RAY_ADDRESS"):
+        raise DeviceError("post-training with device=cuda but this Ray has no GPU; run on a GPU machine or "
+                          "cluster, or set device to auto or cpu")
+    return 1.0 / roles
 
 
 def policy_of(run: PostTrainRun, bundle: Bundle) -> OxygenModel:

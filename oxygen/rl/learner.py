@@ -28,6 +28,7 @@ from torch import nn
 from oxygen.config import PostTrainConfig
 from oxygen.data.batch import ModelBatch
 from oxygen.data.batching import CollateConfig, FeatureSpace, collate
+from oxygen.device import autocast, module_device, move, resolve_device
 from oxygen.rl.objectives import Objective, gamma_threshold, group_advantages, policy_loss
 from oxygen.rl.policy import token_log_probs
 from oxygen.rl.rollout import RolloutBatch
@@ -88,7 +89,7 @@ class Learner:
 
     def __init__(self, model: nn.Module, cfg: PostTrainConfig, space: FeatureSpace, collate_cfg: CollateConfig) -> None:
         self.cfg, self.space, self.collate_cfg = cfg, space, collate_cfg
-        self.policy = model
+        self.policy = model.to(resolve_device(cfg.device))
         self.reference = copy.deepcopy(model).eval() if cfg.objective.kl_beta > 0 else None
         self.objective = PolicyObjective(model, cfg)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -98,14 +99,15 @@ class Learner:
         """The rollout batch as PolicyData over its real generated items."""
         b_idx, g_idx = np.nonzero(batch.mask)
         rows = collate(batch.rows, self.space, self.collate_cfg, self.queries.lookup(batch.rows), with_targets=False)
-        rows = rows.select(torch.as_tensor(b_idx))
-        codes = torch.as_tensor(batch.codes[b_idx, g_idx])
-        adv = torch.as_tensor(advantages(batch, self.cfg.use_gamma)[b_idx, g_idx], dtype=torch.float32)
+        rows = rows.select(torch.as_tensor(b_idx, device="cpu"))
+        codes = torch.as_tensor(batch.codes[b_idx, g_idx], device="cpu")
+        adv = torch.as_tensor(advantages(batch, self.cfg.use_gamma)[b_idx, g_idx], dtype=torch.float32, device="cpu")
         ref = None
         if self.reference is not None:
-            with torch.no_grad():
-                ref = token_log_probs(self.reference, rows, codes)
-        return PolicyData(rows, codes, torch.as_tensor(batch.old_logp[b_idx, g_idx]), adv, ref)
+            dev = module_device(self.reference)
+            with torch.no_grad(), autocast(dev, self.cfg.precision):
+                ref = token_log_probs(self.reference, rows.to(dev), codes.to(dev)).float().cpu()
+        return PolicyData(rows, codes, torch.as_tensor(batch.old_logp[b_idx, g_idx], device="cpu"), adv, ref)
 
     def update(self, batch: RolloutBatch) -> dict[str, float]:
         """`cfg.epochs` passes over `batch` in minibatches of `cfg.minibatch` items; the new version's
@@ -116,7 +118,7 @@ class Learner:
         if not len(data):
             return {"items": 0.0}
         loop = LoopConfig(epochs=self.cfg.epochs, batch_size=self.cfg.minibatch, seed=self.cfg.seed + self.version,
-                          grad_clip=self.cfg.grad_clip)
+                          grad_clip=self.cfg.grad_clip, device=str(module_device(self.policy)), precision=self.cfg.precision)
         result = fit(Trainable(self.objective, data, self.optimizer), loop)
         self.version += 1
         self.steps += self.cfg.epochs * -(-len(data) // self.cfg.minibatch)
@@ -125,19 +127,19 @@ class Learner:
 
     def state(self) -> dict[str, torch.Tensor]:
         """The policy's weights (what rollout workers install)."""
-        return {k: v.detach().clone() for k, v in self.policy.state_dict().items()}
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.policy.state_dict().items()}
 
     def save(self, path: Path | str) -> Path:
         """A resumable checkpoint: weights, optimiser, version, steps."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
+        torch.save({"policy": move(self.policy.state_dict(), "cpu"), "optimizer": move(self.optimizer.state_dict(), "cpu"),
                     "version": self.version, "steps": self.steps}, path)
         return path
 
     def load(self, path: Path | str) -> None:
         """Continue from a checkpoint `save` wrote."""
-        blob = torch.load(Path(path), weights_only=False)
+        blob = torch.load(Path(path), weights_only=False, map_location="cpu")
         self.policy.load_state_dict(blob["policy"])
         self.optimizer.load_state_dict(blob["optimizer"])
         self.version, self.steps = int(blob["version"]), int(blob["steps"])

@@ -28,7 +28,7 @@ def repeat_rows(batch: ModelBatch, g: int) -> ModelBatch:
     """Each request of `batch` repeated `g` times in place (request b -> rows b*g .. b*g+g-1)."""
     if g < 1:
         raise ValueError(f"group size must be >= 1, got {g}")
-    return batch.select(torch.arange(len(batch)).repeat_interleave(g))
+    return batch.select(torch.arange(len(batch), device="cpu").repeat_interleave(g))
 
 
 def token_log_probs(model: torch.nn.Module, batch: ModelBatch, codes: torch.Tensor,

@@ -131,5 +131,5 @@ def post_train(bundle: Bundle, mapping: RewardMapping, rows: Sequence[Row], cfg:
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     learner = Learner(copy.deepcopy(bundle.model), cfg, bundle.space, bundle.collate_cfg)
-    roles = Roles(RolloutWorker(bundle, cfg.rollout), mapping, learner)
+    roles = Roles(RolloutWorker(bundle, cfg.rollout, precision=cfg.precision), mapping, learner)
     return drive(roles, rows, cfg, len(bundle.space.item_ids), on_iteration)

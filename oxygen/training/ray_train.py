@@ -1,6 +1,11 @@
 """THE training loop under Ray Train: `TorchTrainer` with N workers (DDP over gloo on CPU, NCCL on
 GPU), a Ray Train checkpoint after every epoch, and resumption of a killed run.
 
+The job's `LoopConfig.device` picks the workers' hardware (`gpu_workers`): cuda -> one GPU per
+worker (`ScalingConfig(use_gpu=True)`, NCCL, the model and each worker's data on its GPU, bf16
+autocast under precision auto); cpu -> CPU workers over gloo; auto -> GPUs when the cluster has
+one per worker.
+
 Every worker builds the model from the same factory and initial weights, wraps it with
 `ray.train.torch.prepare_model` (DDP), and runs `oxygen.training.loop.fit` on its shard of each
 global batch (rows rank::world), so gradients averaged by DDP equal the single-process gradient and
@@ -18,6 +23,7 @@ checkpoint. A new run with the same `storage` and `name` finds the latest checkp
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,9 +32,10 @@ from typing import Any, Callable
 import ray
 import ray.train
 import torch
-from ray.train.torch import TorchTrainer
+from ray.train.torch import TorchConfig, TorchTrainer
 
 from oxygen.data.batch import ModelBatch
+from oxygen.device import DeviceError, move
 from oxygen.training.loop import FitResult, LoopConfig, LoopState, LossFn, Trainable, Validate, fit, model_loss
 from oxygen.training.prepare import RowCollator
 from oxygen.training.ray_data import init_ray, shard_rows
@@ -60,7 +67,7 @@ def _load(checkpoint: ray.train.Checkpoint | None, name: str) -> Any:
         return None
     with checkpoint.as_directory() as d:
         path = Path(d) / name
-        return torch.load(path, weights_only=False) if path.exists() else None
+        return torch.load(path, weights_only=False, map_location="cpu") if path.exists() else None
 
 
 def _report(state: LoopState, rank: int, final: dict | None = None) -> None:
@@ -86,11 +93,15 @@ def _worker_loop(config: dict) -> None:
     torch.manual_seed(job.loop.seed)
     model = job.factory()
     model.load_state_dict(job.init_state)
-    model = ray.train.torch.prepare_model(model, move_to_device=False)
+    if config.get("use_gpu"):  # this worker's GPU; DDP with device_ids over NCCL
+        model, device = ray.train.torch.prepare_model(model), str(ray.train.torch.get_device())
+    else:
+        model, device = ray.train.torch.prepare_model(model, move_to_device=False), "cpu"
     opt, sched = job.optimizer(model)
-    data, loop, shard = job.data, job.loop, (rank, world)
+    data, loop, shard = job.data, replace(job.loop, device=device), (rank, world)
     if isinstance(data, RowCollator):
-        data, loop, shard = _local_shard(data, loop, rank, world), replace(loop, batch_size=max(1, loop.batch_size // world)), (0, 1)
+        data, loop, shard = (_local_shard(data, loop, rank, world), replace(loop, batch_size=max(1, loop.batch_size // world)),
+                             (0, 1))
     resume = _load(ray.train.get_checkpoint(), LOOP_FILE)
     if resume is not None and rank == 0:
         print(f"resuming from the checkpoint after epoch {resume.epoch}", flush=True)
@@ -103,7 +114,7 @@ def _worker_loop(config: dict) -> None:
 
     result = fit(Trainable(model, data, opt, sched, job.loss), loop, job.validate,
                  shard=shard, on_epoch=on_epoch, resume=resume)
-    final = {"weights": _unwrapped(model).state_dict(), "result": result}
+    final = {"weights": move(_unwrapped(model).state_dict(), "cpu"), "result": result}
     _report(last[0] if last else resume, rank, final)
 
 
@@ -111,7 +122,7 @@ def _local_shard(collator: RowCollator, loop: LoopConfig, rank: int, world: int)
     """This worker's Ray Data shard collated here, cut to the smallest shard's size (a fixed random
     subset) so every worker takes the same number of steps (DDP runs them in lockstep)."""
     batch = collator(shard_rows("train"))
-    n = torch.tensor([len(batch)])
+    n = torch.tensor([len(batch)], device=loop.device)  # NCCL reduces only tensors on the GPU
     if world > 1:
         torch.distributed.all_reduce(n, op=torch.distributed.ReduceOp.MIN)
     if int(n) < len(batch):
@@ -124,18 +135,40 @@ def _unwrapped(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
+def gpu_workers(device: str, num_workers: int) -> bool:
+    """Whether each Ray Train worker takes a GPU for a job on `device`: cpu -> no; cuda -> yes (a
+    DeviceError on a local Ray with fewer GPUs than workers; a cluster's autoscaler may still add
+    GPU nodes); auto -> when the cluster has a GPU per worker."""
+    kind = str(device).split(":")[0]
+    if kind == "cpu":
+        return False
+    gpus = float(ray.cluster_resources().get("GPU", 0))
+    if kind == "cuda":
+        if gpus < num_workers and not os.environ.get("RAY_ADDRESS"):
+            raise DeviceError(f"device=cuda with {num_workers} Ray Train worker(s) needs a GPU each, but this Ray "
+                              f"has {gpus:g}; run on a GPU machine or cluster, lower train.workers, or set device to "
+                              "auto or cpu")
+        return True
+    if kind == "auto":
+        return gpus >= num_workers
+    raise DeviceError(f"unknown device {device!r}: use auto, cpu or cuda")
+
+
 def fit_ray(job: RayJob, num_workers: int, storage: Path | str, name: str = "fit",
-            use_gpu: bool = False, datasets: dict[str, Any] | None = None) -> tuple[FitResult, dict]:
-    """Train under Ray Train with `num_workers` workers; returns (result, selected state dict).
-    `datasets` = {"train": Ray Dataset} when `job.data` is a RowCollator (rows stay in Ray Data).
-    A run with the same `storage`/`name` as an unfinished one resumes from its last checkpoint."""
+            datasets: dict[str, Any] | None = None) -> tuple[FitResult, dict]:
+    """Train under Ray Train with `num_workers` workers on the job's device (`gpu_workers`); returns
+    (result, selected state dict). `datasets` = {"train": Ray Dataset} when `job.data` is a
+    RowCollator (rows stay in Ray Data). A run with the same `storage`/`name` as an unfinished one
+    resumes from its last checkpoint."""
     if num_workers < 1:
         raise ValueError(f"num_workers must be >= 1, got {num_workers}")
     if isinstance(job.data, RowCollator) and "train" not in (datasets or {}):
         raise ValueError("job.data is a RowCollator: pass datasets={'train': <Ray Dataset of rows>}")
     init_ray(num_workers)
+    use_gpu = gpu_workers(job.loop.device, num_workers)
     trainer = TorchTrainer(
-        _worker_loop, train_loop_config={"job": ray.put(job)}, datasets=datasets,
+        _worker_loop, train_loop_config={"job": ray.put(job), "use_gpu": use_gpu}, datasets=datasets,
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(num_workers=num_workers, use_gpu=use_gpu),
         run_config=ray.train.RunConfig(storage_path=str(Path(storage).resolve()), name=name,
                                        checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)))

@@ -211,7 +211,7 @@ def test_the_query_encoder_caches_the_last_distinct_queries(monkeypatch):
 
     calls: list[list[str]] = []
 
-    def fake_encode(texts, cache_dir=None, progress=False):
+    def fake_encode(texts, cache_dir=None, progress=False, device="auto"):
         calls.append(list(texts))
         return np.stack([np.full(4, float(len(t)), dtype=np.float32) for t in texts])
 
