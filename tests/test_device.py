@@ -109,3 +109,26 @@ def test_bf16_autocast_agrees_with_fp32_on_a_tiny_model():
     overlap = np.mean([len(set(x) & set(y)) / 5 for x, y in zip(a.tolist(), b.tolist())])
     assert overlap >= 0.8
     assert torch.allclose(sa[:, 0], sb[:, 0], atol=0.05)
+
+
+def test_jobs_take_the_device_settings_and_refuse_unknown_ones():
+    from oxygen.config import ConfigError, PostTrainConfig, RankerConfig, SASRecConfig, TrainConfig, load_config
+
+    assert TrainConfig().device == "auto" and TrainConfig().precision == "auto"
+    assert PostTrainConfig(device="cuda", precision="bf16").device == "cuda"
+    assert RankerConfig(device="cpu").device == "cpu" and SASRecConfig().device == "auto"
+    with pytest.raises(ConfigError, match="device"):
+        load_config(None, TrainConfig, sets=["device=tpu"])
+
+
+def test_a_bundle_or_a_service_asked_for_cuda_without_a_gpu_says_so(tmp_path):
+    from bench.tiny_bundle import make_bundle
+    from oxygen.model.bundle import Bundle
+    from oxygen.serving.app import AppArgs, make_core
+
+    make_bundle(tmp_path / "b")
+    assert Bundle.load(tmp_path / "b", "auto").model.heads[0].weight.device == torch.device("cpu")
+    with pytest.raises(dv.DeviceError, match="no CUDA GPU"):
+        Bundle.load(tmp_path / "b", "cuda")
+    with pytest.raises(dv.DeviceError, match="no CUDA GPU"):
+        make_core(AppArgs(bundle=str(tmp_path / "b"), device="cuda", encode_queries=False))

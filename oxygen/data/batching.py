@@ -156,7 +156,7 @@ def _targets(rows: Sequence[Row], space: FeatureSpace, train: bool):
     idx = space.indices([r.target for r in rows]) if train else np.full(len(rows), -1, dtype=np.int64)
     codes = space.codes[idx] if train else np.zeros((len(rows), L), dtype=np.int64)
     weight = [BEHAVIOUR_WEIGHTS[r.behaviour or "purchase"] for r in rows]
-    return torch.from_numpy(codes), torch.from_numpy(idx), torch.tensor(weight, dtype=torch.float32)
+    return torch.from_numpy(codes), torch.from_numpy(idx), torch.tensor(weight, dtype=torch.float32, device="cpu")
 
 
 def _candidates(rows: Sequence[Row], space: FeatureSpace, cfg: CollateConfig, leave_user_out: bool):
@@ -208,7 +208,7 @@ def collate(rows: Sequence[Row], space: FeatureSpace, cfg: CollateConfig = Colla
     return ModelBatch(
         **_split(short, L, "short"), short_mask=torch.from_numpy(short_mask),
         **_split(long, L, "long"), long_mask=torch.from_numpy(long_mask),
-        profile=torch.from_numpy(prof), scenario=torch.tensor([SCENARIO_ID.get(r.scenario, 0) for r in rows]),
+        profile=torch.from_numpy(prof), scenario=torch.tensor([SCENARIO_ID.get(r.scenario, 0) for r in rows], device="cpu"),
         trigger_codes=torch.from_numpy(trig), trigger_mask=torch.from_numpy(tmask),
         instr_emb=instr, instr_mask=imask, cand_codes=cand_codes, cand_items=cand_items, cand_mask=cand_mask,
         target_codes=tcodes, target_items=titems, weight=weight)

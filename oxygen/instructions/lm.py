@@ -117,7 +117,7 @@ def valid_loss(model: Qwen2ForCausalLM, examples: list[tuple[list[int], int]], b
     model.eval()
     total, count = 0.0, 0
     for idx in _batches(examples, batch_size):
-        loss, n = completion_loss(model, *pad_batch(examples, idx, pad))
+        loss, n = completion_loss(model, *(t.to(model.device) for t in pad_batch(examples, idx, pad)))
         total, count = total + loss.item(), count + n
     return total / max(count, 1)
 

@@ -58,10 +58,10 @@ class PolicyData:
 def advantages(batch: RolloutBatch, use_gamma: bool) -> np.ndarray:
     """Float[B, G]: group-normalised advantages over each request's real items (0 elsewhere),
     Gamma-thresholded by the real target's reward when `use_gamma`."""
-    rewards = torch.as_tensor(batch.rewards, dtype=torch.float64)
-    adv = group_advantages(rewards, mask=torch.as_tensor(batch.mask))
+    rewards = torch.as_tensor(batch.rewards, dtype=torch.float64, device="cpu")
+    adv = group_advantages(rewards, mask=torch.as_tensor(batch.mask, device="cpu"))
     if use_gamma:
-        adv = gamma_threshold(adv, rewards, torch.as_tensor(batch.target_reward, dtype=torch.float64))
+        adv = gamma_threshold(adv, rewards, torch.as_tensor(batch.target_reward, dtype=torch.float64, device="cpu"))
     return adv.numpy()
 
 

@@ -3,10 +3,11 @@
 A sample (oxygen.rl.rank_data.RankBatch) is one user's requests packed in time order. Tokens, in
 this order: P profile tokens, H event tokens (item + leaf + price + behaviour + scenario + recency),
 R request tokens (scenario + trigger item + query words + month: the scenario instruction), R x C
-candidate tokens (item + leaf + price + train popularity + their request's scenario, trigger leaf, query words
-and, with `candidate_month`, (scenario, month) + the cross features of candidate and request: relation to the trigger, how often the user met its leaf
-before). A candidate carries its own request's trigger, query and month itself because, list-wise, it also
-sees earlier request tokens and could not otherwise tell which of them is its own. The attention mask
+candidate tokens (item + leaf + price + train popularity + their request's scenario, trigger leaf,
+query words and, with `candidate_month`, (scenario, month) + the cross features of candidate and
+request: relation to the trigger, how often the user met its leaf before). A candidate carries its
+own request's trigger, query and month itself because, list-wise, it also sees earlier request
+tokens and could not otherwise tell which of them is its own. The attention mask
 (`attention_mask`) is causal over requests: a candidate sees the profile, the events strictly
 before its request, the request tokens up to its own (list-wise) and the other candidates of its
 own request (list-wise) or only itself (point-wise); it never sees a later request. With
@@ -48,10 +49,11 @@ class RankLoss:
 def _layout(batch: RankBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """(kind, group), each Long[T]: every token's kind and the request it belongs to (-1: profile, events)."""
     P, H, (R, C) = batch.profile.shape[1], batch.ev_item.shape[1], batch.cand_item.shape[1:]
-    kind = torch.cat([torch.full((P,), PROFILE), torch.full((H,), EVENT), torch.full((R,), REQUEST),
-                      torch.full((R * C,), CANDIDATE)])
-    group = torch.cat([torch.full((P + H,), -1), torch.arange(R), torch.arange(R).repeat_interleave(C)])
-    return kind.to(batch.profile.device), group.to(batch.profile.device)
+    on = {"device": batch.profile.device}
+    kind = torch.cat([torch.full((P,), PROFILE, **on), torch.full((H,), EVENT, **on), torch.full((R,), REQUEST, **on),
+                      torch.full((R * C,), CANDIDATE, **on)])
+    group = torch.cat([torch.full((P + H,), -1, **on), torch.arange(R, **on), torch.arange(R, **on).repeat_interleave(C)])
+    return kind, group
 
 
 def request_bias_factors(batch: RankBatch) -> tuple[torch.Tensor, torch.Tensor]:

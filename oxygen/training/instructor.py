@@ -72,7 +72,8 @@ def fit_lm(model: torch.nn.Module, train: list[Example], valid: list[Example], c
     steps = cfg.epochs * math.ceil(len(train) / cfg.batch_size)
     opt, sched = adamw_cosine(model, cfg.lr, cfg.weight_decay, min(cfg.warmup_steps, steps // 4), steps)
     loop = LoopConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, patience=cfg.epochs, seed=cfg.seed,
-                      grad_clip=cfg.grad_clip, select="valid_loss", maximize=False)
+                      grad_clip=cfg.grad_clip, select="valid_loss", maximize=False, device=cfg.device,
+                      precision=cfg.precision)
     result = fit(Trainable(model, PairData(train, pad), opt, sched, lm_loss), loop,
                  lambda m: {"loss": valid_loss(m, valid, cfg.batch_size * 2, pad)})
     tokens = sum(len(ids) for ids, _ in train)

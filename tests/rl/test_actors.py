@@ -114,3 +114,23 @@ def test_rollout_workers_on_shared_tables_generate_what_own_tables_do(local_ray,
         assert np.array_equal(a.items, x.items) and np.allclose(a.old_logp, x.old_logp)
     mem = ray.get(shared.memory.remote())
     assert mem["rss"] > mem["uss"] > 0
+
+
+@pytest.mark.parametrize("device, gpus, expect", [("cpu", 1.0, 0.0), ("auto", 0.0, 0.0), ("auto", 1.0, 0.25),
+                                                  ("cuda", 2.0, 0.25)])
+def test_the_roles_share_one_gpu_by_the_device_setting(monkeypatch, device, gpus, expect):
+    """Two rollout workers, the reward actor and the learner: a quarter of one GPU each on a GPU device."""
+    import oxygen.rl.actors as actors
+
+    monkeypatch.setattr(actors.ray, "cluster_resources", lambda: {"CPU": 8.0, "GPU": gpus})
+    assert actors.gpu_share(device, 4) == expect
+
+
+def test_cuda_roles_on_a_local_ray_without_a_gpu_are_a_clear_error(monkeypatch):
+    import oxygen.rl.actors as actors
+    from oxygen.device import DeviceError
+
+    monkeypatch.setattr(actors.ray, "cluster_resources", lambda: {"CPU": 8.0})
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with pytest.raises(DeviceError, match="device=cuda but this Ray has no GPU"):
+        actors.gpu_share("cuda", 4)

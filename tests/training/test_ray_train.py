@@ -78,3 +78,28 @@ def test_a_crashed_run_resumes_from_its_last_checkpoint(local_ray, tmp_path):
     assert [h["valid_score"] for h in resumed.history] == pytest.approx([h["valid_score"] for h in want.history], abs=1e-4)
     for k, v in model.state_dict().items():
         assert torch.allclose(got[k], v, atol=1e-5), k
+
+
+@pytest.mark.parametrize("device, gpus, address, expect", [
+    ("cpu", 8.0, None, False), ("auto", 0.0, None, False), ("auto", 1.0, None, False), ("auto", 2.0, None, True),
+    ("cuda", 2.0, None, True), ("cuda:0", 4.0, None, True), ("cuda", 0.0, "ray://head:10001", True)])
+def test_workers_take_a_gpu_by_the_device_setting(monkeypatch, device, gpus, address, expect):
+    """cpu never; auto when the cluster has a GPU per worker (2 workers here); cuda always on a
+    cluster (its autoscaler may still add GPU nodes)."""
+    import oxygen.training.ray_train as rt
+
+    monkeypatch.setattr(rt.ray, "cluster_resources", lambda: {"CPU": 4.0, "GPU": gpus})
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    if address:
+        monkeypatch.setenv("RAY_ADDRESS", address)
+    assert rt.gpu_workers(device, 2) is expect
+
+
+def test_cuda_workers_on_a_local_ray_without_gpus_are_a_clear_error(monkeypatch):
+    import oxygen.training.ray_train as rt
+    from oxygen.device import DeviceError
+
+    monkeypatch.setattr(rt.ray, "cluster_resources", lambda: {"CPU": 4.0})
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with pytest.raises(DeviceError, match="needs a GPU each, but this Ray has 0"):
+        rt.gpu_workers("cuda", 2)
