@@ -21,7 +21,7 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 # current results first: quality, ablations, then the speed and systems figures, then the data
 SECTIONS = ("quality_generative", "quality_baselines", "instructions", "nearline", "ranking", "ab_test", "post_training", "ablations",
-            "model", "training", "decoding", "serving", "sids", "world")
+            "model", "training", "decoding", "serving", "gpu", "sids", "world")
 OPTIONAL = frozenset({"training"})  # being written (bench/training.py); assembled once the file exists
 CURRENT, CONTENTS, EARLIER = "Current results", "Contents", "Earlier runs (docs/notes/)"
 NOTE_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})-[a-z0-9][a-z0-9-]*\.md$")

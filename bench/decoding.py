@@ -6,14 +6,19 @@ For each catalogue size (random unique 3-level codes, K = 256 codes per level, s
 even at N = 1M) and each beam width it measures requests/s, p50/p99 latency per call, legality (%
 of returned items that are in the pool) and uniqueness (% of requests whose k items are distinct),
 and the achieved GFLOP/s from an analytic FLOP count (see `oxygen_flops`, `hf_flops`) against the
-machine's ~110 GFLOP/s fp32 peak. Every call decodes ROWS = 2048 beam rows: 64 requests at beam 32,
-16 at beam 128, 8 at beam 256; each request returns k = 20 items.
+device's peak: ~110 GFLOP/s fp32 on this CPU (PEAK_GFLOPS), the measured matmul peak in the
+autocast dtype on CUDA (bench.peak.measure_peak). Every call decodes ROWS = 2048 beam rows: 64
+requests at beam 32, 16 at beam 128, 8 at beam 256, 4 at beam 512; each request returns k = 20 items.
+`--device` puts both models and their inputs on the device (HF on the same one), `--precision` runs
+both engines' calls in `oxygen.device.autocast` (auto: bf16 on CUDA, fp32 on the CPU); on CUDA every
+timed call is bracketed by torch.cuda.synchronize.
 Input: a default-size ModelBatch with 10 short-history items, 40 long-history items of which IGR
 keeps 10, a profile, a trigger and an instruction embedding (encoder length 26). HF gets the same
 size of model and a 30-token input (the 10 short-history items' SID tokens).
 
     python -m bench.decoding --quick                  # 3.5k / 20k items, beams 32 and 256
     python -m bench.decoding --out /tmp/decoding.json # full: 3.5k / 20k / 1M, beams 32 / 128 / 256
+    python -m bench.decoding --device cuda --sizes 20000,1000000 --beams 32,256,512   # on a GPU (bf16)
 """
 
 from __future__ import annotations
@@ -22,15 +27,17 @@ import argparse
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from bench.peak import measure_peak, peak_dtype, sync
 from oxygen.config import ModelConfig
 from oxygen.data.batch import ModelBatch
 from oxygen.decoding.generate import generate_items, trie_set
+from oxygen.device import autocast, resolve_device
 from oxygen.model import OxygenModel
 from oxygen.semantic_ids.trie import PrefixTrie
 
@@ -41,14 +48,32 @@ SPECIAL = 2  # HF token ids 0 (pad = decoder start) and 1 (eos); code c of level
 
 
 @dataclass
+class Target:
+    """Where the engines run: the device, the autocast precision and the peak GFLOP/s to compare with."""
+
+    device: torch.device
+    precision: str = "auto"
+    peak_gflops: float = PEAK_GFLOPS
+
+
+@dataclass
 class Setup:
-    """What one benchmark case needs: the models, the catalogue trie and the widths."""
+    """What one benchmark case needs: the models, the catalogue trie, the widths and the device."""
 
     model: OxygenModel
     hf: torch.nn.Module | None
     trie: PrefixTrie
     widths: tuple[int, ...]
     rows: int = ROWS  # beam rows per call: requests per call = rows // beam
+    target: Target = field(default_factory=lambda: Target(torch.device("cpu")))
+
+
+def device_target(device: str, precision: str) -> Target:
+    """The Target of a --device / --precision setting: on CUDA the peak is measured in the autocast
+    dtype (bf16 under auto); on the CPU it is PEAK_GFLOPS."""
+    dev = resolve_device(device)
+    peak = measure_peak(dev, peak_dtype(dev, precision)) if dev.type == "cuda" else PEAK_GFLOPS
+    return Target(dev, precision, peak)
 
 
 def make_catalogue(n: int, widths: tuple[int, ...], seed: int = 0) -> PrefixTrie:
@@ -163,43 +188,54 @@ def hf_flops(cfg: ModelConfig, vocab: int, B: int, beam: int, T: int = 30, L: in
     return B * enc + B * beam * per_beam
 
 
-def _time_calls(fn, reps: int, budget_s: float) -> tuple[list[float], list[float], object]:
+def _time_calls(fn, reps: int, budget_s: float, device: torch.device) -> tuple[list[float], list[float], object]:
     """Call fn once to warm up, then up to `reps` times (stop early past `budget_s`). Returns the wall
     latencies and the process CPU times (all threads) of the calls in s, and the last output. On a
-    shared machine the CPU time is the steadier figure: time spent waiting for a core is not in it."""
+    shared machine the CPU time is the steadier figure: time spent waiting for a core is not in it.
+    On CUDA each timed call starts and ends with a synchronize (its kernels are inside its time)."""
     out = fn()
     lat: list[float] = []
     cpu: list[float] = []
     t_all = time.perf_counter()
     while len(lat) < reps and (not lat or time.perf_counter() - t_all < budget_s):
+        sync(device)
         t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
+        sync(device)
         lat.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     return lat, cpu, out
 
 
-def _summary(lat: list[float], cpu: list[float], B: int, flops: float, legal: float, unique: float) -> dict:
+def _summary(lat: list[float], cpu: list[float], B: int, flops: float, found: tuple[float, float],
+             peak: float) -> dict:
     """Throughput / latency / CPU time / GFLOP/s figures of one measured engine case (gflops from
-    the mean wall time, gflops_best from the fastest call)."""
+    the mean wall time, gflops_best from the fastest call; peak_fraction of `peak` GFLOP/s); `found`
+    is quality()'s (legality, uniqueness)."""
+    legal, unique = found
     total = sum(lat)
     gflops = flops * len(lat) / total / 1e9
     return {"calls": len(lat), "requests_per_call": B, "requests_per_s": B * len(lat) / total,
             "p50_ms": float(np.percentile(lat, 50)) * 1e3, "p99_ms": float(np.percentile(lat, 99)) * 1e3,
             "min_ms": min(lat) * 1e3, "cpu_p50_ms": float(np.percentile(cpu, 50)) * 1e3,
             "gflop_per_call": flops / 1e9, "gflops": gflops, "gflops_best": flops / min(lat) / 1e9,
-            "peak_fraction": gflops / PEAK_GFLOPS, "legality": legal, "uniqueness": unique}
+            "peak_fraction": gflops / peak, "legality": legal, "uniqueness": unique}
 
 
 def run_oxygen(s: Setup, beam: int, reps: int, budget_s: float) -> dict:
     """Time generate_items at `beam` on ROWS // beam requests; legality/uniqueness of the last call."""
     B = max(1, s.rows // beam)
-    batch = make_batch(s.model.cfg, s.trie, B)
+    dev = s.target.device
+    batch = make_batch(s.model.cfg, s.trie, B).to(dev)
     k = min(K_RETURN, beam)
-    lat, cpu, (ids, _) = _time_calls(lambda: generate_items(s.model, batch, [s.trie], beam=beam, k=k), reps, budget_s)
-    items = [[i if i >= 0 else None for i in row] for row in ids.tolist()]
-    legal, unique = quality(items, set(range(len(s.trie))))
-    return _summary(lat, cpu, B, oxygen_flops(s.model.cfg, B, beam), legal, unique)
+
+    def call() -> tuple[torch.Tensor, torch.Tensor]:
+        return generate_items(s.model, batch, [s.trie], beam=beam, k=k, precision=s.target.precision)
+
+    lat, cpu, (ids, _) = _time_calls(call, reps, budget_s, dev)
+    items = [[i if i >= 0 else None for i in row] for row in ids.cpu().tolist()]
+    found = quality(items, set(range(len(s.trie))))
+    return _summary(lat, cpu, B, oxygen_flops(s.model.cfg, B, beam), found, s.target.peak_gflops)
 
 
 def run_hf(s: Setup, beam: int, reps: int, budget_s: float) -> dict:
@@ -211,23 +247,24 @@ def run_hf(s: Setup, beam: int, reps: int, budget_s: float) -> dict:
     g = torch.Generator().manual_seed(0)
     rows = torch.randint(0, len(s.trie), (B, 10), generator=g)
     tok = torch.from_numpy(s.trie.codes)[rows] + torch.from_numpy(offs[:-1] + SPECIAL)
-    input_ids = tok.reshape(B, -1)
+    dev = s.target.device
+    input_ids = tok.reshape(B, -1).to(dev)
 
     def allowed(_batch_id: int, sent: torch.Tensor) -> list[int]:
         return table.get(tuple(sent[1:].tolist()), [])
 
     def call() -> torch.Tensor:
-        with torch.no_grad():
+        with torch.no_grad(), autocast(dev, s.target.precision):
             return s.hf.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), num_beams=beam,
                                  num_return_sequences=k, max_new_tokens=s.trie.depth, do_sample=False,
                                  prefix_allowed_tokens_fn=allowed, early_stopping=True)
 
-    lat, cpu, seqs = _time_calls(call, reps, budget_s)
-    found = hf_tokens_to_items(seqs, s.trie, s.widths)
+    lat, cpu, seqs = _time_calls(call, reps, budget_s, dev)
+    found = hf_tokens_to_items(seqs.cpu(), s.trie, s.widths)
     items = [found[b * k:(b + 1) * k] for b in range(B)]
-    legal, unique = quality(items, set(range(len(s.trie))))
     vocab = SPECIAL + sum(s.widths)
-    return _summary(lat, cpu, B, hf_flops(s.model.cfg, vocab, B, beam, T=input_ids.shape[1]), legal, unique)
+    return _summary(lat, cpu, B, hf_flops(s.model.cfg, vocab, B, beam, T=input_ids.shape[1]),
+                    quality(items, set(range(len(s.trie)))), s.target.peak_gflops)
 
 
 def bench_case(s: Setup, beam: int, reps: int, hf_reps: int, budget_s: float) -> dict:
@@ -243,29 +280,35 @@ def bench_case(s: Setup, beam: int, reps: int, hf_reps: int, budget_s: float) ->
 
 
 def run_benchmark(sizes: list[int], beams: list[int], reps: int = 10, hf_reps: int = 3,
-                  budget_s: float = 20.0, with_hf: bool = True, threads: int = 2, rows: int = ROWS) -> dict:
-    """The whole grid: {'load_start', 'load_end', 'threads', 'rows_per_call', 'torch', 'cases':
-    [bench_case dicts]}; `rows` beam rows per call (requests per call = rows // beam)."""
+                  budget_s: float = 20.0, with_hf: bool = True, threads: int = 2, rows: int = ROWS,
+                  device: str = "auto", precision: str = "auto") -> dict:
+    """The whole grid: {'load_start', 'load_end', 'threads', 'rows_per_call', 'torch', 'device',
+    'precision', 'peak_gflops', 'cases': [bench_case dicts]}; `rows` beam rows per call (requests
+    per call = rows // beam); both engines on `device` (auto: CUDA when visible) in `precision`."""
     torch.set_num_threads(threads)
     load_start = os.getloadavg()
+    target = device_target(device, precision)
     cfg = ModelConfig(dropout=0.0)
     widths = tuple(cfg.codebook_sizes)
     torch.manual_seed(0)
-    model = OxygenModel(cfg).eval()
-    hf = make_hf(widths, cfg) if with_hf else None
+    model = OxygenModel(cfg).eval().to(target.device)
+    hf = make_hf(widths, cfg).to(target.device) if with_hf else None
     cases = []
     for n in sizes:
         trie = make_catalogue(n, widths)
         trie_set([trie])  # built once, as serving does at start
-        s = Setup(model, hf, trie, widths, rows)
+        s = Setup(model, hf, trie, widths, rows, target)
         for beam in tqdm(beams, desc=f"{n} items"):
             cases.append(bench_case(s, beam, reps, hf_reps, budget_s))
     return {"load_start": list(load_start), "load_end": list(os.getloadavg()), "threads": torch.get_num_threads(),
-            "rows_per_call": rows, "torch": torch.__version__, "cases": cases}
+            "rows_per_call": rows, "torch": torch.__version__, "device": str(target.device),
+            "precision": precision, "peak_gflops": target.peak_gflops, "cases": cases}
 
 
-def _table(result: dict) -> str:
-    """Markdown table of a run_benchmark result (GFLOP/s from the mean wall time; best = fastest call)."""
+def table(result: dict) -> str:
+    """Markdown table of a run_benchmark result (GFLOP/s from the mean wall time; best = fastest call;
+    % of the run's peak_gflops)."""
+    peak = result.get("peak_gflops", PEAK_GFLOPS)
     head = ("| items | beam | req/call | ours req/s | ours p50 / p99 / min ms | ours CPU ms p50 "
             "| ours GFLOP/s mean / best (% peak best) | legal / unique | HF req/s | HF p50 / min ms | HF CPU ms p50 "
             "| HF GFLOP/s mean / best | HF legal | speed-up wall p50 | speed-up CPU p50 |")
@@ -277,30 +320,41 @@ def _table(result: dict) -> str:
               f"{r['speedup_cpu']:.1f}x" if h else "- | - | - | - | - | - | -")
         lines.append(f"| {r['items']} | {r['beam']} | {o['requests_per_call']} | {o['requests_per_s']:.1f} | "
                      f"{o['p50_ms']:.0f} / {o['p99_ms']:.0f} / {o['min_ms']:.0f} | {o['cpu_p50_ms']:.0f} | "
-                     f"{o['gflops']:.1f} / {o['gflops_best']:.1f} ({o['gflops_best'] / PEAK_GFLOPS:.0%}) | "
+                     f"{o['gflops']:.1f} / {o['gflops_best']:.1f} ({o['gflops_best'] / peak:.0%}) | "
                      f"{o['legality']:.0%} / {o['uniqueness']:.0%} | {hf} |")
     return "\n".join(lines)
 
 
-def main() -> None:
-    """CLI: run the grid, print a markdown table, optionally write the JSON."""
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def _ints(text: str) -> list[int]:
+    """A comma-separated list of ints ("20000,1000000")."""
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """CLI: run the grid, print a markdown table, optionally write the JSON; returns the result."""
+    ap = argparse.ArgumentParser(prog="python -m bench.decoding", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="3.5k and 20k items, beams 32 and 256, few reps")
     ap.add_argument("--no-hf", action="store_true", help="skip the HF transformers baseline")
     ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
+    ap.add_argument("--device", default="auto", help="auto (CUDA when visible) | cpu | cuda | cuda:N")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                    help="autocast of both engines: auto = bf16 on CUDA, fp32 on the CPU")
+    ap.add_argument("--sizes", type=_ints, help="catalogue sizes, comma-separated (default: by --quick)")
+    ap.add_argument("--beams", type=_ints, help="beam widths, comma-separated (default: by --quick)")
     ap.add_argument("--out", help="write the result JSON here")
-    args = ap.parse_args()
-    if args.quick:
-        result = run_benchmark([3500, 20000], [32, 256], reps=3, hf_reps=1, budget_s=5, with_hf=not args.no_hf,
-                               threads=args.threads)
-    else:
-        result = run_benchmark([3500, 20000, 1_000_000], [32, 128, 256], with_hf=not args.no_hf,
-                               threads=args.threads)
-    print(_table(result))
+    args = ap.parse_args(argv)
+    sizes = args.sizes or ([3500, 20000] if args.quick else [3500, 20000, 1_000_000])
+    beams = args.beams or ([32, 256] if args.quick else [32, 128, 256])
+    timing = {"reps": 3, "hf_reps": 1, "budget_s": 5} if args.quick else {}
+    result = run_benchmark(sizes, beams, with_hf=not args.no_hf, threads=args.threads, device=args.device,
+                           precision=args.precision, **timing)
+    print(table(result))
     print(f"load average start {result['load_start']} end {result['load_end']}")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=2)
+    return result
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ def post_train_records(metrics: dict, label: str, seed: int, before: str | None)
     out = [(label, metrics["after"])] + ([(before, metrics["before"])] if before else [])
     for name, m in out:
         if "ranks" not in m["test"]:
-            raise ValueError(f"{label}: the metrics have no per-row ranks; rerun apps.post_train (it keeps them now)")
+            raise ValueError(f"{name}: the metrics have no per-row ranks; rerun apps.post_train (it keeps them now)")
     return [{"label": name, "seed": seed, "model": name, "refit": False, "test": m["test"]["overall"],
              "ranks": m["test"]["ranks"], "rows": m["test"]["rows"], "valid": m["valid"]["overall"],
              "train_seconds": metrics.get("seconds"), "fit_info": {"config": metrics.get("config")}}

@@ -1,4 +1,4 @@
-"""Training benchmark: samples/s and achieved GFLOP/s (MFU = fraction of the machine's measured fp32
+"""Training benchmark: samples/s and achieved GFLOP/s (MFU = fraction of the device's measured
 matmul peak) of THE training loop, in-process (`oxygen.training.loop.fit`, 1 process with all the
 threads: the reference) and on 1 and 2 Ray Train workers (`oxygen.training.ray_train.fit_ray`, DDP
 over gloo, the threads split between the workers), at the demo model size (configs/world/demo.yaml:
@@ -35,13 +35,17 @@ MoE FFNs count moe_active experts per token plus the router (2 d E). Not in F (l
 3% of the total at the demo size, 0.6% at the large one): the instruction MLPs (adapter of the
 384-d text embedding, scenario-trigger fusion), the IGR/Q2I query MLP, IGR scoring of the long
 history (no gradient) and the Q2I projection / cross-covariance; `flops_per_sample` gives both.
-MFU = 3 F x samples/s / peak, peak = the measured fp32 matmul GFLOP/s of the whole machine (all
-threads; 1-thread peak reported too). tests/bench/test_training_bench.py checks F + extras against
-torch.utils.flop_counter.FlopCounterMode on one forward + backward.
+MFU = 3 F x samples/s / peak, peak = the measured matmul GFLOP/s of the device in the training
+dtype (bench.peak.machine; on the CPU fp32 with all threads, 1-thread peak reported too; on CUDA
+bf16 under `--precision auto`). The loop modes run on `--device` (LoopConfig.device: the loop moves
+model and data there once, the forward runs in autocast of `--precision`); the Ray modes on the CPU.
+tests/bench/test_training_bench.py checks F + extras against torch.utils.flop_counter.FlopCounterMode
+on one forward + backward.
 
     python -m bench.training --out runs/bench/training.json     # both sizes, loop / 1 / 2 Ray workers
     python -m bench.training --quick                            # demo size, 6k rows, 2 epochs, ~3 min
     python -m bench.training --sizes demo --modes loop,loop1    # + the loop on one thread
+    python -m bench.training --device cuda --modes loop         # on a GPU, MFU against its bf16 peak
 """
 
 from __future__ import annotations
@@ -59,14 +63,18 @@ import torch
 from tqdm import tqdm
 
 from apps.cli import write_report
+from bench.peak import machine
+from bench.peak import measure_peak as device_peak
 from oxygen.config import ModelConfig
 from oxygen.data.batch import ModelBatch
 from oxygen.data.batching import CollateConfig
+from oxygen.device import resolve_device
 from oxygen.model import OxygenModel
 from oxygen.model.instruction import PREFIX_LEN
 from oxygen.training.loop import LoopConfig, Trainable, adamw_cosine, fit
 
 SIZES: dict[str, dict] = {
+    "tiny": {"d_model": 32, "n_heads": 2, "enc_layers": 1, "dec_layers": 1, "d_ff": 64},  # dry runs, tests
     "demo": {"d_model": 96, "n_heads": 4, "enc_layers": 2, "dec_layers": 2, "d_ff": 192},
     "large": {"d_model": 256, "n_heads": 4, "enc_layers": 4, "dec_layers": 4, "d_ff": 1024},
 }
@@ -80,21 +88,14 @@ OPT = {"lr": 0.002, "weight_decay": 0.01, "warmup_steps": 50}  # configs/world/b
 
 # ---- the machine ----
 
-def measure_peak(threads: int, n: int = 2048, reps: int = 10) -> float:
-    """Best fp32 GFLOP/s of an [n, n] @ [n, n] matmul with `threads` torch threads (after 2 warm-ups);
-    the thread count is restored afterwards."""
+def measure_peak(threads: int, n: int | None = None, reps: int = 10, device: torch.device | str = "cpu",
+                 dtype: torch.dtype = torch.float32) -> float:
+    """Best GFLOP/s of an [n, n] @ [n, n] matmul in `dtype` on `device` with `threads` torch threads
+    (bench.peak.measure_peak; n: 2048 on the CPU, 8192 on CUDA); the thread count is restored."""
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        a, b = torch.randn(n, n), torch.randn(n, n)
-        for _ in range(2):
-            a @ b
-        best = float("inf")
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            a @ b
-            best = min(best, time.perf_counter() - t0)
-        return 2 * n ** 3 / best / 1e9
+        return device_peak(device, dtype, n, reps)
     finally:
         torch.set_num_threads(old)
 
@@ -243,8 +244,9 @@ def _optimizer(cfg: ModelConfig, data: ModelBatch, batch_size: int, epochs: int)
 
 
 def run_loop(cfg: ModelConfig, data: ModelBatch, epochs: int, batch_size: int = 256, threads: int = 2,
-             seed: int = 0) -> Run:
-    """THE loop in this process with `threads` torch threads, `epochs` epochs, no validation."""
+             seed: int = 0, device: str = "auto", precision: str = "auto") -> Run:
+    """THE loop in this process with `threads` torch threads, `epochs` epochs, no validation, on
+    `device` in `precision` (LoopConfig's: the loop moves model and data there once)."""
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -252,8 +254,9 @@ def run_loop(cfg: ModelConfig, data: ModelBatch, epochs: int, batch_size: int = 
         torch.manual_seed(seed)
         model = OxygenModel(cfg)
         opt, sched = _optimizer(cfg, data, batch_size, epochs)(model)
-        result = fit(Trainable(model, data, opt, sched), LoopConfig(epochs=epochs, batch_size=batch_size,
-                                                                    seed=seed, grad_clip=1.0))
+        loop = LoopConfig(epochs=epochs, batch_size=batch_size, seed=seed, grad_clip=1.0, device=device,
+                          precision=precision)
+        result = fit(Trainable(model, data, opt, sched), loop)
         return Run(_epochs(result.history), time.perf_counter() - t0)
     finally:
         torch.set_num_threads(old)
@@ -277,7 +280,7 @@ def run_ray(cfg: ModelConfig, data: ModelBatch, epochs: int, workers: int, batch
         model = OxygenModel(cfg)
         job = RayJob(factory=partial(OxygenModel, cfg), init_state=model.state_dict(), data=data,
                      optimizer=_optimizer(cfg, data, batch_size, epochs),
-                     loop=LoopConfig(epochs=epochs, batch_size=batch_size, seed=seed, grad_clip=1.0),
+                     loop=LoopConfig(epochs=epochs, batch_size=batch_size, seed=seed, grad_clip=1.0, device="cpu"),
                      threads=threads)
         with tempfile.TemporaryDirectory(prefix="bench-training-ray-") as storage:
             result, _ = fit_ray(job, workers, storage, name=f"bench-{workers}")
@@ -304,17 +307,20 @@ def record(size: str, mode: str, run: Run, rows: int, flops: dict, peak: float, 
 
 def run_benchmark(sizes: list[str], modes: list[str], epochs: int = 3, world: dict = WORLD,
                   rows: dict | None = None, threads: int = 2, batch_size: int = 256,
-                  world_dir: Path | str | None = None) -> dict:
-    """The grid: {'machine': {peaks, threads, torch, cpu}, 'flops': {size: flops_per_sample},
-    'records': [record per (size, mode)], 'load_start', 'load_end'}."""
+                  world_dir: Path | str | None = None, device: str = "auto", precision: str = "auto") -> dict:
+    """The grid: {'machine': `machine(...)`, 'flops': {size: flops_per_sample}, 'records': [record
+    per (size, mode)], 'load_start', 'load_end'}; the loop modes run on `device` in `precision` (MFU
+    against the device's peak in that dtype), the Ray modes on the CPU only."""
+    dev = resolve_device(device)
+    if dev.type != "cpu" and any(m.startswith("ray") for m in modes):
+        raise ValueError(f"the Ray modes run on the CPU here; use --modes loop,loop1 with --device {device}")
     rows = {**ROWS, **(rows or {})}
     load_start = os.getloadavg()
-    peak1, peak = measure_peak(1), measure_peak(threads)
+    mach = machine(dev, precision, threads)
+    peak = mach["peak_gflops"]
     prep = make_data(world, world_dir)
     data = prep.batches["train"]
-    out = {"machine": {"peak_gflops": peak, "peak_gflops_1_thread": peak1, "threads": threads,
-                       "cpus": os.cpu_count(), "torch": torch.__version__},
-           "world": world, "epochs": epochs, "batch_size": batch_size, "flops": {}, "records": []}
+    out = {"machine": mach, "world": world, "epochs": epochs, "batch_size": batch_size, "flops": {}, "records": []}
     bar = tqdm([(s, m) for s in sizes for m in modes], desc="training bench")
     for size, mode in bar:
         bar.set_postfix(size=size, mode=mode)
@@ -323,7 +329,8 @@ def run_benchmark(sizes: list[str], modes: list[str], epochs: int = 3, world: di
         flops = flops_per_sample(cfg, part)
         out["flops"][size] = {**flops, "params": OxygenModel(cfg).num_parameters}
         if mode in ("loop", "loop1"):
-            run = run_loop(cfg, part, epochs, batch_size, threads if mode == "loop" else 1)
+            run = run_loop(cfg, part, epochs, batch_size, threads if mode == "loop" else 1, device=str(dev),
+                           precision=precision)
         else:
             run = run_ray(cfg, part, epochs, {"ray1": 1, "ray2": 2}[mode], batch_size, threads)
         out["records"].append(record(size, mode, run, len(part), flops, peak, 1 if mode == "loop1" else threads))
@@ -355,6 +362,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batch-size", type=int, default=256, help="global batch (split between Ray workers)")
     ap.add_argument("--world", type=Path, help="reuse/write the generated world in this folder")
     ap.add_argument("--quick", action="store_true", help="demo size only, 6k rows, 2 epochs")
+    ap.add_argument("--device", default="cpu", help="cpu (default: the documented CPU tables) | auto | cuda | cuda:N "
+                    "(the loop modes; the Ray modes run on the CPU)")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                    help="autocast of the forward: auto = bf16 on CUDA, fp32 on the CPU")
     args = ap.parse_args(argv)
     sizes, modes = args.sizes.split(","), args.modes.split(",")
     for s in sizes:
@@ -367,13 +378,14 @@ def main(argv: list[str] | None = None) -> dict:
     if args.quick:
         sizes, rows, epochs = ["demo"], {"demo": 6000}, 2
     result = run_benchmark(sizes, modes, epochs, rows=rows, threads=args.threads, batch_size=args.batch_size,
-                           world_dir=args.world)
+                           world_dir=args.world, device=args.device, precision=args.precision)
     for size, fl in result["flops"].items():
         print(f"{size}: T={fl['T']} t={fl['t']} params={fl['params']:,} train GFLOP/sample={fl['train'] / 1e9:.4f} "
               f"(+{fl['extras_train'] / fl['train']:.1%} extras)")
     m = result["machine"]
-    print(f"peak fp32 matmul: {m['peak_gflops']:.1f} GFLOP/s with {m['threads']} threads, "
-          f"{m['peak_gflops_1_thread']:.1f} with 1")
+    one = f", {m['peak_gflops_1_thread']:.1f} with 1" if m["peak_gflops_1_thread"] else ""
+    print(f"peak {m['peak_dtype']} matmul on {m['device_name']}: {m['peak_gflops']:.1f} GFLOP/s "
+          f"with {m['threads']} threads{one}")
     print(table(result))
     print(f"load average start {result['load_start']} end {result['load_end']}")
     if args.out:

@@ -1,4 +1,5 @@
-"""cluster.yaml, deployments/serve.yaml and docs/cluster.md parse and point at code that exists."""
+"""cluster.yaml, deployments/serve*.yaml, the GPU training config and docs/cluster.md parse and point at
+code that exists."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import importlib
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from oxygen.serving.app import AppArgs
@@ -13,8 +15,9 @@ from oxygen.serving.app import AppArgs
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_serve_yaml_import_path_resolves():
-    cfg = yaml.safe_load((ROOT / "deployments" / "serve.yaml").read_text())
+@pytest.mark.parametrize("name", ["serve.yaml", "serve-gpu.yaml"])
+def test_serve_yaml_import_path_resolves(name):
+    cfg = yaml.safe_load((ROOT / "deployments" / name).read_text())
     for app in cfg["applications"]:
         module, attr = app["import_path"].split(":")
         assert callable(getattr(importlib.import_module(module), attr))
@@ -49,9 +52,25 @@ def test_the_cluster_redis_needs_a_password_and_stays_private():
     assert not re.search(r"requirepass [A-Za-z0-9]{8,}", text)  # no literal password in the repo
 
 
-def test_serve_yaml_takes_its_secrets_from_the_environment():
-    app = yaml.safe_load((ROOT / "deployments" / "serve.yaml").read_text())["applications"][0]
+@pytest.mark.parametrize("name", ["serve.yaml", "serve-gpu.yaml"])
+def test_serve_yaml_takes_its_secrets_from_the_environment(name):
+    app = yaml.safe_load((ROOT / "deployments" / name).read_text())["applications"][0]
     env = app["runtime_env"]["env_vars"]
     assert env["REDIS_URL"] == "${REDIS_URL}" and env["OXYGEN_API_KEY"] == "${OXYGEN_API_KEY}"
     assert all(k.startswith("RAY_SERVE_") for k in set(env) - {"REDIS_URL", "OXYGEN_API_KEY"})  # settings, no secrets
     assert app["args"]["require_api_key"] is True
+
+
+def test_the_gpu_settings_put_the_model_on_a_gpu():
+    """serve-gpu.yaml: each replica asks Ray for a GPU and runs on it; configs/world/gpu.yaml trains on CUDA."""
+    from oxygen.config import GenerativeConfig, load_config
+
+    app = yaml.safe_load((ROOT / "deployments" / "serve-gpu.yaml").read_text())["applications"][0]
+    (rec,) = [d for d in app["deployments"] if d["name"] == "Recommender"]
+    assert rec["ray_actor_options"]["num_gpus"] >= 1 and AppArgs(**app["args"]).device == "cuda"
+    cpu = yaml.safe_load((ROOT / "deployments" / "serve.yaml").read_text())["applications"][0]
+    assert AppArgs(**app["args"]).max_batch_size > AppArgs(**cpu["args"]).max_batch_size
+    cfg = load_config(ROOT / "configs" / "world" / "gpu.yaml", GenerativeConfig)
+    assert cfg.train.device == "cuda" and cfg.train.precision == "auto"
+    text = (ROOT / "docs" / "cluster.md").read_text()
+    assert "serve-gpu.yaml" in text and "configs/world/gpu.yaml" in text and "bench/gpu_check.sh" in text
