@@ -90,7 +90,8 @@ def load_instructions(redis_url: str, path: Path) -> int:
     return len(records)
 
 
-def run_smoke(bundle: Path, data_dir: Path, port: int = 8011, instructions: Path | None = None) -> list[int]:
+def run_smoke(bundle: Path, data_dir: Path, port: int = 8011, instructions: Path | None = None,
+              device: str = "auto") -> list[int]:
     """Start everything, send one request per scenario, print, stop; return the HTTP status codes."""
     from oxygen.serving.local import start_local, stop_local
     from oxygen.store.embedded import EmbeddedRedis
@@ -99,7 +100,7 @@ def run_smoke(bundle: Path, data_dir: Path, port: int = 8011, instructions: Path
         users = load_users(redis_server.url, data_dir)
         if instructions is not None:
             print(f"stored {load_instructions(redis_server.url, instructions)} reasoning instructions")
-        url = start_local(bundle, redis_server.url, port)
+        url = start_local(bundle, redis_server.url, port, device=device)
         print(f"service ready at {url} (OpenAPI: {url}/docs); scenarios: "
               f"{httpx.get(f'{url}/v1/scenarios', timeout=10).json()}")
         codes = []
@@ -124,12 +125,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--instructions", type=Path, default=None,
                    help="instruction records (apps.instructions generate --out FILE) to store for serving")
     p.add_argument("--smoke", action="store_true", help="one request per scenario, then stop")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where the model runs (auto: a GPU when Ray has one; cuda without one stops with the fix)")
     add_common(p)
     args = p.parse_args(argv)
     if args.smoke:
         if args.users_from is None:
             p.error("--smoke needs --users-from DIR (the dataset the bundle was trained on)")
-        codes = run_smoke(args.bundle, args.users_from, args.port, args.instructions)
+        codes = run_smoke(args.bundle, args.users_from, args.port, args.instructions, args.device)
         raise SystemExit(0 if all(c == 200 for c in codes) else 1)
     from oxygen.store.embedded import redis_url
     url_redis = args.redis_url or redis_url()
@@ -138,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.instructions:
         load_instructions(url_redis, args.instructions)
     from oxygen.serving.local import start_local
-    url = start_local(args.bundle, url_redis, args.port)
+    url = start_local(args.bundle, url_redis, args.port, device=args.device)
     print(f"serving at {url} (OpenAPI {url}/docs); Ctrl-C to stop")
     try:
         while True:

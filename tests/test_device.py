@@ -132,3 +132,11 @@ def test_a_bundle_or_a_service_asked_for_cuda_without_a_gpu_says_so(tmp_path):
         Bundle.load(tmp_path / "b", "cuda")
     with pytest.raises(dv.DeviceError, match="no CUDA GPU"):
         make_core(AppArgs(bundle=str(tmp_path / "b"), device="cuda", encode_queries=False))
+
+
+def test_a_cuda_service_asks_ray_for_a_gpu_per_replica():
+    from oxygen.serving.app import AppArgs, _scaling
+
+    assert _scaling(AppArgs(bundle="b", device="cuda"))["ray_actor_options"] == {"num_cpus": 1, "num_gpus": 1}
+    assert "ray_actor_options" not in _scaling(AppArgs(bundle="b", device="cpu"))
+    assert "ray_actor_options" not in _scaling(AppArgs(bundle="b"))  # auto, no Ray cluster with a GPU here

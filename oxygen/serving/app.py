@@ -26,6 +26,7 @@ import os
 import time
 from typing import Any, Literal
 
+import ray
 import torch
 from fastapi import FastAPI, Header
 from pydantic import BaseModel, Field
@@ -212,8 +213,12 @@ class Oxygen:
 
 
 def _scaling(a: AppArgs) -> dict:
-    """Deployment options of the model side: a fixed replica count or an autoscaling config."""
+    """Deployment options of the model side: a fixed replica count or an autoscaling config, and a
+    GPU per replica for device cuda (or auto on a Ray cluster with a GPU): a replica sees a GPU only
+    when it asks for one. A deployment config's own ray_actor_options replace these."""
     opts: dict[str, Any] = {"max_ongoing_requests": a.max_ongoing_requests}
+    if a.device == "cuda" or (a.device == "auto" and ray.is_initialized() and ray.cluster_resources().get("GPU", 0) >= 1):
+        opts["ray_actor_options"] = {"num_cpus": 1, "num_gpus": 1}
     if a.autoscaling is not None:
         opts["autoscaling_config"] = a.autoscaling
     elif a.recommender_replicas:

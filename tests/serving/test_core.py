@@ -227,3 +227,19 @@ def test_the_query_encoder_caches_the_last_distinct_queries(monkeypatch):
     assert len(calls) == n + 1
     encode(["abc"])
     assert calls[-1] == ["abc"]
+
+
+def test_a_batch_puts_every_tensor_on_the_models_device(core):
+    """Reads, collate, business rules and decoding of a mixed batch with torch's default device made
+    `meta` (tests/test_device_paths.py): a tensor made on the default device instead of the model's
+    would fail here as it fails next to a model on a GPU; the answers are the ones of a plain call."""
+    import torch
+
+    reqs = [RecommendRequest(scenario="search", user_id="alice", query="warm socks", k=7),
+            RecommendRequest(scenario="homepage", user_id="alice", exclude_items=[3, 4, 5]),
+            RecommendRequest(scenario="cart", user_id="new", history=[1, 2], trigger_item=2, k=3),
+            RecommendRequest(scenario="channel", user_id="bob", trigger_item=30, k=5, sampling={"seed": 1})]
+    expect = [[i.item_id for i in r.items] for r in core.recommend_batch(reqs)]
+    with torch.device("meta"):
+        got = [[i.item_id for i in r.items] for r in core.recommend_batch(reqs)]
+    assert got == expect
