@@ -1,0 +1,147 @@
+"""Instruction guidance, an experiment for slow thinking (issue 10): does decoding that leans harder
+on the reasoning instruction lift the deductive rows without costing the others?
+
+The model hedges: on rows whose hidden reason is a contextual need it puts the need's leaf in its
+top 10 on most rows but gives it few of the ten slots (docs/benchmarks.d/instructions.md, D).
+Guidance in the manner of classifier-free guidance sharpens what the instruction adds: every beam
+is scored twice, with the request's instruction (c) and with the learnable default instruction (u),
+and decoding follows log_softmax((1 + w) c - w u) at the chosen SID levels (w = 0: the plain
+model). `Guided` wraps a StepModel, so THE decode path (trie constraint, pools, re-rank) is
+unchanged; it costs one more request per request in the batch.
+
+    python -m bench.instruction_guidance --data runs/demo/world --bundle runs/demo/train/bundle \\
+        --instructions runs/demo/instructions/rows.jsonl --out runs/bench/guidance.json
+
+HR@10 of the homepage rows of valid and test with each weight, on all rows, the deductive rows and
+the others (the hidden reason is read for evaluation only), w chosen on valid HR@10 of all rows,
+and paired bootstraps over test rows of each weight against w = 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from apps.cli import write_report
+from oxygen.data.batch import ModelBatch
+from oxygen.data.batching import collate
+from oxygen.data.io import load_dataset
+from oxygen.eval.instructions import deductive
+from oxygen.eval.seeds import paired_bootstrap
+from oxygen.instructions.pipeline import read_instructions, row_vectors
+from oxygen.model.bundle import Bundle
+from oxygen.training.prepare import RowInstructions, instruction_lookup
+
+K, BEAM = 10, 30
+WEIGHTS = (0.0, 0.5, 1.0, 2.0)
+
+
+def unconditioned(batch: ModelBatch) -> ModelBatch:
+    """`batch` with every request's instruction replaced by the learnable default."""
+    return replace(batch, instr_emb=torch.zeros_like(batch.instr_emb), instr_mask=torch.zeros_like(batch.instr_mask))
+
+
+class Guided:
+    """A StepModel that decodes `model` with instruction guidance of weight `weight` at `levels`
+    (see the module docstring). Its decoder state holds 2B requests: the B requests as given, then
+    the same B with the default instruction; beams stay contiguous per request in both halves."""
+
+    def __init__(self, model: Any, weight: float, levels: tuple[int, ...] = (0, 1, 2)) -> None:
+        self.model, self.weight, self.levels = model, weight, levels
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.model, name)
+
+    def start(self, batch: ModelBatch) -> Any:
+        """The wrapped model's start on [batch; batch with the default instruction]."""
+        plain = unconditioned(batch)
+        both = ModelBatch(**{f.name: torch.cat([getattr(batch, f.name), getattr(plain, f.name)]) for f in fields(batch)})
+        return self.model.start(both)
+
+    def step(self, state: Any, codes: torch.Tensor | None, level: int) -> tuple[torch.Tensor, Any]:
+        """Guided log-probs Float[N, K_level] of the N beams (codes Long[N] fed to both halves)."""
+        logp, state = self.model.step(state, None if codes is None else torch.cat([codes, codes]), level)
+        cond, plain = logp.chunk(2)
+        w = self.weight if level in self.levels else 0.0
+        return torch.log_softmax((1 + w) * cond - w * plain, dim=-1), state
+
+    def select(self, state: Any, index: torch.Tensor) -> Any:
+        """Beams `index` Long[N'] of both halves."""
+        return self.model.select(state, torch.cat([index, index + state.num_beams // 2]))
+
+    def item_mixture(self, batch: ModelBatch) -> None:
+        """No copy-head mixture under guidance (the transition re-rank of a bundle still applies)."""
+        return None
+
+
+def split_hits(bundle: Bundle, rows: list, lookup: Any, weights: tuple[float, ...], levels: tuple[int, ...]
+               ) -> dict[float, np.ndarray]:
+    """{w: Float[len(rows)] 1 where the target is in the top K} of the homepage `rows`."""
+    batch = collate(rows, bundle.space, bundle.collate_cfg, lookup, with_targets=False)
+    targets = np.array([r.target for r in rows])
+    out = {}
+    for w in weights:
+        dec = bundle.decoder()
+        dec.model = Guided(bundle.model, w, levels)
+        top = dec.decode(batch, [r.history for r in rows], BEAM, K, pools=["homepage"] * len(rows)).items
+        out[w] = (top == targets[:, None]).any(axis=1).astype(np.float64)
+    return out
+
+
+def summary(hits: dict[float, np.ndarray], ded: np.ndarray) -> dict:
+    """HR@K per weight on all, deductive and other rows."""
+    return {str(w): {"all": float(h.mean()), "deductive": float(h[ded].mean()), "other": float(h[~ded].mean())}
+            for w, h in hits.items()}
+
+
+def run(data: Path, bundle_dir: Path, instructions: Path, weights: tuple[float, ...] = WEIGHTS,
+        levels: tuple[int, ...] = (0, 1, 2)) -> dict:
+    """The experiment (module docstring) -> {'valid', 'test': HR tables, 'chosen_w', 'paired'}."""
+    ds, bundle = load_dataset(data), Bundle.load(bundle_dir)
+    lookup = instruction_lookup(None, RowInstructions(row_vectors(read_instructions(instructions)), frozenset(["homepage"])))
+    out: dict = {"weights": list(weights), "levels": list(levels), "k": K, "beam": BEAM}
+    per_split = {}
+    for split in ("valid", "test"):
+        rows = [r for r in ds.splits[split] if r.scenario == "homepage"]
+        ded = deductive(rows)
+        per_split[split] = (split_hits(bundle, rows, lookup, weights, levels), ded)
+        out[split] = {"rows": len(rows), "deductive_rows": int(ded.sum()), "hr": summary(*per_split[split])}
+    valid_all = {w: h.mean() for w, h in per_split["valid"][0].items()}
+    out["chosen_w"] = max(valid_all, key=lambda w: (valid_all[w], -w))
+    hits, ded = per_split["test"]
+    out["paired"] = {str(w): {part: paired_bootstrap(hits[w][mask], hits[0.0][mask])
+                              for part, mask in (("all", np.ones_like(ded)), ("deductive", ded), ("other", ~ded))}
+                     for w in weights if w != 0.0}
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """CLI: run, print the tables, write the JSON."""
+    ap = argparse.ArgumentParser(prog="python -m bench.instruction_guidance", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--bundle", type=Path, required=True, help="a bundle trained with generated instructions")
+    ap.add_argument("--instructions", type=Path, required=True, help="per-row records (apps.instructions generate --per-row)")
+    ap.add_argument("--weights", default=",".join(map(str, WEIGHTS)))
+    ap.add_argument("--levels", default="0,1,2", help="SID levels guided (0: the coarsest)")
+    ap.add_argument("--out", type=Path)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    out = run(a.data, a.bundle, a.instructions, tuple(float(w) for w in a.weights.split(",")),
+              tuple(int(x) for x in a.levels.split(",")))
+    for split in ("valid", "test"):
+        for w, hr in out[split]["hr"].items():
+            print(f"{split} w={w}: HR@{K} all {hr['all']:.4f} deductive {hr['deductive']:.4f} other {hr['other']:.4f}")
+    print(f"chosen on valid: w={out['chosen_w']}")
+    if a.out:
+        write_report(a.out, out, indent=1)
+    return out
+
+
+if __name__ == "__main__":
+    main()
