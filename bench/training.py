@@ -64,7 +64,6 @@ from tqdm import tqdm
 
 from apps.cli import write_report
 from bench.peak import machine
-from bench.peak import measure_peak as device_peak
 from oxygen.config import ModelConfig
 from oxygen.data.batch import ModelBatch
 from oxygen.data.batching import CollateConfig
@@ -84,20 +83,6 @@ EXTRA_MODES = ("loop1",)  # on request (--modes): in-process with one thread
 WORLD = {"items": 3000, "users": 3000, "days": 60, "seed": 1}  # the demo world (~21k train rows)
 ROWS = {"demo": None, "large": 4000}  # rows trained per size (None: all)
 OPT = {"lr": 0.002, "weight_decay": 0.01, "warmup_steps": 50}  # configs/world/base.yaml
-
-
-# ---- the machine ----
-
-def measure_peak(threads: int, n: int | None = None, reps: int = 10, device: torch.device | str = "cpu",
-                 dtype: torch.dtype = torch.float32) -> float:
-    """Best GFLOP/s of an [n, n] @ [n, n] matmul in `dtype` on `device` with `threads` torch threads
-    (bench.peak.measure_peak; n: 2048 on the CPU, 8192 on CUDA); the thread count is restored."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        return device_peak(device, dtype, n, reps)
-    finally:
-        torch.set_num_threads(old)
 
 
 # ---- FLOPs ----

@@ -57,6 +57,24 @@ def resolve_device(setting: str | torch.device | None = "auto") -> torch.device:
     raise DeviceError(f"unknown device {setting!r}: use auto, cpu, cuda or cuda:N")
 
 
+def ray_gpus_wanted(setting: str, needed: int, visible: float, on_cluster: bool, what: str) -> bool:
+    """Whether Ray work on device `setting` asks Ray for GPUs, `needed` of them for `what`, when the
+    Ray cluster shows `visible`: cpu -> no; auto -> when they are there; cuda -> yes, and a
+    DeviceError when a local Ray (not `on_cluster`, whose autoscaler may still add GPU nodes) has
+    too few."""
+    kind = str(setting).split(":")[0]
+    if kind == "cpu":
+        return False
+    if kind == "auto":
+        return visible >= needed
+    if kind != "cuda":
+        raise DeviceError(f"unknown device {setting!r}: use auto, cpu or cuda")
+    if visible < needed and not on_cluster:
+        raise DeviceError(f"device={setting} needs {needed} GPU(s) for {what}, but this Ray has {visible:g}; "
+                          "run on a GPU machine or cluster, or set device to auto or cpu")
+    return True
+
+
 def autocast_dtype(device: torch.device | str, precision: str = "auto") -> torch.dtype | None:
     """The autocast dtype of `precision` on `device` (None: plain fp32). auto: bf16 on CUDA only;
     bf16 on the CPU is honoured when asked for explicitly (slow; the agreement tests use it)."""

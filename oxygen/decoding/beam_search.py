@@ -9,7 +9,7 @@ returned item is in its request's pool and outside its exclusions (TrieSet.block
 unique because code paths are.
 
 Shapes: B requests, W beams per request, N = B*W, E allowed edges over all beams.
-The beams live where the model puts its decoder state (its device): the index goes there once
+The beams live on the model's device (oxygen.device.module_device): the index goes there once
 (`TrieSet.to`), and the results come back on that device.
 
     items, scores = beam_search(model, batch, TrieSet(tries), pool=torch.zeros(B, dtype=long), beam=64, k=10)
@@ -26,6 +26,7 @@ from oxygen.decoding.frontier import frontier, pick
 from oxygen.decoding.protocol import StepModel
 from oxygen.decoding.sampling import NEG_INF, SamplingParams, choose, make_generator
 from oxygen.decoding.trie_set import TrieSet
+from oxygen.device import module_device
 
 __all__ = ["SamplingParams", "beam_search", "check_args"]
 
@@ -50,7 +51,7 @@ def beam_search(model: StepModel, batch: Any, tries: TrieSet, pool: torch.Tensor
     check_args(beam, k, B)
     gen = make_generator(sampling)
     state = model.start(batch)
-    dev = state_device(state, pool)
+    dev = module_device(model)
     tries = tries.to(dev)
     blocked = tries.blocked(pool.cpu(), exclude)
     node, score, codes = pool.to(dev, torch.long, copy=True), torch.zeros(B, device=dev), None
@@ -68,15 +69,6 @@ def beam_search(model: StepModel, batch: Any, tries: TrieSet, pool: torch.Tensor
         codes = lv.child_code[edge]
         state = model.select(state, beam_of)
     raise AssertionError("unreachable: tries have at least one level")
-
-
-def state_device(state: Any, pool: torch.Tensor) -> torch.device:
-    """The device the model put its decoder state on (its `row` or `hidden` tensor), else the pool's."""
-    for name in ("row", "hidden"):
-        t = getattr(state, name, None)
-        if isinstance(t, torch.Tensor):
-            return t.device
-    return pool.device
 
 
 def _pad(items: torch.Tensor, scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

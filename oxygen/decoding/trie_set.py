@@ -59,6 +59,7 @@ class TrieSet:
         self.levels = [self._stack(level) for level in range(self.depth)]
         self.item_ids = torch.from_numpy(np.concatenate([t.item_ids for t in tries]))
         self.leaf_base = np.concatenate([[0], np.cumsum([len(t) for t in tries])[:-1]]).astype(np.int64)
+        self.copies: dict[str, TrieSet] = {}  # this index on other devices (`to`), made once each
 
     def _stack(self, level: int) -> TensorLevel:
         offs, codes, ids = [np.zeros(1, dtype=np.int64)], [], []
@@ -91,10 +92,10 @@ class TrieSet:
         device = torch.device(device)
         if self.device == device or (device.type == self.device.type and device.index is None):
             return self
-        copies = self.__dict__.setdefault("_on", {})
+        copies = self.copies
         if str(device) not in copies:
             ts = TrieSet.__new__(TrieSet)
-            ts.tries, ts.depth, ts.leaf_base = self.tries, self.depth, self.leaf_base
+            ts.tries, ts.depth, ts.leaf_base, ts.copies = self.tries, self.depth, self.leaf_base, {}
             ts.levels = [TensorLevel(lv.offsets.to(device), lv.child_code.to(device), lv.child_id.to(device),
                                      lv.parent, lv.fanout) for lv in self.levels]
             ts.item_ids = self.item_ids.to(device)
@@ -114,7 +115,7 @@ class TrieSet:
         """The TrieSet of `tries` from its `state()`, using the arrays as they are: read-only arrays
         of a shared-memory store stay shared (the index is only ever read)."""
         ts = cls.__new__(cls)
-        ts.tries, ts.depth = list(tries), tries[0].depth
+        ts.tries, ts.depth, ts.copies = list(tries), tries[0].depth, {}
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             tensor = torch.from_numpy

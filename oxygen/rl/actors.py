@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Sequence
-from dataclasses import replace
 
 import numpy as np
 import psutil
@@ -37,7 +36,7 @@ import torch
 from oxygen.config import OnDevice, PostTrainConfig, RewardConfig, RolloutConfig
 from oxygen.data.schema import Row
 from oxygen.decoding.decode import DecoderTables
-from oxygen.device import DeviceError
+from oxygen.device import ray_gpus_wanted
 from oxygen.model.bundle import Bundle
 from oxygen.model.encdec import OxygenModel
 from oxygen.rl.batcher import MicroBatcher
@@ -196,9 +195,8 @@ def ray_roles(bundle_dir: str, rewards: RewardSources | RewardMapping, cfg: Post
     rollouts = [RolloutActor.options(num_cpus=threads_per_worker, num_gpus=gpu).remote(
         bundle_dir, cfg.rollout, threads_per_worker, tables, cfg) for _ in range(workers)]
     learner = LearnerActor.options(num_cpus=cfg.threads, num_gpus=gpu).remote(bundle_dir, cfg)
-    if isinstance(rewards, RewardSources) and gpu > 0:
-        rewards = replace(rewards, device="cuda")
-    reward = start_reward_actor(rewards, cfg.reward, num_gpus=gpu if isinstance(rewards, RewardSources) else 0.0)
+    on_gpu = isinstance(rewards, RewardSources) and rewards.device != "cpu"  # its bundle and ranker run there
+    reward = start_reward_actor(rewards, cfg.reward, num_gpus=gpu if on_gpu else 0.0)
     return Roles(RolloutPool(rollouts), RewardProxy(reward), LearnerProxy(learner))
 
 
@@ -207,13 +205,9 @@ def gpu_share(device: str, roles: int) -> float:
     a cluster with GPUs) the roles share one GPU (1 / roles each), so the rollout workers, the
     reward actor and the learner sit on one GPU node beside the shared tables. A local Ray without
     a GPU and device cuda is an error naming the fix."""
-    gpus = float(ray.cluster_resources().get("GPU", 0))
-    if device == "cpu" or (device == "auto" and gpus < 1):
-        return 0.0
-    if gpus < 1 and not os.environ.get("RAY_ADDRESS"):
-        raise DeviceError("post-training with device=cuda but this Ray has no GPU; run on a GPU machine or "
-                          "cluster, or set device to auto or cpu")
-    return 1.0 / roles
+    wanted = ray_gpus_wanted(device, 1, float(ray.cluster_resources().get("GPU", 0)),
+                             bool(os.environ.get("RAY_ADDRESS")), "the post-training roles (shared)")
+    return 1.0 / roles if wanted else 0.0
 
 
 def policy_of(run: PostTrainRun, bundle: Bundle) -> OxygenModel:

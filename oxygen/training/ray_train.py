@@ -35,7 +35,7 @@ import torch
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from oxygen.data.batch import ModelBatch
-from oxygen.device import DeviceError, move
+from oxygen.device import move, ray_gpus_wanted
 from oxygen.training.loop import FitResult, LoopConfig, LoopState, LossFn, Trainable, Validate, fit, model_loss
 from oxygen.training.prepare import RowCollator
 from oxygen.training.ray_data import init_ray, shard_rows
@@ -139,19 +139,8 @@ def gpu_workers(device: str, num_workers: int) -> bool:
     """Whether each Ray Train worker takes a GPU for a job on `device`: cpu -> no; cuda -> yes (a
     DeviceError on a local Ray with fewer GPUs than workers; a cluster's autoscaler may still add
     GPU nodes); auto -> when the cluster has a GPU per worker."""
-    kind = str(device).split(":")[0]
-    if kind == "cpu":
-        return False
-    gpus = float(ray.cluster_resources().get("GPU", 0))
-    if kind == "cuda":
-        if gpus < num_workers and not os.environ.get("RAY_ADDRESS"):
-            raise DeviceError(f"device=cuda with {num_workers} Ray Train worker(s) needs a GPU each, but this Ray "
-                              f"has {gpus:g}; run on a GPU machine or cluster, lower train.workers, or set device to "
-                              "auto or cpu")
-        return True
-    if kind == "auto":
-        return gpus >= num_workers
-    raise DeviceError(f"unknown device {device!r}: use auto, cpu or cuda")
+    return ray_gpus_wanted(device, num_workers, float(ray.cluster_resources().get("GPU", 0)),
+                           bool(os.environ.get("RAY_ADDRESS")), f"{num_workers} Ray Train worker(s), one each")
 
 
 def fit_ray(job: RayJob, num_workers: int, storage: Path | str, name: str = "fit",

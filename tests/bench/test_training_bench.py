@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import bench.training as bt
+from bench.peak import measure_peak
 from bench.training import COMMON, SIZES, counted_flops, flops_per_sample, make_data, model_config, subset
 from oxygen.config import ModelConfig
 from oxygen.model import OxygenModel
@@ -63,6 +64,6 @@ def test_loop_run_gives_a_complete_record(prep):
 
 
 def test_peak_probe_and_sizes():
-    assert bt.measure_peak(1, n=256, reps=2) > 0.1
+    assert measure_peak("cpu", torch.float32, n=256, reps=2) > 0.1
     assert SIZES["demo"]["d_model"] == 96 and SIZES["large"]["d_model"] % SIZES["large"]["n_heads"] == 0
     assert COMMON["use_item_id"] is False

@@ -132,5 +132,5 @@ def test_cuda_roles_on_a_local_ray_without_a_gpu_are_a_clear_error(monkeypatch):
 
     monkeypatch.setattr(actors.ray, "cluster_resources", lambda: {"CPU": 8.0})
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    with pytest.raises(DeviceError, match="device=cuda but this Ray has no GPU"):
+    with pytest.raises(DeviceError, match=r"device=cuda needs 1 GPU\(s\) for the post-training roles \(shared\), but this Ray has 0"):
         actors.gpu_share("cuda", 4)

@@ -101,5 +101,5 @@ def test_cuda_workers_on_a_local_ray_without_gpus_are_a_clear_error(monkeypatch)
 
     monkeypatch.setattr(rt.ray, "cluster_resources", lambda: {"CPU": 4.0})
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    with pytest.raises(DeviceError, match="needs a GPU each, but this Ray has 0"):
+    with pytest.raises(DeviceError, match=r"needs 2 GPU\(s\) for 2 Ray Train worker\(s\), one each, but this Ray has 0"):
         rt.gpu_workers("cuda", 2)
