@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 C = TypeVar("C", bound=BaseModel)
+Scenario = Literal["search", "homepage", "channel", "cart", "checkout"]  # the one list of scenario names (schema uses it)
 
 
 class StrictConfig(BaseModel):

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from oxygen.config.device import OnDevice
-from oxygen.config.loading import StrictConfig
+from oxygen.config.loading import Scenario, StrictConfig
 from oxygen.device import DeviceSetting
 
 
@@ -171,7 +171,7 @@ class InstructionsConfig(StrictConfig):
 
     file: str | None = None
     train: bool = True
-    scenarios: list[Literal["search", "homepage", "channel", "cart", "checkout"]] | None = None  # None: every scenario
+    scenarios: list[Scenario] | None = None  # None: every scenario
 
 
 class GenerativeConfig(StrictConfig):

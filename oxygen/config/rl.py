@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from oxygen.config.device import OnDevice
-from oxygen.config.loading import StrictConfig
+from oxygen.config.loading import Scenario, StrictConfig
 
 
 class RankerConfig(OnDevice):
@@ -24,8 +24,9 @@ class RankerConfig(OnDevice):
     listwise: bool = True
     request_bias: bool = True  # list-wise only: a learned attention bias per layer and head by how many
     # requests back a request token is (own, 1, 2, 3+), so a candidate can weigh its own request over earlier ones
-    candidate_month: bool = True  # each candidate also carries its request's (scenario, month), as it carries its
-    # query words: homepage needs follow the season, and a candidate need not find its request token to know it
+    candidate_month: bool | list[Scenario] = True  # the scenarios whose candidates also carry their request's
+    # (scenario, month), as they carry its query words (True: every scenario, False: none): homepage needs
+    # follow the season, and a candidate need not find its request token to know it
     max_requests: int = Field(default=8, ge=1)  # requests packed per sample (label packing), with
     max_events: int = Field(default=50, ge=1)  # the events before the last of them
     negatives: int = Field(default=9, ge=1)  # sampled negatives per row for datasets without impressions
@@ -72,7 +73,7 @@ class RewardConfig(StrictConfig):
     value: RankingValue = Field(default_factory=RankingValue)
     format_penalty: float = Field(default=-1.0, le=0)  # an item outside the request's pool (or padding)
     diversity_key: Literal["leaf", "sid1", "sid2"] = "leaf"  # distinct leaf categories or SID prefixes
-    weights: dict[Literal["search", "homepage", "channel", "cart", "checkout"], RewardParts] = Field(
+    weights: dict[Scenario, RewardParts] = Field(
         default_factory=_scenario_weights)
     max_batch: int = Field(default=256, ge=1)  # requests the reward actor scores together
     max_wait_ms: float = Field(default=5.0, ge=0)  # how long the actor waits to fill a batch
@@ -86,7 +87,7 @@ class ABTestConfig(StrictConfig):
     control: str = "sasrec"  # the arm lifts are measured against
     bootstrap: int = Field(default=1000, ge=100)  # resamples of users for the intervals
     seed: int = Field(default=0, ge=0)  # request sample, common random numbers and the bootstrap
-    scenarios: list[Literal["search", "homepage", "channel", "cart", "checkout"]] | None = None  # None: all
+    scenarios: list[Scenario] | None = None  # None: all
     split: Literal["valid", "test"] = "test"  # whose requests: valid to choose between arms, test to report
 
 

@@ -26,9 +26,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from oxygen.config.loading import Scenario
+
 SCENARIOS: tuple[str, ...] = ("search", "homepage", "channel", "cart", "checkout")
 BEHAVIOURS: tuple[str, ...] = ("click", "cart", "purchase")
-Scenario = Literal["search", "homepage", "channel", "cart", "checkout"]
 Behaviour = Literal["click", "cart", "purchase"]
 Reason = Literal["interest", "context", "complement", "search", "channel", "popular"]
 

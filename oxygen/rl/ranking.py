@@ -4,7 +4,7 @@ A sample (oxygen.rl.rank_data.RankBatch) is one user's requests packed in time o
 this order: P profile tokens, H event tokens (item + leaf + price + behaviour + scenario + recency),
 R request tokens (scenario + trigger item + query words + month: the scenario instruction), R x C
 candidate tokens (item + leaf + price + train popularity + their request's scenario, trigger leaf,
-query words and, with `candidate_month`, (scenario, month) + the cross features of candidate and
+query words and, in the scenarios `candidate_month` names, (scenario, month) + the cross features of candidate and
 request: relation to the trigger, how often the user met its leaf before). A candidate carries its
 own request's trigger, query and month itself because, list-wise, it also sees earlier request
 tokens and could not otherwise tell which of them is its own. The attention mask
@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from oxygen.config import RankerConfig
+from oxygen.data.schema import SCENARIOS
 from oxygen.rl.rank_data import POP_BUCKETS, PRICE_BUCKETS, QUERY_BUCKETS, SEEN_CAP, TRIGGER_RELATIONS, RankBatch
 
 PROFILE, EVENT, REQUEST, CANDIDATE = 0, 1, 2, 3
@@ -44,6 +45,13 @@ class RankLoss:
 
     loss: torch.Tensor
     metrics: dict[str, float]
+
+
+def month_scopes(scope: bool | list[str]) -> torch.Tensor:
+    """Bool[8] by scenario id (rank_data's: 1 + the index in SCENARIOS; 0 is none): whose candidates
+    carry the (scenario, month) token under `RankerConfig.candidate_month` (True: every scenario)."""
+    names = SCENARIOS if scope is True else (scope or [])
+    return torch.tensor([False] + [s in names for s in SCENARIOS] + [False] * (7 - len(SCENARIOS)))
 
 
 def _layout(batch: RankBatch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,7 +152,8 @@ class Ranker(nn.Module):
         self.popularity = nn.Embedding(POP_BUCKETS, d)
         self.cand_query = nn.Embedding(QUERY_BUCKETS, d, padding_idx=0)
         if cfg.candidate_month:
-            self.cand_month = nn.Embedding(8 * 13, d)  # by (scenario, month)
+            self.cand_month = nn.Embedding(8 * 13, d)  # by (scenario, month), in the scenarios of month_on
+            self.register_buffer("month_on", month_scopes(cfg.candidate_month), persistent=False)
         self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, 3)
         if cfg.listwise and cfg.request_bias:  # zero at the start: the plain list-wise model
             self.request_bias = nn.Parameter(torch.zeros(cfg.layers, cfg.heads, DISTANCE_BUCKETS))
@@ -168,7 +177,7 @@ class Ranker(nn.Module):
         context = (self.scenario(b.rq_scen) + self.trigger_leaf(leaf_of[b.rq_trig]) * (b.rq_trig > 0)[..., None]
                    + self.cand_query(b.rq_query).sum(2))
         if self.cfg.candidate_month:
-            context = context + self.cand_month(b.rq_month + 13 * b.rq_scen)
+            context = context + self.cand_month(b.rq_month + 13 * b.rq_scen) * self.month_on[b.rq_scen, None]
         cand = (self._item(b.cand_item, b.cand_leaf, b.cand_price) + context[:, :, None]
                 + self.relation(b.cand_rel) + self.seen(b.cand_seen) + self.popularity(b.cand_pop))
         parts = [prof + self.kind.weight[PROFILE], ev + self.kind.weight[EVENT], rq + self.kind.weight[REQUEST],

@@ -13,9 +13,10 @@ import torch
 
 from oxygen.config import RankerConfig
 from oxygen.data.io import load_impressions
+from oxygen.data.schema import SCENARIOS
 from oxygen.rl.rank_data import RankSpace, requests_from_impressions, requests_from_rows, timelines
 from oxygen.rl.rank_fit import build_model, evaluate, fit_ranker, load_ranker, pack, predict, save_ranker
-from oxygen.rl.ranking import CANDIDATE, DISTANCE_BUCKETS, EVENT, PROFILE, REQUEST, attention_mask, request_bias_factors
+from oxygen.rl.ranking import CANDIDATE, DISTANCE_BUCKETS, EVENT, PROFILE, REQUEST, attention_mask, month_scopes, request_bias_factors
 from tests.worlds import tiny_world
 
 CFG = RankerConfig(d_model=32, heads=4, d_ff=64, layers=2, dropout=0.0, epochs=3, batch_size=16)
@@ -196,6 +197,30 @@ def test_candidates_carry_their_own_request_scenario_and_month(world):
     scen[:, 1] = scen[:, 1] % 5 + 1  # the same month in another scenario: another embedding row
     rows_used = b.rq_month + 13 * b.rq_scen, b.rq_month + 13 * scen
     assert not torch.equal(*(model.cand_month(r)[:, 1] for r in rows_used))
+
+
+def test_candidate_month_reaches_only_the_scenarios_it_names(world):
+    """With candidate_month a list of scenarios, a candidate's token follows its request's month in
+    those scenarios only; a request of another scenario gives the same token in every month."""
+    _, _, rows, space, reqs = world
+    b = _multi(space, reqs, rows, n=2)
+    R, C = b.cand_item.shape[1:]
+    month = b.rq_month % 12 + 1  # another month for every request
+    for scope in (["homepage"], ["search", "cart", "checkout"]):
+        model = build_model(CFG.model_copy(update={"candidate_month": scope}), space).eval()
+        before, after = (model.tokens(dataclasses.replace(b, rq_month=m))[:, -R * C:].view(len(b), R, C, -1)
+                         for m in (b.rq_month, month))
+        for s, r in zip(*torch.nonzero(b.rq_mask, as_tuple=True)):
+            valid = b.cand_mask[s, r]
+            named = SCENARIOS[int(b.rq_scen[s, r]) - 1] in scope
+            assert torch.allclose(before[s, r][valid], after[s, r][valid]) != named
+
+
+def test_month_scopes_by_scenario_id():
+    """month_scopes marks scenario ids 1..5 in SCENARIOS order; True is all of them, False none."""
+    assert month_scopes(True).tolist() == [False] + [True] * 5 + [False] * 2
+    assert month_scopes(False).tolist() == [False] * 8
+    assert month_scopes(["cart"]).tolist()[1 + SCENARIOS.index("cart")] and month_scopes(["cart"]).sum() == 1
 
 
 def test_cross_features_match_a_slow_reference(world):
