@@ -24,9 +24,10 @@ class RankerConfig(OnDevice):
     listwise: bool = True
     request_bias: bool = True  # list-wise only: a learned attention bias per layer and head by how many
     # requests back a request token is (own, 1, 2, 3+), so a candidate can weigh its own request over earlier ones
-    candidate_month: bool | list[Scenario] = True  # the scenarios whose candidates also carry their request's
-    # (scenario, month), as they carry its query words (True: every scenario, False: none): homepage needs
-    # follow the season, and a candidate need not find its request token to know it
+    candidate_month: bool | list[Scenario] = ["homepage", "channel", "cart", "checkout"]  # the scenarios whose
+    # candidates also carry their request's (scenario, month), as they carry its query words (True: every
+    # scenario, False: none): homepage needs follow the season, and a candidate need not find its request token
+    # to know it; kept off search, where it cost valid click AUC (docs/benchmarks.d/ranking.md, B7)
     max_requests: int = Field(default=8, ge=1)  # requests packed per sample (label packing), with
     max_events: int = Field(default=50, ge=1)  # the events before the last of them
     negatives: int = Field(default=9, ge=1)  # sampled negatives per row for datasets without impressions

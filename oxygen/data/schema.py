@@ -22,13 +22,13 @@ ignored column.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from oxygen.config.loading import Scenario
 
-SCENARIOS: tuple[str, ...] = ("search", "homepage", "channel", "cart", "checkout")
+SCENARIOS: tuple[str, ...] = get_args(Scenario)
 BEHAVIOURS: tuple[str, ...] = ("click", "cart", "purchase")
 Behaviour = Literal["click", "cart", "purchase"]
 Reason = Literal["interest", "context", "complement", "search", "channel", "popular"]

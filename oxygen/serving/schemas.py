@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from oxygen.config.loading import Scenario
 from oxygen.model.bundle import TRIGGER_SCENARIOS
 
 
@@ -152,7 +153,7 @@ class _Event(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)  # JSON types as the spec says: false is not 0
     user_id: str = Field(min_length=1, max_length=128, examples=["u42"])
-    scenario: Literal["search", "homepage", "channel", "cart", "checkout"] | None = None
+    scenario: Scenario | None = None
     ts: UnixTime | None = Field(default=None, description="unix seconds; default: when it arrives")
 
 

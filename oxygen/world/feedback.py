@@ -15,15 +15,18 @@ simulated user of an offline A/B test.
 
 from __future__ import annotations
 
+from typing import get_args
+
 import numpy as np
 
+from oxygen.config.loading import Scenario
 from oxygen.world.calendar import Calendar
 from oxygen.world.catalogue import Catalogue
 from oxygen.world.knowledge import Knowledge
 from oxygen.world.text import QueryMatcher
 from oxygen.world.users import Users
 
-SCENARIOS: tuple[str, ...] = ("search", "homepage", "channel", "cart", "checkout")
+SCENARIOS: tuple[str, ...] = get_args(Scenario)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
