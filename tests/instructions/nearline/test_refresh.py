@@ -59,6 +59,7 @@ def test_refresh_writes_keeps_fresher_records_and_resumes(world):
             assert out["users"] == len(users) - 2 and out["usable"] == out["users"] and out["failed"] == 0
             assert out["stale"] == 1 and out["written"] == out["users"] - 1
             assert out["stp_keys"] <= out["users"]
+            assert 0 < out["busy_seconds"] <= out["seconds"] and out["users_per_busy_s"] >= out["users_per_s"]
             recs = store.get_many(users)
             assert recs[0].text == "near-line, newer"
             assert recs[1] is None and recs[2] is None  # marked done by the "killed" run, not rewritten
