@@ -15,6 +15,13 @@ unchanged; it costs one more request per request in the batch.
 HR@10 of the homepage rows of valid and test with each weight, on all rows, the deductive rows and
 the others (the hidden reason is read for evaluation only), w chosen on valid HR@10 of all rows,
 and paired bootstraps over test rows of each weight against w = 0.
+
+Gated guidance: a row is guided only when its instruction states an *open* situational need, one
+whose leaf (the need phrase looked up in the world's vocabulary, as the teacher knows it) is not
+among the leaves of the user's history (`open_needs`, from the record and the row's history only).
+The shop world fires a contextual need at most once per user, so an open need is what a deductive
+visit follows. The gated lists are the guided lists on gated rows and the plain ones elsewhere;
+their weight is chosen on valid the same way.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from oxygen.eval.seeds import paired_bootstrap
 from oxygen.instructions.pipeline import read_instructions, row_vectors
 from oxygen.model.bundle import Bundle
 from oxygen.training.prepare import RowInstructions, instruction_lookup
+from oxygen.world.knowledge import Knowledge
 
 K, BEAM = 10, 30
 WEIGHTS = (0.0, 0.5, 1.0, 2.0)
@@ -79,6 +87,22 @@ class Guided:
         return None
 
 
+def open_needs(rows: list, records: list[dict], kb: Knowledge, leaf_of: dict[int, int]) -> np.ndarray:
+    """Int[len(rows)]: per row, the situational needs its instruction states (reasons "phrase:
+    situation" whose phrase is a product noun of a leaf) whose leaf is not in the row's history;
+    0 for a row without a record."""
+    by_row = {(r["user_id"], r["at"]): r for r in records}
+    word_leaf = {w: leaf for leaf, words in enumerate(kb.leaf_words) for w in words}
+    out = np.zeros(len(rows), dtype=np.int64)
+    for n, row in enumerate(rows):
+        rec = by_row.get((row.user_id, row.timestamp))
+        if rec is None:
+            continue
+        needs = {word_leaf.get(x.split(":", 1)[0].strip()) for x in rec.get("reasons", []) if ":" in x} - {None}
+        out[n] = len(needs - {leaf_of.get(i) for i in row.history})
+    return out
+
+
 def split_hits(bundle: Bundle, rows: list, lookup: Any, weights: tuple[float, ...], levels: tuple[int, ...]
                ) -> dict[float, np.ndarray]:
     """{w: Float[len(rows)] 1 where the target is in the top K} of the homepage `rows`."""
@@ -102,22 +126,34 @@ def summary(hits: dict[float, np.ndarray], ded: np.ndarray) -> dict:
 def run(data: Path, bundle_dir: Path, instructions: Path, weights: tuple[float, ...] = WEIGHTS,
         levels: tuple[int, ...] = (0, 1, 2)) -> dict:
     """The experiment (module docstring) -> {'valid', 'test': HR tables, 'chosen_w', 'paired'}."""
-    ds, bundle = load_dataset(data), Bundle.load(bundle_dir)
-    lookup = instruction_lookup(None, RowInstructions(row_vectors(read_instructions(instructions)), frozenset(["homepage"])))
+    ds, bundle, kb = load_dataset(data), Bundle.load(bundle_dir), Knowledge.load()
+    records = read_instructions(instructions)
+    lookup = instruction_lookup(None, RowInstructions(row_vectors(records), frozenset(["homepage"])))
+    leaf_of = {it.item_id: kb.leaves.index(it.categories[-1]) for it in ds.items if it.categories[-1] in kb.leaves}
     out: dict = {"weights": list(weights), "levels": list(levels), "k": K, "beam": BEAM}
     per_split = {}
     for split in ("valid", "test"):
         rows = [r for r in ds.splits[split] if r.scenario == "homepage"]
-        ded = deductive(rows)
-        per_split[split] = (split_hits(bundle, rows, lookup, weights, levels), ded)
-        out[split] = {"rows": len(rows), "deductive_rows": int(ded.sum()), "hr": summary(*per_split[split])}
-    valid_all = {w: h.mean() for w, h in per_split["valid"][0].items()}
-    out["chosen_w"] = max(valid_all, key=lambda w: (valid_all[w], -w))
-    hits, ded = per_split["test"]
-    out["paired"] = {str(w): {part: paired_bootstrap(hits[w][mask], hits[0.0][mask])
-                              for part, mask in (("all", np.ones_like(ded)), ("deductive", ded), ("other", ~ded))}
-                     for w in weights if w != 0.0}
+        ded, gate = deductive(rows), open_needs(rows, records, kb, leaf_of) > 0
+        hits = split_hits(bundle, rows, lookup, weights, levels)
+        gated = {w: np.where(gate, h, hits[0.0]) for w, h in hits.items()}
+        per_split[split] = (hits, gated, ded)
+        out[split] = {"rows": len(rows), "deductive_rows": int(ded.sum()), "hr": summary(hits, ded),
+                      "gate": {"rows_on": int(gate.sum()), "deductive_share_on": float(ded[gate].mean()),
+                               "deductive_share_off": float(ded[~gate].mean())},
+                      "hr_gated": summary(gated, ded)}
+    for name, k in (("", 0), ("_gated", 1)):
+        valid_all = {w: h.mean() for w, h in per_split["valid"][k].items()}
+        out[f"chosen_w{name}"] = max(valid_all, key=lambda w: (valid_all[w], -w))
+        out[f"paired{name}"] = paired_vs_plain(per_split["test"][k], per_split["test"][2], weights)
     return out
+
+
+def paired_vs_plain(hits: dict[float, np.ndarray], ded: np.ndarray, weights: tuple[float, ...]) -> dict:
+    """{w: {all, deductive, other: paired bootstrap of hits[w] - hits[0]}} for every w != 0."""
+    parts = (("all", np.ones_like(ded)), ("deductive", ded), ("other", ~ded))
+    return {str(w): {part: paired_bootstrap(hits[w][mask], hits[0.0][mask]) for part, mask in parts}
+            for w in weights if w != 0.0}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -129,15 +165,18 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--instructions", type=Path, required=True, help="per-row records (apps.instructions generate --per-row)")
     ap.add_argument("--weights", default=",".join(map(str, WEIGHTS)))
     ap.add_argument("--levels", default="0,1,2", help="SID levels guided (0: the coarsest)")
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path)
     a = ap.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     out = run(a.data, a.bundle, a.instructions, tuple(float(w) for w in a.weights.split(",")),
               tuple(int(x) for x in a.levels.split(",")))
     for split in ("valid", "test"):
-        for w, hr in out[split]["hr"].items():
-            print(f"{split} w={w}: HR@{K} all {hr['all']:.4f} deductive {hr['deductive']:.4f} other {hr['other']:.4f}")
-    print(f"chosen on valid: w={out['chosen_w']}")
+        for table in ("hr", "hr_gated"):
+            for w, hr in out[split][table].items():
+                print(f"{split} {table} w={w}: HR@{K} all {hr['all']:.4f} deductive {hr['deductive']:.4f} "
+                      f"other {hr['other']:.4f}")
+    print(f"chosen on valid: w={out['chosen_w']}, gated w={out['chosen_w_gated']}")
     if a.out:
         write_report(a.out, out, indent=1)
     return out

@@ -51,3 +51,22 @@ def test_guided_scores_match_the_two_pass_reference(setup, weight, levels):
             assert torch.allclose(scores[b], total, atol=1e-4), (b, scores[b], total)
     plain_items, _ = generate_items(model, batch, [trie], beam=8, k=5)
     assert not torch.equal(plain_items, items)
+
+
+def test_open_needs_counts_stated_needs_missing_from_the_history():
+    """A situational need counts when its phrase names a leaf the row's history lacks; intent
+    reasons ("complement: ...") and rows without a record count nothing."""
+    from types import SimpleNamespace
+
+    from bench.instruction_guidance import open_needs
+    from oxygen.world.knowledge import Knowledge
+
+    kb = Knowledge.load()
+    coat, fan = kb.leaf_words[5][0], kb.leaf_words[9][0]
+    rec = {"user_id": "u1", "at": 100, "reasons": [f"{coat}: winter in Harbin", f"{fan}: heat wave in Wuhan",
+                                                   "complement: bought a phone; it goes with a case"]}
+    leaf_of = {1: 5, 2: 7}  # item 1 is of the coat's leaf
+    rows = [SimpleNamespace(user_id="u1", timestamp=100, history=[2]),
+            SimpleNamespace(user_id="u1", timestamp=100, history=[1, 2]),
+            SimpleNamespace(user_id="u2", timestamp=100, history=[])]
+    assert open_needs(rows, [rec], kb, leaf_of).tolist() == [2, 1, 0]
