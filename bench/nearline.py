@@ -57,7 +57,7 @@ def replay_log(ds) -> list[dict]:
     the others their behaviour on the target."""
     rows = sorted((r for r in ds.splits["test"] if r.timestamp is not None), key=lambda r: r.timestamp)
     return [{"user_id": r.user_id, "type": "search" if r.query else (r.behaviour or "click"), "item": r.target,
-             "scenario": r.scenario, "ts": r.timestamp, "query": r.query or None} for r in rows]
+             "scenario": r.scenario, "ts": r.timestamp, **({"query": r.query} if r.query else {})} for r in rows]
 
 
 class Probe(threading.Thread):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from bench.nearline import expected_windows, replay_log
 from oxygen.data.io import load_dataset
+from oxygen.serving.schemas import EventsRequest
 from tests.worlds import tiny_world
 
 
@@ -20,6 +23,7 @@ def test_replay_log_is_the_test_split_in_time_order(tmp_path):
     events = replay_log(ds)
     assert len(events) == len(ds.splits["test"])
     assert [e["ts"] for e in events] == sorted(e["ts"] for e in events)
-    assert all((e["type"] == "search") == bool(e["query"]) for e in events)
+    assert all((e["type"] == "search") == bool(e.get("query")) for e in events)
     assert {e["type"] for e in events} <= {"search", "click", "cart", "purchase"}
+    EventsRequest.model_validate_json(json.dumps({"events": events}))  # what POST /v1/events accepts
 
