@@ -125,7 +125,8 @@ def summary(hits: dict[float, np.ndarray], ded: np.ndarray) -> dict:
 
 def run(data: Path, bundle_dir: Path, instructions: Path, weights: tuple[float, ...] = WEIGHTS,
         levels: tuple[int, ...] = (0, 1, 2)) -> dict:
-    """The experiment (module docstring) -> {'valid', 'test': HR tables, 'chosen_w', 'paired'}."""
+    """The experiment (module docstring) -> {'valid', 'test': HR tables, 'chosen_w', 'paired', and the
+    same with the gate: 'chosen_w_gated', 'paired_gated'}."""
     ds, bundle, kb = load_dataset(data), Bundle.load(bundle_dir), Knowledge.load()
     records = read_instructions(instructions)
     lookup = instruction_lookup(None, RowInstructions(row_vectors(records), frozenset(["homepage"])))
@@ -137,15 +138,15 @@ def run(data: Path, bundle_dir: Path, instructions: Path, weights: tuple[float, 
         ded, gate = deductive(rows), open_needs(rows, records, kb, leaf_of) > 0
         hits = split_hits(bundle, rows, lookup, weights, levels)
         gated = {w: np.where(gate, h, hits[0.0]) for w, h in hits.items()}
-        per_split[split] = (hits, gated, ded)
+        per_split[split] = {"plain": hits, "gated": gated, "ded": ded}
         out[split] = {"rows": len(rows), "deductive_rows": int(ded.sum()), "hr": summary(hits, ded),
                       "gate": {"rows_on": int(gate.sum()), "deductive_share_on": float(ded[gate].mean()),
                                "deductive_share_off": float(ded[~gate].mean())},
                       "hr_gated": summary(gated, ded)}
-    for name, k in (("", 0), ("_gated", 1)):
-        valid_all = {w: h.mean() for w, h in per_split["valid"][k].items()}
-        out[f"chosen_w{name}"] = max(valid_all, key=lambda w: (valid_all[w], -w))
-        out[f"paired{name}"] = paired_vs_plain(per_split["test"][k], per_split["test"][2], weights)
+    for suffix, lists in (("", "plain"), ("_gated", "gated")):
+        valid_all = {w: h.mean() for w, h in per_split["valid"][lists].items()}
+        out[f"chosen_w{suffix}"] = max(valid_all, key=lambda w: (valid_all[w], -w))
+        out[f"paired{suffix}"] = paired_vs_plain(per_split["test"][lists], per_split["test"]["ded"], weights)
     return out
 
 
