@@ -13,8 +13,9 @@ before its request, the request tokens up to its own (list-wise) and the other c
 own request (list-wise) or only itself (point-wise); it never sees a later request. With
 `request_bias` the list-wise model adds a learned logit per layer and head to a request token by how
 many requests back it is from the attending token's own (`request_bias_factors`). Three heads on
-each candidate give the funnel: p_click = s(a), p_cart = p_click s(b), p_purchase = p_cart s(c),
-trained with BCE on each marginal.
+each candidate (a shared head plus, with `scenario_tower`, a small MLP of its request's scenario)
+give the funnel: p_click = s(a), p_cart = p_click s(b), p_purchase = p_cart s(c), trained with BCE
+on each marginal.
 
     model = Ranker(RankerConfig(), space.sizes)
     probs = model.probabilities(batch)          # Float[B, R, C, 3]: click, cart, purchase
@@ -155,6 +156,11 @@ class Ranker(nn.Module):
             self.cand_month = nn.Embedding(8 * 13, d)  # by (scenario, month), in the scenarios of month_on
             self.register_buffer("month_on", month_scopes(cfg.candidate_month), persistent=False)
         self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, 3)
+        if cfg.scenario_tower:  # by scenario id (8 slots like `scenario`); the output layer starts at zero
+            w = cfg.scenario_tower
+            self.tower_in = nn.Parameter(torch.randn(8, d, w) / d ** 0.5)
+            self.tower_bias = nn.Parameter(torch.zeros(8, w))
+            self.tower_out = nn.Parameter(torch.zeros(8, w, 3))
         if cfg.listwise and cfg.request_bias:  # zero at the start: the plain list-wise model
             self.request_bias = nn.Parameter(torch.zeros(cfg.layers, cfg.heads, DISTANCE_BUCKETS))
 
@@ -191,7 +197,16 @@ class Ranker(nn.Module):
         for block, extra in zip(self.blocks, extras):
             x = block(x, mask, extra)
         B, (R, C) = len(b), b.cand_item.shape[1:]
-        return self.head(self.ln(x[:, -R * C:])).view(B, R, C, 3)
+        h = self.ln(x[:, -R * C:]).view(B, R, C, -1)
+        return self.head(h) + self.tower(h, b.rq_scen)
+
+    def tower(self, h: torch.Tensor, scen: torch.Tensor) -> torch.Tensor:
+        """h Float[B, R, C, d], scen Long[B, R] -> Float[B, R, C, 3]: each request's scenario tower on
+        its candidates (zeros without `scenario_tower`)."""
+        if not self.cfg.scenario_tower:
+            return h.new_zeros(*h.shape[:-1], 3)
+        hidden = F.gelu(torch.einsum("brcd,brdw->brcw", h, self.tower_in[scen]) + self.tower_bias[scen][:, :, None])
+        return torch.einsum("brcw,brwk->brck", hidden, self.tower_out[scen])
 
     def bias_extras(self, b: RankBatch) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
         """Per block: the request bias as extra query / key dimensions (Block.forward), None without it.
