@@ -127,6 +127,8 @@ class PostTrainConfig(OnDevice):
     reward: RewardConfig = Field(default_factory=RewardConfig)
     gamma: bool | None = None  # Gamma threshold on positive advantages (None: on for sa_gcpo only)
     synthetic_ratio: float = Field(default=0.33, ge=0, lt=1)  # share of requests without a real target
+    target_bonus: float = Field(default=0.0, ge=0)  # added to an item that is its real request's logged target
+    # (a rule reward on the label, as in MiniOneRec's RL stage; synthetic requests have none); 0: the target sets Gamma only
     iterations: int = Field(default=30, ge=1)
     requests: int = Field(default=64, ge=1)  # requests per rollout batch
     epochs: int = Field(default=2, ge=1)  # learner passes over each rollout batch

@@ -115,7 +115,8 @@ def drive(roles: Roles, rows: Sequence[Row], cfg: PostTrainConfig, n_pool: int,
     rng, run = np.random.default_rng(cfg.seed), PostTrainRun(roles)
     for it in tqdm(range(cfg.iterations), desc=f"post-train {cfg.objective.algo}", unit="iter"):
         reqs, real = sample_requests(rows, cfg.requests, cfg.synthetic_ratio, rng)
-        batch = with_rewards(roles.rollout.generate(reqs, seed=cfg.seed * 100_003 + it), roles.rewards, real)
+        batch = with_rewards(roles.rollout.generate(reqs, seed=cfg.seed * 100_003 + it), roles.rewards, real,
+                             cfg.target_bonus)
         row = {"iteration": it + 1, **monitors(batch, n_pool), **roles.learner.update(batch)}
         roles.rollout.set_weights(roles.learner.state(), roles.learner.version)
         run.history.append(row)

@@ -11,6 +11,7 @@ the reward mapping (`with_rewards`).
     worker = RolloutWorker(bundle, RolloutConfig(group=8))
     batch = worker.generate(rows, seed=3)          # items Int[B, G], codes Int[B, G, L], old_logp Float[B, G, L]
     batch = with_rewards(batch, mapping, real)     # rewards Float[B, G], target_reward Float[B] (NaN: synthetic)
+    batch = with_rewards(batch, mapping, real, target_bonus=1.0)   # + 1 where an item is its real request's target
 """
 
 from __future__ import annotations
@@ -109,14 +110,20 @@ def decoder_tables(bundle: Bundle) -> DecoderTables:
     return bundle.decoder(CATALOGUE_POOL).tables()
 
 
-def with_rewards(batch: RolloutBatch, mapping: Scorer, real: np.ndarray) -> RolloutBatch:
+def with_rewards(batch: RolloutBatch, mapping: Scorer, real: np.ndarray, target_bonus: float = 0.0) -> RolloutBatch:
     """`batch` with its rewards: the mapped total of every generated item and, for requests with
     `real` True (Bool[B]), the mapped reward of the request's real target item (R*_g, SA-GCPO's
-    threshold); synthetic requests get NaN. The target enters only this threshold, never a reward."""
+    threshold); synthetic requests get NaN. With `target_bonus` > 0 a generated item that IS its
+    real request's logged target also earns the bonus (a rule reward on the logged label, as in
+    MiniOneRec's RL stage; part "target"); otherwise the target enters only the threshold."""
     out = mapping(batch.rows, batch.items)
-    target = mapping(batch.rows, np.array([[r.target] for r in batch.rows], dtype=np.int64)).total[:, 0]
-    return replace(batch, rewards=np.where(batch.mask, out.total, 0.0), target_reward=np.where(real, target, np.nan),
-                   parts=out.parts)
+    targets = np.array([r.target for r in batch.rows], dtype=np.int64)
+    target = mapping(batch.rows, targets[:, None]).total[:, 0]
+    rewards, parts = np.where(batch.mask, out.total, 0.0), dict(out.parts)
+    if target_bonus > 0:
+        parts["target"] = ((batch.items == targets[:, None]) & batch.mask & np.asarray(real)[:, None]).astype(np.float64)
+        rewards = rewards + target_bonus * parts["target"]
+    return replace(batch, rewards=rewards, target_reward=np.where(real, target, np.nan), parts=parts)
 
 
 def concat_rollouts(batches: Sequence[RolloutBatch]) -> RolloutBatch:

@@ -63,6 +63,25 @@ def test_first_step_is_on_policy_and_later_passes_move(setup):
     assert np.isnan(batch.target_reward[~real]).all() and not np.isnan(batch.target_reward[real]).any()
 
 
+def test_target_bonus_rewards_only_a_real_requests_own_target(setup):
+    """The bonus lands on a generated item equal to its request's logged target, on real requests
+    only; without it the rewards are the mapped totals."""
+    bundle, rows = setup
+    worker = RolloutWorker(bundle, RolloutConfig(group=8))
+    reqs, real = sample_requests(rows, 16, 0.5, np.random.default_rng(3))
+    generated = worker.generate(reqs, seed=3)
+    generated.items[:, 0] = [r.target for r in reqs]  # every request's first item is its own target
+    plain = with_rewards(generated, mapping(), real)
+    bonus = with_rewards(generated, mapping(), real, target_bonus=2.0)
+    expected = np.zeros(generated.items.shape)
+    for b, row in enumerate(reqs):
+        for g, item in enumerate(generated.items[b]):
+            expected[b, g] = 2.0 if real[b] and item == row.target else 0.0
+    assert np.allclose(bonus.rewards - plain.rewards, expected) and expected[real, 0].all()
+    assert "target" not in plain.parts and np.allclose(bonus.parts["target"] * 2.0, expected)
+    assert np.allclose(bonus.target_reward, plain.target_reward, equal_nan=True)
+
+
 def test_advantages_are_masked_and_thresholded(setup):
     bundle, rows = setup
     worker = RolloutWorker(bundle, RolloutConfig(group=8))
