@@ -136,7 +136,8 @@ def load_ranker(path: Path, device: str = "cpu") -> tuple[Ranker, RankSpace]:
         raise ValueError(f"{path}: ranker checkpoint format {blob.get('format', 1)}, this Oxygen reads format {FORMAT}; "
                          "retrain it with `python -m apps.train_ranker --data DIR --out DIR`")
     space = RankSpace.from_dict(blob["space"])
-    # a checkpoint written before `request_bias` / `candidate_month` existed has neither
-    model = build_model(RankerConfig(**{"request_bias": False, "candidate_month": False, **blob["config"]}), space)
+    # a checkpoint written before `request_bias` / `candidate_month` / `scenario_tower` existed has none of them
+    before = {"request_bias": False, "candidate_month": False, "scenario_tower": 0}
+    model = build_model(RankerConfig(**{**before, **blob["config"]}), space)
     model.load_state_dict(blob["state"])
     return model.to(resolve_device(device)).eval(), space

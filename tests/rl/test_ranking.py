@@ -331,17 +331,18 @@ def test_request_bias_starts_as_the_plain_model_and_roundtrips(world, tmp_path: 
     assert not hasattr(pointwise, "request_bias")
 
 
-def test_a_checkpoint_from_before_the_request_bias_and_month_loads_without_them(world, tmp_path: Path):
+def test_a_checkpoint_from_before_the_bias_month_and_tower_loads_without_them(world, tmp_path: Path):
     _, _, rows, space, reqs = world
     b = _multi(space, reqs, rows, n=3)
-    plain = build_model(CFG.model_copy(update={"request_bias": False, "candidate_month": False}), space).eval()
+    plain = build_model(CFG.model_copy(update={"request_bias": False, "candidate_month": False, "scenario_tower": 0}),
+                        space).eval()
     path = save_ranker(plain, space, tmp_path / "old.pt")
     blob = torch.load(path, weights_only=True)
-    for key in ("request_bias", "candidate_month"):  # what a format-2 checkpoint of before the settings holds
+    for key in ("request_bias", "candidate_month", "scenario_tower"):  # a format-2 checkpoint of before the settings
         del blob["config"][key]
     torch.save(blob, path)
     loaded, _ = load_ranker(path)
-    assert not hasattr(loaded, "request_bias") and not hasattr(loaded, "cand_month")
+    assert not hasattr(loaded, "request_bias") and not hasattr(loaded, "cand_month") and not hasattr(loaded, "tower_in")
     assert np.allclose(predict(loaded, b), predict(plain, b), atol=1e-6)
 
 
@@ -361,7 +362,7 @@ def test_scenario_tower_starts_as_the_plain_model_and_acts_by_scenario(world, tm
     a request's scores move only with its own scenario's tower, and it survives save/load."""
     _, _, rows, space, reqs = world
     b = _multi(space, reqs, rows, n=3)
-    plain = build_model(CFG, space).eval()
+    plain = build_model(CFG.model_copy(update={"scenario_tower": 0}), space).eval()
     towered = build_model(CFG.model_copy(update={"scenario_tower": 8}), space).eval()
     missing = towered.load_state_dict(plain.state_dict(), strict=False).missing_keys
     assert sorted(missing) == ["tower_bias", "tower_in", "tower_out"]
