@@ -70,8 +70,7 @@ def per_scenario(cfg: RankerConfig, space: RankSpace, reqs: dict[str, list[Reque
             out[s] = {"skipped": f"no {s} requests in {', '.join(missing)}"}
             continue
         packed = {k: pack(space, r, rows, cfg) for k, r in sub.items()}
-        one = cfg.model_copy(update={"listwise": False, "scenario_tower": 0})  # one scenario: no tower to pick
-        _, result, report, per_user = train_one(one, space, packed)
+        _, result, report, per_user = train_one(cfg.model_copy(update={"listwise": False}), space, packed)
         out[s] = {**report["by_scenario"][s], "best_epoch": result.best_epoch}
         users[s] = per_user[s]
     return out, users
@@ -89,15 +88,14 @@ def paired(users: dict[str, list[dict]], a: str, b: str) -> dict:
     return out
 
 
-IGNORED = {"listwise": set(), "pointwise": {"request_bias"},  # settings a model does not use: list-wise only,
-           "per_scenario": {"request_bias", "scenario_tower"}}  # and the tower, which needs several scenarios
+LISTWISE_ONLY = {"request_bias"}  # settings the point-wise models ignore
 
 
 def model_key(data: Path, model: str, cfg: RankerConfig) -> dict:
     """What a kept (seed, model) result must match to be reused: data folder, model and config
-    (bar the seed, which names the file, the thread count and the settings the model does not use,
-    `IGNORED`) and the model format."""
-    skip = {"seed", "threads"} | IGNORED[model]
+    (bar the seed, which names the file, the thread count and, for a point-wise model, the list-wise
+    only settings) and the model format."""
+    skip = {"seed", "threads"} | (LISTWISE_ONLY if model != "listwise" else set())
     return {"data": str(data.resolve()), "model": model, "format": FORMAT, "config": cfg.model_dump(exclude=skip)}
 
 

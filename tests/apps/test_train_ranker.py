@@ -1,5 +1,5 @@
 """apps.train_ranker end to end on a tiny world: checkpoint, metrics JSON keys, skipped scenarios
-named, a bad --models value refused, and which settings retrain which model."""
+named, and a bad --models value refused."""
 
 from __future__ import annotations
 
@@ -85,14 +85,3 @@ def test_a_listwise_only_setting_retrains_the_listwise_model_alone(tmp_path, cap
     assert "reusing the finished seed 0 pointwise" in said and "seed 0 listwise was kept under other settings" in said
     assert said.count("reusing the finished") == 1 and said.count("kept under other settings") == 1
     assert out["config"]["request_bias"] and load_ranker(tmp_path / "r" / "ranker.pt")[0].cfg.request_bias
-
-
-def test_the_scenario_tower_retrains_the_unified_models_not_the_per_scenario_ones(tmp_path, capsys):
-    tiny_world(tmp_path / "w", tmp_path / "s", users=60, seed=2, items=300, days=30)
-    common = ["--data", str(tmp_path / "w"), "--out", str(tmp_path / "r"), "--models", "pointwise,per_scenario",
-              "--set", "epochs=1", "--set", "d_model=16", "--set", "d_ff=32"]
-    main(common)
-    capsys.readouterr()
-    main([*common, "--set", "scenario_tower=8"])
-    said = capsys.readouterr().out
-    assert "reusing the finished seed 0 per_scenario" in said and "seed 0 pointwise was kept under other settings" in said
