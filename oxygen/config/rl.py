@@ -30,7 +30,7 @@ class RankerConfig(OnDevice):
     # to know it; kept off search, where it cost valid click AUC (docs/benchmarks.d/ranking.md, B7)
     scenario_tower: int = Field(default=64, ge=0)  # > 0: each scenario adds its own small MLP of this width
     # (candidate state -> 3 funnel logits) to the shared head, zero at the start, as multi-scenario rankers do
-    # (0: none); chosen on valid, and it turned search from a loss to per-scenario models into a gain (ranking.md B8)
+    # (0: none); chosen on valid, it turned search from a loss to per-scenario models into a tie (ranking.md B8)
     max_requests: int = Field(default=8, ge=1)  # requests packed per sample (label packing), with
     max_events: int = Field(default=50, ge=1)  # the events before the last of them
     negatives: int = Field(default=9, ge=1)  # sampled negatives per row for datasets without impressions

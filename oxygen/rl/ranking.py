@@ -198,13 +198,11 @@ class Ranker(nn.Module):
             x = block(x, mask, extra)
         B, (R, C) = len(b), b.cand_item.shape[1:]
         h = self.ln(x[:, -R * C:]).view(B, R, C, -1)
-        return self.head(h) + self.tower(h, b.rq_scen)
+        return self.head(h) + self.tower(h, b.rq_scen) if self.cfg.scenario_tower else self.head(h)
 
     def tower(self, h: torch.Tensor, scen: torch.Tensor) -> torch.Tensor:
         """h Float[B, R, C, d], scen Long[B, R] -> Float[B, R, C, 3]: each request's scenario tower on
-        its candidates (zeros without `scenario_tower`)."""
-        if not self.cfg.scenario_tower:
-            return h.new_zeros(*h.shape[:-1], 3)
+        its candidates (a model built with `scenario_tower` > 0)."""
         hidden = F.gelu(torch.einsum("brcd,brdw->brcw", h, self.tower_in[scen]) + self.tower_bias[scen][:, :, None])
         return torch.einsum("brcw,brwk->brck", hidden, self.tower_out[scen])
 

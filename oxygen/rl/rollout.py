@@ -11,7 +11,7 @@ the reward mapping (`with_rewards`).
     worker = RolloutWorker(bundle, RolloutConfig(group=8))
     batch = worker.generate(rows, seed=3)          # items Int[B, G], codes Int[B, G, L], old_logp Float[B, G, L]
     batch = with_rewards(batch, mapping, real)     # rewards Float[B, G], target_reward Float[B] (NaN: synthetic)
-    batch = with_rewards(batch, mapping, real, target_bonus=1.0)   # + 1 where an item is its real request's target
+    # with_rewards(batch, mapping, real, target_bonus=1.0): + 1 where an item is its real request's target
 """
 
 from __future__ import annotations

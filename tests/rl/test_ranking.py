@@ -371,8 +371,7 @@ def test_scenario_tower_starts_as_the_plain_model_and_acts_by_scenario(world, tm
         towered.tower_out.copy_(torch.randn(towered.tower_out.shape, generator=torch.Generator().manual_seed(4)))
         h = torch.randn(len(b), *b.cand_item.shape[1:], CFG.d_model)
         assert torch.allclose(towered.tower(h, b.rq_scen), slow_tower(towered, h, b.rq_scen), atol=1e-5)
-        s0, r0 = 0, 0
-        k = int(b.rq_scen[s0, r0])
+        k = int(b.rq_scen[0, 0])
         before = towered.logits(b)
         towered.tower_out[k] += 1.0  # only requests of scenario k move
         moved = (towered.logits(b) - before).abs().amax(-1) > 1e-6
