@@ -22,12 +22,20 @@ among the leaves of the user's history (`open_needs`, from the record and the ro
 The shop world fires a contextual need at most once per user, so an open need is what a deductive
 visit follows. The gated lists are the guided lists on gated rows and the plain ones elsewhere;
 their weight is chosen on valid the same way.
+
+Seeds: with one bundle per seed and the paper-scheme bundle of each seed (`--baseline`, decoded
+with the default instruction), the gated weight is chosen on valid with the seeds' hits averaged,
+and the test rows report, per hidden reason, the default, the generated (unguided) and the gated
+lists, the deductive ratio to the default, and paired bootstraps over rows:
+
+    python -m bench.instruction_guidance --data runs/demo/world --instructions runs/demo/instructions/rows.jsonl \
+        --levels 0 --bundle G0 G1 G2 --baseline P0 P1 P2 --out runs/bench/guidance_seeds.json
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +46,8 @@ from apps.cli import write_report
 from oxygen.data.batch import ModelBatch
 from oxygen.data.batching import collate
 from oxygen.data.io import load_dataset
-from oxygen.eval.instructions import deductive
-from oxygen.eval.seeds import paired_bootstrap
+from oxygen.eval.instructions import deductive, reason_of
+from oxygen.eval.seeds import mean_std, paired_bootstrap
 from oxygen.instructions.pipeline import read_instructions, row_vectors
 from oxygen.model.bundle import Bundle
 from oxygen.training.prepare import RowInstructions, instruction_lookup
@@ -123,31 +131,109 @@ def summary(hits: dict[float, np.ndarray], ded: np.ndarray) -> dict:
             for w, h in hits.items()}
 
 
-def run(data: Path, bundle_dir: Path, instructions: Path, weights: tuple[float, ...] = WEIGHTS,
-        levels: tuple[int, ...] = (0, 1, 2)) -> dict:
-    """The experiment (module docstring) -> {'valid', 'test': HR tables, 'chosen_w', 'paired', and the
-    same with the gate: 'chosen_w_gated', 'paired_gated'}."""
-    ds, bundle, kb = load_dataset(data), Bundle.load(bundle_dir), Knowledge.load()
+@dataclass
+class HomepageRows:
+    """The homepage rows of one split with what every seed shares: the instruction lookup, the
+    deductive mask and hidden reasons (evaluation only) and the gate (from records and history)."""
+
+    rows: list
+    ded: np.ndarray  # Bool[n]
+    reasons: np.ndarray  # Str[n]
+    gate: np.ndarray  # Bool[n]: the instruction states an open need
+
+
+def homepage_rows(data: Path, instructions: Path) -> tuple[dict[str, HomepageRows], Any]:
+    """({'valid', 'test': HomepageRows}, the row-instruction lookup) of a dataset and its per-row records."""
+    ds, kb = load_dataset(data), Knowledge.load()
     records = read_instructions(instructions)
     lookup = instruction_lookup(None, RowInstructions(row_vectors(records), frozenset(["homepage"])))
     leaf_of = {it.item_id: kb.leaves.index(it.categories[-1]) for it in ds.items if it.categories[-1] in kb.leaves}
-    out: dict = {"weights": list(weights), "levels": list(levels), "k": K, "beam": BEAM}
-    per_split = {}
+    splits = {}
     for split in ("valid", "test"):
         rows = [r for r in ds.splits[split] if r.scenario == "homepage"]
-        ded, gate = deductive(rows), open_needs(rows, records, kb, leaf_of) > 0
-        hits = split_hits(bundle, rows, lookup, weights, levels)
-        gated = {w: np.where(gate, h, hits[0.0]) for w, h in hits.items()}
-        per_split[split] = {"plain": hits, "gated": gated, "ded": ded}
-        out[split] = {"rows": len(rows), "deductive_rows": int(ded.sum()), "hr": summary(hits, ded),
+        splits[split] = HomepageRows(rows, deductive(rows), np.array([reason_of(r) for r in rows]),
+                                     open_needs(rows, records, kb, leaf_of) > 0)
+    return splits, lookup
+
+
+def bundle_hits(bundle_dir: Path, splits: dict[str, HomepageRows], lookup: Any, weights: tuple[float, ...],
+                levels: tuple[int, ...]) -> dict[str, dict[str, dict[float, np.ndarray]]]:
+    """{split: {'plain': {w: hits}, 'gated': {w: hits guided on gated rows only}}} of one bundle."""
+    bundle, out = Bundle.load(bundle_dir), {}
+    for split, part in splits.items():
+        hits = split_hits(bundle, part.rows, lookup, weights, levels)
+        out[split] = {"plain": hits, "gated": {w: np.where(part.gate, h, hits[0.0]) for w, h in hits.items()}}
+    return out
+
+
+def one_bundle(splits: dict[str, HomepageRows], hits: dict, weights: tuple[float, ...]) -> dict:
+    """One bundle's report: {'valid', 'test': HR tables and the gate's rows, 'chosen_w', 'paired', and
+    the same with the gate: 'chosen_w_gated', 'paired_gated'}."""
+    out: dict = {}
+    for split, part in splits.items():
+        ded, gate = part.ded, part.gate
+        out[split] = {"rows": len(part.rows), "deductive_rows": int(ded.sum()), "hr": summary(hits[split]["plain"], ded),
                       "gate": {"rows_on": int(gate.sum()), "deductive_share_on": float(ded[gate].mean()),
                                "deductive_share_off": float(ded[~gate].mean())},
-                      "hr_gated": summary(gated, ded)}
+                      "hr_gated": summary(hits[split]["gated"], ded)}
     for suffix, lists in (("", "plain"), ("_gated", "gated")):
-        valid_all = {w: h.mean() for w, h in per_split["valid"][lists].items()}
-        out[f"chosen_w{suffix}"] = max(valid_all, key=lambda w: (valid_all[w], -w))
-        out[f"paired{suffix}"] = paired_vs_plain(per_split["test"][lists], per_split["test"]["ded"], weights)
+        out[f"chosen_w{suffix}"] = chosen(hits["valid"][lists])
+        out[f"paired{suffix}"] = paired_vs_plain(hits["test"][lists], splits["test"].ded, weights)
     return out
+
+
+def chosen(valid_hits: dict[float, np.ndarray]) -> float:
+    """The weight with the best valid HR of all rows (ties: the smaller weight)."""
+    return max(valid_hits, key=lambda w: (float(valid_hits[w].mean()), -w))
+
+
+def run(data: Path, bundle_dir: Path, instructions: Path, weights: tuple[float, ...] = WEIGHTS,
+        levels: tuple[int, ...] = (0, 1, 2)) -> dict:
+    """The experiment on one bundle (module docstring) -> one_bundle's report with the settings."""
+    splits, lookup = homepage_rows(data, instructions)
+    hits = bundle_hits(bundle_dir, splits, lookup, weights, levels)
+    return {"weights": list(weights), "levels": list(levels), "k": K, "beam": BEAM,
+            **one_bundle(splits, hits, weights)}
+
+
+def across_seeds(test: HomepageRows, per_seed: list[dict], baseline: list[np.ndarray], w: float) -> dict:
+    """Seeds pooled on the test rows: per arm (`default`: the baseline bundles with the default
+    instruction; `generated`: the bundles with their instructions, unguided; `gated`: guided at `w`
+    on gated rows) HR@K per hidden reason (mean and sd over seeds), the deductive ratio to the
+    default, and paired bootstraps over rows of the seed-averaged hits (gated and generated against
+    the default, gated against generated) per reason."""
+    arms = {"default": baseline, "generated": [h["test"]["plain"][0.0] for h in per_seed],
+            "gated": [h["test"]["gated"][w] for h in per_seed]}
+    parts = {"all": np.ones(len(test.rows), dtype=bool), "deductive": test.ded, "other": ~test.ded,
+             **{f"reason:{r}": test.reasons == r for r in sorted(set(test.reasons.tolist()) - {""})}}
+    hr = {arm: {part: mean_std([float(h[mask].mean()) for h in seeds]) for part, mask in parts.items()}
+          for arm, seeds in arms.items()}
+    mean = {arm: np.mean(seeds, axis=0) for arm, seeds in arms.items()}
+    pairs = (("gated", "default"), ("generated", "default"), ("gated", "generated"))
+    return {"w": w, "seeds": len(per_seed), "rows": {part: int(mask.sum()) for part, mask in parts.items()},
+            "hr": {arm: {part: {"mean": m, "sd": sd} for part, (m, sd) in t.items()} for arm, t in hr.items()},
+            "deductive_x_default": {arm: hr[arm]["deductive"][0] / max(hr["default"]["deductive"][0], 1e-12)
+                                    for arm in arms},
+            "paired": {f"{a}-{b}": {part: paired_bootstrap(mean[a][mask], mean[b][mask]) for part, mask in parts.items()}
+                       for a, b in pairs}}
+
+
+def run_seeds(data: Path, bundles: list[Path], baselines: list[Path], instructions: Path,
+              weights: tuple[float, ...] = WEIGHTS, levels: tuple[int, ...] = (0, 1, 2)) -> dict:
+    """Several seeds: each bundle's report, the gated weight chosen on valid HR of all rows with the
+    seeds' hits averaged, and `across_seeds` at that weight against the baselines (one per seed,
+    decoded with the default instruction)."""
+    if len(baselines) != len(bundles):
+        raise ValueError(f"--baseline needs one bundle per --bundle (one per seed): got {len(baselines)} "
+                         f"baselines for {len(bundles)} bundles")
+    splits, lookup = homepage_rows(data, instructions)
+    per_seed = [bundle_hits(b, splits, lookup, weights, levels) for b in bundles]
+    base = [split_hits(Bundle.load(b), splits["test"].rows, None, (0.0,), levels)[0.0] for b in baselines]
+    w = chosen({w: np.mean([h["valid"]["gated"][w] for h in per_seed], axis=0) for w in weights})
+    return {"weights": list(weights), "levels": list(levels), "k": K, "beam": BEAM,
+            "bundles": [str(b) for b in bundles], "baselines": [str(b) for b in baselines],
+            "per_seed": [one_bundle(splits, h, weights) for h in per_seed],
+            "chosen_w_gated": w, "seeds": across_seeds(splits["test"], per_seed, base, w)}
 
 
 def paired_vs_plain(hits: dict[float, np.ndarray], ded: np.ndarray, weights: tuple[float, ...]) -> dict:
@@ -158,11 +244,14 @@ def paired_vs_plain(hits: dict[float, np.ndarray], ded: np.ndarray, weights: tup
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """CLI: run, print the tables, write the JSON."""
+    """CLI: run (one bundle) or run_seeds (with --baseline), print the tables, write the JSON."""
     ap = argparse.ArgumentParser(prog="python -m bench.instruction_guidance", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--bundle", type=Path, required=True, help="a bundle trained with generated instructions")
+    ap.add_argument("--bundle", type=Path, nargs="+", required=True,
+                    help="bundles trained with generated instructions (one per seed)")
+    ap.add_argument("--baseline", type=Path, nargs="*", default=[],
+                    help="paper-scheme bundles decoded with the default instruction, one per --bundle (seeds)")
     ap.add_argument("--instructions", type=Path, required=True, help="per-row records (apps.instructions generate --per-row)")
     ap.add_argument("--weights", default=",".join(map(str, WEIGHTS)))
     ap.add_argument("--levels", default="0,1,2", help="SID levels guided (0: the coarsest)")
@@ -170,17 +259,36 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    out = run(a.data, a.bundle, a.instructions, tuple(float(w) for w in a.weights.split(",")),
-              tuple(int(x) for x in a.levels.split(",")))
+    weights, levels = tuple(float(w) for w in a.weights.split(",")), tuple(int(x) for x in a.levels.split(","))
+    if a.baseline or len(a.bundle) > 1:
+        out = run_seeds(a.data, a.bundle, a.baseline, a.instructions, weights, levels)
+        print_seeds(out["seeds"])
+    else:
+        out = run(a.data, a.bundle[0], a.instructions, weights, levels)
+        print_one(out)
+    if a.out:
+        write_report(a.out, out, indent=1)
+    return out
+
+
+def print_one(out: dict) -> None:
+    """One bundle's HR tables and chosen weights."""
     for split in ("valid", "test"):
         for table in ("hr", "hr_gated"):
             for w, hr in out[split][table].items():
                 print(f"{split} {table} w={w}: HR@{K} all {hr['all']:.4f} deductive {hr['deductive']:.4f} "
                       f"other {hr['other']:.4f}")
     print(f"chosen on valid: w={out['chosen_w']}, gated w={out['chosen_w_gated']}")
-    if a.out:
-        write_report(a.out, out, indent=1)
-    return out
+
+
+def print_seeds(seeds: dict) -> None:
+    """The pooled test table: HR@K per arm and reason, the deductive ratio and the paired gaps."""
+    print(f"{seeds['seeds']} seeds, gated w={seeds['w']} (chosen on valid)")
+    for arm, table in seeds["hr"].items():
+        cells = "  ".join(f"{part} {v['mean']:.4f}+-{v['sd']:.4f}" for part, v in table.items())
+        print(f"{arm:9s} x{seeds['deductive_x_default'][arm]:.2f} deductive | {cells}")
+    for pair, table in seeds["paired"].items():
+        print(pair, "  ".join(f"{part} {v['diff']:+.4f} [{v['lo']:+.4f}, {v['hi']:+.4f}]" for part, v in table.items()))
 
 
 if __name__ == "__main__":

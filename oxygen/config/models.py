@@ -95,6 +95,8 @@ class ModelConfig(StrictConfig):
                                    "left_of_bos", "two_tokens"] = "right_of_bos"
     use_reasoning: bool = True  # off: every example uses the learnable default instruction
     instr_dim: int = Field(default=384, ge=1)
+    query_adapter: bool = False  # search queries through an adapter of their own, apart from the generated
+    # instructions of other scenarios (False: one adapter for both, the paper's reasoning adapter)
     adapter_dim: int = Field(default=64, ge=2)  # shared IGR / Q2I space
     use_igr: bool = True
     igr_k: int = Field(default=10, ge=1)

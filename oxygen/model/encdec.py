@@ -115,7 +115,7 @@ class OxygenModel(nn.Module):
     def conditions(self, batch: ModelBatch) -> Conditions:
         """Scenario embedding, reasoning vector r and query q of each example."""
         scen = self.embed.scenario(batch.scenario)
-        r = self.instr.reasoning(batch.instr_emb, batch.instr_mask)
+        r = self.instr.reasoning(batch.instr_emb, batch.instr_mask, batch.scenario)
         return Conditions(scen, r, self.retriever.query(scen, r))
 
     def _long_tokens(self, batch: ModelBatch, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -70,3 +70,31 @@ def test_open_needs_counts_stated_needs_missing_from_the_history():
             SimpleNamespace(user_id="u1", timestamp=100, history=[1, 2]),
             SimpleNamespace(user_id="u2", timestamp=100, history=[])]
     assert open_needs(rows, [rec], kb, leaf_of).tolist() == [2, 1, 0]
+
+
+def test_across_seeds_pools_hits_per_reason_against_a_loop():
+    """Per arm and hidden reason the HR is the mean over seeds of the rows' hit rate, the deductive
+    ratio divides by the default's, and the paired gap is the mean of seed-averaged differences."""
+    from types import SimpleNamespace
+
+    from bench.instruction_guidance import HomepageRows, across_seeds
+
+    rng = np.random.default_rng(0)
+    n, seeds = 40, 3
+    reasons = np.array(["context"] * 15 + ["interest"] * 20 + ["popular"] * 5)
+    test = HomepageRows([SimpleNamespace()] * n, reasons == "context", reasons, rng.random(n) < 0.5)
+    hit = lambda: (rng.random(n) < 0.4).astype(float)  # noqa: E731
+    per_seed = [{"test": {"plain": {0.0: hit()}, "gated": {1.0: hit()}}} for _ in range(seeds)]
+    base = [hit() for _ in range(seeds)]
+    out = across_seeds(test, per_seed, base, 1.0)
+    for arm, seeds_hits in (("default", base), ("gated", [h["test"]["gated"][1.0] for h in per_seed])):
+        for part, mask in (("deductive", reasons == "context"), ("reason:interest", reasons == "interest")):
+            by_seed = [sum(h[i] for i in range(n) if mask[i]) / mask.sum() for h in seeds_hits]
+            assert out["hr"][arm][part]["mean"] == pytest.approx(sum(by_seed) / seeds)
+    ded = reasons == "context"
+    assert out["deductive_x_default"]["gated"] == pytest.approx(
+        out["hr"]["gated"]["deductive"]["mean"] / out["hr"]["default"]["deductive"]["mean"])
+    diff = np.mean([per_seed[s]["test"]["gated"][1.0] - base[s] for s in range(seeds)], axis=0)[ded].mean()
+    assert out["paired"]["gated-default"]["deductive"]["diff"] == pytest.approx(diff)
+    assert out["rows"] == {"all": 40, "deductive": 15, "other": 25, "reason:context": 15,
+                           "reason:interest": 20, "reason:popular": 5}

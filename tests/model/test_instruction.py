@@ -84,3 +84,27 @@ def test_reasoning_off_ignores_instruction_text():
     other = _copy(batch)
     other.instr_emb = torch.randn_like(batch.instr_emb)
     torch.testing.assert_close(_first_level(model, batch), _first_level(model, other))
+
+
+def test_query_adapter_takes_search_rows_only():
+    """With `query_adapter`, each row's reasoning vector equals a per-row reference: the query adapter
+    on search rows, the instruction adapter elsewhere, the default where the mask is off; changing
+    the instruction adapter moves only non-search rows."""
+    from oxygen.model.instruction import SEARCH_ID
+
+    torch.manual_seed(0)
+    model = OxygenModel(tiny_config(query_adapter=True)).eval()
+    ip = model.instr
+    emb = torch.randn(4, model.cfg.instr_dim)
+    mask = torch.tensor([True, True, False, True])
+    scen = torch.tensor([SEARCH_ID, SEARCH_ID + 1, SEARCH_ID, 0])
+    with torch.no_grad():
+        r = ip.reasoning(emb, mask, scen)
+        for b in range(4):
+            want = (ip.default_reasoning if not mask[b] else
+                    ip.query_adapter(emb[b]) if scen[b] == SEARCH_ID else ip.adapter(emb[b]))
+            torch.testing.assert_close(r[b], want)
+        ip.adapter[-1].bias.add_(1.0)
+        moved = (ip.reasoning(emb, mask, scen) - r).abs().sum(-1) > 0
+    assert moved.tolist() == [False, True, False, True]
+    assert OxygenModel(tiny_config()).instr.query_adapter is None
