@@ -43,7 +43,8 @@ from oxygen.serving.local import start_local as start
 from oxygen.store.embedded import EmbeddedRedis
 
 SCENARIOS = [("search", False), ("homepage", False), ("channel", True), ("cart", True)]
-BEFORE = {"layout": "split", "max_ongoing_requests": 5, "torch_threads": 2, "batcher": "serve"}  # as it was
+BEFORE = {"layout": "split", "max_ongoing_requests": 5, "torch_threads": 2, "batcher": "serve",
+          "embed_ahead": False}  # as it was
 BEFORE_ENV = {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "0", "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "1"}  # Serve's defaults
 AUTOSCALE = {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 2, "upscale_delay_s": 3,
              "downscale_delay_s": 15, "look_back_period_s": 10}  # Serve pushes load metrics every 10 s

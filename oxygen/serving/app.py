@@ -66,6 +66,8 @@ class AppArgs(BaseModel):
     # (a replica sees a GPU only when its ray_actor_options ask for num_gpus; deployments/serve-gpu.yaml)
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on the CPU
     batcher: Literal["greedy", "serve"] = "greedy"  # greedy: serving/batcher.py; serve: @serve.batch
+    embed_ahead: bool = True  # a search request's query is rewritten and embedded in a thread as it arrives,
+    # while the model decodes the batch before it, so its own batch finds the vector cached
 
 
 def events_api_key(a: AppArgs) -> str | None:
@@ -109,13 +111,23 @@ class ModelSide:
             self.submit = self.serve_batch
         else:
             self.submit = Batcher(self._decode_batch, a.max_batch_size, a.batch_wait_timeout_s).submit
+        self.embed_ahead = a.embed_ahead
 
     async def recommend(self, req: RecommendRequest) -> RecommendResponse | RequestError:
-        """One request through the batcher; `timing_ms.served` is its time on the model side."""
+        """One request through the batcher (its query embedded ahead when set); `timing_ms.served`
+        is its time on the model side, `timing_ms.embed_ahead` the part before it joined a batch."""
         t0 = time.perf_counter()
-        out = await self.submit((req, t0))
+        if self.embed_ahead and req.query:
+            try:
+                await asyncio.to_thread(self.core.embed_ahead, req.query)
+            except Exception:  # noqa: BLE001 - the batch embeds it again and reports any error itself
+                pass
+        t1 = time.perf_counter()
+        out = await self.submit((req, t1))
         if isinstance(out, RecommendResponse):
             out.timing_ms["served"] = round((time.perf_counter() - t0) * 1000, 3)
+            if t1 > t0 and req.query:
+                out.timing_ms["embed_ahead"] = round((t1 - t0) * 1000, 3)
         return out
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)

@@ -20,6 +20,7 @@ days before the request (its own setting, else the service's; from the stored st
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -59,19 +60,22 @@ def query_rewriter(backend: Backend) -> QueryRewriter:
 def text_query_encoder(cache_size: int = 100_000, device: str = "auto") -> QueryEncoder:
     """The item text encoder for search queries on `device`, loaded now (not on the first search
     request), with an LRU cache of the last `cache_size` distinct queries (search traffic repeats
-    its head queries; a hit skips the encoder's forward pass)."""
+    its head queries; a hit skips the encoder's forward pass). Thread-safe: a request's query can
+    be embedded ahead in one thread while a batch reads the cache in another."""
     cache: OrderedDict[str, np.ndarray] = OrderedDict()
+    lock = threading.Lock()
 
     def encode(texts: list[str]) -> np.ndarray:
-        new = sorted({t for t in texts if t not in cache})
-        if new:
-            cache.update(zip(new, encode_texts(new, cache_dir=None, progress=False, device=device)))
-        for t in texts:
-            cache.move_to_end(t)
-        out = np.stack([cache[t] for t in texts])
-        while len(cache) > cache_size:
-            cache.popitem(last=False)
-        return out
+        with lock:
+            new = sorted({t for t in texts if t not in cache})
+            if new:
+                cache.update(zip(new, encode_texts(new, cache_dir=None, progress=False, device=device)))
+            for t in texts:
+                cache.move_to_end(t)
+            out = np.stack([cache[t] for t in texts])
+            while len(cache) > cache_size:
+                cache.popitem(last=False)
+            return out
 
     encode(["warm-up"])
     return encode
@@ -215,6 +219,13 @@ class RecommenderCore:
         distinct = sorted(set(used.values()))
         with timings.stage("embed"):
             return used, dict(zip(distinct, self.encode_queries(distinct)))
+
+    def embed_ahead(self, query: str) -> None:
+        """Rewrite and embed one search query now, before its request joins a batch, so the batch
+        finds its vector in the encoder's cache (the service runs this in a thread while the model
+        decodes the previous batch); nothing without a query encoder."""
+        if self.encode_queries is not None and query:
+            self.encode_queries(self.rewrite_queries([query]) if self.rewrite_queries else [query])
 
     def decode(self, items: list[Prepared], timings: Timings | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         """Decode all prepared requests in one batched pass through the bundle's Decoder, each in

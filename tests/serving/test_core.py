@@ -243,3 +243,31 @@ def test_a_batch_puts_every_tensor_on_the_models_device(core):
     with torch.device("meta"):
         got = [[i.item_id for i in r.items] for r in core.recommend_batch(reqs)]
     assert got == expect
+
+
+def test_a_query_embedded_ahead_is_not_embedded_again_by_its_batch(monkeypatch, bundle_dir, redis_server):
+    """embed_ahead rewrites and embeds one query into the encoder's cache: the batch then calls the
+    text encoder for no query, and answers as a core that embedded it in the batch."""
+    import oxygen.serving.core as core_mod
+
+    calls: list[list[str]] = []
+
+    def fake_encode(texts, cache_dir=None, progress=False, device="auto"):
+        calls.append(list(texts))
+        return np.stack([np.full(384, 0.01 * len(t), dtype=np.float32) for t in texts])
+
+    monkeypatch.setattr(core_mod, "encode_texts", fake_encode)
+    rewrite = lambda qs: [q.replace("sokcs", "socks") for q in qs]  # noqa: E731
+    ahead = RecommenderCore(Bundle.load(bundle_dir), Stores.connect(redis_server.url),
+                            core_mod.text_query_encoder(), rewrite)
+    plain = RecommenderCore(Bundle.load(bundle_dir), Stores.connect(redis_server.url),
+                            core_mod.text_query_encoder(), rewrite)
+    req = RecommendRequest(scenario="search", user_id="alice", query="warm sokcs", k=5)
+    ahead.embed_ahead(req.query)
+    assert calls[-1] == ["warm socks"]
+    n = len(calls)
+    a = ahead.recommend_batch([req])[0]
+    assert len(calls) == n  # the batch found the vector cached
+    b = plain.recommend_batch([req])[0]
+    assert calls[-1] == ["warm socks"] and a.query_used == b.query_used == "warm socks"
+    assert [i.item_id for i in a.items] == [i.item_id for i in b.items]
