@@ -142,8 +142,10 @@ class HomepageRows:
     gate: np.ndarray  # Bool[n]: the instruction states an open need
 
 
-def homepage_rows(data: Path, instructions: Path) -> tuple[dict[str, HomepageRows], Any]:
-    """({'valid', 'test': HomepageRows}, the row-instruction lookup) of a dataset and its per-row records."""
+def homepage_rows(data: Path, instructions: Path, max_rows: int | None = None) -> tuple[dict[str, HomepageRows], Any]:
+    """({'valid', 'test': HomepageRows}, the row-instruction lookup) of a dataset and its per-row
+    records; with `max_rows`, a fixed random sample of each split's homepage rows (seed 0: the same
+    rows for every bundle and run)."""
     ds, kb = load_dataset(data), Knowledge.load()
     records = read_instructions(instructions)
     lookup = instruction_lookup(None, RowInstructions(row_vectors(records), frozenset(["homepage"])))
@@ -151,6 +153,9 @@ def homepage_rows(data: Path, instructions: Path) -> tuple[dict[str, HomepageRow
     splits = {}
     for split in ("valid", "test"):
         rows = [r for r in ds.splits[split] if r.scenario == "homepage"]
+        if max_rows is not None and len(rows) > max_rows:
+            keep = np.sort(np.random.default_rng(0).choice(len(rows), max_rows, replace=False))
+            rows = [rows[i] for i in keep]
         splits[split] = HomepageRows(rows, deductive(rows), np.array([reason_of(r) for r in rows]),
                                      open_needs(rows, records, kb, leaf_of) > 0)
     return splits, lookup
@@ -188,11 +193,11 @@ def chosen(valid_hits: dict[float, np.ndarray]) -> float:
 
 
 def run(data: Path, bundle_dir: Path, instructions: Path, weights: tuple[float, ...] = WEIGHTS,
-        levels: tuple[int, ...] = (0, 1, 2)) -> dict:
+        levels: tuple[int, ...] = (0, 1, 2), max_rows: int | None = None) -> dict:
     """The experiment on one bundle (module docstring) -> one_bundle's report with the settings."""
-    splits, lookup = homepage_rows(data, instructions)
+    splits, lookup = homepage_rows(data, instructions, max_rows)
     hits = bundle_hits(bundle_dir, splits, lookup, weights, levels)
-    return {"weights": list(weights), "levels": list(levels), "k": K, "beam": BEAM,
+    return {"weights": list(weights), "levels": list(levels), "k": K, "beam": BEAM, "max_rows": max_rows,
             **one_bundle(splits, hits, weights)}
 
 
@@ -219,18 +224,19 @@ def across_seeds(test: HomepageRows, per_seed: list[dict], baseline: list[np.nda
 
 
 def run_seeds(data: Path, bundles: list[Path], baselines: list[Path], instructions: Path,
-              weights: tuple[float, ...] = WEIGHTS, levels: tuple[int, ...] = (0, 1, 2)) -> dict:
+              weights: tuple[float, ...] = WEIGHTS, levels: tuple[int, ...] = (0, 1, 2),
+              max_rows: int | None = None) -> dict:
     """Several seeds: each bundle's report, the gated weight chosen on valid HR of all rows with the
     seeds' hits averaged, and `across_seeds` at that weight against the baselines (one per seed,
     decoded with the default instruction)."""
     if len(baselines) != len(bundles):
         raise ValueError(f"--baseline needs one bundle per --bundle (one per seed): got {len(baselines)} "
                          f"baselines for {len(bundles)} bundles")
-    splits, lookup = homepage_rows(data, instructions)
+    splits, lookup = homepage_rows(data, instructions, max_rows)
     per_seed = [bundle_hits(b, splits, lookup, weights, levels) for b in bundles]
     base = [split_hits(Bundle.load(b), splits["test"].rows, None, (0.0,), levels)[0.0] for b in baselines]
     w = chosen({w: np.mean([h["valid"]["gated"][w] for h in per_seed], axis=0) for w in weights})
-    return {"weights": list(weights), "levels": list(levels), "k": K, "beam": BEAM,
+    return {"weights": list(weights), "levels": list(levels), "k": K, "beam": BEAM, "max_rows": max_rows,
             "bundles": [str(b) for b in bundles], "baselines": [str(b) for b in baselines],
             "per_seed": [one_bundle(splits, h, weights) for h in per_seed],
             "chosen_w_gated": w, "seeds": across_seeds(splits["test"], per_seed, base, w)}
@@ -255,16 +261,18 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--instructions", type=Path, required=True, help="per-row records (apps.instructions generate --per-row)")
     ap.add_argument("--weights", default=",".join(map(str, WEIGHTS)))
     ap.add_argument("--levels", default="0,1,2", help="SID levels guided (0: the coarsest)")
+    ap.add_argument("--max-rows", type=int, default=None,
+                    help="a fixed random sample of each split's homepage rows (large worlds); default: all")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     weights, levels = tuple(float(w) for w in a.weights.split(",")), tuple(int(x) for x in a.levels.split(","))
     if a.baseline or len(a.bundle) > 1:
-        out = run_seeds(a.data, a.bundle, a.baseline, a.instructions, weights, levels)
+        out = run_seeds(a.data, a.bundle, a.baseline, a.instructions, weights, levels, a.max_rows)
         print_seeds(out["seeds"])
     else:
-        out = run(a.data, a.bundle[0], a.instructions, weights, levels)
+        out = run(a.data, a.bundle[0], a.instructions, weights, levels, a.max_rows)
         print_one(out)
     if a.out:
         write_report(a.out, out, indent=1)

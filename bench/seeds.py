@@ -10,15 +10,21 @@ under `<label>+rerank` and the model alone (same weights, re-rank off) under `<l
 under `--label`, and with `--before LABEL` the bundle it started from, so `summary` compares
 post-training objectives over seeds against the SFT model, row by row.
 
+`bundle` files a bundle trained elsewhere (apps.train with its seed) the same way: test ranks and
+valid metrics, with per-row generated instructions (`--instructions`) on the scenarios the bundle
+reads them on.
+
 `summary` reads a folder: per label, test HR@10 / NDCG@10 mean ± std over seeds, and the paired
 bootstrap (rows resampled, seed-averaged per-row hits) of the HR@10 gap to each reference label.
 
     python -m bench.seeds run --data data/amazon18-office --model oxygen \\
         --config configs/office/oxygen.yaml --refit --seeds 0 1 2 --dir runs/bench/seeds_office
-    python -m bench.seeds summary --dir runs/bench/seeds_office --reference markov tiger sasrec --out runs/bench/seeds_office.json \
+    python -m bench.seeds summary --dir runs/bench/seeds_office --reference markov tiger sasrec --out runs/bench/seeds_office.json \\
         --plot docs/img/seeds_office.png --published TIGER=0.1408 MiniOneRec=0.1634
-    python -m bench.seeds post-train --metrics runs/post/sa_s0/metrics.json --label sa_gcpo --seed 0 \
+    python -m bench.seeds post-train --metrics runs/post/sa_s0/metrics.json --label sa_gcpo --seed 0 \\
         --before sft --dir runs/bench/seeds_post
+    python -m bench.seeds bundle --bundle runs/demo/train/bundle --data runs/demo/world --label generated --seed 0 \\
+        --instructions runs/demo/instructions/rows.jsonl --dir runs/bench/seeds_instr
 """
 
 from __future__ import annotations
@@ -98,6 +104,36 @@ def file_post_train(args: argparse.Namespace) -> None:
         out = args.dir / f"{rcd['label']}_seed{args.seed}.json"
         out.write_text(json.dumps(rcd))
         print(f"{rcd['label']} seed {args.seed}: test hr@10 {rcd['test']['hr@10']:.4f} -> {out}")
+
+
+def bundle_record(bundle_dir: Path, ds, label: str, seed: int, instructions: Path | None) -> dict:
+    """A seed's record of a trained bundle: valid and test metrics, the test rows' ranks; with
+    `instructions` (per-row records) each row of a scenario the bundle reads instructions on gets its own."""
+    from oxygen.instructions.pipeline import read_instructions, row_vectors
+    from oxygen.model.bundle import Bundle
+    from oxygen.recommenders.bundled import BundleRecommender
+    from oxygen.training.prepare import RowInstructions
+
+    bundle = Bundle.load(bundle_dir)
+    generated = None
+    if instructions is not None:
+        reads = frozenset(s for s, spec in bundle.scenarios.items() if spec.reads_instruction)
+        generated = RowInstructions(row_vectors(read_instructions(instructions)), reads)
+    rec = BundleRecommender(bundle, generated=generated)
+    valid, test = (evaluate_rows(rec, ds.splits[s], 10, keep_ranks=s == "test") for s in ("valid", "test"))
+    return {"label": label, "seed": seed, "model": "bundle", "refit": False, "test": test["overall"],
+            "ranks": test["ranks"], "rows": test["rows"], "valid": valid["overall"], "train_seconds": None,
+            "fit_info": {"bundle": str(bundle_dir), "instructions": str(instructions) if instructions else None}}
+
+
+def file_bundle(args: argparse.Namespace) -> None:
+    """Write `bundle_record` of `--bundle` into `--dir` as `--label`, seed `--seed`."""
+    args.dir.mkdir(parents=True, exist_ok=True)
+    rcd = bundle_record(args.bundle, load_dataset(args.data), args.label, args.seed, args.instructions)
+    out = args.dir / f"{args.label}_seed{args.seed}.json"
+    out.write_text(json.dumps(rcd))
+    print(f"{args.label} seed {args.seed}: valid hr@10 {rcd['valid']['hr@10']:.4f} test hr@10 "
+          f"{rcd['test']['hr@10']:.4f} -> {out}")
 
 
 def load_records(folder: Path) -> dict[str, list[dict]]:
@@ -229,7 +265,8 @@ def _published(text: str) -> tuple[str, float]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """`run --data DIR --model NAME [--config F] [--set K=V] [--refit] --seeds S.. --dir D`,
-    `post-train --metrics F --label L --seed N [--before L] --dir D` or `summary --dir D`."""
+    `post-train --metrics F --label L --seed N [--before L] --dir D`, `bundle --bundle B --data DIR
+    --label L --seed N [--instructions F] --dir D` or `summary --dir D`."""
     p = argparse.ArgumentParser(prog="python -m bench.seeds", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="train and test one model per seed")
@@ -246,6 +283,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     t.add_argument("--seed", required=True, type=int)
     t.add_argument("--before", default=None, help="also file the starting bundle under this label, e.g. sft")
     t.add_argument("--dir", required=True, type=Path)
+    b = sub.add_parser("bundle", help="file a trained bundle (apps.train) as a seed's run")
+    b.add_argument("--bundle", required=True, type=Path)
+    b.add_argument("--data", required=True, type=Path)
+    b.add_argument("--label", required=True)
+    b.add_argument("--seed", required=True, type=int)
+    b.add_argument("--instructions", type=Path, default=None, help="per-row instruction records (apps.instructions --per-row)")
+    b.add_argument("--dir", required=True, type=Path)
     s = sub.add_parser("summary", help="mean ± std over seeds and paired gaps to a reference")
     s.add_argument("--dir", required=True, type=Path)
     s.add_argument("--reference", nargs="*", default=[], help="labels to compare every other label with")
@@ -259,9 +303,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point (`run`, `post-train` or `summary`)."""
+    """Entry point (`run`, `post-train`, `bundle` or `summary`)."""
     args = parse_args(argv)
-    {"run": run, "post-train": file_post_train, "summary": summary}[args.cmd](args)
+    {"run": run, "post-train": file_post_train, "bundle": file_bundle, "summary": summary}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -166,3 +166,25 @@ def test_post_train_metrics_are_filed_as_seed_runs_and_summarised(tmp_path: Path
     metrics.write_text(json.dumps({"before": {"test": {"rows": 1, "overall": {}}}, "after": {"test": {"rows": 1}}}))
     with pytest.raises(ValueError, match="no per-row ranks"):
         bench_seeds.main(["post-train", "--metrics", str(metrics), "--label", "x", "--seed", "0", "--dir", str(folder)])
+
+
+def test_a_trained_bundle_is_filed_as_a_seed_run(tmp_path: Path):
+    """`bench.seeds bundle`: the record holds the bundle's valid metrics and test ranks, whose hit
+    rate is the test HR@10 a plain evaluation of the same bundle gives; summary reads it."""
+    from bench.tiny_bundle import catalogue_bundle
+    from oxygen.data.io import load_dataset
+    from oxygen.eval.ranking import evaluate_rows
+    from oxygen.recommenders.bundled import BundleRecommender
+
+    data = tiny_dataset(tmp_path / "w", scenarios=True)
+    ds = load_dataset(data)
+    bundle = catalogue_bundle(tmp_path / "b", ds.items, width=4)
+    folder = tmp_path / "runs"
+    bench_seeds.main(["bundle", "--bundle", str(tmp_path / "b"), "--data", str(data), "--label", "gen",
+                      "--seed", "2", "--dir", str(folder)])
+    rcd = json.loads((folder / "gen_seed2.json").read_text())
+    want = evaluate_rows(BundleRecommender(bundle, progress=False), ds.splits["test"], 10, keep_ranks=True)
+    assert rcd["ranks"] == want["ranks"] and rcd["rows"] == len(ds.splits["test"])
+    assert rcd["test"]["hr@10"] == pytest.approx(np.mean([1 <= r <= 10 for r in rcd["ranks"]]))
+    assert rcd["valid"]["hr@10"] >= 0 and rcd["seed"] == 2
+    assert "gen" in bench_seeds.summarise(bench_seeds.load_records(folder), [])
