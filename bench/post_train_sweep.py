@@ -1,0 +1,130 @@
+"""Post-training sweeps, for issue 13's Figure 7 (HR@10 against the synthetic-data ratio) and
+Table 11 (the SA-GCPO temperatures) in kind: `apps.post_train` over one setting's values x
+objectives x seeds, then HR@10 per point with the spread over seeds, the paired gap to the SFT
+bundle, and a plot.
+
+    python -m bench.post_train_sweep --bundle runs/WD_sft/bundle --data runs/WD \\
+        --ranker runs/ranker_ms/seeds/seed0/ranker.pt --key synthetic_ratio --values 0 0.33 0.5 0.67 \\
+        --algos grpo sa_gcpo --seeds 0 1 2 --dir runs/post/fig7 --out runs/bench/post_fig7.json \\
+        --plot docs/img/post_synthetic_ratio.png --set threads=1 --set eval_rows=3000 --set iterations=100 --set lr=3e-5
+    python -m bench.post_train_sweep ... --key objective.tau_neg --values 1.05 1.0 0.95 --algos sa_gcpo ...
+
+Each run is `python -m apps.post_train ... --algo A --set KEY=VALUE --set seed=S` writing
+DIR/<algo>_<key>=<value>_seed<S>/; a run whose metrics.json exists is read, not rerun, so a sweep
+resumes and two sweeps can share runs. HR is what apps.post_train measures (with `eval_rows`, the
+same fixed rows in every run); the paired gap resamples those test rows with each row's hit averaged
+over the seeds, against the SFT bundle's hits on the same rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from apps import post_train as post_train_app
+from apps.cli import write_report
+from oxygen.eval.seeds import mean_std, paired_bootstrap, rank_scores
+
+
+def run_dir(folder: Path, algo: str, key: str, value: str, seed: int) -> Path:
+    """Where one run of the sweep writes (and is found again)."""
+    return folder / f"{algo}_{key}={value}_seed{seed}"
+
+
+def run_point(a: argparse.Namespace, algo: str, value: str, seed: int) -> dict:
+    """One run's metrics.json: read when it exists, else apps.post_train runs it."""
+    out = run_dir(a.dir, algo, a.key, value, seed)
+    if (out / "metrics.json").exists():
+        return json.loads((out / "metrics.json").read_text())
+    argv = ["--bundle", str(a.bundle), "--data", str(a.data), "--out", str(out), "--algo", algo,
+            *(["--ranker", str(a.ranker)] if a.ranker else []), *(["--config", str(a.config)] if a.config else []),
+            *[x for s in a.set for x in ("--set", s)], "--set", f"{a.key}={value}", "--set", f"seed={seed}"]
+    print(f"post-train {algo} {a.key}={value} seed {seed} -> {out}", flush=True)
+    return post_train_app.main(argv)
+
+
+def hits(metrics: dict, when: str, split: str = "test") -> np.ndarray:
+    """Float[rows]: HR@10 of each evaluated row, `when` 'before' (the SFT bundle) or 'after'."""
+    return rank_scores(metrics[when][split]["ranks"], 10)["hr"]
+
+
+def summarise(runs: dict[tuple[str, str], list[dict]]) -> dict:
+    """{'sft': HR@10 valid/test, 'points': [{algo, value, seeds, valid/test HR@10 mean and sd,
+    'vs_sft': paired gap on test}]}; every run must share its SFT rows."""
+    first = next(iter(runs.values()))[0]
+    sft = {s: float(first["before"][s]["overall"]["hr@10"]) for s in ("valid", "test")}
+    base = hits(first, "before")
+    points = []
+    for (algo, value), ms in runs.items():
+        if any(len(hits(m, "before")) != len(base) for m in ms):
+            raise ValueError(f"{algo} {value}: runs measured on different rows; use one eval_rows for the sweep")
+        row = {"algo": algo, "value": value, "seeds": len(ms)}
+        for split in ("valid", "test"):
+            m, sd = mean_std([m["after"][split]["overall"]["hr@10"] for m in ms])
+            row[split] = {"hr@10": m, "sd": sd}
+        row["vs_sft"] = paired_bootstrap(np.mean([hits(m, "after") for m in ms], axis=0), base)
+        points.append(row)
+    return {"sft": sft, "points": points}
+
+
+def plot(summary: dict, key: str, png: Path) -> Path:
+    """Test HR@10 (mean, sd over seeds as bars) against the swept value per objective, SFT dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for algo in dict.fromkeys(p["algo"] for p in summary["points"]):
+        pts = [p for p in summary["points"] if p["algo"] == algo]
+        x = [float(p["value"]) for p in pts]
+        ax.errorbar(x, [p["test"]["hr@10"] for p in pts], yerr=[p["test"]["sd"] for p in pts], marker="o",
+                    capsize=3, label=algo)
+    ax.axhline(summary["sft"]["test"], color="grey", linestyle="--", label="SFT")
+    ax.set_xlabel(key)
+    ax.set_ylabel("test HR@10")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    return png
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """CLI: run (or read) every point, print the table, write the JSON and the plot."""
+    ap = argparse.ArgumentParser(prog="python -m bench.post_train_sweep", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bundle", required=True, type=Path)
+    ap.add_argument("--data", required=True, type=Path)
+    ap.add_argument("--ranker", type=Path, default=None)
+    ap.add_argument("--config", type=Path, default=None, help="YAML PostTrainConfig every run starts from")
+    ap.add_argument("--key", required=True, help="the PostTrainConfig field swept, e.g. synthetic_ratio")
+    ap.add_argument("--values", nargs="+", required=True)
+    ap.add_argument("--algos", nargs="+", choices=("sa_gcpo", "gspo", "grpo"), default=["sa_gcpo"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="for every run")
+    ap.add_argument("--dir", required=True, type=Path, help="folder of the runs")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--plot", type=Path, default=None)
+    a = ap.parse_args(argv)
+    runs = {(algo, v): [run_point(a, algo, v, s) for s in a.seeds] for algo in a.algos for v in a.values}
+    out = {"key": a.key, "seeds": a.seeds, **summarise(runs)}
+    print(f"SFT: valid HR@10 {out['sft']['valid']:.4f} test {out['sft']['test']:.4f}")
+    for p in out["points"]:
+        g = p["vs_sft"]
+        print(f"{p['algo']:8s} {a.key}={p['value']}: valid {p['valid']['hr@10']:.4f} test {p['test']['hr@10']:.4f} "
+              f"± {p['test']['sd']:.4f}  vs SFT {g['diff']:+.4f} [{g['lo']:+.4f}, {g['hi']:+.4f}]")
+    if a.out:
+        write_report(a.out, out, indent=1)
+    if a.plot:
+        print(f"wrote {plot(out, a.key, a.plot)}")
+    return out
+
+
+if __name__ == "__main__":
+    main()

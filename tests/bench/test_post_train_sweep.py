@@ -1,0 +1,61 @@
+"""bench.post_train_sweep: each grid point runs apps.post_train once with its setting and seed (a
+finished run is read back), and the summary's means, spreads and paired gaps match a loop."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import post_train_sweep as sweep
+
+
+def fake_metrics(before: list[int], after: list[int]) -> dict:
+    def split(ranks):
+        return {"overall": {"hr@10": float(np.mean([1 <= r <= 10 for r in ranks]))}, "ranks": ranks}
+    return {"before": {"valid": split(before), "test": split(before)},
+            "after": {"valid": split(after), "test": split(after)}}
+
+
+def test_every_point_runs_once_with_its_setting_and_seed(tmp_path: Path, monkeypatch):
+    calls: list[list[str]] = []
+    rng = np.random.default_rng(0)
+    sft = [int(x) for x in rng.integers(0, 15, size=20)]
+
+    def fake_main(argv):
+        calls.append(argv)
+        out = Path(argv[argv.index("--out") + 1])
+        m = fake_metrics(sft, [int(x) for x in rng.integers(0, 15, size=20)])
+        out.mkdir(parents=True)
+        (out / "metrics.json").write_text(json.dumps(m))
+        return m
+
+    monkeypatch.setattr(sweep.post_train_app, "main", fake_main)
+    argv = ["--bundle", "B", "--data", "D", "--key", "synthetic_ratio", "--values", "0", "0.5",
+            "--algos", "grpo", "sa_gcpo", "--seeds", "0", "1", "--dir", str(tmp_path / "runs"),
+            "--set", "iterations=3", "--out", str(tmp_path / "s.json"), "--plot", str(tmp_path / "p.png")]
+    out = sweep.main(argv)
+    assert len(calls) == 8
+    assert all(c[c.index("--algo") + 1] in ("grpo", "sa_gcpo") and "iterations=3" in c for c in calls)
+    assert {(c[-3], c[-1]) for c in calls} == {(f"synthetic_ratio={v}", f"seed={s}") for v in ("0", "0.5") for s in (0, 1)}
+    assert (tmp_path / "p.png").stat().st_size > 0
+    sweep.main(argv)  # every metrics.json exists now: nothing reruns
+    assert len(calls) == 8
+    point = next(p for p in out["points"] if p["algo"] == "grpo" and p["value"] == "0.5")
+    runs = [json.loads((sweep.run_dir(tmp_path / "runs", "grpo", "synthetic_ratio", "0.5", s) / "metrics.json")
+                       .read_text()) for s in (0, 1)]
+    per_seed = [np.mean([1 <= r <= 10 for r in m["after"]["test"]["ranks"]]) for m in runs]
+    assert point["test"]["hr@10"] == pytest.approx(np.mean(per_seed))
+    assert point["test"]["sd"] == pytest.approx(np.std(per_seed, ddof=1))
+    want = np.mean([[1 <= r <= 10 for r in m["after"]["test"]["ranks"]] for m in runs], axis=0).mean() \
+        - np.mean([1 <= r <= 10 for r in sft])
+    assert point["vs_sft"]["diff"] == pytest.approx(want)
+    assert out["sft"]["test"] == pytest.approx(np.mean([1 <= r <= 10 for r in sft]))
+
+
+def test_runs_on_different_rows_are_refused():
+    a, b = fake_metrics([1, 2, 3], [1, 0, 3]), fake_metrics([1, 2], [1, 0])
+    with pytest.raises(ValueError, match="different rows"):
+        sweep.summarise({("grpo", "0"): [a], ("grpo", "1"): [b]})
