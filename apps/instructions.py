@@ -3,6 +3,8 @@
     python -m apps.instructions generate --data runs/demo/world --backend knowledge --out runs/demo/instructions.jsonl
     python -m apps.instructions generate --data DIR --backend vllm --model runs/demo/instructor --out FILE.jsonl --store
     python -m apps.instructions generate --data DIR --backend knowledge --per-row --out rows.jsonl   # for training
+    python -m apps.instructions generate --data DIR --backend vllm --model M --per-row --splits valid test \
+        --scenarios homepage --out rows.jsonl                      # only the rows an evaluation reads
 
 Each user's state is taken right after their last event (nothing later goes in); the three
 branches (spatiotemporal + profile, query rewrite, user-intent reasoning) are prompted, parsed and
@@ -10,7 +12,9 @@ combined into one record per user: text, reasons, contributing branches, backend
 JSON line each in --out; the generation stats go to stdout). `--store` also embeds each text with
 the item text encoder and writes the records to Redis ($REDIS_URL, else the embedded server),
 where serving reads them. `--per-row` writes one record per row instead, from the state strictly
-before that row (what `apps.train --set instructions.file=rows.jsonl` attaches to training rows).
+before that row (what `apps.train --set instructions.file=rows.jsonl` attaches to training rows),
+for the rows of `--splits` and `--scenarios` (default: every row); the recent queries in a state
+come from all rows either way.
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--per-row", action="store_true",
                    help="one record per row instead (its user's state at the row's time; for training, "
                         "GenerativeConfig instructions.file)")
+    g.add_argument("--splits", nargs="+", choices=("train", "valid", "test"), default=["train", "valid", "test"],
+                   help="--per-row: the splits whose rows get a record")
+    g.add_argument("--scenarios", nargs="+", default=None, help="--per-row: only rows of these scenarios")
     add_common(g)
     return p.parse_args(argv)
 
@@ -58,7 +65,12 @@ def main(argv: list[str] | None = None) -> dict:
     rows = [r for split in ("train", "valid", "test") for r in ds.splits.get(split, [])]
     items = {it.item_id: it for it in ds.items}
     queries, feed = query_log(rows), WeatherFeed.load(args.data)
-    states = (row_states(rows, items, queries, feed) if args.per_row else end_states(rows, items, queries, feed))
+    if args.per_row:
+        wanted = [r for split in args.splits for r in ds.splits.get(split, [])
+                  if args.scenarios is None or r.scenario in args.scenarios]
+        states = row_states(wanted, items, queries, feed)
+    else:
+        states = end_states(rows, items, queries, feed)
     states = states[: args.users]
     backend = make_backend(args.backend, args.model, args.coverage)
     context = getattr(backend, "context", None)  # an LM's prompt budget, as its training pairs had

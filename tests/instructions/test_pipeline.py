@@ -74,6 +74,22 @@ def test_generate_command_writes_one_record_per_user(world, tmp_path):
     assert len({r["user_id"] for r in recs}) == len(recs)
 
 
+def test_per_row_records_of_chosen_splits_and_scenarios_equal_the_full_runs(world, tmp_path):
+    """`--splits` / `--scenarios` write records only for those rows, each the record a full
+    `--per-row` run writes for it (the recent queries still come from every row)."""
+    d, ds, _, _ = world
+    full, part = tmp_path / "all.jsonl", tmp_path / "part.jsonl"
+    instructions_app.main(["generate", "--data", str(d), "--backend", "knowledge", "--per-row", "--out", str(full)])
+    instructions_app.main(["generate", "--data", str(d), "--backend", "knowledge", "--per-row", "--splits", "valid",
+                           "test", "--scenarios", "homepage", "search", "--out", str(part)])
+    key = lambda r: (r["user_id"], r["at"])  # noqa: E731
+    every = {key(r): r["text"] for r in map(json.loads, full.read_text().splitlines())}
+    some = [json.loads(line) for line in part.read_text().splitlines()]
+    wanted = {(r.user_id, r.timestamp) for s in ("valid", "test") for r in ds.splits[s] if r.scenario in ("homepage", "search")}
+    assert {key(r) for r in some} == wanted & set(every) and 0 < len(some) < len(every)  # a row with no usable branch has none
+    assert all(every[key(r)] == r["text"] for r in some)
+
+
 def test_unknown_backend_or_missing_model_is_a_clear_error(world, tmp_path):
     from oxygen.instructions.backends import BackendError, make_backend
     with pytest.raises(BackendError, match="unknown instruction backend"):
