@@ -10,8 +10,9 @@ bundle, and a plot.
     python -m bench.post_train_sweep ... --key objective.tau_neg --values 1.05 1.0 0.95 --algos sa_gcpo ...
 
 Each run is `python -m apps.post_train ... --algo A --set KEY=VALUE --set seed=S` writing
-DIR/<algo>_<key>=<value>_seed<S>/; a run whose metrics.json exists is read, not rerun, so a sweep
-resumes and two sweeps can share runs. HR is what apps.post_train measures (with `eval_rows`, the
+DIR/<algo>_<key>=<value>_seed<S>/, seed by seed (every point's seed 0 first); a run whose
+metrics.json exists is read, not rerun, so a sweep resumes and two sweeps can share runs, and
+`--no-run` summarises what has finished. HR is what apps.post_train measures (with `eval_rows`, the
 same fixed rows in every run); the paired gap resamples those test rows with each row's hit averaged
 over the seeds, against the SFT bundle's hits on the same rows.
 """
@@ -111,8 +112,19 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--dir", required=True, type=Path, help="folder of the runs")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
+    ap.add_argument("--no-run", action="store_true", help="summarise the finished runs only (each point's seeds so far)")
     a = ap.parse_args(argv)
-    runs = {(algo, v): [run_point(a, algo, v, s) for s in a.seeds] for algo in a.algos for v in a.values}
+    got = {}
+    for seed in a.seeds:  # seed-major: a sweep stopped early has every point's first seeds
+        for algo in a.algos:
+            for v in a.values:
+                done = (run_dir(a.dir, algo, a.key, v, seed) / "metrics.json").exists()
+                if done or not a.no_run:
+                    got[algo, v, seed] = run_point(a, algo, v, seed)
+    runs = {(algo, v): ms for algo in a.algos for v in a.values
+            if (ms := [got[algo, v, s] for s in a.seeds if (algo, v, s) in got])}
+    if not runs:
+        raise FileNotFoundError(f"{a.dir}: no finished runs to summarise; run the sweep without --no-run")
     out = {"key": a.key, "seeds": a.seeds, **summarise(runs)}
     print(f"SFT: valid HR@10 {out['sft']['valid']:.4f} test {out['sft']['test']:.4f}")
     for p in out["points"]:

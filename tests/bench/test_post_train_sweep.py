@@ -59,3 +59,19 @@ def test_runs_on_different_rows_are_refused():
     a, b = fake_metrics([1, 2, 3], [1, 0, 3]), fake_metrics([1, 2], [1, 0])
     with pytest.raises(ValueError, match="different rows"):
         sweep.summarise({("grpo", "0"): [a], ("grpo", "1"): [b]})
+
+
+def test_no_run_summarises_the_finished_runs_only(tmp_path: Path, monkeypatch):
+    def refuse(argv):
+        raise AssertionError("--no-run must not start a run")
+
+    monkeypatch.setattr(sweep.post_train_app, "main", refuse)
+    base = ["--bundle", "B", "--data", "D", "--key", "synthetic_ratio", "--values", "0", "0.5", "--seeds", "0", "1",
+            "--dir", str(tmp_path), "--no-run"]
+    with pytest.raises(FileNotFoundError, match="no finished runs"):
+        sweep.main(base)
+    out = sweep.run_dir(tmp_path, "sa_gcpo", "synthetic_ratio", "0.5", 1)
+    out.mkdir(parents=True)
+    (out / "metrics.json").write_text(json.dumps(fake_metrics([1, 0, 4], [1, 2, 0])))
+    got = sweep.main(base)
+    assert [(p["value"], p["seeds"]) for p in got["points"]] == [("0.5", 1)]
