@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from apps.cli import write_report
+from apps.post_train import eval_split
 from oxygen.data.batch import ModelBatch
 from oxygen.data.batching import collate
 from oxygen.data.io import load_dataset
@@ -152,10 +153,7 @@ def homepage_rows(data: Path, instructions: Path, max_rows: int | None = None) -
     leaf_of = {it.item_id: kb.leaves.index(it.categories[-1]) for it in ds.items if it.categories[-1] in kb.leaves}
     splits = {}
     for split in ("valid", "test"):
-        rows = [r for r in ds.splits[split] if r.scenario == "homepage"]
-        if max_rows is not None and len(rows) > max_rows:
-            keep = np.sort(np.random.default_rng(0).choice(len(rows), max_rows, replace=False))
-            rows = [rows[i] for i in keep]
+        rows = eval_split([r for r in ds.splits[split] if r.scenario == "homepage"], max_rows)
         splits[split] = HomepageRows(rows, deductive(rows), np.array([reason_of(r) for r in rows]),
                                      open_needs(rows, records, kb, leaf_of) > 0)
     return splits, lookup

@@ -23,11 +23,11 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from apps import post_train as post_train_app
 from apps.cli import write_report
-from oxygen.eval.seeds import mean_std, paired_bootstrap, rank_scores
+from bench.seeds import post_train_records
+from bench.seeds import summarise as seeds_summarise
+from oxygen.eval.seeds import mean_std
 
 
 def run_dir(folder: Path, algo: str, key: str, value: str, seed: int) -> Path:
@@ -47,27 +47,28 @@ def run_point(a: argparse.Namespace, algo: str, value: str, seed: int) -> dict:
     return post_train_app.main(argv)
 
 
-def hits(metrics: dict, when: str, split: str = "test") -> np.ndarray:
-    """Float[rows]: HR@10 of each evaluated row, `when` 'before' (the SFT bundle) or 'after'."""
-    return rank_scores(metrics[when][split]["ranks"], 10)["hr"]
-
-
 def summarise(runs: dict[tuple[str, str], list[dict]]) -> dict:
     """{'sft': HR@10 valid/test, 'points': [{algo, value, seeds, valid/test HR@10 mean and sd,
-    'vs_sft': paired gap on test}]}; every run must share its SFT rows."""
+    'vs_sft': paired gap on test}]}: each run filed as bench.seeds records (the SFT bundle as
+    'sft') and compared there; every run must share its SFT rows."""
     first = next(iter(runs.values()))[0]
-    sft = {s: float(first["before"][s]["overall"]["hr@10"]) for s in ("valid", "test")}
-    base = hits(first, "before")
+    n_rows = len(first["before"]["test"]["ranks"])
+    by: dict[str, list[dict]] = {}
+    for (algo, value), ms in runs.items():
+        if any(len(m["before"]["test"]["ranks"]) != n_rows for m in ms):
+            raise ValueError(f"{algo} {value}: runs measured on different rows; use one eval_rows for the sweep")
+        by[f"{algo}@{value}"] = [post_train_records(m, f"{algo}@{value}", s, None)[0] for s, m in enumerate(ms)]
+    by["sft"] = post_train_records(first, "unused", 0, "sft")[1:]
+    table = seeds_summarise(by, ["sft"])
     points = []
     for (algo, value), ms in runs.items():
-        if any(len(hits(m, "before")) != len(base) for m in ms):
-            raise ValueError(f"{algo} {value}: runs measured on different rows; use one eval_rows for the sweep")
-        row = {"algo": algo, "value": value, "seeds": len(ms)}
-        for split in ("valid", "test"):
-            m, sd = mean_std([m["after"][split]["overall"]["hr@10"] for m in ms])
-            row[split] = {"hr@10": m, "sd": sd}
-        row["vs_sft"] = paired_bootstrap(np.mean([hits(m, "after") for m in ms], axis=0), base)
-        points.append(row)
+        entry = table[f"{algo}@{value}"]
+        valid = mean_std([m["after"]["valid"]["overall"]["hr@10"] for m in ms])
+        points.append({"algo": algo, "value": value, "seeds": len(ms),
+                       "valid": {"hr@10": valid[0], "sd": valid[1]},
+                       "test": {"hr@10": entry["hr@10"]["mean"], "sd": entry["hr@10"]["std"]},
+                       "vs_sft": entry["vs"]["sft"]})
+    sft = {s: float(first["before"][s]["overall"]["hr@10"]) for s in ("valid", "test")}
     return {"sft": sft, "points": points}
 
 

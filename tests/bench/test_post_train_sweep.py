@@ -14,7 +14,8 @@ from bench import post_train_sweep as sweep
 
 def fake_metrics(before: list[int], after: list[int]) -> dict:
     def split(ranks):
-        return {"overall": {"hr@10": float(np.mean([1 <= r <= 10 for r in ranks]))}, "ranks": ranks}
+        hr = float(np.mean([1 <= r <= 10 for r in ranks]))
+        return {"overall": {"hr@10": hr, "ndcg@10": hr / 2, "hr@5": hr}, "ranks": ranks, "rows": len(ranks)}
     return {"before": {"valid": split(before), "test": split(before)},
             "after": {"valid": split(after), "test": split(after)}}
 
