@@ -10,8 +10,10 @@ Serve app on local Ray with embedded Redis:
   own Ray instance), `batching_on` (the fused app, the greedy batcher, max_batch_size 32, requests
   sent to the replica's own port: direct ingress), `via_proxy` (the same through the proxy port),
   `serve_batch` (`@serve.batch` instead of the greedy batcher), `batching_off` (max_batch_size 1),
-  `replica_kill` (two replicas behind the proxy, one killed mid-run), `redis_down` (Redis stopped
-  mid-run; answers degrade to the default instruction);
+  `replica_kill` (two fused replicas behind the proxy, one killed mid-run: its in-flight requests
+  fail), `replica_kill_split` (the split layout, one of two back replicas killed: the front sends
+  those requests again), `redis_down` (Redis stopped mid-run; answers degrade to the default
+  instruction); `errors_after_fault` counts the 5xx answered at or after the fault;
 - `time_budget`: p50 / p99 per stage over the batching_on answers (their `timing_ms`);
 - open loop (Poisson arrivals at each `--rates` rate for `--rate-seconds`): p50 / p99 / errors per
   offered rate and the rates where p99 crosses 50 and 100 ms;
@@ -116,7 +118,7 @@ def closed_phase(name: str, ctx: dict, fault=None, via: str = "direct", **app) -
     serve.delete("default")
     out = {**summary(log, ctx["seconds"]), "app": app, "via": "direct" if isinstance(url, list) else "proxy", **info}
     if "fault_at" in info:
-        out["errors_after_fault"] = sum(1 for t, _, s, _ in log if t >= info["fault_at"] and s >= 500)
+        out["errors_after_fault"] = sum(1 for t, lat, s, _ in log if t + lat >= info["fault_at"] and s >= 500)
     print(f"[{name}] {json.dumps(out)}", flush=True)
     return out, log
 
@@ -306,6 +308,9 @@ def main(argv: list[str] | None = None) -> dict:
         if "faults" not in skip:
             closed["replica_kill"], _ = closed_phase("2 replicas, one killed", ctx, kill_one_replica, via="proxy",
                                                      recommender_replicas=2)
+            closed["replica_kill_split"], _ = closed_phase("split layout, 2 back replicas, one killed", ctx,
+                                                           kill_one_replica, via="proxy", recommender_replicas=2,
+                                                           layout="split")
             closed["redis_down"], _ = closed_phase(
                 "redis stopped", ctx, lambda: (redis_server.stop(), {"fault_at": time.time()})[1])
     serve.shutdown()

@@ -8,8 +8,9 @@ batcher: requests of different scenarios arriving together are decoded in one ba
 worker thread, so the replica's event loop keeps parsing the requests that form the next batch.
 `Oxygen` is the FastAPI ingress (`@serve.ingress`). By default (`layout: fused`) one deployment,
 `Recommender`, is both: an HTTP request makes one hop (proxy -> replica). `layout: split` deploys
-an `Ingress` front over a separate `Recommender` (ModelSide) reached through a DeploymentHandle,
-the layout before, kept so the benchmark measures both in one run.
+an `Ingress` front over a separate `Recommender` (ModelSide) reached through a DeploymentHandle:
+one more hop, but a request whose back replica dies under it is sent again to a live one (fused,
+the proxy answers such in-flight requests with a 500).
 
 Every answer carries where its time went (`timing_ms`), and the front records each stage in the
 Ray Serve metric `oxygen_stage_ms` (a histogram, tag `stage`; Prometheus via Ray's metrics export).
@@ -24,15 +25,16 @@ import hmac
 import inspect
 import os
 import time
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import ray
 import torch
 from fastapi import FastAPI, Header
 from pydantic import BaseModel, Field
 from ray import serve
+from ray.exceptions import RayActorError
 from ray.serve.handle import DeploymentHandle
-from ray.serve.metrics import Histogram
+from ray.serve.metrics import Counter, Histogram
 
 from oxygen.instructions.backends.knowledge import KnowledgeBackend
 from oxygen.model.bundle import Bundle
@@ -43,6 +45,7 @@ from oxygen.serving.schemas import EventsRequest, EventsResponse, Health, Recomm
 from oxygen.serving.stores import Stores
 
 STAGE_BOUNDARIES_MS = [0.5, 1, 2, 5, 10, 20, 35, 50, 75, 100, 150, 250, 500, 1000, 2500]
+READ_ONLY = frozenset({"recommend", "scenarios", "version"})  # model-side calls safe to send twice
 
 
 class AppArgs(BaseModel):
@@ -90,6 +93,20 @@ def make_core(a: AppArgs) -> RecommenderCore:
                            a.exclude_purchased_days)
     core.decoder.precision = a.precision
     return core
+
+
+async def call_back(backend: DeploymentHandle, method: str, args: tuple, on_resend: Callable[[], Any]) -> Any:
+    """`method(*args)` of the split layout's back through its handle. A read-only call whose back
+    replica died under it is sent once more (Serve's router has marked that replica dead by then,
+    so it goes to a live one) and `on_resend()` is called; `ingest` is not sent again (it could
+    append the events twice), so its error propagates."""
+    try:
+        return await getattr(backend, method).remote(*args)
+    except RayActorError:
+        if method not in READ_ONLY:
+            raise
+        on_resend()
+        return await getattr(backend, method).remote(*args)
 
 
 api = FastAPI(title="Oxygen recommender", version="1",
@@ -170,13 +187,15 @@ class Oxygen:
         self.api_key = events_api_key(AppArgs(**args))
         self.backend = backend
         self.model = ModelSide(args) if backend is None else None
+        self.resent = Counter("oxygen_resent_total", description="split layout: read-only calls sent again "
+                              "after the back replica died under them")
         self.stage_ms = Histogram("oxygen_stage_ms", description="time per request stage, ms",
                                   boundaries=STAGE_BOUNDARIES_MS, tag_keys=("stage",))
 
     async def _call(self, method: str, *args: Any) -> Any:
-        """`method` of the model side: in process, or through the handle."""
+        """`method` of the model side: in process, or through the handle (`call_back`)."""
         if self.backend is not None:
-            return await getattr(self.backend, method).remote(*args)
+            return await call_back(self.backend, method, args, self.resent.inc)
         out = getattr(self.model, method)(*args)
         return await out if inspect.isawaitable(out) else out
 
