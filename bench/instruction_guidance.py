@@ -221,6 +221,23 @@ def across_seeds(test: HomepageRows, per_seed: list[dict], baseline: list[np.nda
                        for a, b in pairs}}
 
 
+def frontier(test: HomepageRows, per_seed: list[dict], baseline: list[np.ndarray], weights: tuple[float, ...]) -> dict:
+    """Every weight unguided-by-gate (w < 0 interpolates towards the model's own default-instruction
+    answer) against the baselines, seeds pooled on the test rows: {w: {'hr': {part: mean HR},
+    'deductive_x_default', 'paired_vs_default': {part: paired bootstrap}}}. A frontier to read,
+    not a selection: the weight is chosen on valid (`chosen`)."""
+    parts = {"all": np.ones(len(test.rows), dtype=bool), "deductive": test.ded, "other": ~test.ded,
+             **{f"reason:{r}": test.reasons == r for r in sorted(set(test.reasons.tolist()) - {""})}}
+    base = np.mean(baseline, axis=0)
+    out = {}
+    for w in weights:
+        hits = np.mean([h["test"]["plain"][w] for h in per_seed], axis=0)
+        out[str(w)] = {"hr": {part: float(hits[mask].mean()) for part, mask in parts.items()},
+                       "deductive_x_default": float(hits[test.ded].mean() / max(base[test.ded].mean(), 1e-12)),
+                       "paired_vs_default": {part: paired_bootstrap(hits[mask], base[mask]) for part, mask in parts.items()}}
+    return out
+
+
 def run_seeds(data: Path, bundles: list[Path], baselines: list[Path], instructions: Path,
               weights: tuple[float, ...] = WEIGHTS, levels: tuple[int, ...] = (0, 1, 2),
               max_rows: int | None = None) -> dict:
@@ -237,7 +254,8 @@ def run_seeds(data: Path, bundles: list[Path], baselines: list[Path], instructio
     return {"weights": list(weights), "levels": list(levels), "k": K, "beam": BEAM, "max_rows": max_rows,
             "bundles": [str(b) for b in bundles], "baselines": [str(b) for b in baselines],
             "per_seed": [one_bundle(splits, h, weights) for h in per_seed],
-            "chosen_w_gated": w, "seeds": across_seeds(splits["test"], per_seed, base, w)}
+            "chosen_w_gated": w, "seeds": across_seeds(splits["test"], per_seed, base, w),
+            "frontier": frontier(splits["test"], per_seed, base, weights)}
 
 
 def paired_vs_plain(hits: dict[float, np.ndarray], ded: np.ndarray, weights: tuple[float, ...]) -> dict:
@@ -269,6 +287,7 @@ def main(argv: list[str] | None = None) -> dict:
     if a.baseline or len(a.bundle) > 1:
         out = run_seeds(a.data, a.bundle, a.baseline, a.instructions, weights, levels, a.max_rows)
         print_seeds(out["seeds"])
+        print_frontier(out["frontier"])
     else:
         out = run(a.data, a.bundle[0], a.instructions, weights, levels, a.max_rows)
         print_one(out)
@@ -295,6 +314,14 @@ def print_seeds(seeds: dict) -> None:
         print(f"{arm:9s} x{seeds['deductive_x_default'][arm]:.2f} deductive | {cells}")
     for pair, table in seeds["paired"].items():
         print(pair, "  ".join(f"{part} {v['diff']:+.4f} [{v['lo']:+.4f}, {v['hi']:+.4f}]" for part, v in table.items()))
+
+
+def print_frontier(front: dict) -> None:
+    """Each weight's test HR per reason and its paired gap to the default."""
+    for w, t in front.items():
+        cells = "  ".join(f"{part} {t['hr'][part]:.4f} ({v['diff']:+.4f} [{v['lo']:+.4f}, {v['hi']:+.4f}])"
+                          for part, v in t["paired_vs_default"].items())
+        print(f"w={w}: x{t['deductive_x_default']:.2f} deductive | {cells}")
 
 
 if __name__ == "__main__":

@@ -98,3 +98,31 @@ def test_across_seeds_pools_hits_per_reason_against_a_loop():
     assert out["paired"]["gated-default"]["deductive"]["diff"] == pytest.approx(diff)
     assert out["rows"] == {"all": 40, "deductive": 15, "other": 25, "reason:context": 15,
                            "reason:interest": 20, "reason:popular": 5}
+
+
+def test_frontier_reads_every_weight_against_the_default_like_a_loop():
+    """Per weight: HR per reason of the seed-averaged hits, the deductive ratio to the baselines',
+    and the paired gap to them, as loops over rows compute them."""
+    from types import SimpleNamespace
+
+    from bench.instruction_guidance import HomepageRows, frontier
+
+    rng = np.random.default_rng(1)
+    n, seeds, weights = 30, 2, (-0.5, 0.0)
+    reasons = np.array(["context"] * 12 + ["interest"] * 18)
+    test = HomepageRows([SimpleNamespace()] * n, reasons == "context", reasons, np.ones(n, dtype=bool))
+    hit = lambda: (rng.random(n) < 0.5).astype(float)  # noqa: E731
+    per_seed = [{"test": {"plain": {w: hit() for w in weights}}} for _ in range(seeds)]
+    base = [hit() for _ in range(seeds)]
+    out = frontier(test, per_seed, base, weights)
+    assert set(out) == {"-0.5", "0.0"}
+    for w in weights:
+        rows = [i for i in range(n) if reasons[i] == "interest"]
+        mine = [sum(per_seed[s]["test"]["plain"][w][i] for s in range(seeds)) / seeds for i in rows]
+        theirs = [sum(base[s][i] for s in range(seeds)) / seeds for i in rows]
+        assert out[str(w)]["hr"]["reason:interest"] == pytest.approx(sum(mine) / len(rows))
+        assert out[str(w)]["paired_vs_default"]["reason:interest"]["diff"] == pytest.approx((sum(mine) - sum(theirs)) / len(rows))
+        ded = [i for i in range(n) if reasons[i] == "context"]
+        mine_ded = sum(per_seed[s]["test"]["plain"][w][i] for s in range(seeds) for i in ded)
+        base_ded = sum(base[s][i] for s in range(seeds) for i in ded)
+        assert out[str(w)]["deductive_x_default"] == pytest.approx(mine_ded / base_ded)
