@@ -6,8 +6,9 @@ top 10 on most rows but gives it few of the ten slots (docs/benchmarks.d/instruc
 Guidance in the manner of classifier-free guidance sharpens what the instruction adds: every beam
 is scored twice, with the request's instruction (c) and with the learnable default instruction (u),
 and decoding follows log_softmax((1 + w) c - w u) at the chosen SID levels (w = 0: the plain
-model). `Guided` wraps a StepModel, so THE decode path (trie constraint, pools, re-rank) is
-unchanged; it costs one more request per request in the batch.
+model; -1 < w < 0 interpolates towards the model's answer with the default). `Guided`
+(oxygen.decoding.guidance) wraps a StepModel, so THE decode path (trie constraint, pools, re-rank)
+is unchanged; it costs one more request per request in the batch.
 
     python -m bench.instruction_guidance --data runs/demo/world --bundle runs/demo/train/bundle \\
         --instructions runs/demo/instructions/rows.jsonl --out runs/bench/guidance.json
@@ -30,12 +31,17 @@ lists, the deductive ratio to the default, and paired bootstraps over rows:
 
     python -m bench.instruction_guidance --data runs/demo/world --instructions runs/demo/instructions/rows.jsonl \
         --levels 0 --bundle G0 G1 G2 --baseline P0 P1 P2 --out runs/bench/guidance_seeds.json
+
+`frontier` in that report is every weight against the baselines. `--save` (guided at every level)
+writes each bundle's weight chosen on its own valid rows (ungated: serving has no gate) into its
+guidance.json for homepage, which the decode path then applies (serving included); w = 0 removes it.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, fields, replace
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +50,9 @@ import torch
 
 from apps.cli import write_report
 from apps.post_train import eval_split
-from oxygen.data.batch import ModelBatch
 from oxygen.data.batching import collate
 from oxygen.data.io import load_dataset
+from oxygen.decoding.guidance import LEVELS, Guided
 from oxygen.eval.instructions import deductive, reason_of
 from oxygen.eval.seeds import mean_std, paired_bootstrap
 from oxygen.instructions.pipeline import read_instructions, row_vectors
@@ -56,44 +62,6 @@ from oxygen.world.knowledge import Knowledge
 
 K, BEAM = 10, 30
 WEIGHTS = (0.0, 0.5, 1.0, 2.0)
-
-
-def unconditioned(batch: ModelBatch) -> ModelBatch:
-    """`batch` with every request's instruction replaced by the learnable default."""
-    return replace(batch, instr_emb=torch.zeros_like(batch.instr_emb), instr_mask=torch.zeros_like(batch.instr_mask))
-
-
-class Guided:
-    """A StepModel that decodes `model` with instruction guidance of weight `weight` at `levels`
-    (see the module docstring). Its decoder state holds 2B requests: the B requests as given, then
-    the same B with the default instruction; beams stay contiguous per request in both halves."""
-
-    def __init__(self, model: Any, weight: float, levels: tuple[int, ...] = (0, 1, 2)) -> None:
-        self.model, self.weight, self.levels = model, weight, levels
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.model, name)
-
-    def start(self, batch: ModelBatch) -> Any:
-        """The wrapped model's start on [batch; batch with the default instruction]."""
-        plain = unconditioned(batch)
-        both = ModelBatch(**{f.name: torch.cat([getattr(batch, f.name), getattr(plain, f.name)]) for f in fields(batch)})
-        return self.model.start(both)
-
-    def step(self, state: Any, codes: torch.Tensor | None, level: int) -> tuple[torch.Tensor, Any]:
-        """Guided log-probs Float[N, K_level] of the N beams (codes Long[N] fed to both halves)."""
-        logp, state = self.model.step(state, None if codes is None else torch.cat([codes, codes]), level)
-        cond, plain = logp.chunk(2)
-        w = self.weight if level in self.levels else 0.0
-        return torch.log_softmax((1 + w) * cond - w * plain, dim=-1), state
-
-    def select(self, state: Any, index: torch.Tensor) -> Any:
-        """Beams `index` Long[N'] of both halves."""
-        return self.model.select(state, torch.cat([index, index + state.num_beams // 2]))
-
-    def item_mixture(self, batch: ModelBatch) -> None:
-        """No copy-head mixture under guidance (the transition re-rank of a bundle still applies)."""
-        return None
 
 
 def open_needs(rows: list, records: list[dict], kb: Knowledge, leaf_of: dict[int, int]) -> np.ndarray:
@@ -120,6 +88,7 @@ def split_hits(bundle: Bundle, rows: list, lookup: Any, weights: tuple[float, ..
     out = {}
     for w in weights:
         dec = bundle.decoder()
+        dec.guidance = {}  # the bundle's own weight (guidance.json) gives way to the one measured here
         dec.model = Guided(bundle.model, w, levels)
         top = dec.decode(batch, [r.history for r in rows], BEAM, K, pools=["homepage"] * len(rows)).items
         out[w] = (top == targets[:, None]).any(axis=1).astype(np.float64)
@@ -280,10 +249,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--max-rows", type=int, default=None,
                     help="a fixed random sample of each split's homepage rows (large worlds); default: all")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--save", action="store_true",
+                    help="write each bundle's valid-chosen weight into its guidance.json (needs --levels 0,1,2)")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     weights, levels = tuple(float(w) for w in a.weights.split(",")), tuple(int(x) for x in a.levels.split(","))
+    if a.save and levels != LEVELS:
+        raise SystemExit(f"--save writes a weight the decode path applies at every SID level; run with --levels "
+                         f"{','.join(map(str, LEVELS))} (got {a.levels})")
     if a.baseline or len(a.bundle) > 1:
         out = run_seeds(a.data, a.bundle, a.baseline, a.instructions, weights, levels, a.max_rows)
         print_seeds(out["seeds"])
@@ -291,9 +265,24 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         out = run(a.data, a.bundle[0], a.instructions, weights, levels, a.max_rows)
         print_one(out)
+    if a.save:
+        for bundle, report in zip(a.bundle, out.get("per_seed", [out])):
+            save_weight(bundle, "homepage", report["chosen_w"])
     if a.out:
         write_report(a.out, out, indent=1)
     return out
+
+
+def save_weight(bundle_dir: Path, scenario: str, w: float) -> None:
+    """Set `scenario`'s instruction-guidance weight in the bundle's guidance.json (0: remove it)."""
+    path = Path(bundle_dir) / "guidance.json"
+    table = json.loads(path.read_text()) if path.exists() else {}
+    table = {k: v for k, v in {**table, scenario: float(w)}.items() if v != 0.0}
+    if table:
+        path.write_text(json.dumps(table))
+    elif path.exists():
+        path.unlink()
+    print(f"{bundle_dir}: guidance {table or 'none'}")
 
 
 def print_one(out: dict) -> None:

@@ -12,6 +12,10 @@ never mixes (its draw is the answer).
     out = dec.decode(batch, histories, beam=64, k=5, pools=["cart", "search"], sampling={"seed": 1})
     out = dec.decode(batch, histories, beam=50, k=10, exclude=[[trigger], []])   # business rules
 
+`dec.guidance` (a weight per pool, the bundle's guidance.json) decodes the requests of those pools with
+instruction guidance (oxygen.decoding.guidance); beam sampling draws from the model as it is (the
+policy post-training scores).
+
 `exclude` (item ids per request: the trigger item, recent purchases, a caller's list) acts inside
 the trie constraint (oxygen.decoding.trie_set) and on the items the re-rank mixture adds, so no
 excluded item comes back and k items still do when the pool holds k others.
@@ -39,6 +43,7 @@ import torch
 from oxygen.data.transitions import TransitionTable
 from oxygen.decoding.beam_search import check_args
 from oxygen.decoding.generate import generate_items, trie_set
+from oxygen.decoding.guidance import Guided, request_weights
 from oxygen.decoding.protocol import MixtureModel
 from oxygen.decoding.rerank import Mixture, RerankSpec, copy_mixture, rerank
 from oxygen.decoding.timing import TimedModel, Timings
@@ -91,6 +96,19 @@ class Decoder:
         self.tries = [pools[n] for n in self.names]
         self.index = index if index is not None else trie_set(self.tries)
         self.precision = "auto"  # oxygen.device.autocast: bf16 on CUDA, fp32 on the CPU; "fp32" / "bf16" to force
+        self._guidance: dict[str, float] = {}
+
+    @property
+    def guidance(self) -> dict[str, float]:
+        """Instruction-guidance weight per pool name (oxygen.decoding.guidance; a pool absent: 0)."""
+        return self._guidance
+
+    @guidance.setter
+    def guidance(self, weights: dict[str, float]) -> None:
+        unknown = sorted(set(weights) - set(self.names))
+        if unknown:
+            raise ValueError(f"guidance names pools {unknown} this decoder does not have (pools: {self.names})")
+        self._guidance = {str(k): float(v) for k, v in weights.items()}
 
     @property
     def device(self) -> torch.device:
@@ -164,8 +182,10 @@ class Decoder:
               exclude: Sequence[Sequence[int]] | None, timings: Timings | None = None) -> tuple[np.ndarray, np.ndarray]:
         timings = timings if timings is not None else Timings()
         before, t0 = timings.ms.get("encoder", 0.0), time.perf_counter()
+        weights = request_weights(self.guidance, self.names, pool) if self.guidance and sampling is None else None
+        model = self.model if weights is None else Guided(self.model, weights)
         with torch.no_grad():
-            ids, scores = generate_items(TimedModel(self.model, timings), batch, self.index, beam=beam, k=n,
+            ids, scores = generate_items(TimedModel(model, timings), batch, self.index, beam=beam, k=n,
                                          pool_index=pool, sampling=sampling, exclude=exclude, precision=self.precision)
         timings.add("decode", (time.perf_counter() - t0) * 1000 - (timings.ms["encoder"] - before))
         return ids.numpy(), scores.numpy()

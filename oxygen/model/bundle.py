@@ -8,6 +8,8 @@ Layout of a bundle folder (written by training, read by serving and the demo):
     scenarios.json    per scenario: item pool and whether a trigger item is required
     titles.json       item id -> title (optional, for people reading recommendations)
     rerank.json       the transition-channel re-rank chosen on valid (optional; oxygen.decoding.rerank)
+    guidance.json     instruction-guidance weight per scenario chosen on valid (optional;
+                      oxygen.decoding.guidance; `python -m bench.instruction_guidance --save`)
     version.txt       model version string
 
     bundle = Bundle.load("runs/demo/bundle")
@@ -57,11 +59,16 @@ class Bundle:
     titles: dict[int, str] = field(default_factory=dict)
     version: str = "dev"
     rerank: RerankSpec | None = None
+    guidance: dict[str, float] = field(default_factory=dict)  # scenario -> instruction-guidance weight
 
     def __post_init__(self) -> None:
         if self.rerank is not None and self.space.transitions is None:
             raise ValueError("a bundle that re-ranks with the transition channel needs the transition counts "
                              "(FeatureSpace.transitions); build the space with transitions=True or drop the rerank")
+        unknown = sorted(set(self.guidance) - set(self.scenarios))
+        if unknown:
+            raise ValueError(f"guidance weights for scenarios {unknown} the bundle does not serve "
+                             f"(its scenarios: {sorted(self.scenarios)})")
 
     def decoder(self, catalogue_pool: str | None = None, model: OxygenModel | None = None,
                 tables: DecoderTables | None = None) -> Decoder:
@@ -78,14 +85,18 @@ class Bundle:
                 raise ValueError(f"decoder tables of pools {tables.names} over {len(tables.item_ids)} items do not "
                                  f"belong to this bundle (pools {sorted(names)}, {len(self.space.item_ids)} items); "
                                  "build them from the same bundle with bundle.decoder(...).tables()")
-            return Decoder.from_tables(model.eval(), tables, self.space.transitions, self.rerank)
+            dec = Decoder.from_tables(model.eval(), tables, self.space.transitions, self.rerank)
+            dec.guidance = self.guidance
+            return dec
         full = PrefixTrie(self.codebook.codes, self.codebook.item_ids)
         pools = {s: full.restrict(spec.pool) for s, spec in self.scenarios.items()}
         if catalogue_pool is not None:
             if catalogue_pool in pools:
                 raise ValueError(f"catalogue_pool {catalogue_pool!r} is one of the bundle's scenarios; name it otherwise")
             pools[catalogue_pool] = full
-        return Decoder(model.eval(), pools, self.space.item_ids, self.space.transitions, self.rerank)
+        dec = Decoder(model.eval(), pools, self.space.item_ids, self.space.transitions, self.rerank)
+        dec.guidance = self.guidance
+        return dec
 
     def pools_for(self, scenarios: Sequence[str | None]) -> list[str]:
         """Each request's decoder pool: its scenario's, else CATALOGUE_POOL (decoder(CATALOGUE_POOL))."""
@@ -105,6 +116,8 @@ class Bundle:
         (out / "version.txt").write_text(self.version)
         if self.rerank is not None:
             (out / "rerank.json").write_text(json.dumps(asdict(self.rerank)))
+        if self.guidance:
+            (out / "guidance.json").write_text(json.dumps(self.guidance))
         return out
 
     def _space_json(self) -> dict:
@@ -133,8 +146,10 @@ class Bundle:
         ccfg = CollateConfig(**{f.name: sp[f.name] for f in fields(CollateConfig) if f.name in sp})
         spec = out / "rerank.json"
         rerank = RerankSpec(**json.loads(spec.read_text())) if spec.exists() else None
+        guide = out / "guidance.json"
+        guidance = {str(k): float(v) for k, v in json.loads(guide.read_text()).items()} if guide.exists() else {}
         model = OxygenModel.load(out / "model").to(resolve_device(device))
-        return cls(model, cb, space, ccfg, scen, titles, version, rerank)
+        return cls(model, cb, space, ccfg, scen, titles, version, rerank, guidance)
 
 
 def default_scenarios(item_ids: list[int], observed: dict[str, set[int]] | None = None,

@@ -1,56 +1,11 @@
-"""bench.instruction_guidance's `Guided` StepModel: weight 0 decodes exactly as the plain model; the
-guided scores equal a slow reference built from two teacher-forced passes (with the request's
-instruction and with the default), and guidance changes the answers of requests with an instruction."""
+"""bench.instruction_guidance: the gate (open needs), seeds pooled against the baselines and every
+weight against them (the frontier), as loops compute them, and `--save` (guided decoding itself is
+tested in tests/decoding/test_guidance.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-
-from bench.instruction_guidance import Guided, unconditioned
-from oxygen.decoding.generate import generate_items
-from oxygen.model import OxygenModel
-from oxygen.semantic_ids.trie import PrefixTrie
-from tests.model.helpers import random_batch, tiny_config
-
-
-@pytest.fixture(scope="module")
-def setup():
-    torch.manual_seed(0)
-    cfg = tiny_config(codebook_sizes=(6, 5, 4))
-    model = OxygenModel(cfg).eval()
-    batch = random_batch(cfg, B=6)
-    batch.instr_mask[:] = True
-    codes = np.array(np.meshgrid(*[np.arange(k) for k in cfg.codebook_sizes], indexing="ij")).reshape(3, -1).T
-    return model, batch, PrefixTrie(codes, np.arange(len(codes)))
-
-
-def test_weight_zero_is_the_plain_model(setup):
-    model, batch, trie = setup
-    plain = generate_items(model, batch, [trie], beam=8, k=5)
-    guided = generate_items(Guided(model, 0.0), batch, [trie], beam=8, k=5)
-    assert torch.equal(plain[0], guided[0]) and torch.allclose(plain[1], guided[1], atol=1e-5)
-
-
-@pytest.mark.parametrize("weight, levels", [(1.0, (0, 1, 2)), (2.0, (0,))])
-def test_guided_scores_match_the_two_pass_reference(setup, weight, levels):
-    model, batch, trie = setup
-    items, scores = generate_items(Guided(model, weight, levels), batch, [trie], beam=8, k=5)
-    paths = torch.as_tensor(trie.codes)[items.clamp(min=0)]  # item id == row of the full trie here
-    with torch.no_grad():
-        for b in range(len(batch)):
-            one = batch.select(torch.tensor([b]).repeat(5))
-            cond = model.level_log_probs(one, paths[b])
-            plain = model.level_log_probs(unconditioned(one), paths[b])
-            total = torch.zeros(5)
-            for level, (c, u) in enumerate(zip(cond, plain)):
-                w = weight if level in levels else 0.0
-                mixed = torch.log_softmax((1 + w) * c - w * u, dim=-1)
-                total += mixed.gather(1, paths[b][:, level:level + 1])[:, 0]
-            assert torch.allclose(scores[b], total, atol=1e-4), (b, scores[b], total)
-    plain_items, _ = generate_items(model, batch, [trie], beam=8, k=5)
-    assert not torch.equal(plain_items, items)
 
 
 def test_open_needs_counts_stated_needs_missing_from_the_history():
@@ -126,3 +81,22 @@ def test_frontier_reads_every_weight_against_the_default_like_a_loop():
         mine_ded = sum(per_seed[s]["test"]["plain"][w][i] for s in range(seeds) for i in ded)
         base_ded = sum(base[s][i] for s in range(seeds) for i in ded)
         assert out[str(w)]["deductive_x_default"] == pytest.approx(mine_ded / base_ded)
+
+
+def test_save_weight_sets_and_removes_a_scenarios_weight(tmp_path):
+    """--save writes the chosen weight into guidance.json, keeps other scenarios' weights, and a
+    weight of 0 removes the entry (the file too when nothing is left)."""
+    import json
+
+    from bench.instruction_guidance import main, save_weight
+
+    save_weight(tmp_path, "homepage", -0.15)
+    assert json.loads((tmp_path / "guidance.json").read_text()) == {"homepage": -0.15}
+    save_weight(tmp_path, "channel", 0.5)
+    save_weight(tmp_path, "homepage", 0.0)
+    assert json.loads((tmp_path / "guidance.json").read_text()) == {"channel": 0.5}
+    save_weight(tmp_path, "channel", 0)
+    assert not (tmp_path / "guidance.json").exists()
+    with pytest.raises(SystemExit, match="--levels 0,1,2"):
+        main(["--data", str(tmp_path), "--bundle", str(tmp_path), "--instructions", str(tmp_path / "x"),
+              "--levels", "0", "--save"])
