@@ -122,7 +122,8 @@ class RecommenderCore:
     def scenario_info(self) -> list[ScenarioInfo]:
         """Ids, pool sizes and trigger requirements of every scenario."""
         return [ScenarioInfo(id=s, pool_size=len(self.bundle.scenarios[s].pool),
-                             requires_trigger=self.bundle.scenarios[s].requires_trigger) for s in self.scenarios]
+                             requires_trigger=self.bundle.scenarios[s].requires_trigger,
+                             instruction_weight=self.bundle.guidance.get(s, 0.0)) for s in self.scenarios]
 
     def check(self, req: RecommendRequest) -> None:
         """Raise RequestError (4xx) when the request does not fit this catalogue."""
@@ -252,6 +253,7 @@ class RecommenderCore:
                                version=rec.version, created_at=rec.created_at) if rec is not None else None
         return RecommendResponse(scenario=p.request.scenario, user_id=p.request.user_id, items=recs,
                                  reasoning_instruction=p.instruction_label, instruction=used, query_used=p.query_used,
+                                 instruction_weight=self.bundle.guidance.get(p.request.scenario, 0.0),
                                  model_version=self.bundle.version, latency_ms=(time.perf_counter() - t0) * 1000)
 
     def recommend_batch(self, reqs: list[RecommendRequest]) -> list[RecommendResponse | RequestError]:

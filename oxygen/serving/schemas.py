@@ -120,6 +120,9 @@ class RecommendResponse(BaseModel):
                                                    "default (store unavailable) | default (not read in this scenario)")
     instruction: InstructionUsed | None = Field(default=None, description="the stored instruction, when used")
     query_used: str | None = Field(default=None, description="the search query the model read (after rewriting)")
+    instruction_weight: float = Field(default=0.0, description="this scenario's instruction-guidance weight (the "
+                                      "bundle's guidance.json): 0 decodes as trained, below 0 leans towards "
+                                      "the default instruction, above 0 leans harder on the instruction")
     model_version: str
     latency_ms: float = Field(description="time inside the recommender for this request's batch, ms")
     batch_size: int = Field(default=1, description="requests decoded together with this one")
@@ -136,6 +139,7 @@ class ScenarioInfo(BaseModel):
     id: str
     pool_size: int
     requires_trigger: bool
+    instruction_weight: float = 0.0  # the scenario's instruction-guidance weight (0: none)
 
 
 class Health(BaseModel):

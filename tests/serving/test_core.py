@@ -271,3 +271,23 @@ def test_a_query_embedded_ahead_is_not_embedded_again_by_its_batch(monkeypatch, 
     b = plain.recommend_batch([req])[0]
     assert calls[-1] == ["warm socks"] and a.query_used == b.query_used == "warm socks"
     assert [i.item_id for i in a.items] == [i.item_id for i in b.items]
+
+
+def test_a_guided_scenario_decodes_with_its_weight_and_says_so(core, bundle_dir, redis_server, tmp_path):
+    """A bundle whose guidance.json weighs homepage: a homepage request with a stored instruction
+    is answered differently (and says its weight), one without an instruction (c = u) and the
+    other scenarios exactly as before; /v1/scenarios lists the weights."""
+    b = Bundle.load(bundle_dir)
+    b.guidance = {"homepage": 3.0}
+    guided = RecommenderCore(Bundle.load(b.save(tmp_path / "guided")), Stores.connect(redis_server.url), encode)
+    reqs = [RecommendRequest(scenario="homepage", user_id="alice", k=10),
+            RecommendRequest(scenario="homepage", user_id="bob", k=10),
+            RecommendRequest(scenario="search", user_id="alice", query="winter blanket", k=10)]
+    before, after = core.recommend_batch(reqs), guided.recommend_batch(reqs)
+    ids = [[it.item_id for it in r.items] for r in (*before, *after)]
+    assert after[0].reasoning_instruction == "used" and after[0].instruction_weight == 3.0
+    assert ids[3] != ids[0]  # alice's instruction, leaned on harder
+    assert ids[4] == ids[1] and ids[5] == ids[2]  # bob has none; search is not guided
+    assert after[2].instruction_weight == 0.0 and before[0].instruction_weight == 0.0
+    weights = {s.id: s.instruction_weight for s in guided.scenario_info()}
+    assert weights["homepage"] == 3.0 and weights["search"] == 0.0
