@@ -36,7 +36,7 @@ from oxygen.config import RankerConfig, load_config
 from oxygen.data.io import load_dataset, load_impressions
 from oxygen.data.schema import SCENARIOS
 from oxygen.eval.seeds import paired_bootstrap
-from oxygen.rl.rank_data import RankSpace, Request, requests_from_impressions, requests_from_rows
+from oxygen.rl.rank_data import RankSpace, Request, negative_weights, requests_from_impressions, requests_from_rows
 from oxygen.rl.rank_fit import Packed, evaluate, fit_ranker, pack, save_ranker, user_aucs
 from oxygen.rl.ranking import FORMAT
 from oxygen.training.curves import save_curves
@@ -50,7 +50,8 @@ def split_requests(root: Path, ds, cfg: RankerConfig) -> tuple[dict[str, list[Re
         imps = load_impressions(root, known_items=set(ds.item_ids))
         return {s: requests_from_impressions([i for i in imps if i.split == s]) for s in ("train", "valid", "test")}, \
             "impressions"
-    return {s: requests_from_rows(ds.splits[s], ds.item_ids, cfg.negatives, cfg.seed + k)
+    weights = negative_weights(ds.splits["train"], ds.item_ids, cfg.negative_power)
+    return {s: requests_from_rows(ds.splits[s], ds.item_ids, cfg.negatives, cfg.seed + k, weights)
             for k, s in enumerate(("train", "valid", "test"))}, "rows + sampled negatives"
 
 

@@ -34,6 +34,8 @@ class RankerConfig(OnDevice):
     max_requests: int = Field(default=8, ge=1)  # requests packed per sample (label packing), with
     max_events: int = Field(default=50, ge=1)  # the events before the last of them
     negatives: int = Field(default=9, ge=1)  # sampled negatives per row for datasets without impressions
+    negative_power: float = Field(default=0.0, ge=0, le=1)  # ... drawn with P ~ (train target count + 1) **
+    # power: 0 uniform (popularity stays a signal, which a policy then exploits), 0.75 word2vec's
     lr: float = Field(default=2e-3, gt=0)
     weight_decay: float = Field(default=0.01, ge=0)
     epochs: int = Field(default=8, ge=1)

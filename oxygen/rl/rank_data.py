@@ -98,13 +98,30 @@ def requests_from_impressions(imps: Sequence[Impression]) -> list[Request]:
                     np.array([i.clicks, i.carts, i.purchases], dtype=np.float32).T) for i in imps]
 
 
-def requests_from_rows(rows: Sequence[Row], item_ids: Sequence[int], negatives: int, seed: int) -> list[Request]:
+def negative_weights(train_rows: Sequence[Row], item_ids: Sequence[int], power: float) -> np.ndarray | None:
+    """Float[len(item_ids)] sampling probabilities of negatives: (times an item is a train target +
+    1) ** power, normalised (word2vec's unigram ** 0.75 at power 0.75); None at power 0 (uniform).
+    Negatives drawn like positives leave popularity no signal, so a ranker learns preference."""
+    if power == 0:
+        return None
+    index = {int(i): k for k, i in enumerate(item_ids)}
+    counts = np.ones(len(index))
+    for r in train_rows:
+        if r.target in index:
+            counts[index[r.target]] += 1
+    w = counts ** power
+    return w / w.sum()
+
+
+def requests_from_rows(rows: Sequence[Row], item_ids: Sequence[int], negatives: int, seed: int,
+                       weights: np.ndarray | None = None) -> list[Request]:
     """Requests for datasets without impressions: each row's target (labelled by its behaviour;
-    no behaviour counts as a purchase) with `negatives` uniformly sampled other items (label 0)."""
+    no behaviour counts as a purchase) with `negatives` other items (label 0) sampled uniformly, or
+    with `weights` (Float[len(item_ids)], `negative_weights`)."""
     rng, pool, out = np.random.default_rng(seed), np.asarray(item_ids), []
     depth = {"click": 1, "cart": 2, "purchase": 3, None: 3}
     for r in rows:
-        drawn = rng.choice(pool, size=min(negatives + 1, len(pool)), replace=False)
+        drawn = rng.choice(pool, size=min(negatives + 1, len(pool)), replace=False, p=weights)
         neg = [int(i) for i in drawn if i != r.target][:negatives]
         labels = np.zeros((1 + len(neg), 3), dtype=np.float32)
         labels[0, :depth[r.behaviour]] = 1

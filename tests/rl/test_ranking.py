@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from oxygen.config import RankerConfig
 from oxygen.data.io import load_impressions
-from oxygen.data.schema import SCENARIOS
+from oxygen.data.schema import SCENARIOS, Row
 from oxygen.rl.rank_data import RankSpace, requests_from_impressions, requests_from_rows, timelines
 from oxygen.rl.rank_fit import build_model, evaluate, fit_ranker, load_ranker, pack, predict, save_ranker
 from oxygen.rl.ranking import CANDIDATE, DISTANCE_BUCKETS, EVENT, PROFILE, REQUEST, attention_mask, month_scopes, request_bias_factors
@@ -147,6 +147,26 @@ def test_rows_with_sampled_negatives(world):
         assert r.items[0] == row.target and len(set(r.items)) == 6
         assert r.labels[0, 0] == 1 and r.labels[1:].sum() == 0
         assert r.labels[0].sum() == {"click": 1, "cart": 2, "purchase": 3}[row.behaviour]
+
+
+def test_popularity_weighted_negatives_follow_the_train_targets():
+    """negative_weights: (train target count + 1) ** power, normalised (None at power 0); drawn
+    with them, a popular item is a negative about as often as its weight says."""
+    from types import SimpleNamespace
+
+    from oxygen.rl.rank_data import negative_weights
+
+    items = [10, 11, 12, 13]
+    train = [SimpleNamespace(target=t) for t in [10] * 15 + [11] * 3 + [99]]
+    assert negative_weights(train, items, 0.0) is None
+    w = negative_weights(train, items, 1.0)
+    np.testing.assert_allclose(w, np.array([16, 4, 1, 1]) / 22)
+    power = np.array([16, 4, 1, 1]) ** 0.75
+    np.testing.assert_allclose(negative_weights(train, items, 0.75), power / power.sum())
+    rows = [Row(user_id="u", history=[1], target=13, behaviour="click", timestamp=k) for k in range(4000)]
+    reqs = requests_from_rows(rows, items, negatives=1, seed=0, weights=w)
+    drawn = np.bincount([r.items[1] - 10 for r in reqs], minlength=3)[:3] / len(reqs)
+    np.testing.assert_allclose(drawn, np.array([16, 4, 1]) / 21, atol=0.03)  # the target (13) is never its own negative
 
 
 def test_missing_checkpoint_names_the_command(tmp_path: Path):
