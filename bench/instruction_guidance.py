@@ -168,6 +168,12 @@ def run(data: Path, bundle_dir: Path, instructions: Path, weights: tuple[float, 
             **one_bundle(splits, hits, weights)}
 
 
+def reason_parts(test: HomepageRows) -> dict[str, np.ndarray]:
+    """{part: Bool[n]}: all rows, deductive, other, and one mask per hidden reason (evaluation only)."""
+    return {"all": np.ones(len(test.rows), dtype=bool), "deductive": test.ded, "other": ~test.ded,
+            **{f"reason:{r}": test.reasons == r for r in sorted(set(test.reasons.tolist()) - {""})}}
+
+
 def across_seeds(test: HomepageRows, per_seed: list[dict], baseline: list[np.ndarray], w: float) -> dict:
     """Seeds pooled on the test rows: per arm (`default`: the baseline bundles with the default
     instruction; `generated`: the bundles with their instructions, unguided; `gated`: guided at `w`
@@ -176,8 +182,7 @@ def across_seeds(test: HomepageRows, per_seed: list[dict], baseline: list[np.nda
     the default, gated against generated) per reason."""
     arms = {"default": baseline, "generated": [h["test"]["plain"][0.0] for h in per_seed],
             "gated": [h["test"]["gated"][w] for h in per_seed]}
-    parts = {"all": np.ones(len(test.rows), dtype=bool), "deductive": test.ded, "other": ~test.ded,
-             **{f"reason:{r}": test.reasons == r for r in sorted(set(test.reasons.tolist()) - {""})}}
+    parts = reason_parts(test)
     hr = {arm: {part: mean_std([float(h[mask].mean()) for h in seeds]) for part, mask in parts.items()}
           for arm, seeds in arms.items()}
     mean = {arm: np.mean(seeds, axis=0) for arm, seeds in arms.items()}
@@ -191,12 +196,11 @@ def across_seeds(test: HomepageRows, per_seed: list[dict], baseline: list[np.nda
 
 
 def frontier(test: HomepageRows, per_seed: list[dict], baseline: list[np.ndarray], weights: tuple[float, ...]) -> dict:
-    """Every weight unguided-by-gate (w < 0 interpolates towards the model's own default-instruction
+    """Every weight without the gate (w < 0 interpolates towards the model's own default-instruction
     answer) against the baselines, seeds pooled on the test rows: {w: {'hr': {part: mean HR},
     'deductive_x_default', 'paired_vs_default': {part: paired bootstrap}}}. A frontier to read,
     not a selection: the weight is chosen on valid (`chosen`)."""
-    parts = {"all": np.ones(len(test.rows), dtype=bool), "deductive": test.ded, "other": ~test.ded,
-             **{f"reason:{r}": test.reasons == r for r in sorted(set(test.reasons.tolist()) - {""})}}
+    parts = reason_parts(test)
     base = np.mean(baseline, axis=0)
     out = {}
     for w in weights:

@@ -86,17 +86,21 @@ class Bundle:
                                  f"belong to this bundle (pools {sorted(names)}, {len(self.space.item_ids)} items); "
                                  "build them from the same bundle with bundle.decoder(...).tables()")
             dec = Decoder.from_tables(model.eval(), tables, self.space.transitions, self.rerank)
-            dec.guidance = self.guidance
-            return dec
+        else:
+            dec = Decoder(model.eval(), self._pools(catalogue_pool), self.space.item_ids, self.space.transitions,
+                          self.rerank)
+        dec.guidance = self.guidance
+        return dec
+
+    def _pools(self, catalogue_pool: str | None) -> dict[str, PrefixTrie]:
+        """Each scenario's pool trie, plus `catalogue_pool` over the whole codebook when given."""
         full = PrefixTrie(self.codebook.codes, self.codebook.item_ids)
         pools = {s: full.restrict(spec.pool) for s, spec in self.scenarios.items()}
         if catalogue_pool is not None:
             if catalogue_pool in pools:
                 raise ValueError(f"catalogue_pool {catalogue_pool!r} is one of the bundle's scenarios; name it otherwise")
             pools[catalogue_pool] = full
-        dec = Decoder(model.eval(), pools, self.space.item_ids, self.space.transitions, self.rerank)
-        dec.guidance = self.guidance
-        return dec
+        return pools
 
     def pools_for(self, scenarios: Sequence[str | None]) -> list[str]:
         """Each request's decoder pool: its scenario's, else CATALOGUE_POOL (decoder(CATALOGUE_POOL))."""
