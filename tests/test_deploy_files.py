@@ -68,6 +68,10 @@ def test_the_gpu_settings_put_the_model_on_a_gpu():
     app = yaml.safe_load((ROOT / "deployments" / "serve-gpu.yaml").read_text())["applications"][0]
     (rec,) = [d for d in app["deployments"] if d["name"] == "Recommender"]
     assert rec["ray_actor_options"]["num_gpus"] >= 1 and AppArgs(**app["args"]).device == "cuda"
+    # split: a CPU front resends a crashed GPU replica's in-flight reads, and is itself replicated
+    (front,) = [d for d in app["deployments"] if d["name"] == "Ingress"]
+    assert AppArgs(**app["args"]).layout == "split" and front["ray_actor_options"].get("num_gpus", 0) == 0
+    assert front["autoscaling_config"]["min_replicas"] >= 2
     cpu = yaml.safe_load((ROOT / "deployments" / "serve.yaml").read_text())["applications"][0]
     assert AppArgs(**app["args"]).max_batch_size > AppArgs(**cpu["args"]).max_batch_size
     cfg = load_config(ROOT / "configs" / "world" / "gpu.yaml", GenerativeConfig)
