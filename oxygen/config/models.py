@@ -174,6 +174,9 @@ class InstructionsConfig(StrictConfig):
     file: str | None = None
     train: bool = True
     scenarios: list[Scenario] | None = None  # None: every scenario
+    # the share of covered training rows left with the learnable default (fixed per row by seed),
+    # so the model keeps a path from history alone; valid, test and serving always read theirs
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
 
 
 class GenerativeConfig(StrictConfig):

@@ -19,7 +19,7 @@ import hashlib
 import math
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Sequence
@@ -139,7 +139,7 @@ class GenerativeRecommender(Recommender):
         cb = self._codebook(items, ds.splits["train"])  # SIDs from the rows as they are (crop copies would double-count pairs)
         ds.splits["train"] = crop_augment(ds.splits["train"], self.cfg.train.crop_last)
         self.prep = prepare(ds, cb, collate_config(self.cfg), use_queries=self._use_queries,
-                            generated=self.generated, train_generated=self._train_generated)
+                            generated=self.generated, train_instructions=self._train_instructions)
         self.pools = merge([row_stats(ds.splits["train"]), row_stats(valid_rows)]).scenario_targets
         return self.prep.batches["train"], any(r.query for r in ds.splits["train"]), None
 
@@ -151,7 +151,7 @@ class GenerativeRecommender(Recommender):
         stats = split.stats(pairs=self._needs_pairs, crop_last=self.cfg.train.crop_last)
         ds = Dataset(root=split.path.parent, items=items, splits={"valid": valid_rows})
         self.prep, data = prepare_from_stats(ds, stats, cb, collate_config(self.cfg), self._use_queries,
-                                             self.cfg.train.crop_last, self.generated, self._train_generated)
+                                             self.cfg.train.crop_last, self.generated, self._train_instructions)
         self.pools = merge([stats, row_stats(valid_rows)]).scenario_targets
         return data, bool(stats.queries), {"train": split.dataset()}
 
@@ -230,7 +230,7 @@ class GenerativeRecommender(Recommender):
             self.prep.space.transitions = TransitionTable.from_pairs(stats.pairs)
         table = query_table(stats.queries) if self._use_queries else {}
         collator = RowCollator(self.prep.space, self.prep.collate_cfg, table, c.crop_last, stats.augmented_rows,
-                               self.generated if self._train_generated else None)
+                               self._train_instructions)
         return collator, {"train": split.dataset()}
 
     @property
@@ -246,15 +246,18 @@ class GenerativeRecommender(Recommender):
         return RowInstructions(vectors, frozenset(scen) if scen is not None else None)
 
     @property
-    def _train_generated(self) -> bool:
-        """Whether training rows carry the generated instructions (cfg.instructions.train)."""
-        return self.generated is not None and self.cfg.instructions.train
+    def _train_instructions(self) -> RowInstructions | None:
+        """What the training rows read of the generated instructions: none (the paper's scheme, or
+        instructions.train off), else all but the instructions.dropout share of them."""
+        if self.generated is None or not self.cfg.instructions.train:
+            return None
+        return replace(self.generated, dropout=self.cfg.instructions.dropout, seed=self.cfg.train.seed)
 
     def _collate(self, rows: list[Row], desc: str, leave_user_out: bool = False, train: bool = False) -> ModelBatch:
         """`rows` as one ModelBatch in the fitted feature space (queries embedded when used; the
         generated instructions for the rows they cover, on training rows only with instructions.train)."""
         queries = query_lookup(rows) if self._use_queries else None
-        generated = self.generated if not train or self._train_generated else None
+        generated = self._train_instructions if train else self.generated
         return collate_all(rows, self.prep.space, self.prep.collate_cfg, instruction_lookup(queries, generated),
                            desc, leave_user_out)
 

@@ -11,6 +11,7 @@ default) and collates every split into one `ModelBatch` (in chunks, with a progr
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
@@ -79,16 +80,34 @@ RowKey = tuple[str, "int | None"]  # (user_id, timestamp): a row's generated ins
 
 @dataclass
 class RowInstructions:
-    """Generated instruction vectors by (user_id, row time), used on rows of `scenarios` (None: all)."""
+    """Generated instruction vectors by (user_id, row time), used on rows of `scenarios` (None: all).
+    `dropout` (training rows): that share of the covered rows keeps the learnable default instead,
+    the rows picked by a hash of (seed, user, time), so the same rows in every epoch and worker."""
 
     vectors: dict[RowKey, np.ndarray]
     scenarios: frozenset[str] | None = None
+    dropout: float = 0.0
+    seed: int = 0
 
     def get(self, row: Row) -> np.ndarray | None:
-        """The row's instruction vector, or None (no record, or a scenario that reads none)."""
+        """The row's instruction vector, or None (no record, a scenario that reads none, or dropped)."""
         if self.scenarios is not None and row.scenario not in self.scenarios:
             return None
+        if self.dropout > 0 and dropped(row, self.dropout, self.seed):
+            return None
         return self.vectors.get((row.user_id, row.timestamp))
+
+
+def dropped(row: Row, share: float, seed: int) -> bool:
+    """Whether `row` is among the `share` of rows left with the default instruction: a stable hash
+    of (seed, user, time) mapped to [0, 1), the same in every process (Python's hash() is not).
+
+    >>> r = Row(user_id="u1", history=[1], target=2, scenario="homepage", timestamp=5)
+    >>> dropped(r, 0.0, 0), dropped(r, 1.0, 0)
+    (False, True)
+    """
+    key = f"{seed}:{row.user_id}:{row.timestamp}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64 < share
 
 
 def instruction_lookup(queries: InstructionLookup | None, generated: RowInstructions | None
@@ -139,18 +158,18 @@ def collate_all(rows: list[Row], space: FeatureSpace, cfg: CollateConfig,
 
 def prepare(ds: Dataset, cb: Codebook, ccfg: CollateConfig, use_queries: bool = True,
             encoder: str | None = None, generated: RowInstructions | None = None,
-            train_generated: bool = False) -> Prepared:
+            train_instructions: RowInstructions | None = None) -> Prepared:
     """Index and collate every split of `ds` with the codebook `cb` and windows `ccfg` (train rows
     fit the profiles and, with candidates, the transition counts). `generated` instructions go to
-    the non-search rows they cover (train rows only with `train_generated`)."""
+    the non-search rows they cover; the train split reads `train_instructions` (None: none)."""
     if "train" not in ds.splits:
         raise ValueError(f"{ds.root}: no train rows; a model needs train.jsonl (and valid.jsonl to select)")
     check_sids(ds, cb)
     space = FeatureSpace.build(cb.item_ids, cb.codes, ds.splits["train"], transitions=ccfg.candidates > 0)
     all_rows = [r for rows in ds.splits.values() for r in rows]
     lookup = query_lookup(all_rows, encoder) if use_queries else None
-    batches = {s: collate_all(rows, space, ccfg, instruction_lookup(lookup, generated if s != "train" or train_generated
-                                                                    else None), s, leave_user_out=s == "train")
+    batches = {s: collate_all(rows, space, ccfg, instruction_lookup(lookup, train_instructions if s == "train"
+                                                                    else generated), s, leave_user_out=s == "train")
                for s, rows in ds.splits.items()}
     return Prepared(ds, cb, space, dict(ds.splits), batches, lookup, ccfg)
 
@@ -188,7 +207,7 @@ class RowCollator:
 
 def prepare_from_stats(ds: Dataset, stats: RowStats, cb: Codebook, ccfg: CollateConfig,
                        use_queries: bool = True, crop_last: int = 0, generated: RowInstructions | None = None,
-                       train_generated: bool = False) -> tuple[Prepared, RowCollator]:
+                       train_instructions: RowInstructions | None = None) -> tuple[Prepared, RowCollator]:
     """`prepare` for a train split that is not in memory: the space is fit on its statistics
     (`ds` holds the items and the valid rows, collated here), the train rows are collated by the
     returned RowCollator where they live."""
@@ -198,7 +217,7 @@ def prepare_from_stats(ds: Dataset, stats: RowStats, cb: Codebook, ccfg: Collate
     table = query_table(stats.queries | {r.query for r in valid if r.query}) if use_queries else {}
     lookup = table_lookup(table)
     batches = {"valid": collate_all(valid, space, ccfg, instruction_lookup(lookup, generated), "valid")}
-    collator = RowCollator(space, ccfg, table, crop_last, stats.augmented_rows, generated if train_generated else None)
+    collator = RowCollator(space, ccfg, table, crop_last, stats.augmented_rows, train_instructions)
     return Prepared(ds, cb, space, {"valid": valid}, batches, lookup, ccfg), collator
 
 

@@ -1,7 +1,7 @@
 """Generated instructions (GenerativeConfig.instructions) reach the rows they were written for:
-valid/test rows always, training rows only with `instructions.train`; search rows keep their
-query; the vector is the normalised mean of the clause vectors; a records file without the
-needed fields is a DataError naming file and line."""
+valid/test rows always, training rows only with `instructions.train` (less the `dropout` share,
+the same rows every time); search rows keep their query; the vector is the normalised mean of the
+clause vectors; a records file without the needed fields is a DataError naming file and line."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from oxygen.data.io import DataError
 from oxygen.instructions.pipeline import instruction_vectors, read_instructions
 from oxygen.recommenders.generative import GenerativeRecommender
 from oxygen.semantic_ids.text_encoder import encode_texts
+from oxygen.training.prepare import dropped
 from tests.worlds import tiny_world
 
 
@@ -28,9 +29,9 @@ def world(tmp_path_factory):
     return ds, sids, rows
 
 
-def _fit(ds, sids, rows, train: bool) -> GenerativeRecommender:
+def _fit(ds, sids, rows, train: bool, dropout: float = 0.0) -> GenerativeRecommender:
     cfg = GenerativeConfig.model_validate({
-        "sid_dir": str(sids), "eval_beam": 10, "instructions": {"file": str(rows), "train": train},
+        "sid_dir": str(sids), "eval_beam": 10, "instructions": {"file": str(rows), "train": train, "dropout": dropout},
         "model": {"d_model": 32, "d_ff": 64, "enc_layers": 1, "dec_layers": 1},
         "train": {"epochs": 1, "max_valid_rows": 30, "threads": 1}, "rerank": {"weights": []}})
     return GenerativeRecommender(cfg).fit(ds.splits["train"], ds.splits["valid"], ds.items)
@@ -75,3 +76,23 @@ def test_instructions_only_on_the_chosen_scenarios(world):
     batch, split_rows = rec.prep.batches["train"], rec.prep.rows["train"]
     assert any(r.scenario == "homepage" and m for r, m in zip(split_rows, batch.instr_mask.tolist()))
     assert all(not m for r, m in zip(split_rows, batch.instr_mask.tolist()) if r.scenario in ("cart", "channel", "checkout"))
+
+
+def test_dropout_leaves_a_fixed_share_of_training_rows_with_the_default(world):
+    ds, sids, rows = world
+    rec = _fit(ds, sids, rows, train=True, dropout=0.5)
+    keys = {(r["user_id"], r["at"]) for r in read_instructions(rows)}
+    batch, split_rows = rec.prep.batches["train"], rec.prep.rows["train"]
+    covered = [r for r in split_rows if not r.query and (r.user_id, r.timestamp) in keys]
+    kept = [bool(r.query) or (r.user_id, r.timestamp) in keys and not dropped(r, 0.5, 0) for r in split_rows]
+    assert batch.instr_mask.tolist() == kept
+    share = sum(dropped(r, 0.5, 0) for r in covered) / len(covered)
+    assert 0.35 < share < 0.65, share  # about half of the covered rows, picked by the hash
+    valid, valid_rows = rec.prep.batches["valid"], rec.prep.rows["valid"]  # valid rows always read theirs
+    assert valid.instr_mask.tolist() == [bool(r.query) or (r.user_id, r.timestamp) in keys for r in valid_rows]
+    assert [dropped(r, 0.5, 1) for r in covered] != [dropped(r, 0.5, 0) for r in covered]  # the seed picks
+
+
+def test_dropout_must_be_below_one():
+    with pytest.raises(ValueError, match="dropout"):
+        GenerativeConfig.model_validate({"instructions": {"dropout": 1.0}})
