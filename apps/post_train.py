@@ -10,10 +10,13 @@ current policy through the decode path (beam sampling in the scenario's pool), s
 with the reward mapping (format, relevance, the ranker's expected value, diversity; per-scenario
 weights) and updates the policy (`--algo` sa_gcpo, gspo or grpo; several minibatch passes per
 rollout). `--workers N` runs the rollout workers, the reward actor and the learner as Ray actors
-(weights published through the object store; `ray job submit` on a cluster). Writes OUT/bundle
-(the post-trained, servable bundle), OUT/metrics.json (valid and test HR@1 / HR@10 before and
-after, overall and per scenario; the per-iteration monitors; seconds), OUT/monitors.png and
-OUT/learner.pt (resumable weights and optimiser).
+(weights published through the object store; `ray job submit` on a cluster). Valid HR@10 is
+measured before post-training and every `valid_every` iterations (`--set valid_every=N`; `null`:
+off), and the version with the best valid HR@10 is the one written (the starting model when no
+version beats it). Writes OUT/bundle (that servable bundle), OUT/metrics.json (valid and test
+HR@1 / HR@10 before and after, overall and per scenario; the chosen iteration; the per-iteration
+monitors; seconds), OUT/monitors.png and OUT/learner.pt (the last version's resumable weights and
+optimiser).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import copy
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +35,12 @@ from oxygen.data.io import load_dataset
 from oxygen.eval.ranking import evaluate_rows
 from oxygen.model.bundle import Bundle
 from oxygen.recommenders.bundled import BundleRecommender
-from oxygen.rl.post_train import post_train
+from oxygen.rl.post_train import chosen_state, post_train
 from oxygen.rl.rewards import RewardSources, load_mapping
 from oxygen.training.curves import save_panels
 
 MONITORS = ("reward", "target_reward", "reward_ranking", "reward_relevance", "reward_diversity", "reward_format",
-            "sid1_entropy", "coverage", "kl", "ratio_max", "loss")
+            "sid1_entropy", "coverage", "kl", "ratio_max", "loss", "valid_score")
 
 
 def eval_split(rows: list, n: int | None) -> list:
@@ -52,6 +56,18 @@ def quality(bundle: Bundle, ds, n: int | None = None, splits: tuple[str, ...] = 
     row's target rank ('ranks', for paired tests between runs)."""
     rec = BundleRecommender(bundle, progress=False)
     return {s: evaluate_rows(rec, eval_split(ds.splits[s], n), k=10, keep_ranks=True) for s in splits}
+
+
+def valid_hr10(bundle: Bundle, rows: list) -> Callable[[dict], float]:
+    """A policy state -> HR@10 on `rows` of `bundle` with those weights (one model copy, reloaded)."""
+    scored = copy.copy(bundle)
+    scored.model = copy.deepcopy(bundle.model)
+
+    def score(state: dict) -> float:
+        scored.model.load_state_dict(state)
+        rec = BundleRecommender(scored, progress=False)
+        return float(evaluate_rows(rec, rows, k=10)["overall"]["hr@10"])
+    return score
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -76,13 +92,15 @@ def main(argv: list[str] | None = None) -> dict:
                             device=cfg.device)
     t0 = time.time()
     before = quality(bundle, ds, cfg.eval_rows)
+    validate = valid_hr10(bundle, eval_split(ds.splits["valid"], cfg.eval_rows))
     if a.workers > 0:
         from oxygen.rl.actors import post_train_on_ray
 
-        result, policy = post_train_on_ray(str(a.bundle), sources, ds.splits["train"], cfg, a.workers)
+        result, policy = post_train_on_ray(str(a.bundle), sources, ds.splits["train"], cfg, a.workers, validate)
     else:
-        result = post_train(bundle, load_mapping(sources, cfg.reward), ds.splits["train"], cfg)
-        policy = result.learner.policy
+        result = post_train(bundle, load_mapping(sources, cfg.reward), ds.splits["train"], cfg, validate=validate)
+        policy = copy.deepcopy(bundle.model)
+        policy.load_state_dict(chosen_state(result))
     tuned = copy.copy(bundle)
     tuned.model, tuned.version = policy.eval(), f"{cfg.objective.algo}-{bundle.version}"
     after = quality(tuned, ds, cfg.eval_rows)
@@ -92,11 +110,14 @@ def main(argv: list[str] | None = None) -> dict:
     save_panels(result.history, a.out / "monitors.png", list(MONITORS),
                 title=f"{cfg.objective.algo}, synthetic {cfg.synthetic_ratio:.0%}")
     out = {"bundle": str(a.bundle), "data": str(a.data), "ranker": str(a.ranker), "config": cfg.model_dump(),
-           "before": before, "after": after, "history": result.history, "seconds": round(time.time() - t0, 1)}
+           "before": before, "after": after, "history": result.history, "seconds": round(time.time() - t0, 1),
+           "chosen": {"iteration": result.best.iteration, "valid_hr@10": result.best.score} if result.best
+           else {"iteration": cfg.iterations}}
     write_report(a.out / "metrics.json", out, indent=1, default=str)
     for split in ("valid", "test"):
         b, f = before[split]["overall"], after[split]["overall"]
         print(f"{split}: HR@1 {b['hr@1']:.4f} -> {f['hr@1']:.4f}   HR@10 {b['hr@10']:.4f} -> {f['hr@10']:.4f}")
+    print(f"shipped: the version after iteration {out['chosen']['iteration']} of {cfg.iterations}")
     return out
 
 

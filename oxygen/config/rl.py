@@ -142,6 +142,8 @@ class PostTrainConfig(OnDevice):
     seed: int = 0
     eval_rows: int | None = Field(default=None, ge=1)  # rows of each split HR is measured on before and
     # after (None: all; else a fixed random sample, the same rows for every run, to compare runs cheaply)
+    valid_every: int | None = Field(default=10, ge=1)  # valid HR@10 (on the eval_rows) of the starting model,
+    # every N iterations and the last; the run ships the best version (a tie: the earlier). None: the last
     threads: int = Field(default=2, ge=1)
     share_tables: bool = True  # on Ray: the decoder tables go to the object store once, rollout workers read them zero-copy
 

@@ -41,7 +41,7 @@ from oxygen.model.bundle import Bundle
 from oxygen.model.encdec import OxygenModel
 from oxygen.rl.batcher import MicroBatcher
 from oxygen.rl.learner import Learner
-from oxygen.rl.post_train import PostTrainRun, Roles, drive
+from oxygen.rl.post_train import PostTrainRun, Roles, Validate, chosen_state, drive
 from oxygen.rl.rewards import RewardMapping, Rewards, RewardSources, load_mapping
 from oxygen.rl.rollout import RolloutBatch, RolloutWorker, concat_rollouts, decoder_tables
 
@@ -211,18 +211,22 @@ def gpu_share(device: str, roles: int) -> float:
 
 
 def policy_of(run: PostTrainRun, bundle: Bundle) -> OxygenModel:
-    """The post-trained policy of a Ray run, as a model (the bundle's architecture, the learner's weights)."""
+    """The post-trained policy of a Ray run, as a model (the bundle's architecture, the weights the
+    run ships: its best version on valid, or the learner's last)."""
     model = copy.deepcopy(bundle.model)
-    model.load_state_dict(_tensors(ray.get(run.learner.state())))
+    model.load_state_dict(_tensors(ray.get(chosen_state(run))))
     return model.eval()
 
 
 def post_train_on_ray(bundle_dir: str, rewards: RewardSources | RewardMapping, rows: Sequence[Row],
-                      cfg: PostTrainConfig, workers: int) -> tuple[PostTrainRun, OxygenModel]:
+                      cfg: PostTrainConfig, workers: int, validate: Validate | None = None
+                      ) -> tuple[PostTrainRun, OxygenModel]:
     """THE driver loop over Ray actors (a local Ray with enough CPUs is started unless one is
-    connected: on a cluster, `ray job submit` runs this against it); (run, post-trained model)."""
+    connected: on a cluster, `ray job submit` runs this against it); (run, post-trained model).
+    `validate` scores a policy state in this process (the learner's object-store weights fetched)."""
     if not ray.is_initialized():
         ray.init(num_cpus=workers + cfg.threads + 1, include_dashboard=False, log_to_driver=False)
     bundle = Bundle.load(bundle_dir)
-    run = drive(ray_roles(bundle_dir, rewards, cfg, workers), rows, cfg, len(bundle.space.item_ids))
+    on_ref = None if validate is None else (lambda ref: validate(_tensors(ray.get(ref))))
+    run = drive(ray_roles(bundle_dir, rewards, cfg, workers), rows, cfg, len(bundle.space.item_ids), validate=on_ref)
     return run, policy_of(run, bundle)

@@ -8,9 +8,13 @@ for another scenario: one of homepage / channel / cart / checkout with the user'
 as trigger and no query; they have no real target (no threshold), their items are scored by the
 reward mapping only.
 
+With a `validate` function (a policy state -> its valid score) the loop scores the model before
+post-training and every `cfg.valid_every` iterations, and the run keeps the best version
+(`run.best`; a tie keeps the earlier one, so a run that never beats the SFT model returns it).
+
     run = post_train(bundle, mapping, train_rows, PostTrainConfig(iterations=20))   # in process
     run = drive(Roles(rollout, rewards, learner), train_rows, cfg, n_pool)          # any roles (oxygen.rl.actors)
-    run.learner.policy, run.history
+    run.learner.policy, run.history, chosen_state(run)
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -96,29 +100,68 @@ class Roles:
     learner: Updater
 
 
+Validate = Callable[[Any], float]  # a policy state (what the learner's state() returns) -> valid score
+
+
+@dataclass
+class Best:
+    """The best policy version on valid so far (iteration 0: the model before post-training)."""
+
+    iteration: int
+    score: float
+    state: Any
+
+
 @dataclass
 class PostTrainRun:
-    """The roles after training (the learner holds the policy) and one monitor row per iteration."""
+    """The roles after training (the learner holds the last policy), one monitor row per iteration
+    and, when validated, the best version on valid."""
 
     roles: Roles
     history: list[dict[str, float]] = field(default_factory=list)
+    best: Best | None = None
 
     @property
     def learner(self) -> Updater:
         return self.roles.learner
 
+    def offer(self, iteration: int, score: float, state: Any) -> float:
+        """Keep `state` if it scores above the best so far (a tie keeps the earlier); returns `score`."""
+        if self.best is None or score > self.best.score:
+            self.best = Best(iteration, score, state)
+        return score
+
+
+def chosen_state(run: PostTrainRun) -> Any:
+    """The policy state a run ships: the best on valid when it was validated, else the last."""
+    return run.best.state if run.best is not None else run.learner.state()
+
+
+def validation_due(iteration: int, cfg: PostTrainConfig) -> bool:
+    """Whether the policy after `iteration` (1-based) is scored on valid: every `valid_every`, and the last."""
+    return cfg.valid_every is not None and (iteration % cfg.valid_every == 0 or iteration == cfg.iterations)
+
 
 def drive(roles: Roles, rows: Sequence[Row], cfg: PostTrainConfig, n_pool: int,
-          on_iteration: Callable[[int, dict[str, float]], None] | None = None) -> PostTrainRun:
+          on_iteration: Callable[[int, dict[str, float]], None] | None = None,
+          validate: Validate | None = None) -> PostTrainRun:
     """THE post-training loop: `cfg.iterations` rounds of sample -> roll out -> reward -> update ->
-    publish, on requests drawn from `rows`."""
+    publish, on requests drawn from `rows`; with `validate` (and cfg.valid_every) the starting
+    policy and every `valid_every`-th version are scored and the best kept (`run.best`)."""
     rng, run = np.random.default_rng(cfg.seed), PostTrainRun(roles)
+    validate = validate if cfg.valid_every is not None else None
+    if validate is not None:
+        start = roles.learner.state()
+        run.offer(0, validate(start), start)
     for it in tqdm(range(cfg.iterations), desc=f"post-train {cfg.objective.algo}", unit="iter"):
         reqs, real = sample_requests(rows, cfg.requests, cfg.synthetic_ratio, rng)
         batch = with_rewards(roles.rollout.generate(reqs, seed=cfg.seed * 100_003 + it), roles.rewards, real,
                              cfg.target_bonus)
         row = {"iteration": it + 1, **monitors(batch, n_pool), **roles.learner.update(batch)}
-        roles.rollout.set_weights(roles.learner.state(), roles.learner.version)
+        state = roles.learner.state()
+        roles.rollout.set_weights(state, roles.learner.version)
+        if validate is not None and validation_due(it + 1, cfg):
+            row["valid_score"] = run.offer(it + 1, validate(state), state)
         run.history.append(row)
         if on_iteration is not None:
             on_iteration(it, row)
@@ -126,11 +169,12 @@ def drive(roles: Roles, rows: Sequence[Row], cfg: PostTrainConfig, n_pool: int,
 
 
 def post_train(bundle: Bundle, mapping: RewardMapping, rows: Sequence[Row], cfg: PostTrainConfig,
-               on_iteration: Callable[[int, dict[str, float]], None] | None = None) -> PostTrainRun:
+               on_iteration: Callable[[int, dict[str, float]], None] | None = None,
+               validate: Validate | None = None) -> PostTrainRun:
     """`drive` with every role in this process; the bundle's own model is left untouched (the
     learner trains a copy)."""
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     learner = Learner(copy.deepcopy(bundle.model), cfg, bundle.space, bundle.collate_cfg)
     roles = Roles(RolloutWorker(bundle, cfg.rollout, precision=cfg.precision), mapping, learner)
-    return drive(roles, rows, cfg, len(bundle.space.item_ids), on_iteration)
+    return drive(roles, rows, cfg, len(bundle.space.item_ids), on_iteration, validate)

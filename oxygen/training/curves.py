@@ -37,16 +37,16 @@ def save_curves(history: list[dict[str, float]], png: Path, title: str = "traini
 
 def save_panels(history: list[dict[str, float]], png: Path, keys: list[str], x: str = "iteration",
                 title: str = "", cols: int = 4) -> Path:
-    """One panel per key of `keys` present in the history rows, against `x`; write png + json."""
+    """One panel per key of `keys` present in any history row, against `x` (a key measured on some
+    rows only is drawn through those); write png + json."""
     png = Path(png)
     png.parent.mkdir(parents=True, exist_ok=True)
     png.with_suffix(".json").write_text(json.dumps(history, indent=1))
-    keys = [k for k in keys if history and k in history[0]]
+    keys = [k for k in keys if any(k in h for h in history)]
     rows = max(1, -(-len(keys) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
-    xs = [h[x] for h in history]
     for ax, key in zip(axes.flat, keys):
-        ax.plot(xs, [h.get(key, float("nan")) for h in history], marker=".")
+        ax.plot([h[x] for h in history if key in h], [h[key] for h in history if key in h], marker=".")
         ax.set(title=key, xlabel=x)
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")

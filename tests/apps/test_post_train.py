@@ -30,6 +30,10 @@ def test_post_train_writes_bundle_metrics_and_monitors(tmp_path):
     assert Bundle.load(tmp_path / "o" / "bundle").version.startswith("gspo-")
     assert (tmp_path / "o" / "monitors.png").exists() and (tmp_path / "o" / "learner.pt").exists()
     assert out["after"]["test"]["rows"] == len(ds.splits["test"]) == len(saved["after"]["test"]["ranks"])
+    # the shipped version is the best on valid (the same rows), the starting model included
+    assert saved["chosen"]["iteration"] in (0, 2)
+    assert saved["chosen"]["valid_hr@10"] == saved["after"]["valid"]["overall"]["hr@10"]
+    assert saved["chosen"]["valid_hr@10"] >= saved["before"]["valid"]["overall"]["hr@10"]
 
 
 def test_eval_split_is_a_fixed_sample_in_row_order():
@@ -53,4 +57,5 @@ def test_post_train_on_ray_workers(tmp_path):
     finally:
         ray.shutdown()
     assert [h["version"] for h in out["history"]] == [1.0, 2.0]
+    assert out["chosen"]["valid_hr@10"] == out["after"]["valid"]["overall"]["hr@10"]  # validated through the object store
     assert Bundle.load(tmp_path / "o" / "bundle").version.startswith("grpo-") and (tmp_path / "o" / "learner.pt").exists()

@@ -1,6 +1,7 @@
 """Post-training in one process on a tiny bundle: the first learner step is exactly on-policy
 (ratio 1), later passes move it, a reward that favours some items is learnt (the mean reward of the
-generated groups rises), synthetic requests carry no target, checkpoints resume."""
+generated groups rises), synthetic requests carry no target, checkpoints resume, validation keeps
+the best version (the starting model when nothing beats it)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from bench.tiny_bundle import make_bundle
 from oxygen.config import PostTrainConfig, RewardConfig, RewardParts, RolloutConfig
 from oxygen.data.schema import Row
 from oxygen.rl.learner import Learner, advantages
-from oxygen.rl.post_train import post_train, sample_requests
+from oxygen.rl.post_train import chosen_state, post_train, sample_requests
 from oxygen.rl.rewards import RewardMapping
 from oxygen.rl.rollout import RolloutWorker, with_rewards
 
@@ -116,3 +117,39 @@ def test_learner_checkpoint_resumes(setup, tmp_path):
     assert (b.version, b.steps) == (5, 40)
     for k, v in a.state().items():
         assert torch.equal(v, b.state()[k])
+
+
+class Scripted:
+    """A validate function that answers `scores` in turn and keeps the states it was shown."""
+
+    def __init__(self, scores: list[float]):
+        self.scores, self.states = list(scores), []
+
+    def __call__(self, state: dict) -> float:
+        self.states.append(state)
+        return self.scores[len(self.states) - 1]
+
+
+def test_validation_keeps_the_best_version(setup):
+    bundle, rows = setup
+    validate = Scripted([0.5, 0.7, 0.7, 0.6])  # start, after 2, after 4, after 5 (the last)
+    run = post_train(bundle, mapping(), rows, cfg(iterations=5, valid_every=2, lr=1e-2), validate=validate)
+    assert [h["iteration"] for h in run.history if "valid_score" in h] == [2, 4, 5]
+    assert run.best.iteration == 2 and run.best.score == 0.7  # the tie with iteration 4 keeps the earlier
+    assert all(torch.equal(v, validate.states[1][k]) for k, v in chosen_state(run).items())
+    assert not all(torch.equal(v, run.learner.state()[k]) for k, v in chosen_state(run).items())
+
+
+def test_a_run_that_never_beats_the_start_ships_the_start(setup):
+    bundle, rows = setup
+    run = post_train(bundle, mapping(), rows, cfg(iterations=3, valid_every=1, lr=1e-2),
+                     validate=Scripted([0.5, 0.4, 0.5, 0.3]))
+    assert run.best.iteration == 0
+    assert all(torch.equal(v, bundle.model.state_dict()[k]) for k, v in chosen_state(run).items())
+
+
+def test_without_valid_every_the_last_version_ships(setup):
+    bundle, rows = setup
+    validate = Scripted([])
+    run = post_train(bundle, mapping(), rows, cfg(iterations=2, valid_every=None), validate=validate)
+    assert run.best is None and validate.states == [] and all("valid_score" not in h for h in run.history)
