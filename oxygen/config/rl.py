@@ -108,6 +108,8 @@ class ObjectiveConfig(StrictConfig):
     tau_neg: float = Field(default=0.95, gt=0)  # ... and where it is not
     kl_beta: float = Field(default=0.0, ge=0)  # weight of KL to the frozen reference policy (0: off)
     log_ratio_clamp: float = Field(default=10.0, gt=0)  # |log(pi / pi_old)| is clamped to this
+    std_floor: float = Field(default=0.0, ge=0)  # advantages divide by max(group reward std, this): 0 is the
+    # paper's normalisation; above 0, a group whose rewards barely differ gets small advantages, not +-1
 
 
 class RolloutConfig(StrictConfig):

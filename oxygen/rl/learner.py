@@ -55,11 +55,11 @@ class PolicyData:
         return PolicyData(self.rows.select(index), self.codes[index], self.old_logp[index], self.adv[index], ref)
 
 
-def advantages(batch: RolloutBatch, use_gamma: bool) -> np.ndarray:
-    """Float[B, G]: group-normalised advantages over each request's real items (0 elsewhere),
-    Gamma-thresholded by the real target's reward when `use_gamma`."""
+def advantages(batch: RolloutBatch, use_gamma: bool, std_floor: float = 0.0) -> np.ndarray:
+    """Float[B, G]: group-normalised advantages over each request's real items (0 elsewhere; the
+    group std floored at `std_floor`), Gamma-thresholded by the real target's reward when `use_gamma`."""
     rewards = torch.as_tensor(batch.rewards, dtype=torch.float64, device="cpu")
-    adv = group_advantages(rewards, mask=torch.as_tensor(batch.mask, device="cpu"))
+    adv = group_advantages(rewards, mask=torch.as_tensor(batch.mask, device="cpu"), std_floor=std_floor)
     if use_gamma:
         adv = gamma_threshold(adv, rewards, torch.as_tensor(batch.target_reward, dtype=torch.float64, device="cpu"))
     return adv.numpy()
@@ -101,7 +101,8 @@ class Learner:
         rows = collate(batch.rows, self.space, self.collate_cfg, self.queries.lookup(batch.rows), with_targets=False)
         rows = rows.select(torch.as_tensor(b_idx, device="cpu"))
         codes = torch.as_tensor(batch.codes[b_idx, g_idx], device="cpu")
-        adv = torch.as_tensor(advantages(batch, self.cfg.use_gamma)[b_idx, g_idx], dtype=torch.float32, device="cpu")
+        adv = advantages(batch, self.cfg.use_gamma, self.cfg.objective.std_floor)
+        adv = torch.as_tensor(adv[b_idx, g_idx], dtype=torch.float32, device="cpu")
         ref = None
         if self.reference is not None:
             dev = module_device(self.reference)

@@ -42,19 +42,23 @@ class Objective:
     metrics: dict[str, float]
 
 
-def group_advantages(rewards: torch.Tensor, mask: torch.Tensor | None = None, eps: float = 1e-6) -> torch.Tensor:
-    """Float[B, G] -> (R - mean) / std within each group (population std) over its real items
-    (mask Bool[B, G], default all); 0 for flat groups and for items outside the mask.
+def group_advantages(rewards: torch.Tensor, mask: torch.Tensor | None = None, eps: float = 1e-6,
+                     std_floor: float = 0.0) -> torch.Tensor:
+    """Float[B, G] -> (R - mean) / max(std, std_floor) within each group (population std) over its
+    real items (mask Bool[B, G], default all); 0 for flat groups and for items outside the mask.
+    The floor keeps a group whose rewards barely differ from getting full-size advantages.
 
     >>> [[round(x, 3) for x in g] for g in group_advantages(torch.tensor([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]])).tolist()]
     [[-1.225, 0.0, 1.225], [0.0, 0.0, 0.0]]
+    >>> [round(x, 3) for x in group_advantages(torch.tensor([[1.0, 1.02]]), std_floor=0.1)[0].tolist()]
+    [-0.1, 0.1]
     """
     m = torch.ones_like(rewards, dtype=torch.bool) if mask is None else mask
     w = m.to(rewards.dtype)
     n = w.sum(-1, keepdim=True).clamp(min=1)
     mean = (rewards * w).sum(-1, keepdim=True) / n
     std = (((rewards - mean) ** 2) * w).sum(-1, keepdim=True).div(n).sqrt()
-    adv = torch.where(std > eps, (rewards - mean) / std.clamp(min=eps), torch.zeros_like(rewards))
+    adv = torch.where(std > eps, (rewards - mean) / std.clamp(min=max(eps, std_floor)), torch.zeros_like(rewards))
     return torch.where(m, adv, torch.zeros_like(adv))
 
 

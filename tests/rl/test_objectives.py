@@ -123,6 +123,16 @@ def test_group_advantages_are_normalised_per_group():
     assert (a[1] == 0).all()
 
 
+def test_the_std_floor_shrinks_only_groups_whose_rewards_barely_differ():
+    r = torch.tensor([[1.0, 1.01, 1.02, 1.03], [0.0, 1.0, 0.0, 1.0]])
+    a, floored = group_advantages(r), group_advantages(r, std_floor=0.1)
+    for g in range(2):  # a loop reference: (R - mean) / max(population std, floor)
+        std = max(float(r[g].std(unbiased=False)), 0.1)
+        assert torch.allclose(floored[g], (r[g] - r[g].mean()) / std, atol=1e-6)
+    assert floored[0].abs().max() < 0.2 < a[0].abs().max()  # a near-flat group: small advantages
+    assert torch.allclose(floored[1], a[1])  # a group with std 0.5 > floor is unchanged
+
+
 def test_kl_term_and_clamp_and_unknown_algo():
     logp, old, mask, adv = _inputs(0)
     ref = logp.detach() - 0.3
