@@ -39,8 +39,8 @@ from oxygen.rl.post_train import chosen_state, post_train
 from oxygen.rl.rewards import RewardSources, load_mapping
 from oxygen.training.curves import save_panels
 
-MONITORS = ("reward", "target_reward", "reward_ranking", "reward_relevance", "reward_diversity", "reward_format",
-            "sid1_entropy", "coverage", "kl", "ratio_max", "loss", "valid_score")
+MONITORS = ("reward", "reward_group_std", "target_reward", "reward_ranking", "reward_relevance", "reward_diversity",
+            "reward_format", "sid1_entropy", "coverage", "kl", "ratio_max", "loss", "valid_score")
 
 
 def eval_split(rows: list, n: int | None) -> list:

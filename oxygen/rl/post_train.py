@@ -60,9 +60,12 @@ def sample_requests(rows: Sequence[Row], n: int, ratio: float, rng: np.random.Ge
 
 def monitors(batch: RolloutBatch, n_pool: int) -> dict[str, float]:
     """What to watch per iteration: each reward part and the total (means over real items), the
-    real targets' reward, the entropy of the generated first SID level, distinct items / pool."""
+    mean within-group reward std (what the advantages divide by), the real targets' reward, the
+    entropy of the generated first SID level, distinct items / pool."""
     m = batch.mask
     out = {"reward": float(batch.rewards[m].mean()) if m.any() else 0.0}
+    stds = [batch.rewards[b][m[b]].std() for b in range(len(m)) if m[b].sum() > 1]
+    out["reward_group_std"] = float(np.mean(stds)) if stds else 0.0
     out.update({f"reward_{k}": float(v[m].mean()) for k, v in batch.parts.items() if m.any()})
     t = batch.target_reward[~np.isnan(batch.target_reward)]
     out["target_reward"] = float(t.mean()) if len(t) else float("nan")

@@ -103,7 +103,7 @@ def test_post_training_learns_a_reward(setup):
     assert np.mean(rewards[-3:]) > np.mean(rewards[:3]) + 0.1, rewards
     assert run.learner.version == 12
     assert torch.equal(bundle.model.state_dict()["heads.0.weight"], before)  # the bundle itself is untouched
-    assert {"reward_ranking", "sid1_entropy", "coverage", "loss", "target_reward"} <= set(run.history[-1])
+    assert {"reward_ranking", "reward_group_std", "sid1_entropy", "coverage", "loss", "target_reward"} <= set(run.history[-1])
 
 
 def test_learner_checkpoint_resumes(setup, tmp_path):
