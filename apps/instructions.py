@@ -4,7 +4,7 @@
     python -m apps.instructions generate --data DIR --backend vllm --model runs/demo/instructor --out FILE.jsonl --store
     python -m apps.instructions generate --data DIR --backend knowledge --per-row --out rows.jsonl   # for training
     python -m apps.instructions generate --data DIR --backend vllm --model M --per-row --splits valid test \
-        --scenarios homepage --out rows.jsonl                      # only the rows an evaluation reads
+        --scenarios homepage [--max-rows 3000] --out rows.jsonl    # only the rows an evaluation reads
 
 Each user's state is taken right after their last event (nothing later goes in); the three
 branches (spatiotemporal + profile, query rewrite, user-intent reasoning) are prompted, parsed and
@@ -25,6 +25,7 @@ from pathlib import Path
 
 from apps.cli import add_common, run
 from oxygen.data.io import load_dataset, write_jsonl
+from oxygen.eval.ranking import eval_split
 from oxygen.instructions.backends import BACKENDS, make_backend
 from oxygen.instructions.generator import generate_instructions
 from oxygen.instructions.pipeline import CHARS_PER_TOKEN, embed, end_states, query_log, row_states
@@ -52,6 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--splits", nargs="+", choices=("train", "valid", "test"), default=["train", "valid", "test"],
                    help="--per-row: the splits whose rows get a record")
     g.add_argument("--scenarios", nargs="+", default=None, help="--per-row: only rows of these scenarios")
+    g.add_argument("--max-rows", type=int, default=None,
+                   help="--per-row: a fixed random sample of N rows per split (after --scenarios): the rows "
+                        "bench.instruction_guidance --max-rows N evaluates")
     add_common(g)
     return p.parse_args(argv)
 
@@ -66,8 +70,8 @@ def main(argv: list[str] | None = None) -> dict:
     items = {it.item_id: it for it in ds.items}
     queries, feed = query_log(rows), WeatherFeed.load(args.data)
     if args.per_row:
-        wanted = [r for split in args.splits for r in ds.splits.get(split, [])
-                  if args.scenarios is None or r.scenario in args.scenarios]
+        wanted = [r for split in args.splits for r in eval_split(
+            [r for r in ds.splits.get(split, []) if args.scenarios is None or r.scenario in args.scenarios], args.max_rows)]
         states = row_states(wanted, items, queries, feed)
     else:
         states = end_states(rows, items, queries, feed)

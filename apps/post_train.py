@@ -27,12 +27,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from apps.cli import add_common, run, write_report
 from oxygen.config import PostTrainConfig, load_config
 from oxygen.data.io import load_dataset
-from oxygen.eval.ranking import evaluate_rows
+from oxygen.eval.ranking import eval_split, evaluate_rows
 from oxygen.model.bundle import Bundle
 from oxygen.recommenders.bundled import BundleRecommender
 from oxygen.rl.post_train import chosen_state, post_train
@@ -41,14 +39,6 @@ from oxygen.training.curves import save_panels
 
 MONITORS = ("reward", "reward_group_std", "target_reward", "reward_ranking", "reward_relevance", "reward_diversity",
             "reward_format", "sid1_entropy", "coverage", "kl", "ratio_max", "loss", "valid_score")
-
-
-def eval_split(rows: list, n: int | None) -> list:
-    """The rows HR is measured on: all of them, or a fixed random sample of `n` in their order (seed 0,
-    so every run with the same `eval_rows` sees the same rows and their ranks pair up)."""
-    if n is None or n >= len(rows):
-        return list(rows)
-    return [rows[i] for i in np.sort(np.random.default_rng(0).choice(len(rows), n, replace=False))]
 
 
 def quality(bundle: Bundle, ds, n: int | None = None, splits: tuple[str, ...] = ("valid", "test")) -> dict:

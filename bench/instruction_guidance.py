@@ -49,11 +49,11 @@ import numpy as np
 import torch
 
 from apps.cli import write_report
-from apps.post_train import eval_split
 from oxygen.data.batching import collate
 from oxygen.data.io import load_dataset
 from oxygen.decoding.guidance import LEVELS, Guided
 from oxygen.eval.instructions import deductive, reason_of
+from oxygen.eval.ranking import eval_split
 from oxygen.eval.seeds import mean_std, paired_bootstrap
 from oxygen.instructions.pipeline import read_instructions, row_vectors
 from oxygen.model.bundle import Bundle

@@ -40,6 +40,15 @@ def _pick(metrics: dict[str, float]) -> dict[str, float]:
     return {key: metrics[key] for key in REPORT_KEYS if key in metrics}
 
 
+def eval_split(rows: Sequence, n: int | None) -> list:
+    """The rows a metric is measured on: all of them, or a fixed random sample of `n` in their
+    order (seed 0, so every run asking for `n` of the same rows sees the same ones, and their ranks
+    pair up)."""
+    if n is None or n >= len(rows):
+        return list(rows)
+    return [rows[i] for i in np.sort(np.random.default_rng(0).choice(len(rows), n, replace=False))]
+
+
 def evaluate_rows(rec: Recommender, rows: Sequence[Row], k: int = 10, keep_ranks: bool = False) -> dict:
     """{'rows': n, 'overall': metrics, 'by_scenario': {scenario: metrics + 'rows'}} on `rows`.
 

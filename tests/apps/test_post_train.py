@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 
-from apps.post_train import eval_split, main
+from apps.post_train import main
 from bench.tiny_bundle import catalogue_bundle
 from oxygen.config import RankerConfig
+from oxygen.eval.ranking import eval_split
 from oxygen.model.bundle import Bundle
 from oxygen.rl.rank_data import RankSpace
 from oxygen.rl.rank_fit import build_model, save_ranker

@@ -12,6 +12,7 @@ import pytest
 from apps import instructions as instructions_app
 from apps import world as world_app
 from oxygen.data.io import load_dataset
+from oxygen.eval.ranking import eval_split
 from oxygen.instructions.backends.knowledge import KnowledgeBackend
 from oxygen.instructions.branches import parse
 from oxygen.instructions.pipeline import after, branch_of, end_states, query_log, row_states, teacher_pairs
@@ -88,6 +89,12 @@ def test_per_row_records_of_chosen_splits_and_scenarios_equal_the_full_runs(worl
     wanted = {(r.user_id, r.timestamp) for s in ("valid", "test") for r in ds.splits[s] if r.scenario in ("homepage", "search")}
     assert {key(r) for r in some} == wanted & set(every) and 0 < len(some) < len(every)  # a row with no usable branch has none
     assert all(every[key(r)] == r["text"] for r in some)
+    sample = tmp_path / "sample.jsonl"  # --max-rows: the fixed sample an evaluation with --max-rows reads
+    instructions_app.main(["generate", "--data", str(d), "--backend", "knowledge", "--per-row", "--splits", "valid",
+                           "test", "--scenarios", "homepage", "--max-rows", "5", "--out", str(sample)])
+    picked = {(r.user_id, r.timestamp) for s in ("valid", "test")
+              for r in eval_split([r for r in ds.splits[s] if r.scenario == "homepage"], 5)}
+    assert {key(r) for r in map(json.loads, sample.read_text().splitlines())} == picked & set(every) and 5 < len(picked) <= 10
 
 
 def test_unknown_backend_or_missing_model_is_a_clear_error(world, tmp_path):
