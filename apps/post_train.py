@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
                             device=cfg.device)
     t0 = time.time()
     before = quality(bundle, ds, cfg.eval_rows)
-    validate = valid_hr10(bundle, eval_split(ds.splits["valid"], cfg.eval_rows))
+    validate = valid_hr10(bundle, eval_split(ds.splits["valid"], cfg.eval_rows)) if cfg.valid_every else None
     if a.workers > 0:
         from oxygen.rl.actors import post_train_on_ray
 

@@ -255,7 +255,7 @@ class GenerativeRecommender(Recommender):
 
     def _collate(self, rows: list[Row], desc: str, leave_user_out: bool = False, train: bool = False) -> ModelBatch:
         """`rows` as one ModelBatch in the fitted feature space (queries embedded when used; the
-        generated instructions for the rows they cover, on training rows only with instructions.train)."""
+        generated instructions for the rows they cover; training rows read `_train_instructions`)."""
         queries = query_lookup(rows) if self._use_queries else None
         generated = self._train_instructions if train else self.generated
         return collate_all(rows, self.prep.space, self.prep.collate_cfg, instruction_lookup(queries, generated),
