@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from oxygen.data.batching import collate
 from oxygen.data.schema import Item, Row
+from oxygen.decoding.decode import Decoded
 from oxygen.model.bundle import CATALOGUE_POOL, Bundle
 from oxygen.recommenders.base import Recommender, check_k
 from oxygen.training.prepare import RowInstructions, instruction_lookup, query_lookup
@@ -71,9 +72,15 @@ class BundleRecommender(Recommender):
     def recommend(self, rows: Sequence[Row], k: int) -> np.ndarray:
         """Int64[len(rows), k]: each row's top-k items in its pool, best first, -1 padded (the
         bundle's re-rank mixture applied when it has one)."""
+        return self.decode(rows, k).items
+
+    def decode(self, rows: Sequence[Row], k: int) -> Decoded:
+        """Each row's top-k items in its pool with their scores: items Int64[len(rows), k] best
+        first (-1 padded) and scores Float[len(rows), k] (-inf padded; sequence log-probs, or the
+        re-rank mixture's probabilities when the bundle has one)."""
         check_k(k)
         rows = list(rows)
-        out = np.full((len(rows), k), -1, dtype=np.int64)
+        out = Decoded(np.full((len(rows), k), -1, dtype=np.int64), np.full((len(rows), k), -np.inf))
         if not rows:
             return out
         beam = max(k, self.beam if self.beam is not None else 30)
@@ -84,8 +91,10 @@ class BundleRecommender(Recommender):
         for s in tqdm(steps, desc=f"decode {self.bundle.version}", unit="chunk", leave=False, disable=not self.progress):
             part = rows[s:s + CHUNK]
             batch = collate(part, self.bundle.space, self.bundle.collate_cfg, lookup, with_targets=False)
-            got = self.decoder.decode(batch, [r.history for r in part], beam, k, pools[s:s + CHUNK]).items
-            out[s:s + len(part), : got.shape[1]] = got[:, :k]
+            got = self.decoder.decode(batch, [r.history for r in part], beam, k, pools[s:s + CHUNK])
+            width = min(k, got.items.shape[1])
+            out.items[s:s + len(part), :width] = got.items[:, :width]
+            out.scores[s:s + len(part), :width] = got.scores[:, :width]
         return out
 
     def num_params(self) -> int:

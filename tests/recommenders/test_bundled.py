@@ -52,6 +52,17 @@ def test_lists_are_the_bundle_decode_path(world):
     assert (BundleRecommender(b, beam=12, progress=False).recommend(rows, 5) == want).all()
 
 
+def test_decode_gives_the_decode_paths_scores(world):
+    ds, b = world
+    rows = [r for r in ds.splits["test"] if r.scenario in b.scenarios]
+    batch = collate(rows, b.space, b.collate_cfg, query_lookup(rows), with_targets=False)
+    want = b.decoder().decode(batch, [r.history for r in rows], 12, 5, [r.scenario for r in rows])
+    got = BundleRecommender(b, beam=12, progress=False).decode(rows, 5)
+    assert (got.items == want.items).all()
+    np.testing.assert_allclose(got.scores, want.scores, rtol=1e-6)
+    assert (np.diff(got.scores, axis=1) <= 1e-6).all(), "scores come best first"
+
+
 def test_loads_a_bundle_folder(world, tmp_path):
     ds, b = world
     b.save(tmp_path / "b")
