@@ -14,8 +14,8 @@ candidates worse than the policy does. (It is a ceiling for the beam, not for it
         [--rows 3000] [--beam 50] [--lams 0,0.1,0.3,1,3,10,inf]
 
 lam is chosen per reward source on valid HR@10 (a tie keeps the smaller); test reports it with a
-paired bootstrap over rows against lam = 0. Needs a bundle without a re-rank mixture (its decode
-scores must be sequence log-probs).
+paired bootstrap over rows against lam = 0. The beam is the model's alone (`Decoder.beam`: sequence
+log-probs), so a bundle's re-rank mixture is not applied.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def reranked_hits(logp: np.ndarray, items: np.ndarray, reward: np.ndarray, targe
 def beam_rewards(rec: BundleRecommender, mapping: RewardMapping, rows: list[Row], beam: int) -> dict[str, np.ndarray]:
     """One decode and one reward call: items Int[B, N], logp Float[B, N] and each reward source
     Float[B, N] ('total' and the mapping's parts)."""
-    decoded = rec.decode(rows, beam)
+    decoded = rec.decode(rows, beam, mixture=False)
     out = mapping(rows, decoded.items)
     return {"items": decoded.items, "logp": decoded.scores, "total": out.total, **out.parts}
 
@@ -68,6 +68,19 @@ def choose(valid: dict[str, np.ndarray], lams: list[float]) -> str:
     return str(best)
 
 
+def parse_lams(text: str) -> list[float]:
+    """`--lams` as sorted floats ('inf' allowed); a clear error when one is not a number >= 0 or 0 is missing."""
+    try:
+        lams = sorted(float(x) for x in text.split(","))
+    except ValueError:
+        raise SystemExit(f"--lams {text!r}: give comma-separated numbers, e.g. 0,0.3,1,3,inf") from None
+    if any(lam < 0 or np.isnan(lam) for lam in lams):
+        raise SystemExit(f"--lams {text!r}: every lam must be >= 0 (inf: the reward alone)")
+    if 0.0 not in lams:
+        raise SystemExit(f"--lams {text!r}: include 0 (the SFT model's own order, what every lam is compared with)")
+    return lams
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Parse, decode and score both splits, choose lam on valid, write the JSON."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -79,17 +92,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--beam", type=int, default=50)
     ap.add_argument("--lams", default="0,0.1,0.3,1,3,10,inf", help="comma-separated; inf: the reward alone")
     a = ap.parse_args(argv)
-    lams = sorted(float(x) for x in a.lams.split(","))
-    if 0.0 not in lams:
-        raise SystemExit(f"--lams {a.lams}: include 0 (the SFT model's own order, what every lam is compared with)")
+    lams = parse_lams(a.lams)
     if a.beam < K:
         raise SystemExit(f"--beam {a.beam}: must be at least {K}")
     cfg = RewardConfig()
     mapping = load_mapping(RewardSources(str(a.data), str(a.bundle), str(a.ranker) if a.ranker else None), cfg)
     rec = BundleRecommender(mapping.rewards["relevance"].bundle, beam=a.beam)
-    if rec.bundle.rerank is not None or getattr(rec.bundle.model.cfg, "copy_head", False):
-        raise SystemExit(f"{a.bundle}: the bundle re-ranks with a mixture, so its decode scores are not log-probs; "
-                         "use a bundle trained without rerank / copy_head")
     ds = load_dataset(a.data, splits=("valid", "test"))
     hits, scen = {}, {}
     for split in ("valid", "test"):

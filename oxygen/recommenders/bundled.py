@@ -74,10 +74,11 @@ class BundleRecommender(Recommender):
         bundle's re-rank mixture applied when it has one)."""
         return self.decode(rows, k).items
 
-    def decode(self, rows: Sequence[Row], k: int) -> Decoded:
+    def decode(self, rows: Sequence[Row], k: int, mixture: bool = True) -> Decoded:
         """Each row's top-k items in its pool with their scores: items Int64[len(rows), k] best
-        first (-1 padded) and scores Float[len(rows), k] (-inf padded; sequence log-probs, or the
-        re-rank mixture's probabilities when the bundle has one)."""
+        first (-1 padded) and scores Float[len(rows), k] (-inf padded): the bundle's decode path
+        (its re-rank mixture's probabilities when it has one, else sequence log-probs); with
+        `mixture` False, the model alone (`Decoder.beam`: always sequence log-probs)."""
         check_k(k)
         rows = list(rows)
         out = Decoded(np.full((len(rows), k), -1, dtype=np.int64), np.full((len(rows), k), -np.inf))
@@ -91,7 +92,10 @@ class BundleRecommender(Recommender):
         for s in tqdm(steps, desc=f"decode {self.bundle.version}", unit="chunk", leave=False, disable=not self.progress):
             part = rows[s:s + CHUNK]
             batch = collate(part, self.bundle.space, self.bundle.collate_cfg, lookup, with_targets=False)
-            got = self.decoder.decode(batch, [r.history for r in part], beam, k, pools[s:s + CHUNK])
+            if mixture:
+                got = self.decoder.decode(batch, [r.history for r in part], beam, k, pools[s:s + CHUNK])
+            else:
+                got = Decoded(*self.decoder.beam(batch, beam, k, pools[s:s + CHUNK]))
             width = min(k, got.items.shape[1])
             out.items[s:s + len(part), :width] = got.items[:, :width]
             out.scores[s:s + len(part), :width] = got.scores[:, :width]

@@ -1,12 +1,13 @@
 """bench.reward_rerank: the beam re-ranked by logp + lam * reward against a slow per-row reference,
 lam = 0 keeping the policy's order and lam = inf the reward's, padding never ranked; lam chosen on
-valid with ties to the smaller."""
+valid with ties to the smaller; bad --lams refused."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from bench.reward_rerank import choose, reranked_hits
+from bench.reward_rerank import choose, parse_lams, reranked_hits
 
 
 def slow_hits(logp, items, reward, targets, lam, k=10):
@@ -52,3 +53,10 @@ def test_choose_takes_the_best_valid_lam_and_the_smaller_on_a_tie():
     valid = {"0.0": np.array([0.0, 1.0]), "1.0": np.array([1.0, 1.0]), "3.0": np.array([1.0, 1.0])}
     assert choose(valid, [0.0, 1.0, 3.0]) == "1.0"
     assert choose({"0.0": np.ones(2), "1.0": np.ones(2)}, [0.0, 1.0]) == "0.0"
+
+
+def test_parse_lams_sorts_and_refuses_bad_input():
+    assert parse_lams("3,0,inf,0.5") == [0.0, 0.5, 3.0, float("inf")]
+    for bad, msg in (("0,x", "comma-separated numbers"), ("0,-1", ">= 0"), ("1,3", "include 0")):
+        with pytest.raises(SystemExit, match=msg):
+            parse_lams(bad)

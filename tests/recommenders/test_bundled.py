@@ -61,6 +61,10 @@ def test_decode_gives_the_decode_paths_scores(world):
     assert (got.items == want.items).all()
     np.testing.assert_allclose(got.scores, want.scores, rtol=1e-6)
     assert (np.diff(got.scores, axis=1) <= 1e-6).all(), "scores come best first"
+    alone = b.decoder().beam(batch, 12, 5, [r.scenario for r in rows])
+    got = BundleRecommender(b, beam=12, progress=False).decode(rows, 5, mixture=False)
+    assert (got.items == alone[0]).all()
+    np.testing.assert_allclose(got.scores, alone[1], rtol=1e-6)
 
 
 def test_loads_a_bundle_folder(world, tmp_path):
