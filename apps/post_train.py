@@ -4,7 +4,9 @@
         --ranker runs/ranker_demo/ranker.pt --algo sa_gcpo --synthetic-ratio 0.33 --out runs/post/sa_gcpo \\
         [--config FILE] [--set iterations=30 --set lr=1e-5]
 
-Each iteration samples requests from the train rows (a `--synthetic-ratio` share synthetic: a
+Each iteration samples requests from the train rows (with `--set learn_on=valid_early`: from the
+earlier half of valid, which the SFT model never saw; the later half is then the valid that chooses
+and is reported) (a `--synthetic-ratio` share synthetic: a
 logged user asking in another scenario, no real target), generates a group per request with the
 current policy through the decode path (beam sampling in the scenario's pool), scores the items
 with the reward mapping (format, relevance, the ranker's expected value, diversity; per-scenario
@@ -33,7 +35,7 @@ from oxygen.data.io import load_dataset
 from oxygen.eval.ranking import eval_split, evaluate_rows
 from oxygen.model.bundle import Bundle
 from oxygen.recommenders.bundled import BundleRecommender
-from oxygen.rl.post_train import chosen_state, post_train
+from oxygen.rl.post_train import chosen_state, learning_rows, post_train
 from oxygen.rl.rewards import RewardSources, load_mapping
 from oxygen.training.curves import save_panels
 
@@ -41,11 +43,11 @@ MONITORS = ("reward", "reward_group_std", "target_reward", "reward_ranking", "re
             "reward_format", "sid1_entropy", "coverage", "kl", "ratio_max", "loss", "valid_score")
 
 
-def quality(bundle: Bundle, ds, n: int | None = None, splits: tuple[str, ...] = ("valid", "test")) -> dict:
-    """HR / NDCG @1..10 of `bundle` on each split (`eval_split`), overall and per scenario, with each
-    row's target rank ('ranks', for paired tests between runs)."""
+def quality(bundle: Bundle, splits: dict[str, list]) -> dict:
+    """HR / NDCG @1..10 of `bundle` on each split's rows, overall and per scenario, with each row's
+    target rank ('ranks', for paired tests between runs)."""
     rec = BundleRecommender(bundle, progress=False)
-    return {s: evaluate_rows(rec, eval_split(ds.splits[s], n), k=10, keep_ranks=True) for s in splits}
+    return {s: evaluate_rows(rec, rows, k=10, keep_ranks=True) for s, rows in splits.items()}
 
 
 def valid_hr10(bundle: Bundle, rows: list) -> Callable[[dict], float]:
@@ -81,19 +83,21 @@ def main(argv: list[str] | None = None) -> dict:
     sources = RewardSources(str(a.data.resolve()), str(a.bundle.resolve()), str(a.ranker.resolve()) if a.ranker else None,
                             device=cfg.device)
     t0 = time.time()
-    before = quality(bundle, ds, cfg.eval_rows)
-    validate = valid_hr10(bundle, eval_split(ds.splits["valid"], cfg.eval_rows)) if cfg.valid_every else None
+    learn, valid = learning_rows(ds.splits, cfg.learn_on)
+    measured = {"valid": eval_split(valid, cfg.eval_rows), "test": eval_split(ds.splits["test"], cfg.eval_rows)}
+    before = quality(bundle, measured)
+    validate = valid_hr10(bundle, measured["valid"]) if cfg.valid_every else None
     if a.workers > 0:
         from oxygen.rl.actors import post_train_on_ray
 
-        result, policy = post_train_on_ray(str(a.bundle), sources, ds.splits["train"], cfg, a.workers, validate)
+        result, policy = post_train_on_ray(str(a.bundle), sources, learn, cfg, a.workers, validate)
     else:
-        result = post_train(bundle, load_mapping(sources, cfg.reward), ds.splits["train"], cfg, validate=validate)
+        result = post_train(bundle, load_mapping(sources, cfg.reward), learn, cfg, validate=validate)
         policy = copy.deepcopy(bundle.model)
         policy.load_state_dict(chosen_state(result))
     tuned = copy.copy(bundle)
     tuned.model, tuned.version = policy.eval(), f"{cfg.objective.algo}-{bundle.version}"
-    after = quality(tuned, ds, cfg.eval_rows)
+    after = quality(tuned, measured)
     a.out.mkdir(parents=True, exist_ok=True)
     tuned.save(a.out / "bundle")
     result.learner.save(str(a.out.resolve() / "learner.pt"))

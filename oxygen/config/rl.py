@@ -132,6 +132,9 @@ class PostTrainConfig(OnDevice):
     reward: RewardConfig = Field(default_factory=RewardConfig)
     gamma: bool | None = None  # Gamma threshold on positive advantages (None: on for sa_gcpo only)
     synthetic_ratio: float = Field(default=0.33, ge=0, lt=1)  # share of requests without a real target
+    learn_on: Literal["train", "valid_early"] = "train"  # the rows requests are drawn from: the SFT model's
+    # train rows, or the earlier half (by time) of valid, which it never saw; then the later half is the
+    # valid that chooses the version and is reported (oxygen.rl.post_train.learning_rows)
     target_bonus: float = Field(default=0.0, ge=0)  # added to an item that is its real request's logged target
     # (a rule reward on the label, as in MiniOneRec's RL stage; synthetic requests have none); 0: the target sets Gamma only
     iterations: int = Field(default=30, ge=1)

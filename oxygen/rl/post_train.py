@@ -12,7 +12,8 @@ With a `validate` function (a policy state -> its valid score) the loop scores t
 post-training and every `cfg.valid_every` iterations, and the run keeps the best version
 (`run.best`; a tie keeps the earlier one, so a run that never beats the SFT model returns it).
 
-    run = post_train(bundle, mapping, train_rows, PostTrainConfig(iterations=20))   # in process
+    learn, valid = learning_rows(ds.splits, cfg.learn_on)                           # whose rows
+    run = post_train(bundle, mapping, learn, PostTrainConfig(iterations=20))        # in process
     run = drive(Roles(rollout, rewards, learner), train_rows, cfg, n_pool)          # any roles (oxygen.rl.actors)
     run.learner.policy, run.history, chosen_state(run)
 """
@@ -42,6 +43,24 @@ def synthetic(row: Row, scenario: str) -> Row:
     """`row`'s user and history asking for `scenario` (trigger: the last history item; no query)."""
     trigger = row.history[-1] if scenario != "homepage" and row.history else None
     return row.model_copy(update={"scenario": scenario, "trigger": trigger, "query": None, "truth": None})
+
+
+def learning_rows(splits: dict[str, Sequence[Row]], learn_on: str) -> tuple[list[Row], list[Row]]:
+    """(rows requests are drawn from, valid rows that choose and report the version) for `learn_on`:
+    'train' -> (train, valid); 'valid_early' -> valid cut in two by time (its timestamps, else its
+    order) at the middle: (the earlier half, the later half). The SFT model never saw valid, so the
+    earlier half has what its train rows lack: targets it did not memorise."""
+    if learn_on == "train":
+        return list(splits["train"]), list(splits["valid"])
+    if learn_on != "valid_early":
+        raise ValueError(f"learn_on={learn_on!r}: use 'train' or 'valid_early'")
+    valid = list(splits["valid"])
+    if len(valid) < 2:
+        raise ValueError(f"learn_on='valid_early' needs at least 2 valid rows to cut in two; the dataset has {len(valid)}")
+    if all(r.timestamp is not None for r in valid):
+        valid = [valid[i] for i in np.argsort([r.timestamp for r in valid], kind="stable")]
+    half = len(valid) // 2
+    return valid[:half], valid[half:]
 
 
 def sample_requests(rows: Sequence[Row], n: int, ratio: float, rng: np.random.Generator) -> tuple[list[Row], np.ndarray]:

@@ -37,6 +37,19 @@ def test_post_train_writes_bundle_metrics_and_monitors(tmp_path):
     assert saved["chosen"]["valid_hr@10"] >= saved["before"]["valid"]["overall"]["hr@10"]
 
 
+def test_learning_on_valid_early_reports_the_later_half(tmp_path):
+    ds = tiny_world(tmp_path / "w", tmp_path / "s", users=30, seed=8, items=300, days=20)
+    catalogue_bundle(tmp_path / "b", ds.items)
+    out = main(["--bundle", str(tmp_path / "b"), "--data", str(tmp_path / "w"), "--algo", "sa_gcpo",
+                "--out", str(tmp_path / "o"), "--set", "learn_on=valid_early", "--set", "iterations=1",
+                "--set", "requests=4", "--set", "rollout.group=4", "--set", "threads=1",
+                "--set", "reward.weights={search: {ranking: 0}, homepage: {ranking: 0}, channel: {ranking: 0}, "
+                "cart: {ranking: 0}, checkout: {ranking: 0}}"])
+    n = len(ds.splits["valid"])
+    assert out["before"]["valid"]["rows"] == out["after"]["valid"]["rows"] == n - n // 2
+    assert out["after"]["test"]["rows"] == len(ds.splits["test"]) and out["config"]["learn_on"] == "valid_early"
+
+
 def test_eval_split_is_a_fixed_sample_in_row_order():
     rows = list(range(100))
     assert eval_split(rows, None) == rows and eval_split(rows, 500) == rows

@@ -1,7 +1,8 @@
 """Post-training in one process on a tiny bundle: the first learner step is exactly on-policy
 (ratio 1), later passes move it, a reward that favours some items is learnt (the mean reward of the
 generated groups rises), synthetic requests carry no target, checkpoints resume, validation keeps
-the best version (the starting model when nothing beats it)."""
+the best version (the starting model when nothing beats it), and `learn_on` picks the rows: train,
+or valid cut in two by time."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from bench.tiny_bundle import make_bundle
 from oxygen.config import PostTrainConfig, RewardConfig, RewardParts, RolloutConfig
 from oxygen.data.schema import Row
 from oxygen.rl.learner import Learner, advantages
-from oxygen.rl.post_train import chosen_state, post_train, sample_requests
+from oxygen.rl.post_train import chosen_state, learning_rows, post_train, sample_requests
 from oxygen.rl.rewards import RewardMapping
 from oxygen.rl.rollout import RolloutWorker, with_rewards
 
@@ -153,3 +154,34 @@ def test_without_valid_every_the_last_version_ships(setup):
     validate = Scripted([])
     run = post_train(bundle, mapping(), rows, cfg(iterations=2, valid_every=None), validate=validate)
     assert run.best is None and validate.states == [] and all("valid_score" not in h for h in run.history)
+
+
+def _timed(user: str, ts: int | None) -> Row:
+    return Row(user_id=user, history=[1], target=2, timestamp=ts)
+
+
+def test_learning_rows_train_is_train_and_valid():
+    splits = {"train": [_timed("t", 1)], "valid": [_timed("v", 2)]}
+    assert learning_rows(splits, "train") == (splits["train"], splits["valid"])
+
+
+def test_valid_early_cuts_valid_by_time_not_by_order():
+    stamps = [50, 10, 40, 20, 30, 60, 5]
+    splits = {"train": [], "valid": [_timed(f"u{t}", t) for t in stamps]}
+    learn, valid = learning_rows(splits, "valid_early")
+    assert [r.timestamp for r in learn] == [5, 10, 20]
+    assert [r.timestamp for r in valid] == [30, 40, 50, 60]
+    assert max(r.timestamp for r in learn) < min(r.timestamp for r in valid)  # learnt before what chooses
+
+
+def test_valid_early_without_timestamps_keeps_order():
+    splits = {"train": [], "valid": [_timed(f"u{k}", None) for k in range(5)]}
+    learn, valid = learning_rows(splits, "valid_early")
+    assert [r.user_id for r in learn] == ["u0", "u1"] and [r.user_id for r in valid] == ["u2", "u3", "u4"]
+
+
+def test_learning_rows_refuses_what_it_cannot_cut():
+    with pytest.raises(ValueError, match="at least 2 valid rows"):
+        learning_rows({"train": [], "valid": [_timed("v", 1)]}, "valid_early")
+    with pytest.raises(ValueError, match="use 'train' or 'valid_early'"):
+        learning_rows({"train": [], "valid": []}, "test")
