@@ -28,14 +28,15 @@ TIMEOUT_S = 30.0
 
 
 async def _send(http: httpx.AsyncClient, url: str, body: dict, log: list[Entry]) -> None:
-    """One request; a connection error or timeout is logged as 599 (a server-side failure)."""
+    """One request; a connection error or timeout is logged as 599 (a server-side failure), its
+    exception's name in the timing dict under 'error'."""
     t0 = time.time()
     try:
         r = await http.post(f"{url}/v1/recommend", json=body)
         body = r.json() if r.status_code == 200 else {}
         status, timing = r.status_code, {**body.get("timing_ms", {}), "batch_size": body.get("batch_size", 0)}
-    except httpx.HTTPError:
-        status, timing = 599, {}
+    except httpx.HTTPError as e:
+        status, timing = 599, {"error": type(e).__name__}
     log.append((t0, time.time() - t0, status, timing))
 
 
