@@ -4,10 +4,10 @@
         --ranker runs/ranker_demo/ranker.pt --algo sa_gcpo --synthetic-ratio 0.33 --out runs/post/sa_gcpo \\
         [--config FILE] [--set iterations=30 --set lr=1e-5]
 
-Each iteration samples requests from the train rows (with `--set learn_on=valid_early`: from the
-earlier half of valid, which the SFT model never saw; the later half is then the valid that chooses
-and is reported) (a `--synthetic-ratio` share synthetic: a
-logged user asking in another scenario, no real target), generates a group per request with the
+Each iteration samples requests from the train rows, a `--synthetic-ratio` share synthetic (a
+logged user asking in another scenario, no real target). With `--set learn_on=valid_early` they come
+from the earlier half of valid, which the SFT model never saw, and the later half is the valid that
+chooses the version and is reported. Each iteration generates a group per request with the
 current policy through the decode path (beam sampling in the scenario's pool), scores the items
 with the reward mapping (format, relevance, the ranker's expected value, diversity; per-scenario
 weights) and updates the policy (`--algo` sa_gcpo, gspo or grpo; several minibatch passes per
