@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from oxygen.config import ConfigError, GenerativeConfig, SASRecConfig, load_config
+from oxygen.config import ConfigError, GenerativeConfig, PostTrainConfig, SASRecConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
@@ -21,7 +21,10 @@ def _rel(path: Path) -> str:
 
 
 def config_class(path: Path) -> type[BaseModel]:
-    """SASRecConfig for the sasrec files, GenerativeConfig for every other one."""
+    """SASRecConfig for the sasrec files, PostTrainConfig for the post_* files, GenerativeConfig
+    for every other one."""
+    if path.stem.startswith("post"):
+        return PostTrainConfig
     return SASRecConfig if "sasrec" in path.stem else GenerativeConfig
 
 
@@ -50,6 +53,13 @@ def test_no_output_folders_and_the_example_names_the_file(path: Path):
     assert "out_dir:" not in text, f"{_rel(path)}: output folders belong on the command line (--out)"
     comment = "\n".join(line for line in text.splitlines() if line.startswith("#"))
     assert f"--config {_rel(path)}" in comment, f"{_rel(path)}: keep an example command naming this file"
+
+
+def test_post_ranking_is_the_recorded_post_training_setting():
+    cfg = load("configs/world/post_ranking.yaml")
+    assert cfg.learn_on == "valid_early" and cfg.objective.kl_beta == 4.0 and cfg.requests == 512
+    assert (cfg.rollout.group, cfg.rollout.sampling, cfg.lr) == (16, False, 1e-4)
+    assert all((w.ranking, w.relevance, w.diversity) == (1.0, 0.0, 0.0) for w in cfg.reward.weights.values())
 
 
 def test_office_oxygen_is_the_selected_fused_setting():
