@@ -14,7 +14,7 @@ post-training and every `cfg.valid_every` iterations, and the run keeps the best
 
     learn, valid = learning_rows(ds.splits, cfg.learn_on)                           # whose rows
     run = post_train(bundle, mapping, learn, PostTrainConfig(iterations=20))        # in process
-    run = drive(Roles(rollout, rewards, learner), train_rows, cfg, n_pool)          # any roles (oxygen.rl.actors)
+    run = drive(Roles(rollout, rewards, learner), learn, cfg, n_pool)               # any roles (oxygen.rl.actors)
     run.learner.policy, run.history, chosen_state(run)
 """
 
