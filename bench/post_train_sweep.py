@@ -14,19 +14,23 @@ DIR/<algo>_<key>=<value>_seed<S>/, seed by seed (every point's seed 0 first); a 
 metrics.json exists is read, not rerun, so a sweep resumes and two sweeps can share runs, and
 `--no-run` summarises what has finished. HR is what apps.post_train measures (with `eval_rows`, the
 same fixed rows in every run); the paired gap resamples those test rows with each row's hit averaged
-over the seeds, against the SFT bundle's hits on the same rows.
+over the seeds, against the SFT bundle's hits on the same rows. With `--all-rows`, test HR and the
+gaps are measured on every test row instead: each run's bundle (and the SFT bundle) is filed as a
+`bench.seeds` bundle record, cached beside it (RUN/test_all.json, DIR/sft_test_all.json).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 
 from apps import post_train as post_train_app
 from apps.cli import write_report
-from bench.seeds import post_train_records
+from bench.seeds import bundle_record, post_train_records
 from bench.seeds import summarise as seeds_summarise
+from oxygen.data.io import load_dataset
 from oxygen.eval.seeds import mean_std
 
 
@@ -47,10 +51,26 @@ def run_point(a: argparse.Namespace, algo: str, value: str, seed: int) -> dict:
     return post_train_app.main(argv)
 
 
-def summarise(runs: dict[tuple[str, str], list[dict]]) -> dict:
+_dataset = functools.cache(load_dataset)  # one load per sweep, however many bundles it measures
+
+
+def all_rows_record(bundle: Path, cache: Path, label: str, seed: int, data: Path) -> dict:
+    """`bench.seeds.bundle_record` of `bundle` on every test row (no valid pass), read from `cache`
+    when it is there, else measured and written to it."""
+    if cache.exists():
+        rcd = json.loads(cache.read_text())
+    else:
+        print(f"test HR of {bundle} on every test row -> {cache}", flush=True)
+        rcd = bundle_record(bundle, _dataset(data), label, seed, None, valid=False)
+        cache.write_text(json.dumps(rcd))
+    return {**rcd, "label": label, "seed": seed}
+
+
+def summarise(runs: dict[tuple[str, str], list[dict]], all_rows: dict[str, list[dict]] | None = None) -> dict:
     """{'sft': HR@10 valid/test, 'points': [{algo, value, seeds, valid/test HR@10 mean and sd,
     'vs_sft': paired gap on test}]}: each run filed as bench.seeds records (the SFT bundle as
-    'sft') and compared there; every run must share its SFT rows."""
+    'sft') and compared there; every run must share its SFT rows. `all_rows` ({'ALGO@VALUE':
+    [record per seed], 'sft': [record]}, `all_rows_record`) replaces the test side of those records."""
     first = next(iter(runs.values()))[0]
     n_rows = len(first["before"]["test"]["ranks"])
     by: dict[str, list[dict]] = {}
@@ -59,6 +79,8 @@ def summarise(runs: dict[tuple[str, str], list[dict]]) -> dict:
             raise ValueError(f"{algo} {value}: runs measured on different rows; use one eval_rows for the sweep")
         by[f"{algo}@{value}"] = [post_train_records(m, f"{algo}@{value}", s, None)[0] for s, m in enumerate(ms)]
     by["sft"] = post_train_records(first, "unused", 0, "sft")[1:]
+    if all_rows is not None:
+        by = {label: all_rows[label] for label in by}
     table = seeds_summarise(by, ["sft"])
     points = []
     for (algo, value), ms in runs.items():
@@ -68,7 +90,8 @@ def summarise(runs: dict[tuple[str, str], list[dict]]) -> dict:
                        "valid": {"hr@10": valid[0], "sd": valid[1]},
                        "test": {"hr@10": entry["hr@10"]["mean"], "sd": entry["hr@10"]["std"]},
                        "vs_sft": entry["vs"]["sft"]})
-    sft = {s: float(first["before"][s]["overall"]["hr@10"]) for s in ("valid", "test")}
+    sft = {"valid": float(first["before"]["valid"]["overall"]["hr@10"]), "test": table["sft"]["hr@10"]["mean"],
+           "test_rows": by["sft"][0]["rows"]}
     return {"sft": sft, "points": points}
 
 
@@ -114,6 +137,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
     ap.add_argument("--no-run", action="store_true", help="summarise the finished runs only (each point's seeds so far)")
+    ap.add_argument("--all-rows", action="store_true",
+                    help="test HR on every test row (each bundle measured once, cached) instead of the runs' eval_rows")
     a = ap.parse_args(argv)
     got = {}
     for seed in a.seeds:  # seed-major: a sweep stopped early has every point's first seeds
@@ -122,12 +147,19 @@ def main(argv: list[str] | None = None) -> dict:
                 done = (run_dir(a.dir, algo, a.key, v, seed) / "metrics.json").exists()
                 if done or not a.no_run:
                     got[algo, v, seed] = run_point(a, algo, v, seed)
-    runs = {(algo, v): ms for algo in a.algos for v in a.values
-            if (ms := [got[algo, v, s] for s in a.seeds if (algo, v, s) in got])}
-    if not runs:
+    seeds = {(algo, v): ss for algo in a.algos for v in a.values if (ss := [s for s in a.seeds if (algo, v, s) in got])}
+    if not seeds:
         raise FileNotFoundError(f"{a.dir}: no finished runs to summarise; run the sweep without --no-run")
-    out = {"key": a.key, "seeds": a.seeds, **summarise(runs)}
-    print(f"SFT: valid HR@10 {out['sft']['valid']:.4f} test {out['sft']['test']:.4f}")
+    runs = {point: [got[(*point, s)] for s in ss] for point, ss in seeds.items()}
+    all_rows = None
+    if a.all_rows:
+        all_rows = {f"{algo}@{v}": [all_rows_record(run_dir(a.dir, algo, a.key, v, s) / "bundle",
+                                                    run_dir(a.dir, algo, a.key, v, s) / "test_all.json",
+                                                    f"{algo}@{v}", s, a.data) for s in ss]
+                    for (algo, v), ss in seeds.items()}
+        all_rows["sft"] = [all_rows_record(a.bundle, a.dir / "sft_test_all.json", "sft", 0, a.data)]
+    out = {"key": a.key, "seeds": a.seeds, "all_rows": a.all_rows, **summarise(runs, all_rows)}
+    print(f"SFT: valid HR@10 {out['sft']['valid']:.4f} test {out['sft']['test']:.4f} ({out['sft']['test_rows']} test rows)")
     for p in out["points"]:
         g = p["vs_sft"]
         print(f"{p['algo']:8s} {a.key}={p['value']}: valid {p['valid']['hr@10']:.4f} test {p['test']['hr@10']:.4f} "

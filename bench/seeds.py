@@ -106,9 +106,10 @@ def file_post_train(args: argparse.Namespace) -> None:
         print(f"{rcd['label']} seed {args.seed}: test hr@10 {rcd['test']['hr@10']:.4f} -> {out}")
 
 
-def bundle_record(bundle_dir: Path, ds, label: str, seed: int, instructions: Path | None) -> dict:
-    """A seed's record of a trained bundle: valid and test metrics, the test rows' ranks; with
-    `instructions` (per-row records) each row of a scenario the bundle reads instructions on gets its own."""
+def bundle_record(bundle_dir: Path, ds, label: str, seed: int, instructions: Path | None, valid: bool = True) -> dict:
+    """A seed's record of a trained bundle: valid (unless `valid` is False: None) and test metrics,
+    the test rows' ranks; with `instructions` (per-row records) each row of a scenario the bundle
+    reads instructions on gets its own."""
     from oxygen.instructions.pipeline import read_instructions, row_vectors
     from oxygen.model.bundle import Bundle
     from oxygen.recommenders.bundled import BundleRecommender
@@ -120,9 +121,10 @@ def bundle_record(bundle_dir: Path, ds, label: str, seed: int, instructions: Pat
         reads = frozenset(s for s, spec in bundle.scenarios.items() if spec.reads_instruction)
         generated = RowInstructions(row_vectors(read_instructions(instructions)), reads)
     rec = BundleRecommender(bundle, generated=generated)
-    valid, test = (evaluate_rows(rec, ds.splits[s], 10, keep_ranks=s == "test") for s in ("valid", "test"))
+    test = evaluate_rows(rec, ds.splits["test"], 10, keep_ranks=True)
+    valid_overall = evaluate_rows(rec, ds.splits["valid"], 10)["overall"] if valid else None
     return {"label": label, "seed": seed, "model": "bundle", "refit": False, "test": test["overall"],
-            "ranks": test["ranks"], "rows": test["rows"], "valid": valid["overall"], "train_seconds": None,
+            "ranks": test["ranks"], "rows": test["rows"], "valid": valid_overall, "train_seconds": None,
             "fit_info": {"bundle": str(bundle_dir), "instructions": str(instructions) if instructions else None}}
 
 

@@ -76,3 +76,39 @@ def test_no_run_summarises_the_finished_runs_only(tmp_path: Path, monkeypatch):
     (out / "metrics.json").write_text(json.dumps(fake_metrics([1, 0, 4], [1, 2, 0])))
     got = sweep.main(base)
     assert [(p["value"], p["seeds"]) for p in got["points"]] == [("0.5", 1)]
+
+
+def test_all_rows_measures_every_bundle_once_and_compares_on_those_rows(tmp_path: Path, monkeypatch):
+    """--all-rows: the test side comes from one bundle record per run (and one for SFT), cached."""
+    rng = np.random.default_rng(1)
+    full: dict[str, list[int]] = {}
+    measured: list[str] = []
+
+    def fake_record(bundle, ds, label, seed, instructions, valid=True):
+        assert valid is False and instructions is None
+        measured.append(str(bundle))
+        ranks = full.setdefault(str(bundle), [int(x) for x in rng.integers(0, 15, size=50)])
+        hr = float(np.mean([1 <= r <= 10 for r in ranks]))
+        return {"label": "x", "seed": -1, "test": {"hr@10": hr, "ndcg@10": hr, "hr@5": hr}, "ranks": ranks,
+                "rows": 50, "valid": None}
+
+    monkeypatch.setattr(sweep, "bundle_record", fake_record)
+    monkeypatch.setattr(sweep, "_dataset", lambda data: "dataset")
+    for v in ("0", "0.5"):
+        for s in (0, 1):
+            out = sweep.run_dir(tmp_path, "grpo", "synthetic_ratio", v, s)
+            out.mkdir(parents=True)
+            (out / "metrics.json").write_text(json.dumps(fake_metrics([1, 0, 4], [1, 2, 0])))
+    argv = ["--bundle", str(tmp_path / "sft"), "--data", "D", "--key", "synthetic_ratio", "--values", "0", "0.5",
+            "--algos", "grpo", "--seeds", "0", "1", "--dir", str(tmp_path), "--no-run", "--all-rows"]
+    got = sweep.main(argv)
+    assert len(measured) == 5 and len(set(measured)) == 5
+    sweep.main(argv)  # cached: nothing measured again
+    assert len(measured) == 5
+    sft = np.array([1 <= r <= 10 for r in full[str(tmp_path / "sft")]], dtype=float)
+    assert got["sft"]["test"] == pytest.approx(sft.mean()) and got["sft"]["test_rows"] == 50
+    point = next(p for p in got["points"] if p["value"] == "0.5")
+    hits = [np.array([1 <= r <= 10 for r in full[str(sweep.run_dir(tmp_path, "grpo", "synthetic_ratio", "0.5", s)
+                                                       / "bundle")]], dtype=float) for s in (0, 1)]
+    assert point["test"]["hr@10"] == pytest.approx(np.mean([h.mean() for h in hits]))
+    assert point["vs_sft"]["diff"] == pytest.approx(np.mean(hits, axis=0).mean() - sft.mean())

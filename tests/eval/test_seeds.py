@@ -188,3 +188,5 @@ def test_a_trained_bundle_is_filed_as_a_seed_run(tmp_path: Path):
     assert rcd["test"]["hr@10"] == pytest.approx(np.mean([1 <= r <= 10 for r in rcd["ranks"]]))
     assert rcd["valid"]["hr@10"] >= 0 and rcd["seed"] == 2
     assert "gen" in bench_seeds.summarise(bench_seeds.load_records(folder), [])
+    test_only = bench_seeds.bundle_record(tmp_path / "b", ds, "gen", 2, None, valid=False)
+    assert test_only["valid"] is None and test_only["ranks"] == rcd["ranks"]
