@@ -48,6 +48,7 @@ def run_point(a: argparse.Namespace, algo: str, value: str, seed: int) -> dict:
             *(["--ranker", str(a.ranker)] if a.ranker else []), *(["--config", str(a.config)] if a.config else []),
             *[x for s in a.set for x in ("--set", s)], "--set", f"{a.key}={value}", "--set", f"seed={seed}"]
     print(f"post-train {algo} {a.key}={value} seed {seed} -> {out}", flush=True)
+    (out / "test_all.json").unlink(missing_ok=True)  # an --all-rows record of an earlier bundle there is stale
     return post_train_app.main(argv)
 
 

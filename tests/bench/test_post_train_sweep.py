@@ -29,7 +29,7 @@ def test_every_point_runs_once_with_its_setting_and_seed(tmp_path: Path, monkeyp
         calls.append(argv)
         out = Path(argv[argv.index("--out") + 1])
         m = fake_metrics(sft, [int(x) for x in rng.integers(0, 15, size=20)])
-        out.mkdir(parents=True)
+        out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(json.dumps(m))
         return m
 
@@ -37,8 +37,11 @@ def test_every_point_runs_once_with_its_setting_and_seed(tmp_path: Path, monkeyp
     argv = ["--bundle", "B", "--data", "D", "--key", "synthetic_ratio", "--values", "0", "0.5",
             "--algos", "grpo", "sa_gcpo", "--seeds", "0", "1", "--dir", str(tmp_path / "runs"),
             "--set", "iterations=3", "--out", str(tmp_path / "s.json"), "--plot", str(tmp_path / "p.png")]
+    stale = sweep.run_dir(tmp_path / "runs", "grpo", "synthetic_ratio", "0", 1) / "test_all.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")  # an --all-rows record left by an unfinished earlier run
     out = sweep.main(argv)
-    assert len(calls) == 8
+    assert len(calls) == 8 and not stale.exists()
     assert all(c[c.index("--algo") + 1] in ("grpo", "sa_gcpo") and "iterations=3" in c for c in calls)
     assert {(c[-3], c[-1]) for c in calls} == {(f"synthetic_ratio={v}", f"seed={s}") for v in ("0", "0.5") for s in (0, 1)}
     assert (tmp_path / "p.png").stat().st_size > 0
