@@ -67,11 +67,9 @@ def all_rows_record(bundle: Path, cache: Path, label: str, seed: int, data: Path
     return {**rcd, "label": label, "seed": seed}
 
 
-def summarise(runs: dict[tuple[str, str], list[dict]], all_rows: dict[str, list[dict]] | None = None) -> dict:
-    """{'sft': HR@10 valid/test, 'points': [{algo, value, seeds, valid/test HR@10 mean and sd,
-    'vs_sft': paired gap on test}]}: each run filed as bench.seeds records (the SFT bundle as
-    'sft') and compared there; every run must share its SFT rows. `all_rows` ({'ALGO@VALUE':
-    [record per seed], 'sft': [record]}, `all_rows_record`) replaces the test side of those records."""
+def eval_rows_records(runs: dict[tuple[str, str], list[dict]]) -> dict[str, list[dict]]:
+    """bench.seeds records of the runs' own test measurement (their eval_rows), one label per point
+    ('ALGO@VALUE') and the SFT bundle as 'sft'; every run must have been measured on the same rows."""
     first = next(iter(runs.values()))[0]
     n_rows = len(first["before"]["test"]["ranks"])
     by: dict[str, list[dict]] = {}
@@ -80,8 +78,16 @@ def summarise(runs: dict[tuple[str, str], list[dict]], all_rows: dict[str, list[
             raise ValueError(f"{algo} {value}: runs measured on different rows; use one eval_rows for the sweep")
         by[f"{algo}@{value}"] = [post_train_records(m, f"{algo}@{value}", s, None)[0] for s, m in enumerate(ms)]
     by["sft"] = post_train_records(first, "unused", 0, "sft")[1:]
-    if all_rows is not None:
-        by = {label: all_rows[label] for label in by}
+    return by
+
+
+def summarise(runs: dict[tuple[str, str], list[dict]], all_rows: dict[str, list[dict]] | None = None) -> dict:
+    """{'sft': HR@10 valid/test, 'points': [{algo, value, seeds, valid/test HR@10 mean and sd,
+    'vs_sft': paired gap on test}]}: the test side compared as bench.seeds records, those of the
+    runs' eval_rows (`eval_rows_records`) or `all_rows` ({'ALGO@VALUE': [record per seed], 'sft':
+    [record]}, `all_rows_record`); valid HR always from the runs' own measurement."""
+    first = next(iter(runs.values()))[0]
+    by = all_rows if all_rows is not None else eval_rows_records(runs)
     table = seeds_summarise(by, ["sft"])
     points = []
     for (algo, value), ms in runs.items():
@@ -154,8 +160,8 @@ def main(argv: list[str] | None = None) -> dict:
     runs = {point: [got[(*point, s)] for s in ss] for point, ss in seeds.items()}
     all_rows = None
     if a.all_rows:
-        all_rows = {f"{algo}@{v}": [all_rows_record(run_dir(a.dir, algo, a.key, v, s) / "bundle",
-                                                    run_dir(a.dir, algo, a.key, v, s) / "test_all.json",
+        dirs = {(algo, v, s): run_dir(a.dir, algo, a.key, v, s) for (algo, v), ss in seeds.items() for s in ss}
+        all_rows = {f"{algo}@{v}": [all_rows_record(dirs[algo, v, s] / "bundle", dirs[algo, v, s] / "test_all.json",
                                                     f"{algo}@{v}", s, a.data) for s in ss]
                     for (algo, v), ss in seeds.items()}
         all_rows["sft"] = [all_rows_record(a.bundle, a.dir / "sft_test_all.json", "sft", 0, a.data)]
