@@ -162,5 +162,5 @@ def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, mask: torch.Tensor, 
     out = OBJECTIVES[cfg.algo](logp, old_logp, mask, adv, cfg)
     if ref_logp is not None and cfg.kl_beta > 0:
         kl = kl_to_reference(logp, ref_logp, mask)
-        out = Objective(out.loss + cfg.kl_beta * kl, {**out.metrics, "kl": float(kl)})
+        out = Objective(out.loss + cfg.kl_beta * kl, {**out.metrics, "kl": float(kl.detach())})
     return out

@@ -71,7 +71,7 @@ def test_loss_and_gradient_match_the_slow_reference(algo):
         (g_fast,) = torch.autograd.grad(fast, logp)
         ref = slow(algo, logp, old, mask, adv, CFG)
         (g_ref,) = torch.autograd.grad(ref, logp)
-        assert float(fast) == pytest.approx(float(ref), rel=1e-5, abs=1e-7)
+        assert float(fast.detach()) == pytest.approx(float(ref.detach()), rel=1e-5, abs=1e-7)
         torch.testing.assert_close(g_fast, g_ref, rtol=1e-5, atol=1e-7)
         assert (g_fast[~mask] == 0).all()  # padding gets no gradient
 
@@ -102,7 +102,7 @@ def test_the_gate_damps_off_policy_tokens_by_temperature():
     logp, old, mask, adv = _inputs(2)
     low = OBJECTIVES["sa_gcpo"](logp, old, mask, adv, CFG.model_copy(update={"tau_neg": 0.5})).loss
     high = OBJECTIVES["sa_gcpo"](logp, old, mask, adv, CFG.model_copy(update={"tau_neg": 2.0})).loss
-    assert float(low) != pytest.approx(float(high))
+    assert float(low.detach()) != pytest.approx(float(high.detach()))
 
 
 def test_gamma_threshold_cases():
@@ -138,9 +138,9 @@ def test_kl_term_and_clamp_and_unknown_algo():
     ref = logp.detach() - 0.3
     with_kl = policy_loss(logp, old, mask, adv, CFG.model_copy(update={"kl_beta": 0.5}), ref)
     plain = policy_loss(logp, old, mask, adv, CFG, ref)
-    kl = float(kl_to_reference(logp, ref, mask))
+    kl = float(kl_to_reference(logp, ref, mask).detach())
     assert kl > 0 and with_kl.metrics["kl"] == pytest.approx(kl)
-    assert float(with_kl.loss) == pytest.approx(float(plain.loss) + 0.5 * kl, rel=1e-6)
+    assert float(with_kl.loss.detach()) == pytest.approx(float(plain.loss.detach()) + 0.5 * kl, rel=1e-6)
     assert plain.metrics["ratio_max"] <= math.exp(CFG.log_ratio_clamp) + 1e-4
     with pytest.raises(ValueError, match="unknown algo"):
         policy_loss(logp, old, mask, adv, ObjectiveConfig.model_construct(algo="ppo"))
