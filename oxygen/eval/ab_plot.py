@@ -46,7 +46,8 @@ def save_lift_plot(report: dict, control: str, png: Path) -> Path:
         ax.set_yscale("symlog", linthresh=10)
         ax.set_xticks(range(len(scopes)), scopes)
         ax.set(title=f"{metric}: lift vs {control}", ylabel="lift (%)")
-    axes[0].legend(fontsize=8, loc="best")
+    if arms:  # a report of the control alone has nothing to label
+        axes[0].legend(fontsize=8, loc="best")
     fig.tight_layout()
     fig.savefig(png, dpi=110)
     plt.close(fig)
