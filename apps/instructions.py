@@ -28,7 +28,7 @@ from oxygen.data.io import load_dataset, write_jsonl
 from oxygen.eval.ranking import eval_split
 from oxygen.instructions.backends import BACKENDS, make_backend
 from oxygen.instructions.generator import generate_instructions
-from oxygen.instructions.pipeline import CHARS_PER_TOKEN, embed, end_states, query_log, row_states
+from oxygen.instructions.pipeline import CHARS_PER_TOKEN, catalogue_vocabulary, embed, end_states, query_log, row_states
 from oxygen.instructions.prompts import Budget
 from oxygen.instructions.weather import WeatherFeed
 from oxygen.store.instructions import InstructionStore
@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> dict:
     backend = make_backend(args.backend, args.model, args.coverage)
     context = getattr(backend, "context", None)  # an LM's prompt budget, as its training pairs had
     budget = Budget(max_chars=context * CHARS_PER_TOKEN // 2) if context else None
-    instrs, stats = generate_instructions(states, backend, batch_size=args.batch, budget=budget)
+    instrs, stats = generate_instructions(states, backend, batch_size=args.batch, budget=budget,
+                                          vocab=catalogue_vocabulary(ds.items))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_jsonl(args.out, [i.to_dict() for i in instrs])
     out = {"out": str(args.out), "backend": backend.name, "version": backend.version, **stats.to_dict(),

@@ -18,11 +18,13 @@ the others (the hidden reason is read for evaluation only), w chosen on valid HR
 and paired bootstraps over test rows of each weight against w = 0.
 
 Gated guidance: a row is guided only when its instruction states an *open* situational need, one
-whose leaf (the need phrase looked up in the world's vocabulary, as the teacher knows it) is not
-among the leaves of the user's history (`open_needs`, from the record and the row's history only).
-The shop world fires a contextual need at most once per user, so an open need is what a deductive
-visit follows. The gated lists are the guided lists on gated rows and the plain ones elsewhere;
-their weight is chosen on valid the same way.
+whose category (the need phrase read with the catalogue's vocabulary) is not among the categories
+of the user's history: the record's `open_needs`, which the generator writes
+(oxygen.instructions.needs) and serving reads from Redis, so the bench measures the gate serving
+applies. The shop world fires a contextual need at most once per user, so an open need is what a
+deductive visit follows. The gated lists are the guided lists on gated rows and the plain ones
+elsewhere (what the decode path gives with `gates`; tests/decoding/test_guidance.py checks it); their
+weight is chosen on valid the same way.
 
 Seeds: with one bundle per seed and the paper-scheme bundle of each seed (`--baseline`, decoded
 with the default instruction), the gated weight is chosen on valid with the seeds' hits averaged,
@@ -32,9 +34,10 @@ lists, the deductive ratio to the default, and paired bootstraps over rows:
     python -m bench.instruction_guidance --data runs/demo/world --instructions runs/demo/instructions/rows.jsonl \
         --levels 0 --bundle G0 G1 G2 --baseline P0 P1 P2 --out runs/bench/guidance_seeds.json
 
-`frontier` in that report is every weight against the baselines. `--save` (guided at every level)
-writes each bundle's weight chosen on its own valid rows (ungated: serving has no gate) into its
-guidance.json for homepage, which the decode path then applies (serving included); w = 0 removes it.
+`frontier` in that report is every weight against the baselines. `--save` writes each bundle's
+weight chosen on its own valid rows, with the levels guided, into its guidance.json for homepage,
+which the decode path then applies (serving included); `--save --gated` the gated weight, marked
+gated, so serving guides only requests whose stored instruction states an open need; w = 0 removes it.
 """
 
 from __future__ import annotations
@@ -55,29 +58,12 @@ from oxygen.decoding.guidance import LEVELS, Guided
 from oxygen.eval.instructions import deductive, reason_of
 from oxygen.eval.ranking import eval_split
 from oxygen.eval.seeds import mean_std, paired_bootstrap
-from oxygen.instructions.pipeline import read_instructions, row_vectors
-from oxygen.model.bundle import Bundle
+from oxygen.instructions.pipeline import read_instructions, row_gates, row_vectors
+from oxygen.model.bundle import Bundle, guidance_json, read_guidance
 from oxygen.training.prepare import RowInstructions, instruction_lookup
-from oxygen.world.knowledge import Knowledge
 
 K, BEAM = 10, 30
 WEIGHTS = (0.0, 0.5, 1.0, 2.0)
-
-
-def open_needs(rows: list, records: list[dict], kb: Knowledge, leaf_of: dict[int, int]) -> np.ndarray:
-    """Int[len(rows)]: per row, the situational needs its instruction states (reasons "phrase:
-    situation" whose phrase is a product noun of a leaf) whose leaf is not in the row's history;
-    0 for a row without a record."""
-    by_row = {(r["user_id"], r["at"]): r for r in records}
-    word_leaf = {w: leaf for leaf, words in enumerate(kb.leaf_words) for w in words}
-    out = np.zeros(len(rows), dtype=np.int64)
-    for n, row in enumerate(rows):
-        rec = by_row.get((row.user_id, row.timestamp))
-        if rec is None:
-            continue
-        needs = {word_leaf.get(x.split(":", 1)[0].strip()) for x in rec.get("reasons", []) if ":" in x} - {None}
-        out[n] = len(needs - {leaf_of.get(i) for i in row.history})
-    return out
 
 
 def split_hits(bundle: Bundle, rows: list, lookup: Any, weights: tuple[float, ...], levels: tuple[int, ...]
@@ -116,16 +102,17 @@ def homepage_rows(data: Path, instructions: Path, max_rows: int | None = None) -
     """({'valid', 'test': HomepageRows}, the row-instruction lookup) of a dataset and its per-row
     records; with `max_rows`, a fixed random sample of each split's homepage rows (seed 0: the same
     rows for every bundle and run)."""
-    ds, kb = load_dataset(data), Knowledge.load()
-    records = read_instructions(instructions)
-    lookup = instruction_lookup(None, RowInstructions(row_vectors(records), frozenset(["homepage"])))
-    leaf_of = {it.item_id: kb.leaves.index(it.categories[-1]) for it in ds.items if it.categories[-1] in kb.leaves}
+    ds, records = load_dataset(data), read_instructions(instructions)
+    if records and all(r.get("open_needs") is None for r in records):
+        raise SystemExit(f"{instructions}: no record says its open needs (written before the generator counted "
+                         "them); write it again with python -m apps.instructions generate --per-row")
+    generated = RowInstructions(row_vectors(records), frozenset(["homepage"]), gates=row_gates(records))
     splits = {}
     for split in ("valid", "test"):
         rows = eval_split([r for r in ds.splits[split] if r.scenario == "homepage"], max_rows)
         splits[split] = HomepageRows(rows, deductive(rows), np.array([reason_of(r) for r in rows]),
-                                     open_needs(rows, records, kb, leaf_of) > 0)
-    return splits, lookup
+                                     np.array([generated.gate(r) for r in rows], dtype=bool))
+    return splits, instruction_lookup(None, generated)
 
 
 def bundle_hits(bundle_dir: Path, splits: dict[str, HomepageRows], lookup: Any, weights: tuple[float, ...],
@@ -254,14 +241,17 @@ def main(argv: list[str] | None = None) -> dict:
                     help="a fixed random sample of each split's homepage rows (large worlds); default: all")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--save", action="store_true",
-                    help="write each bundle's valid-chosen weight into its guidance.json (needs --levels 0,1,2)")
+                    help="write each bundle's valid-chosen weight (and --levels) into its guidance.json")
+    ap.add_argument("--gated", action="store_true",
+                    help="with --save: the gated weight, marked gated (serving guides open-need requests only)")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     weights, levels = tuple(float(w) for w in a.weights.split(",")), tuple(int(x) for x in a.levels.split(","))
-    if a.save and levels != LEVELS:
-        raise SystemExit(f"--save writes a weight the decode path applies at every SID level; run with --levels "
-                         f"{','.join(map(str, LEVELS))} (got {a.levels})")
+    if not levels or not set(levels) <= set(LEVELS):
+        raise SystemExit(f"--levels must name SID levels among {','.join(map(str, LEVELS))} (got {a.levels})")
+    if a.gated and not a.save:
+        raise SystemExit("--gated chooses what --save writes; add --save")
     if a.baseline or len(a.bundle) > 1:
         out = run_seeds(a.data, a.bundle, a.baseline, a.instructions, weights, levels, a.max_rows)
         print_seeds(out["seeds"])
@@ -271,22 +261,25 @@ def main(argv: list[str] | None = None) -> dict:
         print_one(out)
     if a.save:
         for bundle, report in zip(a.bundle, out.get("per_seed", [out])):
-            save_weight(bundle, "homepage", report["chosen_w"])
+            save_weight(bundle, "homepage", report["chosen_w_gated" if a.gated else "chosen_w"], a.gated, levels)
     if a.out:
         write_report(a.out, out, indent=1)
     return out
 
 
-def save_weight(bundle_dir: Path, scenario: str, w: float) -> None:
-    """Set `scenario`'s instruction-guidance weight in the bundle's guidance.json (0: remove it)."""
+def save_weight(bundle_dir: Path, scenario: str, w: float, gated: bool = False,
+                levels: tuple[int, ...] = LEVELS) -> None:
+    """Set `scenario`'s instruction-guidance weight (gated or not) and the levels guided in the
+    bundle's guidance.json (w = 0: remove the scenario; no scenario left: remove the file)."""
     path = Path(bundle_dir) / "guidance.json"
-    table = json.loads(path.read_text()) if path.exists() else {}
-    table = {k: v for k, v in {**table, scenario: float(w)}.items() if v != 0.0}
-    if table:
-        path.write_text(json.dumps(table))
+    weights, gates, _ = read_guidance(path)
+    weights = {k: v for k, v in {**weights, scenario: float(w)}.items() if v != 0.0}
+    gates = (gates | {scenario} if gated else gates - {scenario}) & set(weights)
+    if weights:
+        path.write_text(json.dumps(guidance_json(weights, gates, levels)))
     elif path.exists():
         path.unlink()
-    print(f"{bundle_dir}: guidance {table or 'none'}")
+    print(f"{bundle_dir}: guidance {weights or 'none'}, gated {sorted(gates)}, levels {list(levels)}")
 
 
 def print_one(out: dict) -> None:

@@ -38,7 +38,7 @@ from oxygen.eval.seeds import mean_std, paired_bootstrap, reseed
 from oxygen.instructions.backends import make_backend
 from oxygen.instructions.backends.knowledge import KnowledgeBackend
 from oxygen.instructions.generator import generate_instructions, rewrite_queries
-from oxygen.instructions.pipeline import instruction_vectors, query_log, row_states
+from oxygen.instructions.pipeline import catalogue_vocabulary, instruction_vectors, query_log, row_states
 from oxygen.instructions.weather import WeatherFeed
 from oxygen.recommenders.generative import GenerativeRecommender
 from oxygen.world.knowledge import Knowledge
@@ -52,7 +52,7 @@ def per_row_instructions(ds, backend, rows: list[Row], work: Path, name: str) ->
     all_rows = [r for s in ("train", "valid", "test") for r in ds.splits.get(s, [])]
     items = {it.item_id: it for it in ds.items}
     states = row_states(rows, items, query_log(all_rows), WeatherFeed.load(ds.root))
-    instrs, stats = generate_instructions(states, backend)
+    instrs, stats = generate_instructions(states, backend, vocab=catalogue_vocabulary(ds.items))
     records = [i.to_dict() for i in instrs]
     write_jsonl(work / f"{name}.jsonl", records)
     out = stats.to_dict()

@@ -109,8 +109,8 @@ def file_post_train(args: argparse.Namespace) -> None:
 def bundle_record(bundle_dir: Path, ds, label: str, seed: int, instructions: Path | None, valid: bool = True) -> dict:
     """A seed's record of a trained bundle: valid (unless `valid` is False: None) and test metrics,
     the test rows' ranks; with `instructions` (per-row records) each row of a scenario the bundle
-    reads instructions on gets its own."""
-    from oxygen.instructions.pipeline import read_instructions, row_vectors
+    reads instructions on gets its own (and its gate, for a bundle with gated guidance)."""
+    from oxygen.instructions.pipeline import read_instructions, row_gates, row_vectors
     from oxygen.model.bundle import Bundle
     from oxygen.recommenders.bundled import BundleRecommender
     from oxygen.training.prepare import RowInstructions
@@ -119,7 +119,8 @@ def bundle_record(bundle_dir: Path, ds, label: str, seed: int, instructions: Pat
     generated = None
     if instructions is not None:
         reads = frozenset(s for s, spec in bundle.scenarios.items() if spec.reads_instruction)
-        generated = RowInstructions(row_vectors(read_instructions(instructions)), reads)
+        records = read_instructions(instructions)
+        generated = RowInstructions(row_vectors(records), reads, gates=row_gates(records))
     rec = BundleRecommender(bundle, generated=generated)
     test = evaluate_rows(rec, ds.splits["test"], 10, keep_ranks=True)
     valid_overall = evaluate_rows(rec, ds.splits["valid"], 10)["overall"] if valid else None

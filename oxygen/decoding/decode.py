@@ -13,8 +13,11 @@ never mixes (its draw is the answer).
     out = dec.decode(batch, histories, beam=50, k=10, exclude=[[trigger], []])   # business rules
 
 `dec.guidance` (a weight per pool, the bundle's guidance.json) decodes the requests of those pools with
-instruction guidance (oxygen.decoding.guidance); beam sampling draws from the model as it is (the
-policy post-training scores).
+instruction guidance (oxygen.decoding.guidance); in the pools of `dec.gated` only the requests whose
+`gates` entry is on (their instruction states an open need). Beam sampling draws from the model as
+it is (the policy post-training scores).
+
+    out = dec.decode(batch, histories, beam=50, k=10, pools=["homepage"] * 2, gates=[True, False])
 
 `exclude` (item ids per request: the trigger item, recent purchases, a caller's list) acts inside
 the trie constraint (oxygen.decoding.trie_set) and on the items the re-rank mixture adds, so no
@@ -43,7 +46,7 @@ import torch
 from oxygen.data.transitions import TransitionTable
 from oxygen.decoding.beam_search import check_args
 from oxygen.decoding.generate import generate_items, trie_set
-from oxygen.decoding.guidance import Guided, request_weights
+from oxygen.decoding.guidance import LEVELS, Guided, request_weights
 from oxygen.decoding.protocol import MixtureModel
 from oxygen.decoding.rerank import Mixture, RerankSpec, copy_mixture, rerank
 from oxygen.decoding.timing import TimedModel, Timings
@@ -97,6 +100,8 @@ class Decoder:
         self.index = index if index is not None else trie_set(self.tries)
         self.precision = "auto"  # oxygen.device.autocast: bf16 on CUDA, fp32 on the CPU; "fp32" / "bf16" to force
         self._guidance: dict[str, float] = {}
+        self.gated: frozenset[str] = frozenset()  # pools whose guidance acts only where a request's gate is on
+        self.guidance_levels: tuple[int, ...] = LEVELS  # the SID levels guidance acts on
 
     @property
     def guidance(self) -> dict[str, float]:
@@ -138,12 +143,14 @@ class Decoder:
         return torch.tensor([self.names.index(p) for p in pools], dtype=torch.long, device="cpu")
 
     def beam(self, batch: Any, beam: int, n: int, pools: Sequence[str] | None = None,
-             sampling: Any = None, exclude: Sequence[Sequence[int]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+             sampling: Any = None, exclude: Sequence[Sequence[int]] | None = None,
+             gates: Sequence[bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The model alone: top-n items Int64[B, n] and sequence log-probs Float[B, n]."""
         pool = self.pool_index(pools, len(batch))
-        exclude = _per_request(exclude, len(batch))
+        exclude, gates = _per_request(exclude, len(batch)), _gates(gates, len(batch))
         parts = [self._beam(self._chunk(batch, s, e), beam, n, pool[s:e], sampling,
-                            None if exclude is None else exclude[s:e]) for s, e in _chunks(len(batch))]
+                            None if exclude is None else exclude[s:e], None, None if gates is None else gates[s:e])
+                 for s, e in _chunks(len(batch))]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def mixture(self, batch: Any, histories: Sequence[Sequence[int]]) -> Mixture | None:
@@ -159,18 +166,21 @@ class Decoder:
 
     def decode(self, batch: Any, histories: Sequence[Sequence[int]], beam: int, k: int,
                pools: Sequence[str] | None = None, sampling: Any = None,
-               exclude: Sequence[Sequence[int]] | None = None, timings: Timings | None = None) -> Decoded:
+               exclude: Sequence[Sequence[int]] | None = None, timings: Timings | None = None,
+               gates: Sequence[bool] | None = None) -> Decoded:
         """Top-k items and scores of every request, `CHUNK` requests at a time; `histories` (each
         request's item ids, oldest first) feed the transition channel; `exclude` (item ids per
-        request) never come back; `timings` (optional) receives stages encoder / decode / rerank."""
+        request) never come back; `timings` (optional) receives stages encoder / decode / rerank;
+        `gates` (one per request; None: all off) turn on the guidance of `gated` pools."""
         check_args(beam, k, len(batch))
         if len(histories) != len(batch):
             raise ValueError(f"{len(histories)} histories for {len(batch)} requests; give one per request")
         pool = self.pool_index(pools, len(batch))
-        exclude = _per_request(exclude, len(batch))
+        exclude, gates = _per_request(exclude, len(batch)), _gates(gates, len(batch))
         timings = timings if timings is not None else Timings()
         parts = [self._decode(self._chunk(batch, s, e), histories[s:e], beam, k, pool[s:e], sampling,
-                              None if exclude is None else exclude[s:e], timings) for s, e in _chunks(len(batch))]
+                              None if exclude is None else exclude[s:e], timings, None if gates is None else gates[s:e])
+                 for s, e in _chunks(len(batch))]
         return Decoded(np.concatenate([p.items for p in parts]), np.concatenate([p.scores for p in parts]))
 
     def _chunk(self, batch: Any, start: int, end: int) -> Any:
@@ -179,11 +189,13 @@ class Decoder:
         return part.to(self.device) if hasattr(part, "to") else part
 
     def _beam(self, batch: Any, beam: int, n: int, pool: torch.Tensor, sampling: Any,
-              exclude: Sequence[Sequence[int]] | None, timings: Timings | None = None) -> tuple[np.ndarray, np.ndarray]:
+              exclude: Sequence[Sequence[int]] | None, timings: Timings | None = None,
+              gates: Sequence[bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
         timings = timings if timings is not None else Timings()
         before, t0 = timings.ms.get("encoder", 0.0), time.perf_counter()
-        weights = request_weights(self.guidance, self.names, pool) if self.guidance and sampling is None else None
-        model = self.model if weights is None else Guided(self.model, weights)
+        weights = (request_weights(self.guidance, self.names, pool, self.gated, gates)
+                   if self.guidance and sampling is None else None)
+        model = self.model if weights is None else Guided(self.model, weights, self.guidance_levels)
         with torch.no_grad():
             ids, scores = generate_items(TimedModel(model, timings), batch, self.index, beam=beam, k=n,
                                          pool_index=pool, sampling=sampling, exclude=exclude, precision=self.precision)
@@ -191,12 +203,13 @@ class Decoder:
         return ids.numpy(), scores.numpy()
 
     def _decode(self, batch: Any, histories: Sequence[Sequence[int]], beam: int, k: int, pool: torch.Tensor,
-                sampling: Any, exclude: Sequence[Sequence[int]] | None, timings: Timings) -> Decoded:
+                sampling: Any, exclude: Sequence[Sequence[int]] | None, timings: Timings,
+                gates: Sequence[bool] | None) -> Decoded:
         with timings.stage("rerank"):
             mixture = None if sampling is not None else self.mixture(batch, histories)
         if mixture is None:
-            return Decoded(*self._beam(batch, beam, k, pool, sampling, exclude, timings))
-        items, logp = self._beam(batch, beam, beam, pool, None, exclude, timings)
+            return Decoded(*self._beam(batch, beam, k, pool, sampling, exclude, timings, gates))
+        items, logp = self._beam(batch, beam, beam, pool, None, exclude, timings, gates)
         allowed = [self.tries[int(p)] if exclude is None or not exclude[b] else
                    Without(self.tries[int(p)], frozenset(int(i) for i in exclude[b])) for b, p in enumerate(pool)]
         with timings.stage("rerank"):
@@ -221,6 +234,13 @@ def _per_request(exclude: Sequence[Sequence[int]] | None, n: int) -> Sequence[Se
     if len(exclude) != n:
         raise ValueError(f"exclude must hold one item list per request: {len(exclude)} lists for {n} requests")
     return exclude
+
+
+def _gates(gates: Sequence[bool] | None, n: int) -> Sequence[bool] | None:
+    """`gates` checked to hold one flag per request (None: every gate off)."""
+    if gates is not None and len(gates) != n:
+        raise ValueError(f"gates must hold one flag per request: {len(gates)} flags for {n} requests")
+    return gates
 
 
 def _chunks(n: int) -> list[tuple[int, int]]:

@@ -12,12 +12,20 @@ default scores c = u, so any w leaves it as it is.
 `Decoder` wraps its model in it when a request's pool has a weight (`Decoder.guidance`, the
 bundle's guidance.json chosen on valid). It doubles the model's work for the chunk it decodes.
 
+Gated guidance (`Decoder.gated`, pools whose weight is gated): a request of such a pool is guided
+only when its gate is on, i.e. its stored instruction states an open need (a need whose category
+the user's history does not hold: `InstructionRecord.gate`, written by the generator); the others
+decode as trained. On the demo shop world that gate finds the rows a contextual need explains (58%
+of the gated rows, 3% of the others) and gated guidance lifts them without a loss elsewhere
+(docs/benchmarks.d/instructions.md, E3).
+
     model = Guided(bundle.model, torch.tensor([0.0, -0.15]))     # one weight per request, all levels
     out = generate_items(model, batch, index, beam=30, k=10)
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import fields, replace
 from typing import Any
 
@@ -66,8 +74,12 @@ class Guided:
         return self.model.select(state, torch.cat([index, index + state.num_beams // 2]))
 
 
-def request_weights(guidance: dict[str, float], names: list[str], pool: torch.Tensor) -> torch.Tensor | None:
-    """Float[B]: each request's weight from its pool's (`pool` Long[B] indexes `names`); None when
-    every weight is 0 (nothing to guide)."""
-    w = torch.tensor([float(guidance.get(names[int(p)], 0.0)) for p in pool])
+def request_weights(guidance: dict[str, float], names: list[str], pool: torch.Tensor,
+                    gated: frozenset[str] = frozenset(), gates: Sequence[bool] | None = None) -> torch.Tensor | None:
+    """Float[B]: each request's weight from its pool's (`pool` Long[B] indexes `names`), 0 for a
+    request of a `gated` pool whose gate (`gates`, one per request; None: all off) is off; None
+    when every weight is 0 (nothing to guide)."""
+    on = [bool(g) for g in gates] if gates is not None else [False] * len(pool)
+    w = torch.tensor([float(guidance.get(names[int(p)], 0.0)) if names[int(p)] not in gated or on[b] else 0.0
+                      for b, p in enumerate(pool)])
     return w if bool(w.any()) else None

@@ -4,6 +4,10 @@ a short natural instruction text, the reasons behind it, and which branches cont
     rec = combine(state, stp=StpOut(...), rewrite=None, intent=IntentOut(...), unusable=["rewrite"])
     rec.text      # "Winter in Harbin for young parents: warm baby sleepwear, dehumidifier; complements ..."
     rec.reasons   # ["baby sleepwear: winter in a cold city for young parents", ...]
+
+With a `NeedVocabulary` (the catalogue's words), the record also says how many of the stated
+needs are still open, i.e. name a category the user's history does not hold (`open_needs`, None when
+there is nothing to judge): serving guides only those requests when the bundle's guidance is gated.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from oxygen.instructions.branches import IntentOut, RewriteOut, StpOut
+from oxygen.instructions.needs import NeedVocabulary, open_needs
 from oxygen.instructions.state import UserState
 
 CLAUSE_SEP = "; "  # joins an instruction's parts (the embedding averages them: instructions.pipeline)
@@ -33,6 +38,7 @@ class Instruction:
     query: str | None = None  # the rewritten query, when the rewrite branch contributed
     backend: str = ""
     version: str = ""
+    open_needs: int | None = None  # stated needs whose category is not in the history (None: not judged)
 
     def to_dict(self) -> dict:
         """A JSON-ready dict of every field."""
@@ -50,9 +56,10 @@ def _stp_header(state: UserState) -> str:
 
 
 def combine(state: UserState, stp: StpOut | None, rewrite: RewriteOut | None, intent: IntentOut | None,
-            unusable: list[str] | None = None, truncated: bool = False) -> Instruction | None:
+            unusable: list[str] | None = None, truncated: bool = False,
+            vocab: NeedVocabulary | None = None) -> Instruction | None:
     """The record of `state`'s user from the branch outputs that parsed (None = unusable or skipped);
-    None when no branch has anything to say."""
+    None when no branch has anything to say. `vocab`: judge which STP needs are open."""
     parts, reasons, branches = [], [], []
     if stp is not None and stp.needs:
         parts.append(f"{_stp_header(state)}: " + ", ".join(n.need for n in stp.needs[:MAX_NEEDS_IN_TEXT]))
@@ -70,5 +77,7 @@ def combine(state: UserState, stp: StpOut | None, rewrite: RewriteOut | None, in
         branches.append("rewrite")
     if not parts:
         return None
+    needs = [n.need for n in stp.needs] if stp is not None else []
     return Instruction(user_id=state.user_id, text=CLAUSE_SEP.join(parts), reasons=reasons, branches=branches,
-                             unusable=list(unusable or []), truncated=truncated, at=state.at, query=query)
+                       unusable=list(unusable or []), truncated=truncated, at=state.at, query=query,
+                       open_needs=open_needs(state, needs, vocab) if vocab is not None and needs else None)

@@ -4,7 +4,8 @@ branch per batch, parse, cache STP outputs by `stp_key`, combine.
 The STP branch depends only on (time bucket, place, persona), so it is generated once per key and
 reused for every user with that key (`STPCache`, kept across calls by the caller). A backend that
 raises (BackendError or anything else) or returns the wrong number of texts fails that batch: its
-users are counted in `stats.failed` and get no record; the job carries on.
+users are counted in `stats.failed` and get no record; the job carries on. With a `vocab`
+(`pipeline.catalogue_vocabulary`), each record counts its open needs (`Instruction.open_needs`).
 
     cache = STPCache()
     records, stats = generate_instructions(states, KnowledgeBackend(), cache, batch_size=64)
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from oxygen.instructions.backends.base import Backend, BackendError
 from oxygen.instructions.branches import BRANCHES, StpOut, parse
 from oxygen.instructions.combine import Instruction, combine
+from oxygen.instructions.needs import NeedVocabulary
 from oxygen.instructions.prompts import Budget, intent_prompt, rewrite_prompt, stp_key, stp_prompt
 from oxygen.instructions.state import UserState
 
@@ -117,7 +119,7 @@ def _branch(name: str, prompts: list[str | None], backend: Backend, stats: Gener
 
 
 def _batch(batch: Sequence[UserState], backend: Backend, cache: STPCache, budget: Budget,
-           stats: GenerationStats, max_new_tokens: int) -> list[Instruction]:
+           stats: GenerationStats, max_new_tokens: int, vocab: NeedVocabulary | None) -> list[Instruction]:
     """Records of one batch (raises whatever the backend raises)."""
     keys = _stp_batch(batch, backend, cache, stats, max_new_tokens)
     rw_prompts = [rewrite_prompt(s) for s in batch]
@@ -131,7 +133,7 @@ def _batch(batch: Sequence[UserState], backend: Backend, cache: STPCache, budget
                                                   ("rewrite", rw_prompt is not None, rw))
                     if tried and got is None]
         stats.truncated += int(cut)
-        rec = combine(s, stp, rw, it, unusable=unusable, truncated=cut)
+        rec = combine(s, stp, rw, it, unusable=unusable, truncated=cut, vocab=vocab)
         if rec is None:
             stats.empty += 1
             continue
@@ -160,9 +162,10 @@ def fill_stp_cache(states: Sequence[UserState], backend: Backend, cache: STPCach
 
 
 def generate_instructions(states: Sequence[UserState], backend: Backend, stp_cache: STPCache | None = None,
-                          batch_size: int = 64, budget: Budget | None = None,
-                          max_new_tokens: int = 256) -> tuple[list[Instruction], GenerationStats]:
-    """(records of the users that got one, stats) for `states`, in batches of `batch_size`.
+                          batch_size: int = 64, budget: Budget | None = None, max_new_tokens: int = 256,
+                          vocab: NeedVocabulary | None = None) -> tuple[list[Instruction], GenerationStats]:
+    """(records of the users that got one, stats) for `states`, in batches of `batch_size`;
+    `vocab`: count each record's open needs.
 
     Never raises on backend failures or bad outputs: they are counted in the stats."""
     cache = stp_cache if stp_cache is not None else STPCache()
@@ -171,7 +174,7 @@ def generate_instructions(states: Sequence[UserState], backend: Backend, stp_cac
     for a in range(0, len(states), max(batch_size, 1)):
         batch = states[a:a + max(batch_size, 1)]
         try:
-            records += _batch(batch, backend, cache, budget, stats, max_new_tokens)
+            records += _batch(batch, backend, cache, budget, stats, max_new_tokens, vocab)
         except Exception as e:  # noqa: BLE001 - any backend failure fails the batch, not the job
             stats.failed += len(batch)
             if len(stats.errors) < 5:

@@ -13,7 +13,7 @@ encoder, each distinct text once) and makes the Redis records.
 
     queries = query_log(all_rows)
     states = end_states(all_rows, items, queries, WeatherFeed.load(root))
-    instrs, stats = generate_instructions(states, KnowledgeBackend(coverage=0.8))
+    instrs, stats = generate_instructions(states, KnowledgeBackend(coverage=0.8), vocab=catalogue_vocabulary(items))
     records = embed(instrs)                           # list[store.InstructionRecord]
     pairs, stats = teacher_pairs(row_states(train_rows, items, queries), KnowledgeBackend())  # LM data
 """
@@ -35,6 +35,7 @@ from oxygen.instructions.backends.base import Backend
 from oxygen.instructions.branches import parse
 from oxygen.instructions.combine import CLAUSE_SEP, Instruction
 from oxygen.instructions.generator import generate_instructions
+from oxygen.instructions.needs import NeedVocabulary
 from oxygen.instructions.prompts import TASK_INTENT, TASK_REWRITE, TASK_STP, Budget
 from oxygen.instructions.state import UserState
 from oxygen.instructions.weather import WeatherFeed
@@ -53,6 +54,11 @@ def query_log(rows: Iterable[Row]) -> QueryLog:
         if r.query:
             log[r.user_id].append((r.timestamp, r.query))
     return dict(log)
+
+
+def catalogue_vocabulary(items: Iterable[Item]) -> NeedVocabulary:
+    """The need vocabulary of a catalogue: each item's title and description under its leaf category."""
+    return NeedVocabulary.from_items((f"{it.title or ''}. {it.description or ''}", it.categories) for it in items)
 
 
 def row_states(rows: Sequence[Row], items: dict[int, Item], queries: QueryLog,
@@ -120,12 +126,13 @@ def read_instructions(path: Path | str) -> list[dict]:
 
 def stored_records(records: Sequence[dict], encoder: str | None = None, progress: bool = False
                    ) -> list[InstructionRecord]:
-    """Store records (text, its vector, reasons, branches, backend, version, time `at`) of
-    instruction records (`read_instructions`, `Instruction.to_dict`)."""
+    """Store records (text, its vector, reasons, branches, backend, version, time `at`, open needs)
+    of instruction records (`read_instructions`, `Instruction.to_dict`)."""
     vecs = instruction_vectors([r["text"] for r in records], encoder, progress)
     return [InstructionRecord(r["user_id"], r["text"], vecs[i], r.get("backend") or "unknown",
                               float(r["at"]) if r.get("at") is not None else time.time(), list(r.get("reasons", [])),
-                              list(r.get("branches", [])), r.get("version", ""), bool(r.get("truncated", False)))
+                              list(r.get("branches", [])), r.get("version", ""), bool(r.get("truncated", False)),
+                              open_needs=r.get("open_needs"))
             for i, r in enumerate(records)]
 
 
@@ -133,6 +140,11 @@ def row_vectors(records: Sequence[dict], encoder: str | None = None) -> dict[tup
     """{(user_id, at): instruction vector} of per-row records (what collate attaches to a row)."""
     vecs = instruction_vectors([r["text"] for r in records], encoder, progress=True)
     return {(r["user_id"], r["at"]): vecs[i] for i, r in enumerate(records)}
+
+
+def row_gates(records: Sequence[dict]) -> dict[tuple[str, int | None], bool]:
+    """{(user_id, at): the record states an open need} of per-row records (gated guidance)."""
+    return {(r["user_id"], r["at"]): bool(r.get("open_needs")) for r in records}
 
 
 def embed(instrs: Sequence[Instruction], encoder: str | None = None, progress: bool = False) -> list[InstructionRecord]:

@@ -8,7 +8,9 @@ Layout of a bundle folder (written by training, read by serving and the demo):
     scenarios.json    per scenario: item pool and whether a trigger item is required
     titles.json       item id -> title (optional, for people reading recommendations)
     rerank.json       the transition-channel re-rank chosen on valid (optional; oxygen.decoding.rerank)
-    guidance.json     instruction-guidance weight per scenario chosen on valid (optional;
+    guidance.json     instruction-guidance weight per scenario chosen on valid, the scenarios whose
+                      weight is gated and the SID levels guided (optional; {"weights": {...},
+                      "gated": [...], "levels": [0, 1, 2]}; a flat {scenario: weight} is read too;
                       oxygen.decoding.guidance; `python -m bench.instruction_guidance --save`)
     version.txt       model version string
 
@@ -26,6 +28,7 @@ from pathlib import Path
 from oxygen.data.batching import CollateConfig, FeatureSpace
 from oxygen.data.transitions import TransitionTable
 from oxygen.decoding.decode import Decoder, DecoderTables
+from oxygen.decoding.guidance import LEVELS
 from oxygen.decoding.rerank import RerankSpec
 from oxygen.device import resolve_device
 from oxygen.model.encdec import OxygenModel
@@ -60,6 +63,8 @@ class Bundle:
     version: str = "dev"
     rerank: RerankSpec | None = None
     guidance: dict[str, float] = field(default_factory=dict)  # scenario -> instruction-guidance weight
+    guidance_gated: frozenset[str] = frozenset()  # scenarios guided only where the instruction states an open need
+    guidance_levels: tuple[int, ...] = LEVELS  # the SID levels guidance acts on
 
     def __post_init__(self) -> None:
         if self.rerank is not None and self.space.transitions is None:
@@ -69,6 +74,12 @@ class Bundle:
         if unknown:
             raise ValueError(f"guidance weights for scenarios {unknown} the bundle does not serve "
                              f"(its scenarios: {sorted(self.scenarios)})")
+        self.guidance_gated, self.guidance_levels = frozenset(self.guidance_gated), tuple(self.guidance_levels)
+        if not self.guidance_levels or not set(self.guidance_levels) <= set(LEVELS):
+            raise ValueError(f"guidance levels {list(self.guidance_levels)} must be a non-empty subset of {list(LEVELS)}")
+        if not self.guidance_gated <= set(self.guidance):
+            raise ValueError(f"gated guidance for scenarios {sorted(self.guidance_gated - set(self.guidance))} "
+                             "without a guidance weight; give each gated scenario a weight")
 
     def decoder(self, catalogue_pool: str | None = None, model: OxygenModel | None = None,
                 tables: DecoderTables | None = None) -> Decoder:
@@ -89,7 +100,7 @@ class Bundle:
         else:
             dec = Decoder(model.eval(), self._pools(catalogue_pool), self.space.item_ids, self.space.transitions,
                           self.rerank)
-        dec.guidance = self.guidance
+        dec.guidance, dec.gated, dec.guidance_levels = self.guidance, self.guidance_gated, self.guidance_levels
         return dec
 
     def _pools(self, catalogue_pool: str | None) -> dict[str, PrefixTrie]:
@@ -121,7 +132,8 @@ class Bundle:
         if self.rerank is not None:
             (out / "rerank.json").write_text(json.dumps(asdict(self.rerank)))
         if self.guidance:
-            (out / "guidance.json").write_text(json.dumps(self.guidance))
+            (out / "guidance.json").write_text(json.dumps(
+                guidance_json(self.guidance, self.guidance_gated, self.guidance_levels)))
         return out
 
     def _space_json(self) -> dict:
@@ -150,10 +162,28 @@ class Bundle:
         ccfg = CollateConfig(**{f.name: sp[f.name] for f in fields(CollateConfig) if f.name in sp})
         spec = out / "rerank.json"
         rerank = RerankSpec(**json.loads(spec.read_text())) if spec.exists() else None
-        guide = out / "guidance.json"
-        guidance = {str(k): float(v) for k, v in json.loads(guide.read_text()).items()} if guide.exists() else {}
+        guidance, gated, levels = read_guidance(out / "guidance.json")
         model = OxygenModel.load(out / "model").to(resolve_device(device))
-        return cls(model, cb, space, ccfg, scen, titles, version, rerank, guidance)
+        return cls(model, cb, space, ccfg, scen, titles, version, rerank, guidance, gated, levels)
+
+
+def guidance_json(weights: dict[str, float], gated: Sequence[str] | frozenset[str] = (),
+                  levels: Sequence[int] = LEVELS) -> dict:
+    """guidance.json's content: {"weights": {scenario: w}, "gated": [scenario, ...], "levels": [...]}."""
+    return {"weights": {str(k): float(v) for k, v in weights.items()}, "gated": sorted(gated),
+            "levels": [int(x) for x in levels]}
+
+
+def read_guidance(path: Path) -> tuple[dict[str, float], frozenset[str], tuple[int, ...]]:
+    """(weights, gated scenarios, levels) of a guidance.json (no weights when it is absent); a flat
+    {scenario: weight} file, as bundles wrote before gating, guides every level ungated."""
+    if not path.exists():
+        return {}, frozenset(), LEVELS
+    table = json.loads(path.read_text())
+    if "weights" not in table:
+        return {str(k): float(v) for k, v in table.items()}, frozenset(), LEVELS
+    return ({str(k): float(v) for k, v in table["weights"].items()}, frozenset(table.get("gated", [])),
+            tuple(int(x) for x in table.get("levels", LEVELS)))
 
 
 def default_scenarios(item_ids: list[int], observed: dict[str, set[int]] | None = None,

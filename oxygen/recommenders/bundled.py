@@ -39,7 +39,8 @@ class BundleRecommender(Recommender):
                  generated: RowInstructions | None = None, progress: bool = True) -> None:
         """`path`: a bundle folder (or a loaded Bundle); `beam`: the beam width (None: max(k, 30));
         `queries`: embed search queries as the instruction (None: when the model reads one);
-        `generated`: per-row instruction vectors for non-search rows (None: the default instruction)."""
+        `generated`: per-row instruction vectors for non-search rows, and their gates for a bundle
+        with gated guidance (None: the default instruction)."""
         super().__init__()
         self.bundle = path if isinstance(path, Bundle) else Bundle.load(path)
         if beam is not None and beam < 1:
@@ -92,10 +93,11 @@ class BundleRecommender(Recommender):
         for s in tqdm(steps, desc=f"decode {self.bundle.version}", unit="chunk", leave=False, disable=not self.progress):
             part = rows[s:s + CHUNK]
             batch = collate(part, self.bundle.space, self.bundle.collate_cfg, lookup, with_targets=False)
+            gates = [self.generated.gate(r) for r in part] if self.generated is not None else None
             if mixture:
-                got = self.decoder.decode(batch, [r.history for r in part], beam, k, pools[s:s + CHUNK])
+                got = self.decoder.decode(batch, [r.history for r in part], beam, k, pools[s:s + CHUNK], gates=gates)
             else:
-                got = Decoded(*self.decoder.beam(batch, beam, k, pools[s:s + CHUNK]))
+                got = Decoded(*self.decoder.beam(batch, beam, k, pools[s:s + CHUNK], gates=gates))
             width = min(k, got.items.shape[1])
             out.items[s:s + len(part), :width] = got.items[:, :width]
             out.scores[s:s + len(part), :width] = got.scores[:, :width]

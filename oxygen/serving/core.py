@@ -123,7 +123,8 @@ class RecommenderCore:
         """Ids, pool sizes and trigger requirements of every scenario."""
         return [ScenarioInfo(id=s, pool_size=len(self.bundle.scenarios[s].pool),
                              requires_trigger=self.bundle.scenarios[s].requires_trigger,
-                             instruction_weight=self.bundle.guidance.get(s, 0.0)) for s in self.scenarios]
+                             instruction_weight=self.bundle.guidance.get(s, 0.0),
+                             instruction_gated=s in self.bundle.guidance_gated) for s in self.scenarios]
 
     def check(self, req: RecommendRequest) -> None:
         """Raise RequestError (4xx) when the request does not fit this catalogue."""
@@ -240,8 +241,17 @@ class RecommenderCore:
         beam = max(max(p.request.beam or 20, p.request.k) for p in items)  # a beam below k is raised to k
         sampling = next((p.request.sampling for p in items if p.request.sampling), None)
         out = self.decoder.decode(batch, [p.row.history for p in items], beam, k,
-                                  [p.request.scenario for p in items], sampling, [p.exclude for p in items], timings)
+                                  [p.request.scenario for p in items], sampling, [p.exclude for p in items], timings,
+                                  [p.record is not None and p.record.gate for p in items])
         return [(out.items[i, : p.request.k], out.scores[i, : p.request.k]) for i, p in enumerate(items)]
+
+    def weight_applied(self, p: Prepared) -> float:
+        """The instruction-guidance weight this request was decoded with: its scenario's, or 0 in a
+        gated scenario when its instruction states no open need."""
+        scen = p.request.scenario
+        if scen in self.bundle.guidance_gated and (p.record is None or not p.record.gate):
+            return 0.0
+        return self.bundle.guidance.get(scen, 0.0)
 
     def respond(self, p: Prepared, ids: np.ndarray, scores: np.ndarray, t0: float) -> RecommendResponse:
         """Build the response of one request (its `timing_ms` is filled by `recommend_batch`)."""
@@ -253,7 +263,7 @@ class RecommenderCore:
                                version=rec.version, created_at=rec.created_at) if rec is not None else None
         return RecommendResponse(scenario=p.request.scenario, user_id=p.request.user_id, items=recs,
                                  reasoning_instruction=p.instruction_label, instruction=used, query_used=p.query_used,
-                                 instruction_weight=self.bundle.guidance.get(p.request.scenario, 0.0),
+                                 instruction_weight=self.weight_applied(p),
                                  model_version=self.bundle.version, latency_ms=(time.perf_counter() - t0) * 1000)
 
     def recommend_batch(self, reqs: list[RecommendRequest]) -> list[RecommendResponse | RequestError]:

@@ -27,6 +27,7 @@ from oxygen.instructions.backends import make_backend
 from oxygen.instructions.backends.base import Backend
 from oxygen.instructions.nearline.autoscale import desired_workers, low_enough
 from oxygen.instructions.nearline.regenerate import Regenerator, item_info
+from oxygen.instructions.pipeline import catalogue_vocabulary
 from oxygen.instructions.nearline.worker import NearlineWorker
 from oxygen.instructions.weather import WeatherFeed
 from oxygen.serving.instruction_service import ServiceBackend, instruction_handle
@@ -71,7 +72,7 @@ class WorkerActor:
         log = event_log(a)
         items = load_items(find_file(Path(a.data), "items") or Path(a.data) / "items.jsonl")
         regen = Regenerator(UserStateStore(log.client, a.prefix), _backend(a), item_info(items),
-                            WeatherFeed.load(a.data))
+                            WeatherFeed.load(a.data), catalogue_vocabulary(items))
         self.worker = NearlineWorker(name, log, InstructionStore(log.client, a.prefix), regen, a.config)
         self._stop = threading.Event()
 

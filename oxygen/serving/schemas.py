@@ -120,9 +120,10 @@ class RecommendResponse(BaseModel):
                                                    "default (store unavailable) | default (not read in this scenario)")
     instruction: InstructionUsed | None = Field(default=None, description="the stored instruction, when used")
     query_used: str | None = Field(default=None, description="the search query the model read (after rewriting)")
-    instruction_weight: float = Field(default=0.0, description="this scenario's instruction-guidance weight (the "
-                                      "bundle's guidance.json): 0 decodes as trained, below 0 leans towards "
-                                      "the default instruction, above 0 leans harder on the instruction")
+    instruction_weight: float = Field(default=0.0, description="the instruction-guidance weight this request was "
+                                      "decoded with (the bundle's guidance.json): 0 decodes as trained, below 0 "
+                                      "leans towards the default instruction, above 0 leans harder on the "
+                                      "instruction; 0 in a gated scenario when the instruction states no open need")
     model_version: str
     latency_ms: float = Field(description="time inside the recommender for this request's batch, ms")
     batch_size: int = Field(default=1, description="requests decoded together with this one")
@@ -140,6 +141,7 @@ class ScenarioInfo(BaseModel):
     pool_size: int
     requires_trigger: bool
     instruction_weight: float = 0.0  # the scenario's instruction-guidance weight (0: none)
+    instruction_gated: bool = False  # the weight acts only where the user's instruction states an open need
 
 
 class Health(BaseModel):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
@@ -82,12 +82,14 @@ RowKey = tuple[str, "int | None"]  # (user_id, timestamp): a row's generated ins
 class RowInstructions:
     """Generated instruction vectors by (user_id, row time), used on rows of `scenarios` (None: all).
     `dropout` (training rows): that share of the covered rows keeps the learnable default instead,
-    the rows picked by a hash of (seed, user, time), so the same rows in every epoch and worker."""
+    the rows picked by a hash of (seed, user, time), so the same rows in every epoch and worker.
+    `gates`: whether each row's instruction states an open need (gated guidance at decode time)."""
 
     vectors: dict[RowKey, np.ndarray]
     scenarios: frozenset[str] | None = None
     dropout: float = 0.0
     seed: int = 0
+    gates: dict[RowKey, bool] = field(default_factory=dict)
 
     def get(self, row: Row) -> np.ndarray | None:
         """The row's instruction vector, or None (no record, a scenario that reads none, or dropped)."""
@@ -96,6 +98,10 @@ class RowInstructions:
         if self.dropout > 0 and dropped(row, self.dropout, self.seed):
             return None
         return self.vectors.get((row.user_id, row.timestamp))
+
+    def gate(self, row: Row) -> bool:
+        """Whether the row's instruction states an open need (False without a record saying so)."""
+        return self.gates.get((row.user_id, row.timestamp), False)
 
 
 def dropped(row: Row, share: float, seed: int) -> bool:

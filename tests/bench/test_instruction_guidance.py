@@ -1,30 +1,12 @@
-"""bench.instruction_guidance: the gate (open needs), seeds pooled against the baselines and every
-weight against them (the frontier), as loops compute them, and `--save` (guided decoding itself is
-tested in tests/decoding/test_guidance.py)."""
+"""bench.instruction_guidance: the gate read from the records, seeds pooled against the baselines
+and every weight against them (the frontier), as loops compute them, and `--save` (guided and gated
+decoding itself is tested in tests/decoding/test_guidance.py, the open-needs count in
+tests/instructions/test_needs.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-
-def test_open_needs_counts_stated_needs_missing_from_the_history():
-    """A situational need counts when its phrase names a leaf the row's history lacks; intent
-    reasons ("complement: ...") and rows without a record count nothing."""
-    from types import SimpleNamespace
-
-    from bench.instruction_guidance import open_needs
-    from oxygen.world.knowledge import Knowledge
-
-    kb = Knowledge.load()
-    coat, fan = kb.leaf_words[5][0], kb.leaf_words[9][0]
-    rec = {"user_id": "u1", "at": 100, "reasons": [f"{coat}: winter in Harbin", f"{fan}: heat wave in Wuhan",
-                                                   "complement: bought a phone; it goes with a case"]}
-    leaf_of = {1: 5, 2: 7}  # item 1 is of the coat's leaf
-    rows = [SimpleNamespace(user_id="u1", timestamp=100, history=[2]),
-            SimpleNamespace(user_id="u1", timestamp=100, history=[1, 2]),
-            SimpleNamespace(user_id="u2", timestamp=100, history=[])]
-    assert open_needs(rows, [rec], kb, leaf_of).tolist() == [2, 1, 0]
 
 
 def test_across_seeds_pools_hits_per_reason_against_a_loop():
@@ -84,19 +66,40 @@ def test_frontier_reads_every_weight_against_the_default_like_a_loop():
 
 
 def test_save_weight_sets_and_removes_a_scenarios_weight(tmp_path):
-    """--save writes the chosen weight into guidance.json, keeps other scenarios' weights, and a
-    weight of 0 removes the entry (the file too when nothing is left)."""
+    """--save writes the chosen weight into guidance.json, keeps other scenarios' weights, marks a
+    gated one, and a weight of 0 removes the entry (the file too when nothing is left)."""
     import json
 
     from bench.instruction_guidance import main, save_weight
 
     save_weight(tmp_path, "homepage", -0.15)
-    assert json.loads((tmp_path / "guidance.json").read_text()) == {"homepage": -0.15}
-    save_weight(tmp_path, "channel", 0.5)
+    assert json.loads((tmp_path / "guidance.json").read_text()) == {
+        "weights": {"homepage": -0.15}, "gated": [], "levels": [0, 1, 2]}
+    save_weight(tmp_path, "channel", 0.5, gated=True, levels=(0,))
+    assert json.loads((tmp_path / "guidance.json").read_text()) == {
+        "weights": {"homepage": -0.15, "channel": 0.5}, "gated": ["channel"], "levels": [0]}
     save_weight(tmp_path, "homepage", 0.0)
-    assert json.loads((tmp_path / "guidance.json").read_text()) == {"channel": 0.5}
+    save_weight(tmp_path, "channel", 0.5, levels=(0,))
+    assert json.loads((tmp_path / "guidance.json").read_text()) == {
+        "weights": {"channel": 0.5}, "gated": [], "levels": [0]}
     save_weight(tmp_path, "channel", 0)
     assert not (tmp_path / "guidance.json").exists()
-    with pytest.raises(SystemExit, match="--levels 0,1,2"):
-        main(["--data", str(tmp_path), "--bundle", str(tmp_path), "--instructions", str(tmp_path / "x"),
-              "--levels", "0", "--save"])
+    args = ["--data", str(tmp_path), "--bundle", str(tmp_path), "--instructions", str(tmp_path / "x")]
+    with pytest.raises(SystemExit, match="--levels must name SID levels"):
+        main([*args, "--levels", "0,3", "--save"])
+    with pytest.raises(SystemExit, match="add --save"):
+        main([*args, "--gated"])
+
+
+def test_records_without_open_needs_are_refused(tmp_path):
+    """A records file written before the generator counted open needs cannot gate: a clear error."""
+    import json
+
+    from apps import world as world_app
+    from bench.instruction_guidance import homepage_rows
+
+    world_app.main(["--out", str(tmp_path / "w"), "--items", "300", "--users", "20", "--days", "10", "--seed", "4",
+                    "--quiet"])
+    (tmp_path / "r.jsonl").write_text(json.dumps({"user_id": "u1", "at": 1, "text": "winter: coats"}) + "\n")
+    with pytest.raises(SystemExit, match="no record says its open needs"):
+        homepage_rows(tmp_path / "w", tmp_path / "r.jsonl")

@@ -1,8 +1,10 @@
 """Instruction guidance (oxygen.decoding.guidance): the batched `Guided` wrapper decodes like a slow
 reference that runs the model with and without the instruction separately, per-request weights
 decode each request as its own weight would, the decode path applies a bundle's per-pool weights
-(and not under beam sampling), a bundle keeps its weights across save and load, and the guided
-scores equal two teacher-forced passes (with the instruction and with the default) per level."""
+(and not under beam sampling), gated pools guide only the requests whose gate is on (checked
+against guided and plain lists picked row by row), a bundle keeps its weights, gated scenarios and
+levels across save and load, and the guided scores equal two teacher-forced passes (with the
+instruction and with the default) per level."""
 
 from __future__ import annotations
 
@@ -118,6 +120,57 @@ def test_the_decode_path_applies_the_weight_of_each_requests_pool(bundle, batch)
     sampled = dec.decode(batch, histories, beam=6, k=4, pools=SCENARIOS, sampling={"seed": 3})
     unguided = bundle.decoder().decode(batch, histories, beam=6, k=4, pools=SCENARIOS, sampling={"seed": 3})
     assert sampled.items.tolist() == unguided.items.tolist()  # beam sampling draws from the model as it is
+
+
+def test_a_gated_pool_guides_only_the_requests_whose_gate_is_on(bundle, batch):
+    histories = [[1, 2]] * len(SCENARIOS)
+    gates = [True, True, False, True, True, False]
+    plain = bundle.decoder().decode(batch, histories, beam=6, k=4, pools=SCENARIOS)
+    dec = bundle.decoder()
+    dec.model = Guided(bundle.model, 0.8, (0,))
+    everywhere = dec.decode(batch, histories, beam=6, k=4, pools=SCENARIOS)
+    dec = bundle.decoder()
+    dec.guidance, dec.gated, dec.guidance_levels = {"homepage": 0.8, "channel": 0.8}, frozenset({"homepage"}), (0,)
+    gated = dec.decode(batch, histories, beam=6, k=4, pools=SCENARIOS, gates=gates)
+    off = dec.decode(batch, histories, beam=6, k=4, pools=SCENARIOS)  # no gates: every gate off
+    for b, s in enumerate(SCENARIOS):
+        guided = s == "channel" or (s == "homepage" and gates[b])
+        assert gated.items[b].tolist() == (everywhere if guided else plain).items[b].tolist(), (b, s)
+        assert off.items[b].tolist() == (everywhere if s == "channel" else plain).items[b].tolist(), (b, s)
+    assert gated.items[0].tolist() != plain.items[0].tolist()  # the weight acts where the gate is on
+    beam = dec.beam(batch, 6, 4, SCENARIOS, gates=gates)[0]  # the model alone, gated the same way
+    guided_beam = Guided(bundle.model, 0.8, (0,))
+    want = [bundle.decoder().beam(batch, 6, 4, SCENARIOS)[0]]
+    dec.model, dec.guidance = guided_beam, {}
+    want.append(dec.beam(batch, 6, 4, SCENARIOS)[0])
+    for b, s in enumerate(SCENARIOS):
+        guided = s == "channel" or (s == "homepage" and gates[b])
+        assert beam[b].tolist() == want[int(guided)][b].tolist(), (b, s)
+    with pytest.raises(ValueError, match="one flag per request"):
+        dec.decode(batch, histories, beam=6, k=4, pools=SCENARIOS, gates=[True])
+
+
+def test_a_bundle_keeps_gated_scenarios_and_levels_and_reads_the_flat_file(bundle, tmp_path):
+    import json
+
+    bundle.guidance, bundle.guidance_gated, bundle.guidance_levels = {"homepage": 0.5}, frozenset({"homepage"}), (0,)
+    try:
+        bundle.save(tmp_path / "g")
+    finally:
+        bundle.guidance, bundle.guidance_gated, bundle.guidance_levels = {}, frozenset(), (0, 1, 2)
+    again = Bundle.load(tmp_path / "g")
+    dec = again.decoder()
+    assert (again.guidance_gated, again.guidance_levels) == (frozenset({"homepage"}), (0,))
+    assert (dec.gated, dec.guidance_levels) == (frozenset({"homepage"}), (0,))
+    (tmp_path / "g" / "guidance.json").write_text(json.dumps({"homepage": -0.15}))  # written before gating
+    old = Bundle.load(tmp_path / "g")
+    assert (old.guidance, old.guidance_gated, old.guidance_levels) == ({"homepage": -0.15}, frozenset(), (0, 1, 2))
+    (tmp_path / "g" / "guidance.json").write_text(json.dumps({"weights": {"homepage": 1.0}, "gated": ["search"]}))
+    with pytest.raises(ValueError, match=r"gated guidance for scenarios \['search'\] without a guidance weight"):
+        Bundle.load(tmp_path / "g")
+    (tmp_path / "g" / "guidance.json").write_text(json.dumps({"weights": {"homepage": 1.0}, "levels": [3]}))
+    with pytest.raises(ValueError, match="guidance levels"):
+        Bundle.load(tmp_path / "g")
 
 
 def test_a_bundle_keeps_its_weights_and_refuses_unknown_scenarios(bundle, tmp_path):

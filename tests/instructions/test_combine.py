@@ -29,3 +29,17 @@ def test_unusable_branches_are_dropped_and_named():
     rec = combine(st, None, None, intent, unusable=["stp"], truncated=True)
     assert rec.text == "more gel pens" and rec.branches == ["intent"] and rec.unusable == ["stp"] and rec.truncated
     assert combine(st, parse("stp", '{"needs": []}'), None, None) is None
+
+
+def test_with_a_vocabulary_the_record_counts_its_open_needs():
+    """STP needs whose category the history lacks are open; no vocabulary or no STP: not judged."""
+    from oxygen.instructions.needs import NeedVocabulary
+    from tests.instructions.helpers import ITEMS, T
+
+    vocab = NeedVocabulary.from_items(ITEMS.values())
+    stp = parse("stp", '{"needs": [{"need": "baby pajamas", "reason": "winter"}, {"need": "phone case", "reason": "r"}]}')
+    intent = parse("intent", '{"intents": [{"instruction": "more gel pens", "reason": "r", "kind": "other"}]}')
+    assert combine(state([]), stp, None, intent, vocab=vocab).open_needs == 2
+    assert combine(state([(T - 60, "purchase", 3, "homepage")]), stp, None, None, vocab=vocab).open_needs == 1
+    assert combine(state([]), stp, None, None).open_needs is None
+    assert combine(state([]), None, None, intent, vocab=vocab).open_needs is None

@@ -75,3 +75,29 @@ def test_loads_a_bundle_folder(world, tmp_path):
     assert rec.recommend(ds.splits["test"][:3], 4).shape == (3, 4)
     with pytest.raises(FileNotFoundError, match="not a bundle folder"):
         BundleRecommender(tmp_path / "missing")
+
+
+def test_generated_instructions_carry_their_gates_into_gated_guidance(world):
+    """Per-row records with open needs (row_gates) reach the decoder: with the cart weight gated,
+    gated rows come back as the guided decode path's lists, the others as the plain one's."""
+    from dataclasses import replace
+
+    from oxygen.instructions.pipeline import row_gates
+    from oxygen.training.prepare import RowInstructions, instruction_lookup
+
+    ds, b = world
+    rows = [r for r in ds.splits["test"] if r.scenario == "cart"][:12]
+    rng = np.random.default_rng(0)
+    records = [{"user_id": r.user_id, "at": r.timestamp, "open_needs": int(n % 3)} for n, r in enumerate(rows)]
+    gen = RowInstructions({(r.user_id, r.timestamp): rng.standard_normal(384).astype(np.float32) for r in rows},
+                          frozenset({"cart"}), gates=row_gates(records))
+    assert [gen.gate(r) for r in rows] == [n % 3 > 0 for n in range(len(rows))]
+    guided = replace(b, guidance={"cart": 2.0}, guidance_gated=frozenset({"cart"}))
+    got = BundleRecommender(guided, beam=12, queries=False, generated=gen, progress=False).recommend(rows, 5)
+    batch = collate(rows, b.space, b.collate_cfg, instruction_lookup(None, gen), with_targets=False)
+    hist, pools = [r.history for r in rows], ["cart"] * len(rows)
+    plain = b.decoder().decode(batch, hist, 12, 5, pools).items
+    every = replace(b, guidance={"cart": 2.0}).decoder().decode(batch, hist, 12, 5, pools).items
+    for n in range(len(rows)):
+        assert got[n].tolist() == (every if gen.gate(rows[n]) else plain)[n].tolist(), n
+    assert (plain != every).any()

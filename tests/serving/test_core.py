@@ -291,3 +291,31 @@ def test_a_guided_scenario_decodes_with_its_weight_and_says_so(core, bundle_dir,
     assert after[2].instruction_weight == 0.0 and before[0].instruction_weight == 0.0
     weights = {s.id: s.instruction_weight for s in guided.scenario_info()}
     assert weights["homepage"] == 3.0 and weights["search"] == 0.0
+
+
+def test_gated_guidance_acts_only_where_the_instruction_states_an_open_need(core, bundle_dir, redis_server, tmp_path):
+    """A bundle whose homepage weight is gated: alice's homepage list is guided (and says its
+    weight) only while her stored record states an open need; with none stated (0) or not judged
+    (None) it is the plain list with weight 0; /v1/scenarios says the weight is gated."""
+    from dataclasses import replace
+
+    from oxygen.store.instructions import InstructionStore
+
+    b = Bundle.load(bundle_dir)
+    b.guidance, b.guidance_gated = {"homepage": 3.0}, frozenset({"homepage"})
+    gated = RecommenderCore(Bundle.load(b.save(tmp_path / "gated")), Stores.connect(redis_server.url), encode)
+    store = InstructionStore.connect(redis_server.url)
+    original = store.get_many(["alice"])[0]
+    req = [RecommendRequest(scenario="homepage", user_id="alice", k=10)]
+    plain = [it.item_id for it in core.recommend_batch(req)[0].items]
+    try:
+        for needs, guided in ((2, True), (0, False), (None, False)):
+            store.put(replace(original, open_needs=needs))
+            out = gated.recommend_batch(req)[0]
+            assert ([it.item_id for it in out.items] != plain) == guided, needs
+            assert out.instruction_weight == (3.0 if guided else 0.0) and out.reasoning_instruction == "used"
+    finally:
+        store.put(original)
+    info = {s.id: s for s in gated.scenario_info()}
+    assert info["homepage"].instruction_gated and info["homepage"].instruction_weight == 3.0
+    assert not info["search"].instruction_gated

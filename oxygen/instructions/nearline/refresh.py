@@ -31,7 +31,8 @@ from oxygen.data.adapters import user_state
 from oxygen.data.schema import Item, Row
 from oxygen.instructions.backends import make_backend
 from oxygen.instructions.generator import STPCache, fill_stp_cache, generate_instructions
-from oxygen.instructions.pipeline import QueryLog, after, embed, query_log
+from oxygen.instructions.needs import NeedVocabulary
+from oxygen.instructions.pipeline import QueryLog, after, catalogue_vocabulary, embed, query_log
 from oxygen.instructions.state import UserState
 from oxygen.instructions.weather import WeatherFeed
 from oxygen.store.instructions import InstructionRecord, InstructionStore
@@ -89,15 +90,15 @@ def active_states(rows: Sequence[Row], items: dict[int, Item], feed: WeatherFeed
 class _Generate:
     """Ray Data actor: states -> embedded records (the backend and encoder load once per actor)."""
 
-    def __init__(self, settings: RefreshSettings, cache: STPCache, asof: float) -> None:
+    def __init__(self, settings: RefreshSettings, cache: STPCache, asof: float, vocab: NeedVocabulary) -> None:
         s = settings
         self.backend = make_backend(s.backend, s.model, coverage=s.coverage)
-        self.cache, self.asof = cache, asof
+        self.cache, self.asof, self.vocab = cache, asof, vocab
 
     def __call__(self, batch: dict) -> dict:
         t0 = time.perf_counter()
         states = [pickle.loads(b) for b in batch["state"]]
-        instrs, stats = generate_instructions(states, self.backend, self.cache, batch_size=len(states))
+        instrs, stats = generate_instructions(states, self.backend, self.cache, batch_size=len(states), vocab=self.vocab)
         recs = embed(instrs)
         for r in recs:
             r.asof = self.asof
@@ -140,7 +141,8 @@ def refresh(rows: Sequence[Row], items: dict[int, Item], feed: WeatherFeed | Non
         cache, stp_stats = ray.get(stp)
         ds = ray.data.from_items([{"state": pickle.dumps(s)} for s in todo], override_num_blocks=max(
             1, min(64, len(todo) // settings.batch_size)))
-        ds = ds.map_batches(_Generate, fn_constructor_args=(settings, cache, float(cutoff_of(date))),
+        vocab = catalogue_vocabulary(items.values())
+        ds = ds.map_batches(_Generate, fn_constructor_args=(settings, cache, float(cutoff_of(date)), vocab),
                             batch_size=settings.batch_size, concurrency=settings.actors, num_cpus=settings.actor_cpus,
                             num_gpus=settings.actor_gpus)
         ds = ds.map_batches(_Write, fn_constructor_args=(settings, date), batch_size=settings.batch_size,

@@ -5,7 +5,7 @@ The user state (history with behaviours, scenarios and times, recent queries, pr
 time, so a replayed log gets the season of its own dates), by the configured backend, embedded by
 the item text encoder, and versioned by the window's newest arrival (`Claim.asof`).
 
-    regen = Regenerator(users, KnowledgeBackend(coverage=0.8), item_info(items), feed)
+    regen = Regenerator(users, KnowledgeBackend(coverage=0.8), item_info(items), feed, catalogue_vocabulary(items))
     done = regen([claim, ...])      # Outcome: records by user, users that failed, users with nothing to say
 """
 
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from oxygen.data.schema import Item
 from oxygen.instructions.backends.base import Backend
 from oxygen.instructions.generator import STPCache, generate_instructions
+from oxygen.instructions.needs import NeedVocabulary
 from oxygen.instructions.pipeline import embed
 from oxygen.instructions.state import ItemInfo, UserState, state_at
 from oxygen.instructions.weather import WeatherFeed
@@ -62,8 +63,10 @@ class Regenerator:
     """Claims -> instruction records, through one backend call per batch."""
 
     def __init__(self, users: UserStateStore, backend: Backend, items: dict[int, ItemInfo],
-                 feed: WeatherFeed | None = None, encoder: str | None = None) -> None:
+                 feed: WeatherFeed | None = None, vocab: NeedVocabulary | None = None, encoder: str | None = None) -> None:
+        """`vocab`: the catalogue's need vocabulary, so records count their open needs (None: they do not)."""
         self.users, self.backend, self.items, self.feed, self.encoder = users, backend, items, feed, encoder
+        self.vocab = vocab
         self.stp_cache = STPCache()  # situations repeat across users: one STP generation each
 
     def __call__(self, claims: Sequence[Claim]) -> Outcome:
@@ -77,7 +80,8 @@ class Regenerator:
                 states.append(state_of(s, self.items, self.feed))
         if not states:
             return out
-        instrs, stats = generate_instructions(states, self.backend, self.stp_cache, batch_size=len(states))
+        instrs, stats = generate_instructions(states, self.backend, self.stp_cache, batch_size=len(states),
+                                              vocab=self.vocab)
         asof = {c.user_id: c.asof for c in claims}
         for rec in embed(instrs, self.encoder):
             rec.asof = asof[rec.user_id]

@@ -68,3 +68,20 @@ def test_refresh_writes_keeps_fresher_records_and_resumes(world):
             assert again["resumed_skipped"] == len(users) and again["users"] == 0
         finally:
             ray.shutdown()
+
+
+def test_the_generation_actor_counts_open_needs_with_the_catalogues_words(world):
+    """`_Generate` (one Ray Data actor's work, called here in-process) writes open_needs on records
+    with STP needs: a December state of Shanghai young parents."""
+    import pickle
+
+    from oxygen.instructions.generator import STPCache
+    from oxygen.instructions.nearline.refresh import _Generate
+    from oxygen.instructions.pipeline import catalogue_vocabulary
+    from tests.instructions.helpers import state
+
+    ds, _, _ = world
+    gen = _Generate(RefreshSettings(redis_url="redis://unused"), STPCache(), 1.0, catalogue_vocabulary(ds.items))
+    out = gen({"state": np.array([pickle.dumps(state([]))], dtype=object)})
+    rec = pickle.loads(out["record"][0])
+    assert "stp" in rec.branches and isinstance(rec.open_needs, int) and rec.open_needs > 0

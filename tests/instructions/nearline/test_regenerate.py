@@ -13,6 +13,7 @@ import redis
 from oxygen.data.io import load_dataset
 from oxygen.instructions.backends.knowledge import KnowledgeBackend
 from oxygen.instructions.nearline.regenerate import Regenerator, item_info, state_of
+from oxygen.instructions.pipeline import catalogue_vocabulary
 from oxygen.instructions.weather import WeatherFeed
 from oxygen.store.embedded import EmbeddedRedis
 from oxygen.store.events import Claim, EventLog, UserEvent
@@ -51,12 +52,13 @@ def test_regenerates_from_ingested_events(world, server):
     ts = row.history_timestamps[-1]
     log.ingest([UserEvent(row.user_id, "cart", item=i, scenario="homepage", ts=ts + k) for k, i in enumerate(row.history[-5:])])
     regen = Regenerator(UserStateStore(client, "rg"), KnowledgeBackend(coverage=1.0), item_info(world.items),
-                        WeatherFeed.load(world.root))
+                        WeatherFeed.load(world.root), catalogue_vocabulary(world.items))
     claim = Claim(row.user_id, ("1764000000000-0", "1764000005000-0"))
     out = regen([claim, Claim("nobody", ("1-0",))])
     assert out.failed == {"nobody": "no user state in the store"}
     rec = out.records[row.user_id]
     assert rec.asof == 1764000005.0 and rec.source == "knowledge" and rec.text and rec.branches
+    assert "stp" in rec.branches and isinstance(rec.open_needs, int)  # judged with the catalogue's words
     assert rec.embedding.shape == (384,) and np.isclose(np.linalg.norm(rec.embedding), 1.0, atol=1e-4)
     day = dt.datetime.fromtimestamp(ts + 5, dt.timezone.utc).date()
     assert state_of(UserStateStore(client, "rg").get_many([row.user_id])[0], item_info(world.items)).date == day.isoformat()
