@@ -27,8 +27,8 @@ from oxygen.instructions.backends import make_backend
 from oxygen.instructions.backends.base import Backend
 from oxygen.instructions.nearline.autoscale import desired_workers, low_enough
 from oxygen.instructions.nearline.regenerate import Regenerator, item_info
-from oxygen.instructions.pipeline import catalogue_vocabulary
 from oxygen.instructions.nearline.worker import NearlineWorker
+from oxygen.instructions.pipeline import catalogue_vocabulary
 from oxygen.instructions.weather import WeatherFeed
 from oxygen.serving.instruction_service import ServiceBackend, instruction_handle
 from oxygen.store.events import EventLog
