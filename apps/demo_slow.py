@@ -52,7 +52,8 @@ def show_homepage(bundle, rows: list, per_row: Path, n: int = 3) -> None:
     for r, rec, a, b in zip(rs, records, with_, without):
         print(f"- [homepage] user {r.user_id} on {r.context.date if r.context else '?'}; then clicked: "
               f"{bundle.titles.get(r.target)!r}")
-        print(f"    instruction ({a.reasoning_instruction}): {rec.text}")
+        weight = f", guidance weight {a.instruction_weight:g}" if bundle.guidance else ""
+        print(f"    instruction ({a.reasoning_instruction}{weight}): {rec.text}")
         for reason in rec.reasons[:3]:
             print(f"      because {reason}")
         print(f"    {'with the instruction':<51} | without (default)")
@@ -88,6 +89,33 @@ def show_slow_thinking(train: Path, world: Path, per_row: Path) -> None:
     rows = load_dataset(world, splits=("test",)).splits["test"]
     show_homepage(bundle, rows, per_row)
     show_search(bundle, rows)
+    if bundle.guidance:
+        show_guidance(bundle, [r for r in rows if r.scenario in bundle.guidance], per_row)
+
+
+def show_guidance(bundle, rows: list, per_row: Path) -> None:
+    """Test HR@10 of the guided scenarios' rows as served (the bundle's guidance, gated by each
+    stored instruction's open needs) and as trained (no guidance)."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from oxygen.eval.metrics import hit_rate
+    from oxygen.instructions.pipeline import read_instructions, row_gates, row_vectors
+    from oxygen.recommenders.bundled import BundleRecommender
+    from oxygen.training.prepare import RowInstructions
+
+    records = read_instructions(per_row)
+    reads = frozenset(s for s, spec in bundle.scenarios.items() if spec.reads_instruction)
+    generated = RowInstructions(row_vectors(records), reads, gates=row_gates(records))
+    targets = np.array([r.target for r in rows])
+    hr = {}
+    for name, b in (("as served", bundle), ("as trained", replace(bundle, guidance={}, guidance_gated=frozenset()))):
+        hr[name] = hit_rate(BundleRecommender(b, generated=generated, progress=False).recommend(rows, 10), targets, 10)
+    gated = sum(generated.gate(r) for r in rows)
+    print(f"\n{sorted(bundle.guidance)} test rows ({len(rows)}; {gated} whose instruction states an open need): "
+          f"HR@10 {hr['as served']:.4f} with guidance {bundle.guidance} at levels {list(bundle.guidance_levels)}"
+          f"{' (gated)' if bundle.guidance_gated else ''}, {hr['as trained']:.4f} without")
 
 
 def show_users(users_file: Path, n: int = 2) -> None:

@@ -169,7 +169,12 @@ class InstructionsConfig(StrictConfig):
     """Generated reasoning instructions (slow thinking): `file` = per-row records from
     `python -m apps.instructions generate --per-row` (user_id, at = the row's time, text), used for
     the valid/test rows they cover; `train`: also attach them to the non-search training rows (else
-    the paper's scheme: search rows carry their query, the others the learnable default)."""
+    the paper's scheme: search rows carry their query, the others the learnable default).
+
+    `guidance` (with a `file`): the instruction-guidance weight the bundle's scenarios that read
+    instructions are served with (oxygen.decoding.guidance; 0: none), at `guidance_levels`, and with
+    `guidance_gated` only for requests whose stored instruction states an open need. Training and
+    apps.train's own figures decode as trained; `bench.instruction_guidance` measures the weight."""
 
     file: str | None = None
     train: bool = True
@@ -177,6 +182,9 @@ class InstructionsConfig(StrictConfig):
     # the share of covered training rows left with the learnable default (fixed per row by seed),
     # so the model keeps a path from history alone; valid, test and serving always read theirs
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    guidance: float = Field(default=0.0, gt=-1.0, le=10.0)
+    guidance_gated: bool = True
+    guidance_levels: list[Literal[0, 1, 2]] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
 
 
 class GenerativeConfig(StrictConfig):

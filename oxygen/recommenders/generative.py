@@ -267,9 +267,14 @@ class GenerativeRecommender(Recommender):
             raise RuntimeError("call fit() before to_bundle()")
         specs = default_scenarios(self.prep.codebook.item_ids.tolist(), self.pools,
                                   self.cfg.instructions.scenarios if self.generated is not None else None)
+        ins = self.cfg.instructions
+        guided = sorted(s for s, spec in specs.items() if spec.reads_instruction) \
+            if self.generated is not None and ins.guidance != 0 else []
         return Bundle(self.model, self.prep.codebook, self.prep.space, self.prep.collate_cfg, specs,
                       titles or {}, version or f"{self.cfg.variant}-{time.strftime('%Y%m%d-%H%M%S')}",
-                      self._rerank_spec() if self.rerank_weight > 0 else None)
+                      self._rerank_spec() if self.rerank_weight > 0 else None,
+                      {s: ins.guidance for s in guided}, frozenset(guided if ins.guidance_gated else ()),
+                      tuple(ins.guidance_levels))
 
     def _codebook(self, items: list[Item], train_rows: list[Row] | None) -> Codebook:
         """The prebuilt codebook (`sid_dir`) or SIDs built here (`train_rows` None: rows in Ray

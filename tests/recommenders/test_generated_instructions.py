@@ -69,13 +69,19 @@ def test_a_records_file_without_times_is_a_data_error(tmp_path):
 def test_instructions_only_on_the_chosen_scenarios(world):
     ds, sids, rows = world
     cfg = GenerativeConfig.model_validate({
-        "sid_dir": str(sids), "eval_beam": 10, "instructions": {"file": str(rows), "scenarios": ["homepage"]},
-        "model": {"d_model": 32, "d_ff": 64, "enc_layers": 1, "dec_layers": 1},
+        "sid_dir": str(sids), "eval_beam": 10, "model": {"d_model": 32, "d_ff": 64, "enc_layers": 1, "dec_layers": 1},
+        "instructions": {"file": str(rows), "scenarios": ["homepage"], "guidance": 0.5, "guidance_levels": [0]},
         "train": {"epochs": 1, "max_valid_rows": 30, "threads": 1}, "rerank": {"weights": []}})
     rec = GenerativeRecommender(cfg).fit(ds.splits["train"], ds.splits["valid"], ds.items)
     batch, split_rows = rec.prep.batches["train"], rec.prep.rows["train"]
     assert any(r.scenario == "homepage" and m for r, m in zip(split_rows, batch.instr_mask.tolist()))
     assert all(not m for r, m in zip(split_rows, batch.instr_mask.tolist()) if r.scenario in ("cart", "channel", "checkout"))
+    b = rec.to_bundle()  # the configured guidance goes to the scenarios that read instructions, gated
+    assert (b.guidance, b.guidance_gated, b.guidance_levels) == ({"homepage": 0.5}, frozenset({"homepage"}), (0,))
+    rec.cfg = cfg.model_copy(update={"instructions": cfg.instructions.model_copy(update={"guidance_gated": False})})
+    assert rec.to_bundle().guidance_gated == frozenset()
+    rec.generated = None  # a model of the paper's scheme reads no stored instruction: nothing to guide
+    assert rec.to_bundle().guidance == {}
 
 
 def test_dropout_leaves_a_fixed_share_of_training_rows_with_the_default(world):
