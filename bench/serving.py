@@ -19,7 +19,10 @@ Serve app on local Ray with embedded Redis:
   offered rate and the rates where p99 crosses 50 and 100 ms;
 - `autoscale`: 1..2 replicas with target ongoing requests 2, a high-load then low-load stretch,
   the replica count every second.
-Without --bundle a tiny random-weight bundle is used (bench/tiny_bundle.py).
+Without --bundle a tiny random-weight bundle is used (bench/tiny_bundle.py). `--instructions FILE`
+(records of `apps.instructions generate`) stores the users' reasoning instructions in Redis first, as
+production serving has them: homepage requests then read theirs, and a bundle with guidance applies
+it; without it every request reads the default instruction.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import ray
 from ray import serve
 
 from apps.cli import write_report
-from apps.serve import load_users
+from apps.serve import load_instructions, load_users
 from bench.load import client_core, run_load, summary, time_budget
 from bench.tiny_bundle import make_bundle
 from oxygen.serving.local import FAST_SERVE, direct_urls
@@ -248,6 +251,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.serving", description=__doc__.split("\n")[0])
     p.add_argument("--bundle", type=Path, default=None)
     p.add_argument("--users-from", type=Path, default=None)
+    p.add_argument("--instructions", type=Path, default=None,
+                   help="instruction records to store first (apps.instructions generate; default: none)")
     p.add_argument("--seconds", type=float, default=20)
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--rates", default="10,20,40,60,80,100,120,150,200", help="open-loop offered rates, req/s")
@@ -280,12 +285,14 @@ def main(argv: list[str] | None = None) -> dict:
         make_bundle(bundle)
     with EmbeddedRedis() as redis_server:
         users = users_in(redis_server, a.users_from)
+        stored = load_instructions(redis_server.url, a.instructions) if a.instructions else 0
         from oxygen.model.bundle import Bundle
         b = Bundle.load(bundle)
         trig = sorted(set(b.scenarios["channel"].pool) & set(b.scenarios["cart"].pool))
         ctx = {"bundle": bundle, "redis": redis_server, "port": a.port, "seconds": a.seconds, "clients": a.clients,
                "bodies": request_mix(users, trig, 2048, logged_queries(a.users_from))}
         report: dict = {"clients": a.clients, "seconds": a.seconds, "bundle": str(a.bundle or "tiny random bundle"),
+                        "instructions_stored": stored,
                         "cores": os.cpu_count(), "client_core": client_core(),
                         "sharing": "the load client runs in its own process pinned to client_core; Ray's HTTP "
                                    "proxy, the replicas, Redis and the driver are not pinned (they share every core)",
