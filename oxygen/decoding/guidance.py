@@ -10,7 +10,8 @@ default scores c = u, so any w leaves it as it is.
 
 `Guided` wraps a StepModel, so the one decode path (trie constraint, pools, re-rank) is unchanged;
 `Decoder` wraps its model in it when a request's pool has a weight (`Decoder.guidance`, the
-bundle's guidance.json chosen on valid). It doubles the model's work for the chunk it decodes.
+bundle's guidance.json chosen on valid). It doubles the model's work for the requests it guides
+(only those get a twin with the default instruction), not for the rest of the chunk.
 
 Gated guidance (`Decoder.gated`, pools whose weight is gated): a request of such a pool is guided
 only when its gate is on, i.e. its stored instruction states an open need (a need whose category
@@ -43,35 +44,70 @@ def unconditioned(batch: ModelBatch) -> ModelBatch:
 
 class Guided:
     """A StepModel that decodes `model` with instruction guidance: `weight` is one float for every
-    request or Float[B], one per request; `levels` the SID levels guided. Its decoder state holds
-    2B requests: the B requests as given, then the same B with the default instruction; the beams
-    of both halves stay aligned (the model's state must map beams to requests in `row`)."""
+    request or Float[B], one per request; `levels` the SID levels guided. Only the G requests with
+    a nonzero weight get a twin with the default instruction: the decoder state holds B + G
+    requests, the B as given, then the G twins (in request order), and the twins' beams follow
+    their requests' beams through every select. A request with weight 0 costs what it costs
+    unguided. The model's state must keep beams contiguous per request with equal counts (`row`)."""
 
     def __init__(self, model: Any, weight: float | torch.Tensor, levels: tuple[int, ...] = LEVELS) -> None:
         self.model, self.weight, self.levels = model, weight, levels
+        self.requests, self.twins = 0, torch.zeros(0, dtype=torch.long)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.model, name)
 
     def start(self, batch: ModelBatch) -> Any:
-        """The wrapped model's start on [batch; batch with the default instruction]."""
-        plain = unconditioned(batch)
+        """The wrapped model's start on [batch; the guided requests with the default instruction]."""
+        self.requests = len(batch)
+        if torch.is_tensor(self.weight):
+            guided = self.weight.detach().cpu() != 0
+            if len(guided) != len(batch):
+                raise ValueError(f"{len(guided)} guidance weights for {len(batch)} requests; give one per request")
+        else:
+            guided = torch.full((len(batch),), float(self.weight) != 0.0)
+        self.twins = torch.nonzero(guided).flatten()
+        if len(self.twins) == 0:
+            return self.model.start(batch)
+        plain = unconditioned(batch.select(self.twins.to(batch.instr_emb.device)))
         both = ModelBatch(**{f.name: torch.cat([getattr(batch, f.name), getattr(plain, f.name)]) for f in fields(batch)})
         return self.model.start(both)
 
+    def _beams(self, state: Any) -> int:
+        """Beams per request (equal for every request and twin)."""
+        return state.num_beams // (self.requests + len(self.twins))
+
+    def _twin_beams(self, n: int, device: torch.device) -> torch.Tensor:
+        """Long[G * n]: the positions, among the first B * n beams, of the guided requests' beams."""
+        return (self.twins.to(device)[:, None] * n + torch.arange(n, device=device)).flatten()
+
     def step(self, state: Any, codes: torch.Tensor | None, level: int) -> tuple[torch.Tensor, Any]:
-        """Guided log-probs Float[N, K_level] of the N beams (codes Long[N] fed to both halves)."""
-        rows = state.row[: state.num_beams // 2]
-        logp, state = self.model.step(state, None if codes is None else torch.cat([codes, codes]), level)
-        cond, plain = logp.chunk(2)
-        if level not in self.levels:
+        """Guided log-probs Float[N, K_level] of the N = B * n beams (the twins fed the same codes)."""
+        n = self._beams(state)
+        cut = self.requests * n
+        pos = self._twin_beams(n, state.row.device)
+        feed = None if codes is None else torch.cat([codes, codes[pos]])
+        logp, state = self.model.step(state, feed, level)
+        cond, plain = logp[:cut], logp[cut:]
+        if level not in self.levels or len(self.twins) == 0:
             return cond, state
-        w = self.weight if not torch.is_tensor(self.weight) else self.weight.to(cond.device, cond.dtype)[rows][:, None]
-        return torch.log_softmax((1 + w) * cond - w * plain, dim=-1), state
+        w = self.weight if not torch.is_tensor(self.weight) else \
+            self.weight.to(cond.device, cond.dtype)[self.twins.to(cond.device)].repeat_interleave(n)[:, None]
+        out = cond.clone()
+        out[pos] = torch.log_softmax((1 + w) * cond[pos] - w * plain, dim=-1)
+        return out, state
 
     def select(self, state: Any, index: torch.Tensor) -> Any:
-        """Beams `index` Long[N'] of both halves."""
-        return self.model.select(state, torch.cat([index, index + state.num_beams // 2]))
+        """Beams `index` Long[N'] (over the B * n beams, contiguous per request), and their twins."""
+        if len(self.twins) == 0:
+            return self.model.select(state, index)
+        n, n_new = self._beams(state), len(index) // self.requests
+        pos = self._twin_beams(n_new, index.device)
+        src = index[pos]  # each guided request's new beams come from its own old beams
+        owner = self.twins.to(index.device).repeat_interleave(n_new)
+        rank = torch.arange(len(self.twins), device=index.device).repeat_interleave(n_new)
+        twin_src = self.requests * n + rank * n + (src - owner * n)
+        return self.model.select(state, torch.cat([index, twin_src]))
 
 
 def request_weights(guidance: dict[str, float], names: list[str], pool: torch.Tensor,
