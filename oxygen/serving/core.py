@@ -247,9 +247,10 @@ class RecommenderCore:
 
     def weight_applied(self, p: Prepared) -> float:
         """The instruction-guidance weight this request was decoded with: its scenario's, or 0 in a
-        gated scenario when its instruction states no open need."""
+        gated scenario when its instruction states no open need, and 0 under beam sampling (which
+        draws from the model as it is)."""
         scen = p.request.scenario
-        if scen in self.bundle.guidance_gated and (p.record is None or not p.record.gate):
+        if p.request.sampling or scen in self.bundle.guidance_gated and (p.record is None or not p.record.gate):
             return 0.0
         return self.bundle.guidance.get(scen, 0.0)
 

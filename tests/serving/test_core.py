@@ -314,6 +314,9 @@ def test_gated_guidance_acts_only_where_the_instruction_states_an_open_need(core
             out = gated.recommend_batch(req)[0]
             assert ([it.item_id for it in out.items] != plain) == guided, needs
             assert out.instruction_weight == (3.0 if guided else 0.0) and out.reasoning_instruction == "used"
+        sampled = gated.recommend_batch([RecommendRequest(scenario="homepage", user_id="alice", k=10,
+                                                          sampling={"seed": 1})])[0]
+        assert sampled.instruction_weight == 0.0  # beam sampling draws from the model as it is
     finally:
         store.put(original)
     info = {s.id: s for s in gated.scenario_info()}
