@@ -101,13 +101,12 @@ def show_guidance(bundle, rows: list, per_row: Path) -> None:
     import numpy as np
 
     from oxygen.eval.metrics import hit_rate
-    from oxygen.instructions.pipeline import read_instructions, row_gates, row_vectors
+    from oxygen.instructions.pipeline import read_instructions, row_instructions
     from oxygen.recommenders.bundled import BundleRecommender
-    from oxygen.training.prepare import RowInstructions
 
-    records = read_instructions(per_row)
-    reads = frozenset(s for s, spec in bundle.scenarios.items() if spec.reads_instruction)
-    generated = RowInstructions(row_vectors(records), reads, gates=row_gates(records))
+    keys = {(r.user_id, r.timestamp) for r in rows}
+    records = [rec for rec in read_instructions(per_row) if (rec["user_id"], rec["at"]) in keys]
+    generated = row_instructions(records, bundle.instruction_scenarios)
     targets = np.array([r.target for r in rows])
     hr = {}
     for name, b in (("as served", bundle), ("as trained", replace(bundle, guidance={}, guidance_gated=frozenset()))):

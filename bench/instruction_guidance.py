@@ -58,9 +58,9 @@ from oxygen.decoding.guidance import LEVELS, Guided
 from oxygen.eval.instructions import deductive, reason_of
 from oxygen.eval.ranking import eval_split
 from oxygen.eval.seeds import mean_std, paired_bootstrap
-from oxygen.instructions.pipeline import read_instructions, row_gates, row_vectors
+from oxygen.instructions.pipeline import read_instructions, row_instructions
 from oxygen.model.bundle import Bundle, guidance_json, read_guidance
-from oxygen.training.prepare import RowInstructions, instruction_lookup
+from oxygen.training.prepare import instruction_lookup
 
 K, BEAM = 10, 30
 WEIGHTS = (0.0, 0.5, 1.0, 2.0)
@@ -106,7 +106,7 @@ def homepage_rows(data: Path, instructions: Path, max_rows: int | None = None) -
     if records and all(r.get("open_needs") is None for r in records):
         raise SystemExit(f"{instructions}: no record says its open needs (written before the generator counted "
                          "them); write it again with python -m apps.instructions generate --per-row")
-    generated = RowInstructions(row_vectors(records), frozenset(["homepage"]), gates=row_gates(records))
+    generated = row_instructions(records, frozenset(["homepage"]))
     splits = {}
     for split in ("valid", "test"):
         rows = eval_split([r for r in ds.splits[split] if r.scenario == "homepage"], max_rows)

@@ -110,17 +110,14 @@ def bundle_record(bundle_dir: Path, ds, label: str, seed: int, instructions: Pat
     """A seed's record of a trained bundle: valid (unless `valid` is False: None) and test metrics,
     the test rows' ranks; with `instructions` (per-row records) each row of a scenario the bundle
     reads instructions on gets its own (and its gate, for a bundle with gated guidance)."""
-    from oxygen.instructions.pipeline import read_instructions, row_gates, row_vectors
+    from oxygen.instructions.pipeline import read_instructions, row_instructions
     from oxygen.model.bundle import Bundle
     from oxygen.recommenders.bundled import BundleRecommender
-    from oxygen.training.prepare import RowInstructions
 
     bundle = Bundle.load(bundle_dir)
     generated = None
     if instructions is not None:
-        reads = frozenset(s for s, spec in bundle.scenarios.items() if spec.reads_instruction)
-        records = read_instructions(instructions)
-        generated = RowInstructions(row_vectors(records), reads, gates=row_gates(records))
+        generated = row_instructions(read_instructions(instructions), bundle.instruction_scenarios)
     rec = BundleRecommender(bundle, generated=generated)
     test = evaluate_rows(rec, ds.splits["test"], 10, keep_ranks=True)
     valid_overall = evaluate_rows(rec, ds.splits["valid"], 10)["overall"] if valid else None

@@ -116,6 +116,11 @@ def request_weights(guidance: dict[str, float], names: list[str], pool: torch.Te
     request of a `gated` pool whose gate (`gates`, one per request; None: all off) is off; None
     when every weight is 0 (nothing to guide)."""
     on = [bool(g) for g in gates] if gates is not None else [False] * len(pool)
-    w = torch.tensor([float(guidance.get(names[int(p)], 0.0)) if names[int(p)] not in gated or on[b] else 0.0
-                      for b, p in enumerate(pool)])
+    w = torch.tensor([applied_weight(guidance, gated, names[int(p)], on[b]) for b, p in enumerate(pool)])
     return w if bool(w.any()) else None
+
+
+def applied_weight(guidance: dict[str, float], gated: frozenset[str], pool: str, gate: bool) -> float:
+    """The weight a request of `pool` is decoded with: the pool's, or 0 in a gated pool when the
+    request's gate is off."""
+    return float(guidance.get(pool, 0.0)) if pool not in gated or gate else 0.0

@@ -41,6 +41,7 @@ from oxygen.instructions.state import UserState
 from oxygen.instructions.weather import WeatherFeed
 from oxygen.semantic_ids.text_encoder import encode_texts
 from oxygen.store.instructions import InstructionRecord
+from oxygen.training.prepare import RowInstructions
 
 QueryLog = dict[str, list[tuple[int | None, str]]]
 CHARS_PER_TOKEN = 3  # a conservative BPE rate on these prompts: LM prompts get ctx * 3 / 2 characters
@@ -145,6 +146,12 @@ def row_vectors(records: Sequence[dict], encoder: str | None = None) -> dict[tup
 def row_gates(records: Sequence[dict]) -> dict[tuple[str, int | None], bool]:
     """{(user_id, at): the record states an open need} of per-row records (gated guidance)."""
     return {(r["user_id"], r["at"]): bool(r.get("open_needs")) for r in records}
+
+
+def row_instructions(records: Sequence[dict], scenarios: frozenset[str] | None,
+                     encoder: str | None = None) -> RowInstructions:
+    """Per-row records as the rows of `scenarios` (None: all) read them: vectors and gates."""
+    return RowInstructions(row_vectors(records, encoder), scenarios, gates=row_gates(records))
 
 
 def embed(instrs: Sequence[Instruction], encoder: str | None = None, progress: bool = False) -> list[InstructionRecord]:

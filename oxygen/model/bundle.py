@@ -81,6 +81,11 @@ class Bundle:
             raise ValueError(f"gated guidance for scenarios {sorted(self.guidance_gated - set(self.guidance))} "
                              "without a guidance weight; give each gated scenario a weight")
 
+    @property
+    def instruction_scenarios(self) -> frozenset[str]:
+        """The scenarios whose requests read the user's stored instruction."""
+        return frozenset(s for s, spec in self.scenarios.items() if spec.reads_instruction)
+
     def decoder(self, catalogue_pool: str | None = None, model: OxygenModel | None = None,
                 tables: DecoderTables | None = None) -> Decoder:
         """The one decode path over this bundle's scenario pools (oxygen.decoding.decode), plus a

@@ -30,6 +30,7 @@ import numpy as np
 
 from oxygen.data.batching import collate
 from oxygen.data.schema import SCENARIOS, Row
+from oxygen.decoding.guidance import applied_weight
 from oxygen.decoding.timing import Timings
 from oxygen.instructions.backends.base import Backend
 from oxygen.instructions.generator import rewrite_queries
@@ -105,6 +106,11 @@ class Prepared:
     record: InstructionRecord | None = None  # the stored instruction behind `instruction`, if one
     query_used: str | None = None  # the query the model reads (rewritten when the rewriter changed it)
     exclude: list[int] = field(default_factory=list)  # item ids the business rules forbid
+
+    @property
+    def gate(self) -> bool:
+        """Whether gated guidance acts on this request: its stored instruction states an open need."""
+        return self.record is not None and self.record.gate
 
 
 class RecommenderCore:
@@ -242,17 +248,16 @@ class RecommenderCore:
         sampling = next((p.request.sampling for p in items if p.request.sampling), None)
         out = self.decoder.decode(batch, [p.row.history for p in items], beam, k,
                                   [p.request.scenario for p in items], sampling, [p.exclude for p in items], timings,
-                                  [p.record is not None and p.record.gate for p in items])
+                                  [p.gate for p in items])
         return [(out.items[i, : p.request.k], out.scores[i, : p.request.k]) for i, p in enumerate(items)]
 
     def weight_applied(self, p: Prepared) -> float:
         """The instruction-guidance weight this request was decoded with: its scenario's, or 0 in a
         gated scenario when its instruction states no open need, and 0 under beam sampling (which
         draws from the model as it is)."""
-        scen = p.request.scenario
-        if p.request.sampling or scen in self.bundle.guidance_gated and (p.record is None or not p.record.gate):
+        if p.request.sampling:
             return 0.0
-        return self.bundle.guidance.get(scen, 0.0)
+        return applied_weight(self.bundle.guidance, self.bundle.guidance_gated, p.request.scenario, p.gate)
 
     def respond(self, p: Prepared, ids: np.ndarray, scores: np.ndarray, t0: float) -> RecommendResponse:
         """Build the response of one request (its `timing_ms` is filled by `recommend_batch`)."""
