@@ -3,7 +3,7 @@ model, semantic IDs, the transition channel, re-ranking, generated instructions 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -174,7 +174,11 @@ class InstructionsConfig(StrictConfig):
     `guidance` (with a `file`): the instruction-guidance weight the bundle's scenarios that read
     instructions are served with (oxygen.decoding.guidance; 0: none), at `guidance_levels`, and with
     `guidance_gated` only for requests whose stored instruction states an open need. Training and
-    apps.train's own figures decode as trained; `bench.instruction_guidance` measures the weight."""
+    apps.train's own figures decode as trained; `bench.instruction_guidance` measures the weight.
+
+    `need_slots` (scenario -> m): the bundle gives m slots of each list of that scenario to the
+    first m open needs of the user's stored instruction (oxygen.decoding.need_slots; with or without
+    a `file`, and on a model trained by the paper's scheme too); `bench.need_slots` measures m."""
 
     file: str | None = None
     train: bool = True
@@ -185,6 +189,7 @@ class InstructionsConfig(StrictConfig):
     guidance: float = Field(default=0.0, gt=-1.0, le=10.0)
     guidance_gated: bool = True
     guidance_levels: list[Literal[0, 1, 2]] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    need_slots: dict[Scenario, Annotated[int, Field(ge=0, le=10)]] = Field(default_factory=dict)
 
 
 class GenerativeConfig(StrictConfig):

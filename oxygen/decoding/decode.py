@@ -19,6 +19,13 @@ it is (the policy post-training scores).
 
     out = dec.decode(batch, histories, beam=50, k=10, pools=["homepage"] * 2, gates=[True, False])
 
+`dec.need_slots` (slots per pool, the bundle's need_slots.json) gives the first m open needs of each
+request's instruction (`needs`: categories per request, strongest first) a slot each: the model's
+best item in the request's pool cut to that category (the pool `need_pool(pool, category)`, built by
+the bundle from `dec.item_category`), composed into the list by oxygen.decoding.need_slots.compose.
+
+    out = dec.decode(batch, histories, beam=50, k=10, pools=["homepage"] * 2, needs=[["Fans"], []])
+
 `exclude` (item ids per request: the trigger item, recent purchases, a caller's list) acts inside
 the trie constraint (oxygen.decoding.trie_set) and on the items the re-rank mixture adds, so no
 excluded item comes back and k items still do when the pool holds k others.
@@ -47,6 +54,7 @@ from oxygen.data.transitions import TransitionTable
 from oxygen.decoding.beam_search import check_args
 from oxygen.decoding.generate import generate_items, trie_set
 from oxygen.decoding.guidance import LEVELS, Guided, request_weights
+from oxygen.decoding.need_slots import compose, need_pool
 from oxygen.decoding.protocol import MixtureModel
 from oxygen.decoding.rerank import Mixture, RerankSpec, copy_mixture, rerank
 from oxygen.decoding.timing import TimedModel, Timings
@@ -60,10 +68,18 @@ CHUNK = 256  # requests decoded together (bounds the beam state's memory)
 @dataclass
 class Decoded:
     """Items Int64[B, k] best first (-1 padded) and their scores Float[B, k] (-inf padded): sequence
-    log-probs, or mixture probabilities when re-ranked."""
+    log-probs, or mixture probabilities when re-ranked; `need` Int64[B, k] (with need slots): the
+    position in the request's `needs` of the open need an item's slot went to, -1 for the model's own."""
 
     items: np.ndarray
     scores: np.ndarray
+    need: np.ndarray | None = None
+
+    def need_of(self, b: int, needs: Sequence[str], k: int) -> dict[int, str]:
+        """{item id: open need} of request b's first k items that fill need slots."""
+        if self.need is None:
+            return {}
+        return {int(i): needs[int(j)] for i, j in zip(self.items[b, :k], self.need[b, :k]) if j >= 0}
 
 
 @dataclass
@@ -102,6 +118,8 @@ class Decoder:
         self._guidance: dict[str, float] = {}
         self.gated: frozenset[str] = frozenset()  # pools whose guidance acts only where a request's gate is on
         self.guidance_levels: tuple[int, ...] = LEVELS  # the SID levels guidance acts on
+        self.need_slots: dict[str, int] = {}  # pool -> slots its requests' open needs may take
+        self.item_category: dict[int, str] = {}  # item id -> leaf category (need slots read histories with it)
 
     @property
     def guidance(self) -> dict[str, float]:
@@ -167,11 +185,13 @@ class Decoder:
     def decode(self, batch: Any, histories: Sequence[Sequence[int]], beam: int, k: int,
                pools: Sequence[str] | None = None, sampling: Any = None,
                exclude: Sequence[Sequence[int]] | None = None, timings: Timings | None = None,
-               gates: Sequence[bool] | None = None) -> Decoded:
+               gates: Sequence[bool] | None = None, needs: Sequence[Sequence[str]] | None = None) -> Decoded:
         """Top-k items and scores of every request, `CHUNK` requests at a time; `histories` (each
         request's item ids, oldest first) feed the transition channel; `exclude` (item ids per
         request) never come back; `timings` (optional) receives stages encoder / decode / rerank;
-        `gates` (one per request; None: all off) turn on the guidance of `gated` pools."""
+        `gates` (one per request; None: all off) turn on the guidance of `gated` pools; `needs`
+        (open need categories per request, strongest first; None: none) fill the `need_slots` of
+        their pools (not under beam sampling)."""
         check_args(beam, k, len(batch))
         if len(histories) != len(batch):
             raise ValueError(f"{len(histories)} histories for {len(batch)} requests; give one per request")
@@ -181,7 +201,46 @@ class Decoder:
         parts = [self._decode(self._chunk(batch, s, e), histories[s:e], beam, k, pool[s:e], sampling,
                               None if exclude is None else exclude[s:e], timings, None if gates is None else gates[s:e])
                  for s, e in _chunks(len(batch))]
-        return Decoded(np.concatenate([p.items for p in parts]), np.concatenate([p.scores for p in parts]))
+        out = Decoded(np.concatenate([p.items for p in parts]), np.concatenate([p.scores for p in parts]))
+        if needs is None or not self.need_slots or sampling is not None:
+            return out
+        if len(needs) != len(batch):
+            raise ValueError(f"needs must hold one category list per request: {len(needs)} lists for {len(batch)} requests")
+        with timings.stage("need_slots"):
+            return self._fill_needs(batch, histories, beam, pool, exclude, gates, needs, out)
+
+    def _fill_needs(self, batch: Any, histories: Sequence[Sequence[int]], beam: int, pool: torch.Tensor,
+                    exclude: Sequence[Sequence[int]] | None, gates: Sequence[bool] | None,
+                    needs: Sequence[Sequence[str]], out: Decoded) -> Decoded:
+        """`out` with each request's need slots filled: one constrained decode per (request, open
+        need) among the first m of its pool's, all in one batch, then `compose`. The scores of need
+        items are their log-probs inside the category (not comparable with the others)."""
+        jobs = []  # (request, position of the need in needs[request], need pool)
+        for b, cats in enumerate(needs):
+            name = self.names[int(pool[b])]
+            found = [(j, need_pool(name, c)) for j, c in enumerate(cats) if need_pool(name, c) in self.names]
+            jobs += [(b, j, n) for j, n in found[:self.need_slots.get(name, 0)]]
+        out.need = np.full(out.items.shape, -1, dtype=np.int64)
+        if not jobs:
+            return out
+        rows = [b for b, _, _ in jobs]
+        items, scores = self.beam(batch.select(torch.tensor(rows, dtype=torch.long)), beam, 1, [n for _, _, n in jobs],
+                                  exclude=None if exclude is None else [exclude[b] for b in rows],
+                                  gates=None if gates is None else [gates[b] for b in rows])
+        got: dict[int, dict[int, tuple[int, float]]] = {}  # request -> {need item: (need position, score)}
+        for q, (b, j, _) in enumerate(jobs):
+            if items[q, 0] >= 0:
+                got.setdefault(b, {}).setdefault(int(items[q, 0]), (j, float(scores[q, 0])))
+        k = out.items.shape[1]
+        for b, slot in got.items():
+            have = {int(i): float(s) for i, s in zip(out.items[b], out.scores[b]) if i >= 0}
+            known = {self.item_category.get(int(i)) for i in histories[b]}
+            ids = compose(list(have), list(slot), known, self.item_category, k)
+            out.items[b], out.scores[b], out.need[b] = -1, -np.inf, -1
+            out.items[b, :len(ids)] = ids
+            out.scores[b, :len(ids)] = [slot[i][1] if i in slot else have[i] for i in ids]
+            out.need[b, :len(ids)] = [slot[i][0] if i in slot else -1 for i in ids]
+        return out
 
     def _chunk(self, batch: Any, start: int, end: int) -> Any:
         """Requests start..end-1 of `batch` on the decoder's device (the one move per chunk)."""

@@ -5,9 +5,10 @@ a short natural instruction text, the reasons behind it, and which branches cont
     rec.text      # "Winter in Harbin for young parents: warm baby sleepwear, dehumidifier; complements ..."
     rec.reasons   # ["baby sleepwear: winter in a cold city for young parents", ...]
 
-With a `NeedVocabulary` (the catalogue's words), the record also says how many of the stated
-needs are still open, i.e. name a category the user's history does not hold (`open_needs`, None when
-there is nothing to judge): serving guides only those requests when the bundle's guidance is gated.
+With a `NeedVocabulary` (the catalogue's words), the record also says which of the stated needs are
+still open, i.e. name a category the user's history does not hold (`open_categories`, strongest
+first, and their number `open_needs`; None when there is nothing to judge): serving guides only
+those requests when the bundle's guidance is gated, and fills a bundle's need slots from them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from oxygen.instructions.branches import IntentOut, RewriteOut, StpOut
-from oxygen.instructions.needs import NeedVocabulary, open_needs
+from oxygen.instructions.needs import NeedVocabulary, open_categories
 from oxygen.instructions.state import UserState
 
 CLAUSE_SEP = "; "  # joins an instruction's parts (the embedding averages them: instructions.pipeline)
@@ -39,6 +40,7 @@ class Instruction:
     backend: str = ""
     version: str = ""
     open_needs: int | None = None  # stated needs whose category is not in the history (None: not judged)
+    open_categories: list[str] | None = None  # those categories, strongest need first (need slots decode in them)
 
     def to_dict(self) -> dict:
         """A JSON-ready dict of every field."""
@@ -78,6 +80,7 @@ def combine(state: UserState, stp: StpOut | None, rewrite: RewriteOut | None, in
     if not parts:
         return None
     needs = [n.need for n in stp.needs] if stp is not None else []
+    cats = open_categories(state, needs, vocab) if vocab is not None and needs else None
     return Instruction(user_id=state.user_id, text=CLAUSE_SEP.join(parts), reasons=reasons, branches=branches,
                        unusable=list(unusable or []), truncated=truncated, at=state.at, query=query,
-                       open_needs=open_needs(state, needs, vocab) if vocab is not None and needs else None)
+                       open_needs=None if cats is None else len(cats), open_categories=cats)

@@ -16,6 +16,7 @@ world this reads 98% of the world's product nouns as the world does (tests/instr
     vocab = NeedVocabulary.from_items([("Voltra silicone case", ["Phones", "Phone Cases"]), ...])
     vocab.category("protective cover")          # "Phone Cases" (or None: no item uses the phrase)
     open_needs(state, ["protective cover"], vocab)   # 1: no Phone Cases event in the state's history
+    open_categories(state, ["protective cover"], vocab)   # ["Phone Cases"]: what need slots decode in
 """
 
 from __future__ import annotations
@@ -93,11 +94,19 @@ class NeedVocabulary:
         return None
 
 
-def open_needs(state: UserState, needs: Sequence[str], vocab: NeedVocabulary) -> int | None:
-    """How many of `needs` (phrases) name a category none of the state's events belongs to; None
-    when the vocabulary recognises none of them (nothing to judge)."""
-    cats = {vocab.category(n) for n in needs} - {None}
+def open_categories(state: UserState, needs: Sequence[str], vocab: NeedVocabulary) -> list[str] | None:
+    """The categories `needs` (phrases, strongest first) name that none of the state's events belongs
+    to, in the needs' order without repeats; None when the vocabulary recognises none of them
+    (nothing to judge)."""
+    cats = [c for c in dict.fromkeys(vocab.category(n) for n in needs) if c is not None]
     if not cats:
         return None
     seen = {e.category_path[-1] for e in state.events if e.category_path}
-    return len(cats - seen)
+    return [c for c in cats if c not in seen]
+
+
+def open_needs(state: UserState, needs: Sequence[str], vocab: NeedVocabulary) -> int | None:
+    """How many of `needs` (phrases) name a category none of the state's events belongs to; None
+    when the vocabulary recognises none of them (nothing to judge)."""
+    cats = open_categories(state, needs, vocab)
+    return None if cats is None else len(cats)

@@ -133,7 +133,7 @@ def stored_records(records: Sequence[dict], encoder: str | None = None, progress
     return [InstructionRecord(r["user_id"], r["text"], vecs[i], r.get("backend") or "unknown",
                               float(r["at"]) if r.get("at") is not None else time.time(), list(r.get("reasons", [])),
                               list(r.get("branches", [])), r.get("version", ""), bool(r.get("truncated", False)),
-                              open_needs=r.get("open_needs"))
+                              open_needs=r.get("open_needs"), open_categories=r.get("open_categories"))
             for i, r in enumerate(records)]
 
 
@@ -148,10 +148,15 @@ def row_gates(records: Sequence[dict]) -> dict[tuple[str, int | None], bool]:
     return {(r["user_id"], r["at"]): bool(r.get("open_needs")) for r in records}
 
 
+def row_needs(records: Sequence[dict]) -> dict[tuple[str, int | None], tuple[str, ...]]:
+    """{(user_id, at): the record's open need categories, strongest first} (need slots)."""
+    return {(r["user_id"], r["at"]): tuple(r.get("open_categories") or ()) for r in records}
+
+
 def row_instructions(records: Sequence[dict], scenarios: frozenset[str] | None,
                      encoder: str | None = None) -> RowInstructions:
-    """Per-row records as the rows of `scenarios` (None: all) read them: vectors and gates."""
-    return RowInstructions(row_vectors(records, encoder), scenarios, gates=row_gates(records))
+    """Per-row records as the rows of `scenarios` (None: all) read them: vectors, gates and needs."""
+    return RowInstructions(row_vectors(records, encoder), scenarios, gates=row_gates(records), needs=row_needs(records))
 
 
 def embed(instrs: Sequence[Instruction], encoder: str | None = None, progress: bool = False) -> list[InstructionRecord]:

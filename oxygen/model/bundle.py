@@ -12,6 +12,9 @@ Layout of a bundle folder (written by training, read by serving and the demo):
                       weight is gated and the SID levels guided (optional; {"weights": {...},
                       "gated": [...], "levels": [0, 1, 2]}; a flat {scenario: weight} is read too;
                       oxygen.decoding.guidance; `python -m bench.instruction_guidance --save`)
+    need_slots.json   slots per scenario for the open needs a request's instruction states (optional;
+                      {scenario: m}; oxygen.decoding.need_slots; `python -m bench.need_slots --save`)
+    categories.json   item id -> leaf category (optional; need slots decode inside a category)
     version.txt       model version string
 
     bundle = Bundle.load("runs/demo/bundle")
@@ -29,6 +32,7 @@ from oxygen.data.batching import CollateConfig, FeatureSpace
 from oxygen.data.transitions import TransitionTable
 from oxygen.decoding.decode import Decoder, DecoderTables
 from oxygen.decoding.guidance import LEVELS
+from oxygen.decoding.need_slots import need_pool
 from oxygen.decoding.rerank import RerankSpec
 from oxygen.device import resolve_device
 from oxygen.model.encdec import OxygenModel
@@ -65,6 +69,8 @@ class Bundle:
     guidance: dict[str, float] = field(default_factory=dict)  # scenario -> instruction-guidance weight
     guidance_gated: frozenset[str] = frozenset()  # scenarios guided only where the instruction states an open need
     guidance_levels: tuple[int, ...] = LEVELS  # the SID levels guidance acts on
+    need_slots: dict[str, int] = field(default_factory=dict)  # scenario -> slots for the instruction's open needs
+    categories: dict[int, str] = field(default_factory=dict)  # item id -> leaf category
 
     def __post_init__(self) -> None:
         if self.rerank is not None and self.space.transitions is None:
@@ -80,6 +86,14 @@ class Bundle:
         if not self.guidance_gated <= set(self.guidance):
             raise ValueError(f"gated guidance for scenarios {sorted(self.guidance_gated - set(self.guidance))} "
                              "without a guidance weight; give each gated scenario a weight")
+        self.need_slots = {s: int(m) for s, m in self.need_slots.items() if int(m) != 0}
+        bad = sorted(s for s, m in self.need_slots.items() if s not in self.scenarios or m < 0)
+        if bad:
+            raise ValueError(f"need slots for scenarios {bad}: each must be a scenario the bundle serves "
+                             f"({sorted(self.scenarios)}) with slots >= 0")
+        if self.need_slots and not self.categories:
+            raise ValueError("need slots decode inside an item's category, but the bundle has no item categories "
+                             "(categories.json); train it on items with categories, or drop need_slots")
 
     @property
     def instruction_scenarios(self) -> frozenset[str]:
@@ -96,7 +110,7 @@ class Bundle:
         as they are instead of building the tries here."""
         model = self.model if model is None else model
         if tables is not None:
-            names = set(self.scenarios) | ({catalogue_pool} if catalogue_pool is not None else set())
+            names = set(self.scenarios) | set(self._need_pools()) | ({catalogue_pool} if catalogue_pool is not None else set())
             if set(tables.names) != names or len(tables.item_ids) != len(self.space.item_ids):
                 raise ValueError(f"decoder tables of pools {tables.names} over {len(tables.item_ids)} items do not "
                                  f"belong to this bundle (pools {sorted(names)}, {len(self.space.item_ids)} items); "
@@ -106,12 +120,24 @@ class Bundle:
             dec = Decoder(model.eval(), self._pools(catalogue_pool), self.space.item_ids, self.space.transitions,
                           self.rerank)
         dec.guidance, dec.gated, dec.guidance_levels = self.guidance, self.guidance_gated, self.guidance_levels
+        dec.need_slots, dec.item_category = dict(self.need_slots), self.categories
         return dec
 
+    def _need_pools(self) -> dict[str, list[int]]:
+        """{need pool name: item ids}: each need-slot scenario's pool cut to each category it holds."""
+        out: dict[str, list[int]] = {}
+        for s in sorted(self.need_slots):
+            for item in self.scenarios[s].pool:
+                if item in self.categories:
+                    out.setdefault(need_pool(s, self.categories[item]), []).append(item)
+        return out
+
     def _pools(self, catalogue_pool: str | None) -> dict[str, PrefixTrie]:
-        """Each scenario's pool trie, plus `catalogue_pool` over the whole codebook when given."""
+        """Each scenario's pool trie, each need pool's (`_need_pools`), plus `catalogue_pool` over
+        the whole codebook when given."""
         full = PrefixTrie(self.codebook.codes, self.codebook.item_ids)
         pools = {s: full.restrict(spec.pool) for s, spec in self.scenarios.items()}
+        pools.update({name: full.restrict(items) for name, items in self._need_pools().items()})
         if catalogue_pool is not None:
             if catalogue_pool in pools:
                 raise ValueError(f"catalogue_pool {catalogue_pool!r} is one of the bundle's scenarios; name it otherwise")
@@ -139,6 +165,10 @@ class Bundle:
         if self.guidance:
             (out / "guidance.json").write_text(json.dumps(
                 guidance_json(self.guidance, self.guidance_gated, self.guidance_levels)))
+        if self.need_slots:
+            (out / "need_slots.json").write_text(json.dumps(self.need_slots))
+        if self.categories:
+            (out / "categories.json").write_text(json.dumps({str(k): v for k, v in self.categories.items()}))
         return out
 
     def _space_json(self) -> dict:
@@ -168,8 +198,11 @@ class Bundle:
         spec = out / "rerank.json"
         rerank = RerankSpec(**json.loads(spec.read_text())) if spec.exists() else None
         guidance, gated, levels = read_guidance(out / "guidance.json")
+        slots = json.loads((out / "need_slots.json").read_text()) if (out / "need_slots.json").exists() else {}
+        cats_p = out / "categories.json"
+        cats = {int(k): v for k, v in json.loads(cats_p.read_text()).items()} if cats_p.exists() else {}
         model = OxygenModel.load(out / "model").to(resolve_device(device))
-        return cls(model, cb, space, ccfg, scen, titles, version, rerank, guidance, gated, levels)
+        return cls(model, cb, space, ccfg, scen, titles, version, rerank, guidance, gated, levels, slots, cats)
 
 
 def guidance_json(weights: dict[str, float], gated: Sequence[str] | frozenset[str] = (),

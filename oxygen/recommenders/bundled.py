@@ -39,8 +39,9 @@ class BundleRecommender(Recommender):
                  generated: RowInstructions | None = None, progress: bool = True) -> None:
         """`path`: a bundle folder (or a loaded Bundle); `beam`: the beam width (None: max(k, 30));
         `queries`: embed search queries as the instruction (None: when the model reads one);
-        `generated`: per-row instruction vectors for non-search rows, and their gates for a bundle
-        with gated guidance (None: the default instruction)."""
+        `generated`: per-row instruction vectors for non-search rows, their gates for a bundle
+        with gated guidance and their open needs for a bundle with need slots (None: the default
+        instruction)."""
         super().__init__()
         self.bundle = path if isinstance(path, Bundle) else Bundle.load(path)
         if beam is not None and beam < 1:
@@ -94,8 +95,10 @@ class BundleRecommender(Recommender):
             part = rows[s:s + CHUNK]
             batch = collate(part, self.bundle.space, self.bundle.collate_cfg, lookup, with_targets=False)
             gates = [self.generated.gate(r) for r in part] if self.generated is not None else None
+            needs = [self.generated.needs_of(r) for r in part] if self.generated is not None else None
             if mixture:
-                got = self.decoder.decode(batch, [r.history for r in part], beam, k, pools[s:s + CHUNK], gates=gates)
+                got = self.decoder.decode(batch, [r.history for r in part], beam, k, pools[s:s + CHUNK], gates=gates,
+                                          needs=needs)
             else:
                 got = Decoded(*self.decoder.beam(batch, beam, k, pools[s:s + CHUNK], gates=gates))
             width = min(k, got.items.shape[1])

@@ -261,8 +261,10 @@ class GenerativeRecommender(Recommender):
         return collate_all(rows, self.prep.space, self.prep.collate_cfg, instruction_lookup(queries, generated),
                            desc, leave_user_out)
 
-    def to_bundle(self, titles: dict[int, str] | None = None, version: str | None = None) -> Bundle:
-        """The servable bundle of the fitted model; scenario pools = targets seen per scenario."""
+    def to_bundle(self, titles: dict[int, str] | None = None, version: str | None = None,
+                  categories: dict[int, str] | None = None) -> Bundle:
+        """The servable bundle of the fitted model; scenario pools = targets seen per scenario;
+        `categories` (item id -> leaf category) let it serve `instructions.need_slots`."""
         if self.model is None or self.prep is None:
             raise RuntimeError("call fit() before to_bundle()")
         specs = default_scenarios(self.prep.codebook.item_ids.tolist(), self.pools,
@@ -274,7 +276,8 @@ class GenerativeRecommender(Recommender):
                       titles or {}, version or f"{self.cfg.variant}-{time.strftime('%Y%m%d-%H%M%S')}",
                       self._rerank_spec() if self.rerank_weight > 0 else None,
                       {s: ins.guidance for s in guided}, frozenset(guided if ins.guidance_gated else ()),
-                      tuple(ins.guidance_levels))
+                      tuple(ins.guidance_levels), {s: m for s, m in ins.need_slots.items() if s in specs},
+                      categories or {})
 
     def _codebook(self, items: list[Item], train_rows: list[Row] | None) -> Codebook:
         """The prebuilt codebook (`sid_dir`) or SIDs built here (`train_rows` None: rows in Ray

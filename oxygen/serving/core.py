@@ -106,6 +106,7 @@ class Prepared:
     record: InstructionRecord | None = None  # the stored instruction behind `instruction`, if one
     query_used: str | None = None  # the query the model reads (rewritten when the rewriter changed it)
     exclude: list[int] = field(default_factory=list)  # item ids the business rules forbid
+    needs: tuple[str, ...] = ()  # open need categories of the user's stored instruction (need slots)
 
     @property
     def gate(self) -> bool:
@@ -130,7 +131,8 @@ class RecommenderCore:
         return [ScenarioInfo(id=s, pool_size=len(self.bundle.scenarios[s].pool),
                              requires_trigger=self.bundle.scenarios[s].requires_trigger,
                              instruction_weight=self.bundle.guidance.get(s, 0.0),
-                             instruction_gated=s in self.bundle.guidance_gated) for s in self.scenarios]
+                             instruction_gated=s in self.bundle.guidance_gated,
+                             need_slots=self.bundle.need_slots.get(s, 0)) for s in self.scenarios]
 
     def check(self, req: RecommendRequest) -> None:
         """Raise RequestError (4xx) when the request does not fit this catalogue."""
@@ -196,10 +198,11 @@ class RecommenderCore:
                 out.append(Prepared(req, self._row(req, user), qemb[q], "query" if q == req.query else
                                     "query (rewritten)", None, q, self.excluded(req, user)))
                 continue
+            needs = tuple(rec.open_categories or ()) if rec is not None else ()
             if rec is not None and not self.bundle.scenarios[req.scenario].reads_instruction:
                 rec, label = None, DEFAULT_UNREAD
             out.append(Prepared(req, self._row(req, user), rec.embedding if rec else None, label, rec,
-                                exclude=self.excluded(req, user)))
+                                exclude=self.excluded(req, user), needs=needs))
         return out
 
     def excluded(self, req: RecommendRequest, user: UserContext) -> list[int]:
@@ -235,9 +238,10 @@ class RecommenderCore:
         if self.encode_queries is not None and query:
             self.encode_queries(self.rewrite_queries([query]) if self.rewrite_queries else [query])
 
-    def decode(self, items: list[Prepared], timings: Timings | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    def decode(self, items: list[Prepared], timings: Timings | None = None
+               ) -> list[tuple[np.ndarray, np.ndarray, dict[int, str]]]:
         """Decode all prepared requests in one batched pass through the bundle's Decoder, each in
-        its scenario's pool; (item ids, scores) per request."""
+        its scenario's pool; (item ids, scores, {item id: the open need its slot went to}) per request."""
         timings = timings if timings is not None else Timings()
         emb = {id(p.row): p.instruction for p in items}
         with timings.stage("collate"):
@@ -248,8 +252,9 @@ class RecommenderCore:
         sampling = next((p.request.sampling for p in items if p.request.sampling), None)
         out = self.decoder.decode(batch, [p.row.history for p in items], beam, k,
                                   [p.request.scenario for p in items], sampling, [p.exclude for p in items], timings,
-                                  [p.gate for p in items])
-        return [(out.items[i, : p.request.k], out.scores[i, : p.request.k]) for i, p in enumerate(items)]
+                                  [p.gate for p in items], [p.needs for p in items])
+        return [(out.items[i, : p.request.k], out.scores[i, : p.request.k], out.need_of(i, p.needs, p.request.k))
+                for i, p in enumerate(items)]
 
     def weight_applied(self, p: Prepared) -> float:
         """The instruction-guidance weight this request was decoded with: its scenario's, or 0 in a
@@ -259,11 +264,14 @@ class RecommenderCore:
             return 0.0
         return applied_weight(self.bundle.guidance, self.bundle.guidance_gated, p.request.scenario, p.gate)
 
-    def respond(self, p: Prepared, ids: np.ndarray, scores: np.ndarray, t0: float) -> RecommendResponse:
-        """Build the response of one request (its `timing_ms` is filled by `recommend_batch`)."""
+    def respond(self, p: Prepared, ids: np.ndarray, scores: np.ndarray, t0: float,
+                need: dict[int, str] | None = None) -> RecommendResponse:
+        """Build the response of one request (its `timing_ms` is filled by `recommend_batch`);
+        `need`: item id -> the open need its slot was given to (need slots)."""
+        need = need or {}
         cb, titles = self.bundle.codebook, self.bundle.titles
         recs = [RecommendedItem(item_id=int(i), semantic_id=list(cb.code_of(int(i))), score=float(s),
-                                title=titles.get(int(i))) for i, s in zip(ids, scores) if i >= 0]
+                                title=titles.get(int(i)), need=need.get(int(i))) for i, s in zip(ids, scores) if i >= 0]
         rec = p.record
         used = InstructionUsed(text=rec.text, reasons=rec.reasons, branches=rec.branches, source=rec.source,
                                version=rec.version, created_at=rec.created_at) if rec is not None else None
@@ -299,8 +307,8 @@ class RecommenderCore:
             for idx in groups.values():
                 decoded = self.decode([prepared[j] for j in idx], timings)
                 with timings.stage("respond"):
-                    for j, (ids, sc) in zip(idx, decoded):
-                        results[ok[j]] = self.respond(prepared[j], ids, sc, t0)
+                    for j, (ids, sc, need) in zip(idx, decoded):
+                        results[ok[j]] = self.respond(prepared[j], ids, sc, t0, need)
         for r in results:
             if isinstance(r, RecommendResponse):
                 r.timing_ms, r.batch_size = {k: round(v, 3) for k, v in timings.ms.items()}, len(reqs)

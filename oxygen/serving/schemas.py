@@ -95,8 +95,9 @@ class RecommendedItem(BaseModel):
 
     item_id: int
     semantic_id: list[int]
-    score: float
+    score: float  # sequence log-prob (or re-rank probability); a need-slot item's is its log-prob inside `need`
     title: str | None = None
+    need: str | None = None  # the open need (category) of the user's instruction this item's slot was given to
 
 
 class InstructionUsed(BaseModel):
@@ -142,6 +143,7 @@ class ScenarioInfo(BaseModel):
     requires_trigger: bool
     instruction_weight: float = 0.0  # the scenario's instruction-guidance weight (0: none)
     instruction_gated: bool = False  # the weight acts only where the user's instruction states an open need
+    need_slots: int = 0  # slots of each list given to the open needs the user's instruction states (0: none)
 
 
 class Health(BaseModel):

@@ -56,6 +56,7 @@ class InstructionRecord:
     truncated: bool = False  # the prompt was cut to the LM's context (oldest behaviour first)
     asof: float = 0.0  # unix s of the newest data it reflects: versioned writes never go back in time
     open_needs: int | None = None  # stated needs not yet in the user's history (gated guidance); None: not judged
+    open_categories: list[str] | None = None  # their categories, strongest first (need slots); None: not judged
 
     @property
     def gate(self) -> bool:
@@ -127,7 +128,8 @@ return out
         """(asof, text, emb bytes, source, created_at, meta JSON) as stored."""
         emb = np.ascontiguousarray(r.embedding, dtype=np.float32)
         meta = json.dumps({"reasons": r.reasons, "branches": r.branches, "version": r.version,
-                           "truncated": r.truncated, "open_needs": r.open_needs})
+                           "truncated": r.truncated, "open_needs": r.open_needs,
+                           "open_categories": r.open_categories})
         return repr(float(r.asof)), r.text, emb.tobytes(), r.source, repr(r.created_at), meta
 
     def get_many(self, user_ids: list[str]) -> list[InstructionRecord | None]:

@@ -83,13 +83,15 @@ class RowInstructions:
     """Generated instruction vectors by (user_id, row time), used on rows of `scenarios` (None: all).
     `dropout` (training rows): that share of the covered rows keeps the learnable default instead,
     the rows picked by a hash of (seed, user, time), so the same rows in every epoch and worker.
-    `gates`: whether each row's instruction states an open need (gated guidance at decode time)."""
+    `gates`: whether each row's instruction states an open need (gated guidance at decode time);
+    `needs`: the open need categories it states, strongest first (need slots at decode time)."""
 
     vectors: dict[RowKey, np.ndarray]
     scenarios: frozenset[str] | None = None
     dropout: float = 0.0
     seed: int = 0
     gates: dict[RowKey, bool] = field(default_factory=dict)
+    needs: dict[RowKey, tuple[str, ...]] = field(default_factory=dict)
 
     def get(self, row: Row) -> np.ndarray | None:
         """The row's instruction vector, or None (no record, a scenario that reads none, or dropped)."""
@@ -102,6 +104,10 @@ class RowInstructions:
     def gate(self, row: Row) -> bool:
         """Whether the row's instruction states an open need (False without a record saying so)."""
         return self.gates.get((row.user_id, row.timestamp), False)
+
+    def needs_of(self, row: Row) -> tuple[str, ...]:
+        """The open need categories the row's instruction states, strongest first (none without a record)."""
+        return self.needs.get((row.user_id, row.timestamp), ())
 
 
 def dropped(row: Row, share: float, seed: int) -> bool:

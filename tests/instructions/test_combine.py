@@ -40,6 +40,9 @@ def test_with_a_vocabulary_the_record_counts_its_open_needs():
     stp = parse("stp", '{"needs": [{"need": "baby pajamas", "reason": "winter"}, {"need": "phone case", "reason": "r"}]}')
     intent = parse("intent", '{"intents": [{"instruction": "more gel pens", "reason": "r", "kind": "other"}]}')
     assert combine(state([]), stp, None, intent, vocab=vocab).open_needs == 2
+    both = combine(state([]), stp, None, intent, vocab=vocab).open_categories
+    assert both == [vocab.category("baby pajamas"), vocab.category("phone case")]  # strongest first
     assert combine(state([(T - 60, "purchase", 3, "homepage")]), stp, None, None, vocab=vocab).open_needs == 1
     assert combine(state([]), stp, None, None).open_needs is None
+    assert combine(state([]), stp, None, None).open_categories is None
     assert combine(state([]), None, None, intent, vocab=vocab).open_needs is None

@@ -9,7 +9,7 @@ import pickle
 
 from apps import world as world_app
 from oxygen.data.io import load_dataset
-from oxygen.instructions.needs import NeedVocabulary, open_needs
+from oxygen.instructions.needs import NeedVocabulary, open_categories, open_needs
 from oxygen.instructions.pipeline import catalogue_vocabulary
 from oxygen.world.knowledge import Knowledge
 from tests.instructions.helpers import T, state
@@ -44,6 +44,16 @@ def test_open_needs_counts_the_stated_needs_the_history_lacks():
     assert open_needs(bought_case, needs, v) == 1
     assert open_needs(bought_case, ["silicone case"], v) == 0
     assert open_needs(empty, ["dehumidifier"], v) is None
+
+
+def test_open_categories_keep_the_needs_order_without_repeats():
+    v = NeedVocabulary.from_items(CATALOGUE)
+    bought_case = state([(T - 3600, "purchase", 2, "homepage")])
+    needs = ["baby pajamas", "dehumidifier", "protective cover", "warm baby sleepwear", "smartphone"]
+    assert open_categories(state([]), needs, v) == ["Baby Sleepwear", "Phone Cases", "Smartphones"]
+    assert open_categories(bought_case, needs, v) == ["Baby Sleepwear", "Smartphones"]
+    assert open_categories(bought_case, ["silicone case"], v) == []
+    assert open_categories(state([]), ["dehumidifier"], v) is None
 
 
 def test_the_catalogue_reads_the_worlds_product_nouns_as_the_world_does(tmp_path):

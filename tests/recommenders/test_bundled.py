@@ -101,3 +101,29 @@ def test_generated_instructions_carry_their_gates_into_gated_guidance(world):
     for n in range(len(rows)):
         assert got[n].tolist() == (every if gen.gate(rows[n]) else plain)[n].tolist(), n
     assert (plain != every).any()
+
+
+def test_generated_instructions_carry_their_open_needs_into_need_slots(world):
+    """Per-row records' open need categories (row_needs) reach the decoder: with two cart need
+    slots, each row's list is the decode path's with those needs."""
+    from dataclasses import replace
+
+    from oxygen.instructions.pipeline import row_needs
+    from oxygen.training.prepare import RowInstructions, instruction_lookup
+
+    ds, b = world
+    rows = [r for r in ds.splits["test"] if r.scenario == "cart"][:12]
+    cats = {it.item_id: it.categories[-1] for it in ds.items}
+    names = sorted(set(cats.values()))
+    records = [{"user_id": r.user_id, "at": r.timestamp, "open_categories": names[n % 5: n % 5 + 3] if n % 4 else None}
+               for n, r in enumerate(rows)]
+    gen = RowInstructions({}, frozenset({"cart"}), needs=row_needs(records))
+    slotted = replace(b, need_slots={"cart": 2}, categories=cats)
+    got = BundleRecommender(slotted, beam=12, queries=False, generated=gen, progress=False).recommend(rows, 5)
+    batch = collate(rows, b.space, b.collate_cfg, instruction_lookup(None, gen), with_targets=False)
+    hist, pools = [r.history for r in rows], ["cart"] * len(rows)
+    want = slotted.decoder().decode(batch, hist, 12, 5, pools, needs=[gen.needs_of(r) for r in rows]).items
+    plain = b.decoder().decode(batch, hist, 12, 5, pools).items
+    assert got.tolist() == want.tolist()
+    assert [gen.needs_of(r) == () for r in rows] == [n % 4 == 0 for n in range(len(rows))]
+    assert (got != plain).any() and all(got[n].tolist() == plain[n].tolist() for n in range(0, len(rows), 4))

@@ -82,6 +82,10 @@ def test_instructions_only_on_the_chosen_scenarios(world):
     assert rec.to_bundle().guidance_gated == frozenset()
     rec.generated = None  # a model of the paper's scheme reads no stored instruction: nothing to guide
     assert rec.to_bundle().guidance == {}
+    rec.cfg = cfg.model_copy(update={"instructions": cfg.instructions.model_copy(update={"need_slots": {"homepage": 2}})})
+    cats = {it.item_id: it.categories[-1] for it in ds.items}
+    slotted = rec.to_bundle(categories=cats)  # need slots serve any model, the paper's scheme too
+    assert slotted.need_slots == {"homepage": 2} and slotted.categories == cats
 
 
 def test_dropout_leaves_a_fixed_share_of_training_rows_with_the_default(world):

@@ -322,3 +322,34 @@ def test_gated_guidance_acts_only_where_the_instruction_states_an_open_need(core
     info = {s.id: s for s in gated.scenario_info()}
     assert info["homepage"].instruction_gated and info["homepage"].instruction_weight == 3.0
     assert not info["search"].instruction_gated
+
+
+def test_need_slots_give_the_open_needs_of_the_stored_instruction_their_items(core, bundle_dir, redis_server, tmp_path):
+    """A bundle with two homepage need slots: alice's list gives two slots to the first two open
+    need categories of her stored record, each item saying its need, also where the scenario does
+    not read the instruction's vector; with no open categories it is the plain list."""
+    from dataclasses import replace
+
+    from oxygen.store.instructions import InstructionStore
+
+    b = Bundle.load(bundle_dir)
+    b.categories, b.need_slots = {i: f"c{i % 6}" for i in b.codebook.item_ids.tolist()}, {"homepage": 2}
+    b.scenarios["homepage"].reads_instruction = False
+    slotted = RecommenderCore(Bundle.load(b.save(tmp_path / "slots")), Stores.connect(redis_server.url), encode)
+    store = InstructionStore.connect(redis_server.url)
+    original = store.get_many(["alice"])[0]
+    req = [RecommendRequest(scenario="homepage", user_id="alice", k=10)]
+    try:
+        store.put(replace(original, open_categories=["c1", "c4", "c5"]))
+        out = slotted.recommend_batch(req)[0]
+        needs = {it.item_id: it.need for it in out.items if it.need is not None}
+        assert sorted(needs.values()) == ["c1", "c4"] and len(out.items) == 10
+        assert all(slotted.bundle.categories[i] == c for i, c in needs.items())
+        store.put(replace(original, open_categories=None))
+        plain = slotted.recommend_batch(req)[0]
+        assert all(it.need is None for it in plain.items)
+        assert [it.item_id for it in plain.items] != [it.item_id for it in out.items]
+    finally:
+        store.put(original)
+    info = {s.id: s for s in slotted.scenario_info()}
+    assert info["homepage"].need_slots == 2 and info["search"].need_slots == 0

@@ -55,13 +55,15 @@ def test_reasons_branches_and_version_round_trip(server):
     store = InstructionStore.connect(server.url, prefix="t3")
     rec = InstructionRecord("u1", "winter in Harbin: baby sleepwear", np.ones(8, np.float32), "vllm", 123.5,
                             reasons=["baby sleepwear: cold-humid winter, infant at home"], branches=["stp", "intent"],
-                            version="lm-abc123", truncated=True, open_needs=2)
+                            version="lm-abc123", truncated=True, open_needs=2,
+                            open_categories=["Baby Sleepwear", "Heaters"])
     store.put(rec)
     store.put(InstructionRecord("u2", "more gel pens", np.ones(8, np.float32), open_needs=0))
     got, closed = store.get_many(["u1", "u2"])
     assert (got.reasons, got.branches, got.version, got.truncated, got.created_at, got.open_needs) == \
            (rec.reasons, rec.branches, "lm-abc123", True, 123.5, 2)
     assert got.gate and closed.open_needs == 0 and not closed.gate
+    assert got.open_categories == ["Baby Sleepwear", "Heaters"] and closed.open_categories is None
 
 
 def test_a_record_written_without_reasons_still_reads(server):
@@ -73,3 +75,4 @@ def test_a_record_written_without_reasons_still_reads(server):
     got = store.get_many(["old"])[0]
     assert got.text == "back to school" and got.reasons == [] and got.branches == [] and got.version == ""
     assert got.open_needs is None and not got.gate  # not judged: gated guidance leaves it alone
+    assert got.open_categories is None  # and no need slots
