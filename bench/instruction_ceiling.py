@@ -19,6 +19,13 @@ popularity with P_POPULAR or the user's true interests), i.e. the best any model
 - `mix_need_set`: the whole mixture with the exact unmet need set (the needs the user's earlier
   context visits have not fired): the best a ranker with a perfect STP branch can do.
 Their ratio bounds what any instruction can add over a default that knows the user perfectly.
+
+`--frontier` adds the trade at the optimum: on a fixed sample of all homepage test rows (every
+reason), HR@10 per hidden reason of the ranker `lam * context + (1 - lam) * rest` for lam from 0
+(the day's needs unknown) to 0.8 (the simulator's own mixture is lam = P_CONTEXT where a need is
+unmet): how many interest hits each deductive hit costs when the list is the best one possible.
+
+    python -m bench.instruction_ceiling --data runs/WD --frontier --max-rows 3000
 """
 
 from __future__ import annotations
@@ -29,10 +36,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from apps import cli
 from oxygen.data.io import load_dataset
 from oxygen.eval.instructions import deductive
+from oxygen.eval.ranking import eval_split
 from oxygen.world.catalogue import POP_ALPHA
 from oxygen.world.sessions import P_CONTEXT, P_POPULAR, P_TIER
 from oxygen.world.world import World
@@ -104,14 +113,62 @@ def ceilings(root: Path) -> dict:
     return {"rows": len(hits["need_leaf"]), **{f"hr{K}_{k}": float(np.mean(v)) for k, v in hits.items()}}
 
 
+LAMBDAS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+
+def frontier(root: Path, max_rows: int | None = 3000, lambdas: tuple[float, ...] = LAMBDAS) -> dict:
+    """{'rows': {reason: n}, 'lam': {lam: {reason: HR@K, 'all': HR@K}}} on homepage test rows (a
+    fixed sample of `max_rows`): items ranked by lam * (the unmet needs' mixture) + (1 - lam) *
+    (popularity and the user's true interests), with the simulator's own unmet-need set."""
+    world, data = World.load(root), load_dataset(root)
+    users, kb, cat = world.users, world.kb, world.catalogue
+    rows = eval_split([r for r in data.splits["test"] if r.scenario == "homepage"], max_rows)
+    uid = {users.user_id(u): u for u in range(users.n)}
+    start = dt.date.fromisoformat(world.config.start_date)
+    by_user: dict[str, list] = {}
+    for split in data.splits.values():
+        for r in split:
+            if r.truth is not None:
+                by_user.setdefault(r.user_id, []).append(r)
+    leaf_pop = cat.leaf_weight() / cat.leaf_weight().sum()
+    popular: dict[int, np.ndarray] = {}
+    hits = {lam: [] for lam in lambdas}
+    for r in tqdm(rows, desc="frontier", unit="row"):
+        u = uid[r.user_id]
+        tier = int(users.spending[u])
+        if tier not in popular:
+            popular[tier] = leaf_mix(world, np.arange(len(kb.leaves)), leaf_pop, tier)
+        rest = (P_POPULAR * popular[tier]
+                + (1 - P_POPULAR) * leaf_mix(world, users.interest_leaf[u], users.interest_weight[u], tier))
+        day = (dt.date.fromisoformat(r.context.date) - start).days
+        leaves, strength = world.calendar.needs(int(users.persona[u]), int(users.city[u]), day)
+        fired = fired_needs(by_user, r.user_id, r.timestamp)
+        unmet = np.array([kb.leaves[leaf] not in fired for leaf in leaves], bool)
+        ctx = leaf_mix(world, leaves[unmet], strength[unmet] / strength[unmet].sum(), tier) if unmet.any() else None
+        for lam in lambdas:
+            mix = rest if ctx is None else lam * ctx + (1 - lam) * rest
+            hits[lam].append(r.target in np.argsort(-mix)[:K])
+    reasons = np.array([r.truth.reason if r.truth is not None else "" for r in rows])
+    kinds = sorted(set(reasons.tolist()) - {""})
+    out = {}
+    for lam, h in hits.items():
+        h = np.asarray(h, dtype=np.float64)
+        out[str(lam)] = {**{k: float(h[reasons == k].mean()) for k in kinds}, "all": float(h.mean())}
+    return {"rows": {k: int((reasons == k).sum()) for k in kinds}, "lam": out}
+
+
 def main(argv: list[str] | None = None) -> dict:
-    """Print (and write) the ceilings."""
+    """Print (and write) the ceilings (and, with --frontier, the trade at the optimum)."""
     p = argparse.ArgumentParser(prog="python -m bench.instruction_ceiling", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--frontier", action="store_true", help="also the Bayes trade between reasons on homepage rows")
+    p.add_argument("--max-rows", type=int, default=3000, help="the frontier's fixed sample of homepage test rows")
     cli.add_common(p)
     args = p.parse_args(argv)
     out = ceilings(args.data)
+    if args.frontier:
+        out["frontier"] = frontier(args.data, args.max_rows)
     print(json.dumps(out, indent=1))
     if args.out:
         args.out.write_text(json.dumps(out, indent=1))

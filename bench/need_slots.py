@@ -17,7 +17,8 @@ Per m: valid HR@10 of all rows (seeds pooled), and on test, per hidden reason (e
 HR@10 (mean and sd over seeds), the deductive ratio to m = 0 (the same bundles with no slots), and
 paired bootstraps over rows of the seed-averaged hits against m = 0. By default the bundles decode
 with their learnable default instruction (the paper scheme: the need slots are the only use of the
-instruction); `--vectors` feeds the instruction vectors too (bundles trained with instructions).
+instruction); `--vectors` feeds the instruction vectors too (bundles trained with instructions; a
+bundle's own guidance.json applies as served, gated by the records' open needs).
 `chosen_on_valid` is the m with the best valid HR@10 of all rows, for reference: the slots trade
 reasons, and how many to give is a product setting. `--save M` writes need_slots.json (homepage: M)
 and categories.json into each bundle, which serving then applies.
@@ -37,7 +38,7 @@ from oxygen.data.io import Dataset, load_dataset
 from oxygen.eval.instructions import deductive, reason_of
 from oxygen.eval.ranking import eval_split
 from oxygen.eval.seeds import mean_std, paired_bootstrap
-from oxygen.instructions.pipeline import read_instructions, row_needs, row_vectors
+from oxygen.instructions.pipeline import read_instructions, row_gates, row_needs, row_vectors
 from oxygen.model.bundle import Bundle
 from oxygen.recommenders.bundled import BundleRecommender
 from oxygen.training.prepare import RowInstructions
@@ -109,7 +110,8 @@ def run(data: Path, bundles: list[Path], instructions: Path, slots: tuple[int, .
     if records and all(r.get("open_categories") is None for r in records):
         raise SystemExit(f"{instructions}: no record names its open need categories (written before the generator "
                          "listed them); write it again with python -m apps.instructions generate --per-row")
-    generated = RowInstructions(row_vectors(records) if vectors else {}, frozenset([SCENARIO]), needs=row_needs(records))
+    generated = RowInstructions(row_vectors(records) if vectors else {}, frozenset([SCENARIO]),
+                                gates=row_gates(records), needs=row_needs(records))
     ds = load_dataset(data, splits=("valid", "test"))
     rows, categories = split_rows(ds, max_rows), item_categories(ds)
     per_seed = [slot_hits(b, rows, generated, categories, slots) for b in bundles]

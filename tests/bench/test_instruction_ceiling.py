@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from bench.instruction_ceiling import ceilings, fired_needs
+from bench.instruction_ceiling import ceilings, fired_needs, frontier
 from tests.worlds import tiny_world
 
 
@@ -14,6 +14,13 @@ def test_instruction_ceilings_are_ordered(tmp_path):
     assert out["rows"] > 0
     assert 0 <= out["hr10_need_set"] <= out["hr10_need_leaf"] <= 1
     assert 0 <= out["hr10_mix_no_context"] <= out["hr10_mix_need_set"] <= 1
+    front = frontier(tmp_path / "w", max_rows=None, lambdas=(0.0, 0.5, 1.0))
+    from oxygen.data.io import load_dataset
+    homepage = [r for r in load_dataset(tmp_path / "w").splits["test"] if r.scenario == "homepage"]
+    assert sum(front["rows"].values()) == len(homepage) > 0
+    assert set(front["lam"]) == {"0.0", "0.5", "1.0"}
+    for table in front["lam"].values():
+        assert set(table) == set(front["rows"]) | {"all"} and all(0 <= v <= 1 for v in table.values())
 
 
 def test_fired_needs_are_the_earlier_context_visits_only():
