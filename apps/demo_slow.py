@@ -4,7 +4,8 @@ change in the answers of the service's own core.
 For a few test requests the instruction the pipeline wrote from the user's state strictly before
 the request (the per-row file of `apps.instructions generate --per-row`) is embedded and stored in
 an embedded Redis; each homepage list is shown with it and without it (the learnable default), and
-a noisy search query with the online query rewrite and without.
+a noisy search query with the online query rewrite and without. Items that fill one of the
+bundle's need slots (the instruction's open needs) say which need they stand for.
 
     show_slow_thinking(Path("runs/demo/train"), Path("runs/demo/world"), Path("runs/demo/instructions/rows.jsonl"))
 """
@@ -28,9 +29,10 @@ def instruction_records(rows: list, per_row: Path) -> list:
 
 
 def _lists(bundle, row, with_: object, without: object) -> None:
-    """Two top-5 lists side by side (titles; the actual next item marked)."""
+    """Two lists side by side (titles; the actual next item marked; a need-slot item's need named)."""
     for rank, (a, b) in enumerate(zip(with_.items, without.items), 1):
-        ta = (bundle.titles.get(a.item_id) or str(a.item_id)) + (" <-" if a.item_id == row.target else "")
+        need = f"[{a.need}] " if a.need else ""
+        ta = need + (bundle.titles.get(a.item_id) or str(a.item_id)) + (" <-" if a.item_id == row.target else "")
         tb = (bundle.titles.get(b.item_id) or str(b.item_id)) + (" <-" if b.item_id == row.target else "")
         print(f"    {rank}. {ta[:46]:<48} | {tb[:46]}")
 
@@ -48,11 +50,13 @@ def show_homepage(bundle, rows: list, per_row: Path, n: int = 3) -> None:
         print("(no homepage test request with a spatiotemporal instruction)")
         return
     rs, records = [r for r, _ in chosen], [rec for _, rec in chosen]
-    with_, without = answer_examples(bundle, rs, instructions=records), answer_examples(bundle, rs)
+    k = 10 if bundle.need_slots else 5  # need slots take the last places of a list
+    with_, without = answer_examples(bundle, rs, k=k, instructions=records), answer_examples(bundle, rs, k=k)
     for r, rec, a, b in zip(rs, records, with_, without):
         print(f"- [homepage] user {r.user_id} on {r.context.date if r.context else '?'}; then clicked: "
               f"{bundle.titles.get(r.target)!r}")
         weight = f", guidance weight {a.instruction_weight:g}" if bundle.guidance else ""
+        weight += f", {bundle.need_slots[r.scenario]} need slots" if r.scenario in bundle.need_slots else ""
         print(f"    instruction ({a.reasoning_instruction}{weight}): {rec.text}")
         for reason in rec.reasons[:3]:
             print(f"      because {reason}")
@@ -89,13 +93,14 @@ def show_slow_thinking(train: Path, world: Path, per_row: Path) -> None:
     rows = load_dataset(world, splits=("test",)).splits["test"]
     show_homepage(bundle, rows, per_row)
     show_search(bundle, rows)
-    if bundle.guidance:
-        show_guidance(bundle, [r for r in rows if r.scenario in bundle.guidance], per_row)
+    if bundle.guidance or bundle.need_slots:
+        show_guidance(bundle, [r for r in rows if r.scenario in bundle.guidance or r.scenario in bundle.need_slots],
+                      per_row)
 
 
 def show_guidance(bundle, rows: list, per_row: Path) -> None:
-    """Test HR@10 of the guided scenarios' rows as served (the bundle's guidance, gated by each
-    stored instruction's open needs) and as trained (no guidance)."""
+    """Test HR@10 of the guided (or need-slot) scenarios' rows as served (the bundle's guidance,
+    gated by each stored instruction's open needs, and its need slots) and as trained (neither)."""
     from dataclasses import replace
 
     import numpy as np
@@ -109,12 +114,15 @@ def show_guidance(bundle, rows: list, per_row: Path) -> None:
     generated = row_instructions(records, bundle.instruction_scenarios)
     targets = np.array([r.target for r in rows])
     hr = {}
-    for name, b in (("as served", bundle), ("as trained", replace(bundle, guidance={}, guidance_gated=frozenset()))):
+    trained = replace(bundle, guidance={}, guidance_gated=frozenset(), need_slots={})
+    for name, b in (("as served", bundle), ("as trained", trained)):
         hr[name] = hit_rate(BundleRecommender(b, generated=generated, progress=False).recommend(rows, 10), targets, 10)
     gated = sum(generated.gate(r) for r in rows)
-    print(f"\n{sorted(bundle.guidance)} test rows ({len(rows)}; {gated} whose instruction states an open need): "
+    scenarios = sorted(set(bundle.guidance) | set(bundle.need_slots))
+    print(f"\n{scenarios} test rows ({len(rows)}; {gated} whose instruction states an open need): "
           f"HR@10 {hr['as served']:.4f} with guidance {bundle.guidance} at levels {list(bundle.guidance_levels)}"
-          f"{' (gated)' if bundle.guidance_gated else ''}, {hr['as trained']:.4f} without")
+          f"{' (gated)' if bundle.guidance_gated else ''} and need slots {bundle.need_slots}, "
+          f"{hr['as trained']:.4f} without")
 
 
 def show_users(users_file: Path, n: int = 2) -> None:
