@@ -8,7 +8,8 @@ the rate they win need hits (docs/benchmarks.d/instructions.md, G-G5). A need sl
 model's best item inside each of the first m open needs' categories (the same decode, its pool cut
 to the category) takes one slot, and the items it pushes out are the model's lowest-ranked items
 in categories the user has never touched (the model's guesses at the day's needs, which the
-instruction now states), then, only if there are none, its lowest-ranked items.
+instruction now states). Items of the user's own categories are never pushed out: where the list
+has no other, the need takes no slot.
 
     items = compose(base=[5, 9, 2, 7], needs=[11], known={"cat"}, category={5: "cat", 9: "toy", 2: "cat",
                     7: "toy", 11: "fan"}, k=4)      # -> [5, 9, 2, 11]: 7 ("toy", never touched) gives way
@@ -32,16 +33,24 @@ def need_pool(pool: str, category: str) -> str:
 def compose(base: Sequence[int], needs: Sequence[int], known: Container[str], category: Mapping[int, str],
             k: int) -> list[int]:
     """One request's list of at most k ids: `base` (the model's list, best first, no -1) with the
-    `needs` items (one per open need, in need order) appended; when they do not all fit, the base
-    items dropped are the lowest-ranked ones whose category is not in `known` (the categories of
-    the user's history), then the lowest-ranked others. A need item already in the kept base list
-    takes no slot."""
-    extra = [i for n, i in enumerate(needs) if i not in needs[:n]]
+    `needs` items (one per open need, in need order) appended. Room is made only by dropping base
+    items whose category is not in `known` (the categories of the user's history), lowest-ranked
+    first: a list made of the user's own categories keeps them, and the needs that find no room
+    (the weakest first) take no slot. A need item already in the base list stays, moved among the
+    need items, and takes no room."""
+    extra = list(dict.fromkeys(needs))
+    listed = set(base)
     keep = [i for i in base if i not in extra]
     over = len(keep) + len(extra) - k
     if over > 0:
-        unknown = [p for p in reversed(range(len(keep))) if category.get(keep[p]) not in known]
-        rest = [p for p in reversed(range(len(keep))) if category.get(keep[p]) in known]
-        gone = set((unknown + rest)[:over])
+        untouched = [p for p in reversed(range(len(keep))) if category.get(keep[p]) not in known]
+        gone = set(untouched[:over])
         keep = [i for p, i in enumerate(keep) if p not in gone]
+        room = k - len(keep) - sum(i in listed for i in extra)
+        fits = []
+        for i in extra:
+            if i in listed or room > 0:
+                fits.append(i)
+                room -= i not in listed
+        extra = fits
     return (keep + extra)[:k]

@@ -1,5 +1,5 @@
-"""Need slots (oxygen.decoding.need_slots, Decoder.decode(needs=)): `compose` pushes out the
-lowest-ranked items of never-touched categories first, and the decode path equals a slow reference
+"""Need slots (oxygen.decoding.need_slots, Decoder.decode(needs=)): `compose` pushes out only the
+lowest-ranked items of never-touched categories, and the decode path equals a slow reference
 that decodes the plain list and, per open need, the pool cut to that category with every other item
 excluded (the trie-constraint business rule), then composes; only pools with slots act, not under
 beam sampling, exclusions hold for need items too, and a bundle keeps its slots and categories
@@ -23,16 +23,18 @@ def test_compose_pushes_out_untouched_categories_lowest_first():
     cat = {1: "a", 2: "b", 3: "a", 4: "b", 5: "c", 9: "z"}
     assert compose([1, 2, 3, 4], [9], known={"a"}, category=cat, k=4) == [1, 2, 3, 9]  # 4 ("b") goes
     assert compose([1, 2, 3, 4], [9], known={"b"}, category=cat, k=4) == [1, 2, 4, 9]  # 3 ("a") goes
-    assert compose([1, 2, 3, 4], [9], known={"a", "b"}, category=cat, k=4) == [1, 2, 3, 9]  # none: the last goes
+    assert compose([1, 2, 3, 4], [9], known={"a", "b"}, category=cat, k=4) == [1, 2, 3, 4]  # all known: no slot
     assert compose([1, 2, 3, 4], [9, 5], known={"a"}, category=cat, k=4) == [1, 3, 9, 5]  # 4, then 2
+    assert compose([1, 2, 3, 4], [9, 5], known={"a", "b"}, category={**cat, 4: "c"}, k=4) == [1, 2, 3, 9]  # room for one
     assert compose([1, 2, 3], [9], known=set(), category=cat, k=4) == [1, 2, 3, 9]  # room: nothing goes
 
 
 def test_compose_moves_a_need_item_already_listed_and_counts_it_once():
-    cat = {1: "a", 2: "b", 3: "c", 4: "d"}
+    cat = {1: "a", 2: "b", 3: "c", 4: "d", 7: "e", 8: "f"}
     assert compose([1, 2, 3, 4], [2], known={"a"}, category=cat, k=4) == [1, 3, 4, 2]
     assert compose([1, 2, 3, 4], [3, 3], known={"a"}, category=cat, k=4) == [1, 2, 4, 3]
     assert compose([1, 2], [7, 8, 9], known=set(), category=cat, k=2) == [7, 8]
+    assert compose([1, 2, 3, 4], [8, 2], known={"a", "c", "d"}, category=cat, k=4) == [1, 3, 4, 2]  # no room for 8
 
 
 @pytest.fixture(scope="module")
