@@ -72,18 +72,27 @@ def fired_needs(rows_by_user: dict[str, list], user: str, ts: int) -> set[str]:
     return {r.truth.need for r in rows_by_user.get(user, ()) if r.timestamp < ts and r.truth.reason == "context"}
 
 
-def ceilings(root: Path) -> dict:
-    """HR@K of the rankers on the deductive test rows of the world in `root`."""
-    world, data = World.load(root), load_dataset(root)
-    test = data.splits["test"]
-    users, kb, cat = world.users, world.kb, world.catalogue
-    uid = {users.user_id(u): u for u in range(users.n)}
-    start = dt.date.fromisoformat(world.config.start_date)
+def user_index(world: World) -> dict[str, int]:
+    """{user id: the simulator's user index}."""
+    return {world.users.user_id(u): u for u in range(world.users.n)}
+
+
+def truth_by_user(data) -> dict[str, list]:
+    """Every split's rows with hidden truth, by user (what fired_needs reads)."""
     by_user: dict[str, list] = {}
     for split in data.splits.values():
         for r in split:
             if r.truth is not None:
                 by_user.setdefault(r.user_id, []).append(r)
+    return by_user
+
+
+def ceilings(root: Path) -> dict:
+    """HR@K of the rankers on the deductive test rows of the world in `root`."""
+    world, data = World.load(root), load_dataset(root)
+    test = data.splits["test"]
+    users, kb, cat = world.users, world.kb, world.catalogue
+    uid, start, by_user = user_index(world), dt.date.fromisoformat(world.config.start_date), truth_by_user(data)
     leaf_pop = cat.leaf_weight() / cat.leaf_weight().sum()
     popular: dict[int, np.ndarray] = {}  # tier -> P(item | a popularity visit)
     hits: dict[str, list[bool]] = {k: [] for k in ("need_leaf", "need_set", "need_set_unmet",
@@ -123,13 +132,7 @@ def frontier(root: Path, max_rows: int | None = 3000, lambdas: tuple[float, ...]
     world, data = World.load(root), load_dataset(root)
     users, kb, cat = world.users, world.kb, world.catalogue
     rows = eval_split([r for r in data.splits["test"] if r.scenario == "homepage"], max_rows)
-    uid = {users.user_id(u): u for u in range(users.n)}
-    start = dt.date.fromisoformat(world.config.start_date)
-    by_user: dict[str, list] = {}
-    for split in data.splits.values():
-        for r in split:
-            if r.truth is not None:
-                by_user.setdefault(r.user_id, []).append(r)
+    uid, start, by_user = user_index(world), dt.date.fromisoformat(world.config.start_date), truth_by_user(data)
     leaf_pop = cat.leaf_weight() / cat.leaf_weight().sum()
     popular: dict[int, np.ndarray] = {}
     hits = {lam: [] for lam in lambdas}
