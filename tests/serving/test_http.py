@@ -51,7 +51,7 @@ def test_endpoints(url):
     assert httpx.get(f"{url}/readyz").json() == {"status": "ready", "model_version": "test-v1"}
     scen = {s["id"]: s for s in httpx.get(f"{url}/v1/scenarios").json()}
     assert scen["cart"] == {"id": "cart", "pool_size": 60, "requires_trigger": True, "instruction_weight": 0.0,
-                            "instruction_gated": False}
+                            "instruction_gated": False, "need_slots": 0}
     spec = httpx.get(f"{url}/openapi.json").json()
     assert "/v1/recommend" in spec["paths"] and "RecommendRequest" in str(spec)
     r = httpx.post(f"{url}/v1/recommend", json={"scenario": "cart", "user_id": "alice", "trigger_item": 3, "k": 4},
