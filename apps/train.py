@@ -56,8 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(format_table(result))
     save_curves(rec.fit_info["history"], args.out / "curve.png", title=cfg.variant)
     titles = {it.item_id: it.title for it in ds.items if it.title}
-    categories = {it.item_id: it.categories[-1] for it in ds.items if it.categories}
-    bundle = rec.to_bundle(titles, categories=categories).save(args.out / "bundle")
+    bundle = rec.to_bundle(titles, categories=ds.leaf_categories()).save(args.out / "bundle")
     (args.out / "result.json").write_text(json.dumps(result, indent=2, default=str))
     print(f"wrote {bundle} (servable), {args.out / 'curve.png'}, {args.out / 'result.json'}")
     return result

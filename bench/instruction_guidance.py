@@ -55,7 +55,7 @@ from apps.cli import write_report
 from oxygen.data.batching import collate
 from oxygen.data.io import load_dataset
 from oxygen.decoding.guidance import LEVELS, Guided
-from oxygen.eval.instructions import deductive, reason_of
+from oxygen.eval.instructions import deductive, reason_masks, reason_of
 from oxygen.eval.ranking import eval_split
 from oxygen.eval.seeds import mean_std, paired_bootstrap
 from oxygen.instructions.pipeline import read_instructions, row_instructions
@@ -157,8 +157,7 @@ def run(data: Path, bundle_dir: Path, instructions: Path, weights: tuple[float, 
 
 def reason_parts(test: HomepageRows) -> dict[str, np.ndarray]:
     """{part: Bool[n]}: all rows, deductive, other, and one mask per hidden reason (evaluation only)."""
-    return {"all": np.ones(len(test.rows), dtype=bool), "deductive": test.ded, "other": ~test.ded,
-            **{f"reason:{r}": test.reasons == r for r in sorted(set(test.reasons.tolist()) - {""})}}
+    return reason_masks(test.ded, test.reasons)
 
 
 def across_seeds(test: HomepageRows, per_seed: list[dict], baseline: list[np.ndarray], w: float) -> dict:

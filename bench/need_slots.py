@@ -27,7 +27,6 @@ and categories.json into each bundle, which serving then applies.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -35,21 +34,16 @@ import torch
 
 from apps.cli import write_report
 from oxygen.data.io import Dataset, load_dataset
-from oxygen.eval.instructions import deductive, reason_of
+from oxygen.eval.instructions import deductive, reason_masks, reason_of
 from oxygen.eval.ranking import eval_split
 from oxygen.eval.seeds import mean_std, paired_bootstrap
 from oxygen.instructions.pipeline import read_instructions, row_gates, row_needs, row_vectors
-from oxygen.model.bundle import Bundle
+from oxygen.model.bundle import Bundle, save_need_slots
 from oxygen.recommenders.bundled import BundleRecommender
 from oxygen.training.prepare import RowInstructions
 
 K, SCENARIO = 10, "homepage"
 SLOTS = (0, 1, 2, 3)
-
-
-def item_categories(ds: Dataset) -> dict[int, str]:
-    """{item id: leaf category} of a dataset's items (the last element of each category path)."""
-    return {it.item_id: it.categories[-1] for it in ds.items if it.categories}
 
 
 def split_rows(ds: Dataset, max_rows: int | None) -> dict[str, list]:
@@ -76,18 +70,10 @@ def slot_hits(bundle_dir: Path, rows: dict[str, list], generated: RowInstruction
     return out
 
 
-def parts(rows: list) -> dict[str, np.ndarray]:
-    """{part: Bool[n]}: all rows, deductive, other, and one mask per hidden reason (evaluation only)."""
-    reasons = np.array([reason_of(r) for r in rows])
-    ded = deductive(rows)
-    return {"all": np.ones(len(rows), dtype=bool), "deductive": ded, "other": ~ded,
-            **{f"reason:{r}": reasons == r for r in sorted(set(reasons.tolist()) - {""})}}
-
-
 def report(rows: dict[str, list], per_seed: list[dict], slots: tuple[int, ...]) -> dict:
     """Valid HR of all rows per m (seeds pooled) and, on test, per m: HR per part (mean, sd over
     seeds), the deductive ratio to m = 0 and paired bootstraps of seed-averaged hits against m = 0."""
-    masks = parts(rows["test"])
+    masks = reason_masks(deductive(rows["test"]), np.array([reason_of(r) for r in rows["test"]]))
     base = np.mean([h["test"][0] for h in per_seed], axis=0)
     valid = {m: float(np.mean([h["valid"][m] for h in per_seed], axis=0).mean()) for m in slots}
     test = {}
@@ -113,7 +99,7 @@ def run(data: Path, bundles: list[Path], instructions: Path, slots: tuple[int, .
     generated = RowInstructions(row_vectors(records) if vectors else {}, frozenset([SCENARIO]),
                                 gates=row_gates(records), needs=row_needs(records))
     ds = load_dataset(data, splits=("valid", "test"))
-    rows, categories = split_rows(ds, max_rows), item_categories(ds)
+    rows, categories = split_rows(ds, max_rows), ds.leaf_categories()
     per_seed = [slot_hits(b, rows, generated, categories, slots) for b in bundles]
     return {"slots": list(slots), "k": K, "max_rows": max_rows, "vectors": vectors,
             "bundles": [str(b) for b in bundles], **report(rows, per_seed, slots)}
@@ -121,13 +107,7 @@ def run(data: Path, bundles: list[Path], instructions: Path, slots: tuple[int, .
 
 def save_slots(bundle_dir: Path, m: int, categories: dict[int, str]) -> None:
     """Write need_slots.json (homepage: m; none for 0) and categories.json into a bundle folder."""
-    path = Path(bundle_dir)
-    if m > 0:
-        (path / "need_slots.json").write_text(json.dumps({SCENARIO: m}))
-        if not (path / "categories.json").exists():
-            (path / "categories.json").write_text(json.dumps({str(k): v for k, v in categories.items()}))
-    elif (path / "need_slots.json").exists():
-        (path / "need_slots.json").unlink()
+    save_need_slots(Path(bundle_dir), {SCENARIO: m}, categories if m > 0 else {})
     print(f"{bundle_dir}: need slots {({SCENARIO: m} if m > 0 else 'none')}")
 
 
@@ -164,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
     out = run(a.data, a.bundle, a.instructions, slots, a.max_rows, a.vectors)
     print_report(out)
     if a.save is not None:
-        categories = item_categories(load_dataset(a.data, splits=()))
+        categories = load_dataset(a.data, splits=()).leaf_categories()
         for b in a.bundle:
             save_slots(b, a.save, categories)
     if a.out:

@@ -129,6 +129,10 @@ class Dataset:
     def item_ids(self) -> list[int]:
         return [it.item_id for it in self.items]
 
+    def leaf_categories(self) -> dict[int, str]:
+        """{item id: leaf category} (the last element of each category path; items without one left out)."""
+        return {it.item_id: it.categories[-1] for it in self.items if it.categories}
+
     @property
     def has_text(self) -> bool:
         """True when at least one item has a title or description."""

@@ -112,6 +112,7 @@ class Decoder:
             raise ValueError("re-ranking with the transition channel needs its counts (transitions=None given)")
         self.model, self.item_ids, self.transitions, self.spec = model, item_ids, transitions, spec
         self.names = sorted(pools)
+        self.positions = {n: i for i, n in enumerate(self.names)}  # pool name -> its position in names
         self.tries = [pools[n] for n in self.names]
         self.index = index if index is not None else trie_set(self.tries)
         self.precision = "auto"  # oxygen.device.autocast: bf16 on CUDA, fp32 on the CPU; "fp32" / "bf16" to force
@@ -158,7 +159,7 @@ class Decoder:
         if unknown or len(pools) != n:
             raise ValueError(f"pools must name one of {self.names} per request; got {len(pools)} "
                              f"names for {n} requests, unknown {unknown}")
-        return torch.tensor([self.names.index(p) for p in pools], dtype=torch.long, device="cpu")
+        return torch.tensor([self.positions[p] for p in pools], dtype=torch.long, device="cpu")
 
     def beam(self, batch: Any, beam: int, n: int, pools: Sequence[str] | None = None,
              sampling: Any = None, exclude: Sequence[Sequence[int]] | None = None,
@@ -218,7 +219,7 @@ class Decoder:
         jobs = []  # (request, position of the need in needs[request], need pool)
         for b, cats in enumerate(needs):
             name = self.names[int(pool[b])]
-            found = [(j, need_pool(name, c)) for j, c in enumerate(cats) if need_pool(name, c) in self.names]
+            found = [(j, need_pool(name, c)) for j, c in enumerate(cats) if need_pool(name, c) in self.positions]
             jobs += [(b, j, n) for j, n in found[:self.need_slots.get(name, 0)]]
         out.need = np.full(out.items.shape, -1, dtype=np.int64)
         if not jobs:

@@ -27,6 +27,13 @@ def reason_of(row: Row) -> str:
     return row.truth.reason if row.truth is not None and row.truth.reason else ""
 
 
+def reason_masks(ded: np.ndarray, reasons: np.ndarray) -> dict[str, np.ndarray]:
+    """{part: Bool[n]}: all rows, deductive, other, and one mask per hidden reason, from the
+    deductive mask Bool[n] and the reasons Str[n] of n rows."""
+    return {"all": np.ones(len(ded), dtype=bool), "deductive": ded, "other": ~ded,
+            **{f"reason:{r}": reasons == r for r in sorted(set(reasons.tolist()) - {""})}}
+
+
 def deductive(rows: Sequence[Row]) -> np.ndarray:
     """Bool[len(rows)]: rows whose hidden reason is a contextual need."""
     return np.array([reason_of(r) == "context" for r in rows], dtype=bool)

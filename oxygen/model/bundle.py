@@ -165,10 +165,7 @@ class Bundle:
         if self.guidance:
             (out / "guidance.json").write_text(json.dumps(
                 guidance_json(self.guidance, self.guidance_gated, self.guidance_levels)))
-        if self.need_slots:
-            (out / "need_slots.json").write_text(json.dumps(self.need_slots))
-        if self.categories:
-            (out / "categories.json").write_text(json.dumps({str(k): v for k, v in self.categories.items()}))
+        save_need_slots(out, self.need_slots, self.categories)
         return out
 
     def _space_json(self) -> dict:
@@ -203,6 +200,18 @@ class Bundle:
         cats = {int(k): v for k, v in json.loads(cats_p.read_text()).items()} if cats_p.exists() else {}
         model = OxygenModel.load(out / "model").to(resolve_device(device))
         return cls(model, cb, space, ccfg, scen, titles, version, rerank, guidance, gated, levels, slots, cats)
+
+
+def save_need_slots(out: Path, need_slots: dict[str, int], categories: dict[int, str]) -> None:
+    """Write need_slots.json (removed when no scenario has slots) and categories.json (when given)
+    into bundle folder `out`."""
+    slots = {s: int(m) for s, m in need_slots.items() if int(m) > 0}
+    if slots:
+        (out / "need_slots.json").write_text(json.dumps(slots))
+    elif (out / "need_slots.json").exists():
+        (out / "need_slots.json").unlink()
+    if categories:
+        (out / "categories.json").write_text(json.dumps({str(k): v for k, v in categories.items()}))
 
 
 def guidance_json(weights: dict[str, float], gated: Sequence[str] | frozenset[str] = (),
