@@ -8,7 +8,10 @@ that the `hf` and `vllm` instruction backends load.
 With --data the pairs are made here: a seeded sample of the train rows, each user's state at the
 row's time, every branch prompt answered by the knowledge teacher (`--coverage`), kept where the
 answer parses (pseudo-labels, as the paper distils a larger LLM into Qwen3-0.6B); they are also
-written to OUT/pairs.jsonl.
+written to OUT/pairs.jsonl. The rows fall on the train split's days only, so an LM trained on them
+alone writes weaker STP needs for the later days it serves; `--stp-contexts N` adds N STP prompts on
+days drawn over the rows' span and `--stp-ahead` days after it (each a sampled user's place and
+persona, that day's season and holidays from the calendar, weather tags that city has seen).
 
 FILE.jsonl holds one {"prompt": ..., "completion": ...} object per line (other keys are ignored).
 Without --valid, `valid_frac` of the pairs (seeded shuffle) are held out for the valid loss that
@@ -29,7 +32,8 @@ from apps.cli import add_common, run
 from oxygen.config import InstructorConfig, load_config
 from oxygen.data.io import DataError, load_dataset, read_jsonl, write_jsonl
 from oxygen.instructions.backends.knowledge import KnowledgeBackend
-from oxygen.instructions.pipeline import CHARS_PER_TOKEN, query_log, row_states, teacher_pairs
+from oxygen.instructions.pipeline import (CHARS_PER_TOKEN, calendar_states, query_log, row_states, stp_pairs,
+                                         teacher_pairs)
 from oxygen.instructions.prompts import Budget
 from oxygen.instructions.weather import WeatherFeed
 from oxygen.training.instructor import train_lm
@@ -65,11 +69,16 @@ def pair_source(args: argparse.Namespace, budget_chars: int) -> Pairs:
     sample = random.Random(args.seed).sample(rows, min(args.rows, len(rows)))
     items = {it.item_id: it for it in ds.items}
     states = row_states(sample, items, query_log(rows), WeatherFeed.load(args.data))
-    pairs, stats = teacher_pairs(states, KnowledgeBackend(coverage=args.coverage, seed=args.seed),
-                                 Budget(max_chars=budget_chars))
+    teacher = KnowledgeBackend(coverage=args.coverage, seed=args.seed)
+    pairs, stats = teacher_pairs(states, teacher, Budget(max_chars=budget_chars))
+    seen = {p for p, _ in pairs}
+    calendar = [pc for pc in stp_pairs(calendar_states(states, args.stp_contexts, args.stp_ahead, args.seed), teacher)
+                if pc[0] not in seen]
+    pairs += calendar
     args.out.mkdir(parents=True, exist_ok=True)
     write_jsonl(args.out / "pairs.jsonl", [{"prompt": p, "completion": c} for p, c in pairs])
-    print(json.dumps({"pairs": len(pairs), "teacher": stats["parsed"], "stp_cache": stats["stp_cache"]}))
+    print(json.dumps({"pairs": len(pairs), "teacher": stats["parsed"], "stp_cache": stats["stp_cache"],
+                      "calendar_stp": len(calendar)}))
     return pairs
 
 
@@ -92,6 +101,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rows", type=int, default=6000, help="train rows sampled for --data pairs")
     p.add_argument("--coverage", type=float, default=0.8, help="the teacher's rule coverage for --data pairs")
     p.add_argument("--seed", type=int, default=0, help="row sample and teacher seed for --data pairs")
+    p.add_argument("--stp-contexts", type=int, default=8000,
+                   help="extra STP pairs on calendar days (the rows' span and --stp-ahead days after it)")
+    p.add_argument("--stp-ahead", type=int, default=90, help="days after the last sampled row that --stp-contexts covers")
     p.add_argument("--valid", type=Path, default=None, help="held-out pairs (else valid_frac of --pairs)")
     p.add_argument("--out", required=True, type=Path, help="output HF model folder")
     add_common(p, config="YAML InstructorConfig")

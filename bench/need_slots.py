@@ -15,7 +15,8 @@ decoder with `needs` from each row's record, as serving reads them from Redis) f
 
 Per m: valid HR@10 of all rows (seeds pooled), and on test, per hidden reason (evaluation only),
 HR@10 (mean and sd over seeds), the deductive ratio to m = 0 (the same bundles with no slots), and
-paired bootstraps over rows of the seed-averaged hits against m = 0. By default the bundles decode
+paired bootstraps over rows of the seed-averaged hits against m = 0; and how often the first m
+open categories hold the deductive row's true need (`test_need_in_first_m`). By default the bundles decode
 with their learnable default instruction (the paper scheme: the need slots are the only use of the
 instruction); `--vectors` feeds the instruction vectors too (bundles trained with instructions; a
 bundle's own guidance.json applies as served, gated by the records' open needs).
@@ -89,6 +90,15 @@ def report(rows: dict[str, list], per_seed: list[dict], slots: tuple[int, ...]) 
             "rows": {p: int(mask.sum()) for p, mask in masks.items()}, "test": test}
 
 
+def need_in_first(rows: list, generated: RowInstructions, slots: tuple[int, ...]) -> dict[str, float | None]:
+    """{m: the share of the deductive `rows` whose true need (hidden truth, evaluation only) is
+    among the first m open categories their record states}: how often a slot is spent on the
+    visit's need. None when no row is deductive."""
+    ded = [r for r, d in zip(rows, deductive(rows)) if d]
+    return {str(m): float(np.mean([r.truth.need in generated.needs_of(r)[:m] for r in ded])) if ded else None
+            for m in slots if m > 0}
+
+
 def run(data: Path, bundles: list[Path], instructions: Path, slots: tuple[int, ...] = SLOTS,
         max_rows: int | None = None, vectors: bool = False) -> dict:
     """The bench (module docstring) -> its report."""
@@ -102,7 +112,8 @@ def run(data: Path, bundles: list[Path], instructions: Path, slots: tuple[int, .
     rows, categories = split_rows(ds, max_rows), ds.leaf_categories()
     per_seed = [slot_hits(b, rows, generated, categories, slots) for b in bundles]
     return {"slots": list(slots), "k": K, "max_rows": max_rows, "vectors": vectors,
-            "bundles": [str(b) for b in bundles], **report(rows, per_seed, slots)}
+            "bundles": [str(b) for b in bundles], **report(rows, per_seed, slots),
+            "test_need_in_first_m": need_in_first(rows["test"], generated, slots)}
 
 
 def save_slots(bundle_dir: Path, m: int, categories: dict[int, str]) -> None:
@@ -114,6 +125,7 @@ def save_slots(bundle_dir: Path, m: int, categories: dict[int, str]) -> None:
 def print_report(out: dict) -> None:
     """Valid HR per m, then each m's test HR per part with its paired gap to m = 0."""
     print("valid HR@10 (all rows, seeds pooled):", out["valid_hr_all"], "-> best", out["chosen_on_valid"])
+    print("test deductive rows whose true need is among the first m open categories:", out["test_need_in_first_m"])
     for m, t in out["test"].items():
         cells = "  ".join(f"{p} {t['hr'][p]['mean']:.4f} ({v['diff']:+.4f} [{v['lo']:+.4f}, {v['hi']:+.4f}])"
                           for p, v in t["paired_vs_default"].items())

@@ -16,10 +16,12 @@ encoder, each distinct text once) and makes the Redis records.
     instrs, stats = generate_instructions(states, KnowledgeBackend(coverage=0.8), vocab=catalogue_vocabulary(items))
     records = embed(instrs)                           # list[store.InstructionRecord]
     pairs, stats = teacher_pairs(row_states(train_rows, items, queries), KnowledgeBackend())  # LM data
+    pairs += stp_pairs(calendar_states(states, 4000, ahead_days=90), KnowledgeBackend())    # STP over the calendar
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections import defaultdict
@@ -36,8 +38,8 @@ from oxygen.instructions.branches import parse
 from oxygen.instructions.combine import CLAUSE_SEP, Instruction
 from oxygen.instructions.generator import generate_instructions
 from oxygen.instructions.needs import NeedVocabulary
-from oxygen.instructions.prompts import TASK_INTENT, TASK_REWRITE, TASK_STP, Budget
-from oxygen.instructions.state import UserState
+from oxygen.instructions.prompts import TASK_INTENT, TASK_REWRITE, TASK_STP, Budget, stp_prompt
+from oxygen.instructions.state import UserState, on_day
 from oxygen.instructions.weather import WeatherFeed
 from oxygen.semantic_ids.text_encoder import encode_texts
 from oxygen.store.instructions import InstructionRecord
@@ -182,6 +184,37 @@ class Recorder:
 def branch_of(prompt: str) -> str:
     """The branch a prompt belongs to, from its `TASK:` first line."""
     return BRANCH_OF_TASK[prompt.split("\n", 1)[0]]
+
+
+def calendar_states(states: Sequence[UserState], n: int, ahead_days: int, seed: int = 0) -> list[UserState]:
+    """`n` behaviour-free contexts to distil the STP branch over the calendar, not only over the
+    days the sampled rows fall on: each a random state's place and profile, on a day drawn
+    uniformly from the states' first date to `ahead_days` after their last (an instructor trained
+    today will write for the coming weeks), with the weather tags of a random state in the same
+    city (the weather that city saw, not the weather of that day). [] when no state has a date."""
+    dated = [s for s in states if s.date]
+    if n <= 0 or not dated:
+        return []
+    rng = np.random.default_rng(seed)
+    first = dt.date.fromisoformat(min(s.date for s in dated))
+    span = (dt.date.fromisoformat(max(s.date for s in dated)) - first).days + 1 + ahead_days
+    by_city: dict[str | None, list[UserState]] = defaultdict(list)
+    for s in dated:
+        by_city[s.city].append(s)
+    out = []
+    for _ in range(n):
+        base = dated[rng.integers(len(dated))]
+        same = by_city[base.city]
+        day = (first + dt.timedelta(days=int(rng.integers(span)))).isoformat()
+        out.append(on_day(base, day, same[rng.integers(len(same))].weather))
+    return out
+
+
+def stp_pairs(states: Sequence[UserState], teacher: Backend) -> list[tuple[str, str]]:
+    """(STP prompt, the teacher's answer) for each distinct STP prompt of `states`, kept where the
+    answer parses."""
+    prompts = list(dict.fromkeys(p for p in map(stp_prompt, states) if p is not None))
+    return [(p, t) for p, t in zip(prompts, teacher.generate(prompts)) if parse("stp", t) is not None]
 
 
 def teacher_pairs(states: Sequence[UserState], teacher: Backend, budget: Budget | None = None

@@ -98,11 +98,27 @@ def _place(state: UserState, context: dict, profile: dict, feed: WeatherFeed | N
     state.climate = climates.get(state.city) if state.city else None
     if state.date is None:
         return
-    tags = set(calendar_tags(kb, state.date)) | set(feed.tags(state.date, state.city) if feed else ())
+    _situation(state, set(calendar_tags(kb, state.date)) | set(feed.tags(state.date, state.city) if feed else ()), kb)
+
+
+def _situation(state: UserState, tags: set[str], kb: Knowledge) -> None:
+    """Split a day's situation tags into the state's season, holidays and weather."""
     seasons = set(kb.seasons.values())
     state.season = next((t for t in sorted(tags) if t in seasons), None)
     state.holidays = tuple(sorted(t for t in tags if t in kb.holidays))
     state.weather = tuple(sorted(t for t in tags if t not in seasons and t not in kb.holidays))
+
+
+def on_day(state: UserState, date: str, weather: Sequence[str], kb: Knowledge | None = None) -> UserState:
+    """A behaviour-free copy of `state`'s place and profile on another ISO `date`: that day's season
+    and holidays from the calendar rules, and the given `weather` tags (a context to distil the
+    STP branch on; it reads no feed, so no day's actual weather is known ahead)."""
+    kb = kb or default_kb()
+    day = UserState(user_id=state.user_id, date=date, city=state.city, climate=state.climate,
+                    age_band=state.age_band, family_stage=state.family_stage,
+                    spending_power=state.spending_power, hobbies=state.hobbies, persona=state.persona)
+    _situation(day, set(calendar_tags(kb, date)) | set(weather), kb)
+    return day
 
 
 def _events(t: int | None, events: Sequence[RawEvent], items: dict[int, ItemInfo],

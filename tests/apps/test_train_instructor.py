@@ -53,3 +53,16 @@ def test_command_line_errors_are_one_line_and_exit_2(tmp_path):
         assert r.returncode == 2, r.stderr
         lines = r.stderr.strip().splitlines()
         assert lines[-1].startswith("error: ") and needle in lines[-1] and "Traceback" not in r.stderr
+
+
+def test_data_pairs_add_calendar_stp_prompts_once_each(tmp_path):
+    from apps import world as world_app
+    from oxygen.instructions.pipeline import branch_of
+    world_app.main(["--out", str(tmp_path / "w"), "--items", "300", "--users", "40", "--days", "14", "--seed", "2", "--quiet"])
+    common = ["--data", str(tmp_path / "w"), "--rows", "60", "--out", str(tmp_path / "o")]
+    rows_only = train_instructor.pair_source(train_instructor.parse_args([*common, "--stp-contexts", "0"]), 3000)
+    pairs = train_instructor.pair_source(train_instructor.parse_args([*common, "--stp-contexts", "150"]), 3000)
+    stp = [p for p, _ in pairs if branch_of(p) == "stp"]
+    assert pairs[:len(rows_only)] == rows_only and len(stp) == len(set(stp))
+    assert len(stp) > sum(branch_of(p) == "stp" for p, _ in rows_only)
+    assert len(train_instructor.read_pairs(tmp_path / "o" / "pairs.jsonl")) == len(pairs)

@@ -62,3 +62,16 @@ def test_bad_arguments_and_old_records_say_what_to_do(tmp_path):
     old.write_text(json.dumps({"user_id": "u1", "at": 5, "text": "winter", "open_needs": 1}) + "\n")
     with pytest.raises(SystemExit, match="generate --per-row"):
         main(["--data", str(tmp_path), "--bundle", str(tmp_path), "--instructions", str(old)])
+
+
+def test_need_in_first_counts_deductive_rows_whose_need_is_among_the_first_m():
+    from bench.need_slots import need_in_first
+    from oxygen.training.prepare import RowInstructions
+
+    rows = [SimpleNamespace(user_id=u, timestamp=1, truth=SimpleNamespace(reason=r, need=n))
+            for u, r, n in (("a", "context", "Fans"), ("b", "context", "Heaters"), ("c", "interest", "Fans"),
+                            ("d", "context", "Scarves"))]
+    gen = RowInstructions({}, frozenset(["homepage"]), needs={("a", 1): ("Fans", "Heaters"), ("b", 1): ("Fans", "Heaters"),
+                                                              ("c", 1): ("Fans",)})
+    assert need_in_first(rows, gen, (0, 1, 2)) == {"1": pytest.approx(1 / 3), "2": pytest.approx(2 / 3)}
+    assert need_in_first(rows[2:3], gen, (1,)) == {"1": None}

@@ -5,6 +5,7 @@ user (and embedded records to Redis with --store)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -15,7 +16,9 @@ from oxygen.data.io import load_dataset
 from oxygen.eval.ranking import eval_split
 from oxygen.instructions.backends.knowledge import KnowledgeBackend
 from oxygen.instructions.branches import parse
-from oxygen.instructions.pipeline import after, branch_of, end_states, query_log, row_states, teacher_pairs
+from oxygen.instructions.pipeline import (after, branch_of, calendar_states, end_states, query_log, row_states,
+                                         stp_pairs, teacher_pairs)
+from oxygen.instructions.prompts import stp_prompt
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +67,30 @@ def test_teacher_pairs_are_parseable_answers(world):
     assert {branch_of(p) for p, _ in pairs} == {"stp", "rewrite", "intent"}
     assert all(parse(branch_of(p), c) is not None for p, c in pairs)
     assert len({p for p, _ in pairs if branch_of(p) == "stp"}) == sum(branch_of(p) == "stp" for p, _ in pairs)
+
+
+def test_calendar_states_cover_the_span_and_the_days_ahead_with_seen_places_and_weather(world):
+    _, _, rows, items = world
+    states = row_states(rows[:120], items, query_log(rows))
+    days = sorted(s.date for s in states)
+    cal = calendar_states(states, 400, ahead_days=30, seed=1)
+    assert len(cal) == 400 and cal == calendar_states(states, 400, ahead_days=30, seed=1)
+    last = dt.date.fromisoformat(days[-1]) + dt.timedelta(days=30)
+    assert all(days[0] <= s.date <= last.isoformat() for s in cal)
+    assert any(s.date > days[-1] for s in cal)  # the days ahead are covered
+    seen = {(s.city, s.persona, s.family_stage) for s in states}
+    weather = {(s.city, s.weather) for s in states}
+    assert all((s.city, s.persona, s.family_stage) in seen and (s.city, s.weather) in weather for s in cal)
+    assert all(s.events == [] and s.queries == [] for s in cal)
+    assert calendar_states(states, 0, 30) == [] and calendar_states([], 10, 30) == []
+
+
+def test_stp_pairs_are_one_parseable_answer_per_distinct_prompt(world):
+    _, _, rows, items = world
+    cal = calendar_states(row_states(rows[:60], items, query_log(rows)), 200, ahead_days=30)
+    pairs = stp_pairs(cal + cal[:20], KnowledgeBackend(coverage=1.0))
+    assert [p for p, _ in pairs] == list(dict.fromkeys(stp_prompt(s) for s in cal))
+    assert all(branch_of(p) == "stp" and parse("stp", c) is not None for p, c in pairs)
 
 
 def test_generate_command_writes_one_record_per_user(world, tmp_path):

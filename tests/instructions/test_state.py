@@ -5,7 +5,7 @@ from __future__ import annotations
 from oxygen.data.adapters import user_state
 from oxygen.data.schema import Item, Row
 from oxygen.instructions.prompts import intent_prompt, rewrite_prompt, stp_prompt
-from oxygen.instructions.state import calendar_tags, default_kb, state_at
+from oxygen.instructions.state import calendar_tags, default_kb, on_day, state_at
 from oxygen.instructions.weather import WeatherFeed
 from tests.instructions.helpers import DAY, HOUR, ITEMS, T, state
 
@@ -52,6 +52,17 @@ def test_season_holidays_climate_and_weather_feed(tmp_path):
     assert st.holidays == ("christmas", "winter_solstice")
     assert "weather: cold_snap" in stp_prompt(st)
     assert state(events=[]).weather == ()  # no feed: no weather
+
+
+def test_on_day_keeps_place_and_profile_and_takes_the_days_calendar():
+    st = state_at("u1", T, {"persona": "student", "family_stage": "single"}, {"city": "Harbin"},
+                  [(T - HOUR, "click", 1, "homepage")], [(T - HOUR, "phone cas")], ITEMS)
+    day = on_day(st, "2025-12-20", ("cold_snap",))
+    assert (day.city, day.climate, day.persona, day.family_stage) == (st.city, st.climate, "student", "single")
+    assert (day.date, day.season, day.holidays, day.weather) == ("2025-12-20", "winter", ("christmas", "winter_solstice"),
+                                                                  ("cold_snap",))
+    assert day.events == [] and day.queries == [] and day.at is None
+    assert "week: 2025-W51" in stp_prompt(day) and "holidays: christmas, winter_solstice" in stp_prompt(day)
 
 
 def _row(**kw) -> Row:
