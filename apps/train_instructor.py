@@ -32,8 +32,7 @@ from apps.cli import add_common, run
 from oxygen.config import InstructorConfig, load_config
 from oxygen.data.io import DataError, load_dataset, read_jsonl, write_jsonl
 from oxygen.instructions.backends.knowledge import KnowledgeBackend
-from oxygen.instructions.pipeline import (CHARS_PER_TOKEN, calendar_states, query_log, row_states, stp_pairs,
-                                         teacher_pairs)
+from oxygen.instructions.pipeline import CHARS_PER_TOKEN, calendar_states, query_log, row_states, stp_pairs, teacher_pairs
 from oxygen.instructions.prompts import Budget
 from oxygen.instructions.weather import WeatherFeed
 from oxygen.training.instructor import train_lm

@@ -16,8 +16,7 @@ from oxygen.data.io import load_dataset
 from oxygen.eval.ranking import eval_split
 from oxygen.instructions.backends.knowledge import KnowledgeBackend
 from oxygen.instructions.branches import parse
-from oxygen.instructions.pipeline import (after, branch_of, calendar_states, end_states, query_log, row_states,
-                                         stp_pairs, teacher_pairs)
+from oxygen.instructions.pipeline import after, branch_of, calendar_states, end_states, query_log, row_states, stp_pairs, teacher_pairs
 from oxygen.instructions.prompts import stp_prompt
 
 
