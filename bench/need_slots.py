@@ -16,7 +16,8 @@ decoder with `needs` from each row's record, as serving reads them from Redis) f
 Per m: valid HR@10 of all rows (seeds pooled), and on test, per hidden reason (evaluation only),
 HR@10 (mean and sd over seeds), the deductive ratio to m = 0 (the same bundles with no slots), and
 paired bootstraps over rows of the seed-averaged hits against m = 0; and how often the first m
-open categories hold the deductive row's true need (`test_need_in_first_m`). By default the bundles decode
+open categories hold the deductive row's true need (`test_need_in_first_m`). `--oracle` gives
+the ceiling: every deductive test row's record states only its true need. By default the bundles decode
 with their learnable default instruction (the paper scheme: the need slots are the only use of the
 instruction); `--vectors` feeds the instruction vectors too (bundles trained with instructions; a
 bundle's own guidance.json applies as served, gated by the records' open needs).
@@ -28,6 +29,7 @@ and categories.json into each bundle, which serving then applies.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -99,8 +101,16 @@ def need_in_first(rows: list, generated: RowInstructions, slots: tuple[int, ...]
             for m in slots if m > 0}
 
 
+def with_oracle(generated: RowInstructions, rows: list) -> RowInstructions:
+    """`generated` with each deductive row of `rows` stating only its true need (hidden truth, read
+    for the ceiling only): the slot is spent on the visit's need whenever the model can find it."""
+    needs = {**generated.needs, **{(r.user_id, r.timestamp): (r.truth.need,)
+                                   for r, d in zip(rows, deductive(rows)) if d}}
+    return dataclasses.replace(generated, needs=needs)
+
+
 def run(data: Path, bundles: list[Path], instructions: Path, slots: tuple[int, ...] = SLOTS,
-        max_rows: int | None = None, vectors: bool = False) -> dict:
+        max_rows: int | None = None, vectors: bool = False, oracle: bool = False) -> dict:
     """The bench (module docstring) -> its report."""
     records = read_instructions(instructions)
     if records and all(r.get("open_categories") is None for r in records):
@@ -110,8 +120,10 @@ def run(data: Path, bundles: list[Path], instructions: Path, slots: tuple[int, .
                                 gates=row_gates(records), needs=row_needs(records))
     ds = load_dataset(data, splits=("valid", "test"))
     rows, categories = split_rows(ds, max_rows), ds.leaf_categories()
+    if oracle:
+        generated = with_oracle(generated, rows["test"])
     per_seed = [slot_hits(b, rows, generated, categories, slots) for b in bundles]
-    return {"slots": list(slots), "k": K, "max_rows": max_rows, "vectors": vectors,
+    return {"slots": list(slots), "k": K, "max_rows": max_rows, "vectors": vectors, "oracle": oracle,
             "bundles": [str(b) for b in bundles], **report(rows, per_seed, slots),
             "test_need_in_first_m": need_in_first(rows["test"], generated, slots)}
 
@@ -142,6 +154,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--slots", default=",".join(map(str, SLOTS)), help="need slots to measure (0 is always added)")
     ap.add_argument("--max-rows", type=int, default=None, help="a fixed random sample of each split's homepage rows")
     ap.add_argument("--vectors", action="store_true", help="feed the instruction vectors too (bundles trained with them)")
+    ap.add_argument("--oracle", action="store_true",
+                    help="the ceiling: each deductive test row states only its true need (hidden truth)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--save", type=int, default=None, metavar="M", help="write need_slots.json (homepage: M) into each bundle")
     ap.add_argument("--out", type=Path)
@@ -153,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"--slots must be comma-separated integers, e.g. 0,1,2 (got {a.slots!r})") from None
     if min(slots) < 0 or max(slots) > K:
         raise SystemExit(f"--slots must lie in 0..{K} (got {a.slots})")
-    out = run(a.data, a.bundle, a.instructions, slots, a.max_rows, a.vectors)
+    out = run(a.data, a.bundle, a.instructions, slots, a.max_rows, a.vectors, a.oracle)
     print_report(out)
     if a.save is not None:
         categories = load_dataset(a.data, splits=()).leaf_categories()

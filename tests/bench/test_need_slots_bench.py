@@ -75,3 +75,15 @@ def test_need_in_first_counts_deductive_rows_whose_need_is_among_the_first_m():
                                                               ("c", 1): ("Fans",)})
     assert need_in_first(rows, gen, (0, 1, 2)) == {"1": pytest.approx(1 / 3), "2": pytest.approx(2 / 3)}
     assert need_in_first(rows[2:3], gen, (1,)) == {"1": None}
+
+
+def test_the_oracle_states_only_the_true_need_of_deductive_rows():
+    from bench.need_slots import need_in_first, with_oracle
+    from oxygen.training.prepare import RowInstructions
+
+    rows = [SimpleNamespace(user_id=u, timestamp=1, truth=SimpleNamespace(reason=r, need=n))
+            for u, r, n in (("a", "context", "Fans"), ("b", "interest", "Fans"))]
+    gen = RowInstructions({}, frozenset(["homepage"]), needs={("a", 1): ("Heaters",), ("b", 1): ("Heaters",)})
+    oracle = with_oracle(gen, rows)
+    assert oracle.needs == {("a", 1): ("Fans",), ("b", 1): ("Heaters",)} and gen.needs[("a", 1)] == ("Heaters",)
+    assert need_in_first(rows, oracle, (1,)) == {"1": 1.0}
