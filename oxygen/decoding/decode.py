@@ -199,8 +199,10 @@ class Decoder:
         pool = self.pool_index(pools, len(batch))
         exclude, gates = _per_request(exclude, len(batch)), _gates(gates, len(batch))
         timings = timings if timings is not None else Timings()
+        starts: list[Any] = []  # the encoded state of each chunk (need slots start from it)
         parts = [self._decode(self._chunk(batch, s, e), histories[s:e], beam, k, pool[s:e], sampling,
-                              None if exclude is None else exclude[s:e], timings, None if gates is None else gates[s:e])
+                              None if exclude is None else exclude[s:e], timings, None if gates is None else gates[s:e],
+                              starts)
                  for s, e in _chunks(len(batch))]
         out = Decoded(np.concatenate([p.items for p in parts]), np.concatenate([p.scores for p in parts]))
         if needs is None or not self.need_slots or sampling is not None:
@@ -208,14 +210,18 @@ class Decoder:
         if len(needs) != len(batch):
             raise ValueError(f"needs must hold one category list per request: {len(needs)} lists for {len(batch)} requests")
         with timings.stage("need_slots"):
-            return self._fill_needs(batch, histories, beam, pool, exclude, gates, needs, out)
+            encoded = starts[0] if len(starts) == 1 and hasattr(self.model, "restart") else None
+            return self._fill_needs(batch, histories, beam, pool, exclude, gates, needs, out, encoded, timings)
 
     def _fill_needs(self, batch: Any, histories: Sequence[Sequence[int]], beam: int, pool: torch.Tensor,
                     exclude: Sequence[Sequence[int]] | None, gates: Sequence[bool] | None,
-                    needs: Sequence[Sequence[str]], out: Decoded) -> Decoded:
+                    needs: Sequence[Sequence[str]], out: Decoded, encoded: Any = None,
+                    timings: Timings | None = None) -> Decoded:
         """`out` with each request's need slots filled: one constrained decode per (request, open
         need) among the first m of its pool's, all in one batch, then `compose`. The scores of need
-        items are their log-probs inside the category (not comparable with the others)."""
+        items are their log-probs inside the category (not comparable with the others). `encoded`
+        (the state the main pass's `start` returned for the whole batch, or None) lets those decodes
+        start from the requests' encoder output instead of encoding them again."""
         jobs = []  # (request, position of the need in needs[request], need pool)
         for b, cats in enumerate(needs):
             name = self.names[int(pool[b])]
@@ -224,10 +230,16 @@ class Decoder:
         out.need = np.full(out.items.shape, -1, dtype=np.int64)
         if not jobs:
             return out
-        rows = [b for b, _, _ in jobs]
-        items, scores = self.beam(batch.select(torch.tensor(rows, dtype=torch.long)), beam, 1, [n for _, _, n in jobs],
-                                  exclude=None if exclude is None else [exclude[b] for b in rows],
-                                  gates=None if gates is None else [gates[b] for b in rows])
+        rows = torch.tensor([b for b, _, _ in jobs], dtype=torch.long)
+        sub = batch.select(rows)
+        pools = self.pool_index([n for _, _, n in jobs], len(jobs))
+        ex = None if exclude is None else [exclude[b] for b in rows.tolist()]
+        gs = None if gates is None else [gates[b] for b in rows.tolist()]
+        if encoded is not None and len(jobs) <= CHUNK and self._weights(pools, gs, None) is None:
+            items, scores = self._beam(self._chunk(sub, 0, len(jobs)), beam, 1, pools, None, ex, timings, gs,
+                                       resume=(encoded, rows))
+        else:
+            items, scores = self.beam(sub, beam, 1, [n for _, _, n in jobs], exclude=ex, gates=gs)
         got: dict[int, dict[int, tuple[int, float]]] = {}  # request -> {need item: (need position, score)}
         for q, (b, j, _) in enumerate(jobs):
             if items[q, 0] >= 0:
@@ -248,14 +260,26 @@ class Decoder:
         part = batch if start == 0 and end == len(batch) else batch.select(torch.arange(start, end, device="cpu"))
         return part.to(self.device) if hasattr(part, "to") else part
 
+    def _weights(self, pool: torch.Tensor, gates: Sequence[bool] | None, sampling: Any) -> torch.Tensor | None:
+        """Float[B] guidance weights of these requests, None when none is guided."""
+        return (request_weights(self.guidance, self.names, pool, self.gated, gates)
+                if self.guidance and sampling is None else None)
+
     def _beam(self, batch: Any, beam: int, n: int, pool: torch.Tensor, sampling: Any,
               exclude: Sequence[Sequence[int]] | None, timings: Timings | None = None,
-              gates: Sequence[bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
+              gates: Sequence[bool] | None = None, keep: list[Any] | None = None,
+              resume: tuple[Any, torch.Tensor] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Beam search of one chunk. `keep` (a list) receives the state `start` returns; `resume`
+        (an encoded state, rows Long[B] of it) starts from those rows instead of encoding `batch`
+        (unguided requests only)."""
         timings = timings if timings is not None else Timings()
         before, t0 = timings.ms.get("encoder", 0.0), time.perf_counter()
-        weights = (request_weights(self.guidance, self.names, pool, self.gated, gates)
-                   if self.guidance and sampling is None else None)
+        weights = self._weights(pool, gates, sampling)
         model = self.model if weights is None else Guided(self.model, weights, self.guidance_levels)
+        if resume is not None:
+            model = Resumed(model, *resume)
+        if keep is not None:
+            model = Kept(model, keep)
         with torch.no_grad():
             ids, scores = generate_items(TimedModel(model, timings), batch, self.index, beam=beam, k=n,
                                          pool_index=pool, sampling=sampling, exclude=exclude, precision=self.precision)
@@ -264,16 +288,49 @@ class Decoder:
 
     def _decode(self, batch: Any, histories: Sequence[Sequence[int]], beam: int, k: int, pool: torch.Tensor,
                 sampling: Any, exclude: Sequence[Sequence[int]] | None, timings: Timings,
-                gates: Sequence[bool] | None) -> Decoded:
+                gates: Sequence[bool] | None, keep: list[Any] | None = None) -> Decoded:
         with timings.stage("rerank"):
             mixture = None if sampling is not None else self.mixture(batch, histories)
         if mixture is None:
-            return Decoded(*self._beam(batch, beam, k, pool, sampling, exclude, timings, gates))
-        items, logp = self._beam(batch, beam, beam, pool, None, exclude, timings, gates)
+            return Decoded(*self._beam(batch, beam, k, pool, sampling, exclude, timings, gates, keep))
+        items, logp = self._beam(batch, beam, beam, pool, None, exclude, timings, gates, keep)
         allowed = [self.tries[int(p)] if exclude is None or not exclude[b] else
                    Without(self.tries[int(p)], frozenset(int(i) for i in exclude[b])) for b, p in enumerate(pool)]
         with timings.stage("rerank"):
             return Decoded(*rerank(items, logp, mixture, k, allowed))
+
+
+class Kept:
+    """A StepModel that appends every state its `start` returns to `starts`."""
+
+    def __init__(self, model: Any, starts: list[Any]) -> None:
+        self.model, self.starts = model, starts
+
+    def start(self, batch: Any) -> Any:
+        """The wrapped model's start, kept."""
+        state = self.model.start(batch)
+        self.starts.append(state)
+        return state
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.model, name)
+
+
+class Resumed:
+    """A StepModel whose `start` gives requests `rows` Long[B] of an already encoded `state`
+    (`restart` of a ResumableModel) instead of encoding its batch."""
+
+    def __init__(self, model: Any, state: Any, rows: torch.Tensor) -> None:
+        self.model, self.state, self.rows = model, state, rows
+
+    def start(self, batch: Any) -> Any:
+        """Requests `rows` of the encoded state (the batch must be those rows)."""
+        if len(batch) != len(self.rows):
+            raise ValueError(f"a resumed start for {len(self.rows)} rows got a batch of {len(batch)}")
+        return self.model.restart(self.state, self.rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.model, name)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,16 @@ class StepModel(Protocol):
         ...
 
 
+class ResumableModel(StepModel, Protocol):
+    """A StepModel that can start some of its requests again from a state it already encoded
+    (need slots decode a request's rows once more in other pools, oxygen.decoding.decode)."""
+
+    def restart(self, state: Any, rows: torch.Tensor) -> Any:
+        """The state `start` would return for requests `rows` Long[B'] of the batch that gave the
+        fresh `state` (rows may repeat), without running the encoder again."""
+        ...
+
+
 class MixtureModel(StepModel, Protocol):
     """A StepModel that may carry its own second expert for re-ranking (oxygen.decoding.rerank)."""
 

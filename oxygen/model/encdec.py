@@ -251,6 +251,11 @@ class OxygenModel(nn.Module):
         """StepModel.step: log-probs Float[N, K_level] after feeding codes of level-1 (None at 0)."""
         return inference.step(self, state, codes, level)
 
+    def restart(self, state: inference.DecoderState, rows: torch.Tensor) -> inference.DecoderState:
+        """ResumableModel.restart: the fresh state of requests `rows` Long[B'] of the fresh `state`
+        (their encoder output reused, not computed again)."""
+        return inference.requests(state, rows)
+
     def select(self, state: inference.DecoderState, index: torch.Tensor) -> inference.DecoderState:
         """StepModel.select: keep/duplicate beams `index` Long[N'] (gathers only the small caches)."""
         return inference.select(state, index)

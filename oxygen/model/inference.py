@@ -105,6 +105,22 @@ def step(model: "OxygenModel", state: DecoderState, codes: torch.Tensor | None,
                               level + 1)
 
 
+def requests(state: DecoderState, rows: torch.Tensor) -> DecoderState:
+    """A fresh state (one beam each, before any step) of the requests `rows` Long[B'] of the fresh
+    `state`: their encoder cross K/V, mask, decoder prefix and hidden gathered, nothing run again.
+    A request may be taken more than once."""
+    if state.level != 0 or state.num_beams != state.mem_mask.shape[0]:
+        raise ValueError("requests() takes the state `start` returned, before any step or select")
+    rows = rows.to(state.row.device)
+
+    def take(kvs: list[KV]) -> list[KV]:
+        return [(k.index_select(0, rows), v.index_select(0, rows)) for k, v in kvs]
+
+    return DecoderState(take(state.cross), state.mem_mask.index_select(0, rows), take(state.prefix),
+                        take(state.gen), state.hidden.index_select(0, rows),
+                        torch.arange(len(rows), device=rows.device), 1, 0)
+
+
 def _beams(row: torch.Tensor, n_requests: int) -> int:
     """n when row == [0]*n + [1]*n + ... + [B-1]*n, else 0."""
     n = row.shape[0] // n_requests if n_requests else 0

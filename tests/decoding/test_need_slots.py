@@ -93,6 +93,39 @@ def test_the_decode_path_equals_the_slow_reference(bundle, requests):
             assert CATEGORY[item] == c
 
 
+class NoRestart:
+    """A model without `restart`: the decoder encodes the need rows again."""
+
+    def __init__(self, model):
+        self.model, self.starts = model, 0
+
+    def start(self, batch):
+        self.starts += 1
+        return self.model.start(batch)
+
+    def __getattr__(self, name):
+        if name == "restart":
+            raise AttributeError(name)
+        return getattr(self.model, name)
+
+
+def test_need_decodes_start_from_the_main_pass_encoder_output(bundle, requests):
+    rows, scen, needs, batch = requests
+    hist = [r.history for r in rows]
+    dec = bundle.decoder()
+    starts = []
+    dec.model.start = lambda b: starts.append(len(b)) or type(dec.model).start(dec.model, b)
+    reused = dec.decode(batch, hist, 8, 6, scen, needs=needs)
+    del dec.model.start
+    assert starts == [len(rows)]  # one encoder pass: the need decodes started from it
+    again = bundle.decoder()
+    again.model = NoRestart(again.model)
+    fresh = again.decode(batch, hist, 8, 6, scen, needs=needs)
+    assert again.model.starts == 2  # the main pass, then the need rows encoded again
+    assert reused.items.tolist() == fresh.items.tolist() and reused.need.tolist() == fresh.need.tolist()
+    np.testing.assert_allclose(reused.scores, fresh.scores, rtol=1e-5, atol=1e-5)
+
+
 def test_no_slots_no_needs_or_sampling_leave_the_plain_lists(bundle, requests):
     rows, scen, needs, batch = requests
     hist = [r.history for r in rows]

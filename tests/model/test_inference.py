@@ -79,6 +79,26 @@ def test_beams_share_cross_kv_and_match_reference():
     torch.testing.assert_close(lp2, ref[2][perm], atol=1e-5, rtol=1e-5)
 
 
+def test_restart_gives_the_rows_own_start_without_encoding():
+    model = _model(moe_experts=2, moe_active=1)
+    batch = random_batch(model.cfg, B=4)
+    rows = torch.tensor([2, 0, 2])
+    codes = batch.target_codes[rows]
+    with torch.no_grad():
+        state = model.start(batch)
+        again = model.restart(state, rows)
+        ref = _incremental(model, batch.select(rows), codes)
+        got = []
+        for level in range(len(model.codebook_sizes)):
+            logp, again = model.step(again, None if level == 0 else codes[:, level - 1], level)
+            got.append(logp)
+        _, stepped = model.step(state, None, 0)
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="before any step"):
+        model.restart(stepped, rows)
+
+
 def test_state_shapes():
     model = _model()
     batch = random_batch(model.cfg, B=2)
