@@ -199,18 +199,20 @@ class Decoder:
         pool = self.pool_index(pools, len(batch))
         exclude, gates = _per_request(exclude, len(batch)), _gates(gates, len(batch))
         timings = timings if timings is not None else Timings()
-        starts: list[Any] = []  # the encoded state of each chunk (need slots start from it)
+        filling = needs is not None and bool(self.need_slots) and sampling is None
+        if filling and len(needs) != len(batch):
+            raise ValueError(f"needs must hold one category list per request: {len(needs)} lists for {len(batch)} requests")
+        # one chunk: keep its encoded state, which the need decodes start from
+        starts: list[Any] | None = [] if filling and len(batch) <= CHUNK and hasattr(self.model, "restart") else None
         parts = [self._decode(self._chunk(batch, s, e), histories[s:e], beam, k, pool[s:e], sampling,
                               None if exclude is None else exclude[s:e], timings, None if gates is None else gates[s:e],
                               starts)
                  for s, e in _chunks(len(batch))]
         out = Decoded(np.concatenate([p.items for p in parts]), np.concatenate([p.scores for p in parts]))
-        if needs is None or not self.need_slots or sampling is not None:
+        if not filling:
             return out
-        if len(needs) != len(batch):
-            raise ValueError(f"needs must hold one category list per request: {len(needs)} lists for {len(batch)} requests")
         with timings.stage("need_slots"):
-            encoded = starts[0] if len(starts) == 1 and hasattr(self.model, "restart") else None
+            encoded = starts[0] if starts else None
             return self._fill_needs(batch, histories, beam, pool, exclude, gates, needs, out, encoded, timings)
 
     def _fill_needs(self, batch: Any, histories: Sequence[Sequence[int]], beam: int, pool: torch.Tensor,
