@@ -233,15 +233,14 @@ class Decoder:
         if not jobs:
             return out
         rows = torch.tensor([b for b, _, _ in jobs], dtype=torch.long)
-        sub = batch.select(rows)
-        pools = self.pool_index([n for _, _, n in jobs], len(jobs))
+        sub, names = batch.select(rows), [n for _, _, n in jobs]
         ex = None if exclude is None else [exclude[b] for b in rows.tolist()]
         gs = None if gates is None else [gates[b] for b in rows.tolist()]
-        if encoded is not None and len(jobs) <= CHUNK and self._weights(pools, gs, None) is None:
-            items, scores = self._beam(self._chunk(sub, 0, len(jobs)), beam, 1, pools, None, ex, timings, gs,
-                                       resume=(encoded, rows))
+        if encoded is not None and len(jobs) <= CHUNK:  # one chunk: start from the encoded rows
+            items, scores = self._beam(self._chunk(sub, 0, len(jobs)), beam, 1, self.pool_index(names, len(jobs)),
+                                       None, ex, timings, gs, resume=(encoded, rows))
         else:
-            items, scores = self.beam(sub, beam, 1, [n for _, _, n in jobs], exclude=ex, gates=gs)
+            items, scores = self.beam(sub, beam, 1, names, exclude=ex, gates=gs)
         got: dict[int, dict[int, tuple[int, float]]] = {}  # request -> {need item: (need position, score)}
         for q, (b, j, _) in enumerate(jobs):
             if items[q, 0] >= 0:
@@ -262,23 +261,19 @@ class Decoder:
         part = batch if start == 0 and end == len(batch) else batch.select(torch.arange(start, end, device="cpu"))
         return part.to(self.device) if hasattr(part, "to") else part
 
-    def _weights(self, pool: torch.Tensor, gates: Sequence[bool] | None, sampling: Any) -> torch.Tensor | None:
-        """Float[B] guidance weights of these requests, None when none is guided."""
-        return (request_weights(self.guidance, self.names, pool, self.gated, gates)
-                if self.guidance and sampling is None else None)
-
     def _beam(self, batch: Any, beam: int, n: int, pool: torch.Tensor, sampling: Any,
               exclude: Sequence[Sequence[int]] | None, timings: Timings | None = None,
               gates: Sequence[bool] | None = None, keep: list[Any] | None = None,
               resume: tuple[Any, torch.Tensor] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Beam search of one chunk. `keep` (a list) receives the state `start` returns; `resume`
         (an encoded state, rows Long[B] of it) starts from those rows instead of encoding `batch`
-        (unguided requests only)."""
+        (those rows), unless a request is guided: its twin needs an encoder pass of its own."""
         timings = timings if timings is not None else Timings()
         before, t0 = timings.ms.get("encoder", 0.0), time.perf_counter()
-        weights = self._weights(pool, gates, sampling)
+        weights = (request_weights(self.guidance, self.names, pool, self.gated, gates)
+                   if self.guidance and sampling is None else None)
         model = self.model if weights is None else Guided(self.model, weights, self.guidance_levels)
-        if resume is not None:
+        if resume is not None and weights is None:
             model = Resumed(model, *resume)
         if keep is not None:
             model = Kept(model, keep)
