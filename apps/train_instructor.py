@@ -106,7 +106,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--valid", type=Path, default=None, help="held-out pairs (else valid_frac of --pairs)")
     p.add_argument("--out", required=True, type=Path, help="output HF model folder")
     add_common(p, config="YAML InstructorConfig")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    for name in ("stp_contexts", "stp_ahead"):
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be 0 or more (got {getattr(args, name)})")
+    return args
 
 
 def main(argv: list[str] | None = None) -> dict:

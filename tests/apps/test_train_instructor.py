@@ -47,7 +47,8 @@ def test_command_line_errors_are_one_line_and_exit_2(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     pairs = write_pairs(tmp_path / "pairs.jsonl", toy_pairs(4, 0))
     for args, needle in ((["--pairs", str(tmp_path / "missing.jsonl")], "file not found"),
-                         (["--pairs", str(pairs), "--set", "lm.heads=3"], "32 or 64")):
+                         (["--pairs", str(pairs), "--set", "lm.heads=3"], "32 or 64"),
+                         (["--data", str(tmp_path), "--stp-ahead", "-1"], "--stp-ahead must be 0 or more")):
         r = subprocess.run([sys.executable, "-m", "apps.train_instructor", *args, "--out", str(tmp_path / "o")],
                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert r.returncode == 2, r.stderr
