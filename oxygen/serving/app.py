@@ -8,9 +8,11 @@ batcher: requests of different scenarios arriving together are decoded in one ba
 worker thread, so the replica's event loop keeps parsing the requests that form the next batch.
 `Oxygen` is the FastAPI ingress (`@serve.ingress`). By default (`layout: fused`) one deployment,
 `Recommender`, is both: an HTTP request makes one hop (proxy -> replica). `layout: split` deploys
-an `Ingress` front over a separate `Recommender` (ModelSide) reached through a DeploymentHandle:
-one more hop, but a request whose back replica dies under it is sent again to a live one (fused,
-the proxy answers such in-flight requests with a 500).
+an `Ingress` front over a separate `Recommender` (ModelSide) reached through a DeploymentHandle.
+The front batches too: requests arriving together go to the back in one call (`recommend_many`,
+at most `forward_in_flight` calls at a time), so the hop costs one handle call per batch, not per
+request. A batch whose back replica dies under it is sent again to a live one (fused, the proxy
+answers such in-flight requests with a 500).
 
 Every answer carries where its time went (`timing_ms`), and the front records each stage in the
 Ray Serve metric `oxygen_stage_ms` (a histogram, tag `stage`; Prometheus via Ray's metrics export).
@@ -45,7 +47,7 @@ from oxygen.serving.schemas import EventsRequest, EventsResponse, Health, Recomm
 from oxygen.serving.stores import Stores
 
 STAGE_BOUNDARIES_MS = [0.5, 1, 2, 5, 10, 20, 35, 50, 75, 100, 150, 250, 500, 1000, 2500]
-READ_ONLY = frozenset({"recommend", "scenarios", "version"})  # model-side calls safe to send twice
+READ_ONLY = frozenset({"recommend", "recommend_many", "scenarios", "version"})  # model-side calls safe to send twice
 
 
 class AppArgs(BaseModel):
@@ -71,6 +73,7 @@ class AppArgs(BaseModel):
     batcher: Literal["greedy", "serve"] = "greedy"  # greedy: serving/batcher.py; serve: @serve.batch
     embed_ahead: bool = True  # a search request's query is rewritten and embedded in a thread as it arrives,
     # while the model decodes the batch before it, so its own batch finds the vector cached
+    forward_in_flight: int = Field(default=2, ge=1, le=64)  # split: the front's batches on their way to the back at once
 
 
 def events_api_key(a: AppArgs) -> str | None:
@@ -117,35 +120,49 @@ install_error_handlers(api)
 
 class ModelSide:
     """The model side of the service: one bundle, the batcher, events, scenarios, version. Held in
-    process by the fused `Oxygen` replica, or deployed alone (`Recommender`) behind a split front."""
+    process by the fused `Oxygen` replica, or deployed alone (`Recommender`) behind a split front
+    (whose batches then arrive formed: no wait for company here)."""
 
     def __init__(self, args: dict):
         a = AppArgs(**args)
         self.core = make_core(a)
+        wait_s = 0.0 if a.layout == "split" else a.batch_wait_timeout_s
         if a.batcher == "serve":
             self.serve_batch.set_max_batch_size(a.max_batch_size)
-            self.serve_batch.set_batch_wait_timeout_s(a.batch_wait_timeout_s)
-            self.submit = self.serve_batch
+            self.serve_batch.set_batch_wait_timeout_s(wait_s)
+            self.submit_many = self._serve_many
         else:
-            self.submit = Batcher(self._decode_batch, a.max_batch_size, a.batch_wait_timeout_s).submit
+            self.submit_many = Batcher(self._decode_batch, a.max_batch_size, wait_s).submit_many
         self.embed_ahead = a.embed_ahead
 
     async def recommend(self, req: RecommendRequest) -> RecommendResponse | RequestError:
-        """One request through the batcher (its query embedded ahead when set); `timing_ms.served`
-        is its time on the model side, `timing_ms.embed_ahead` the part before it joined a batch."""
+        """One request through the batcher (its query embedded ahead when set)."""
+        return (await self.recommend_many([req]))[0]
+
+    async def recommend_many(self, reqs: list[RecommendRequest]) -> list[RecommendResponse | RequestError]:
+        """Requests that arrived together (a split front's batch), through the batcher, their search
+        queries embedded first (in a thread, while the batch before them decodes); `timing_ms.served`
+        is each one's time on the model side, `timing_ms.embed_ahead` the part before it joined a batch."""
         t0 = time.perf_counter()
-        if self.embed_ahead and req.query:
+        queries = [r.query for r in reqs if r.query]
+        if self.embed_ahead and queries:
             try:
-                await asyncio.to_thread(self.core.embed_ahead, req.query)
-            except Exception:  # noqa: BLE001 - the batch embeds it again and reports any error itself
+                await asyncio.to_thread(self.core.embed_ahead, queries)
+            except Exception:  # noqa: BLE001 - the batch embeds them again and reports any error itself
                 pass
         t1 = time.perf_counter()
-        out = await self.submit((req, t1))
-        if isinstance(out, RecommendResponse):
-            out.timing_ms["served"] = round((time.perf_counter() - t0) * 1000, 3)
-            if t1 > t0 and req.query:
-                out.timing_ms["embed_ahead"] = round((t1 - t0) * 1000, 3)
-        return out
+        outs = await self.submit_many([(r, t1) for r in reqs])
+        served = round((time.perf_counter() - t0) * 1000, 3)
+        for req, out in zip(reqs, outs):
+            if isinstance(out, RecommendResponse):
+                out.timing_ms["served"] = served
+                if t1 > t0 and req.query:
+                    out.timing_ms["embed_ahead"] = round((t1 - t0) * 1000, 3)
+        return outs
+
+    async def _serve_many(self, items: list[tuple[RecommendRequest, float]]) -> list[RecommendResponse | RequestError]:
+        """Items through Serve's batcher, one call each (it batches them again)."""
+        return list(await asyncio.gather(*(self.serve_batch(item) for item in items)))
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
     async def serve_batch(self, items: list[tuple[RecommendRequest, float]]) -> list[RecommendResponse | RequestError]:
@@ -184,9 +201,12 @@ class Oxygen:
     own `ModelSide` (fused), or the `Recommender` deployment's handle (split)."""
 
     def __init__(self, args: dict, backend: DeploymentHandle | None = None):
-        self.api_key = events_api_key(AppArgs(**args))
+        a = AppArgs(**args)
+        self.api_key = events_api_key(a)
         self.backend = backend
         self.model = ModelSide(args) if backend is None else None
+        self.forward = (Batcher(self._forward, a.max_batch_size, a.batch_wait_timeout_s, a.forward_in_flight)
+                        if backend is not None else None)  # split: the front's batches to the back
         self.resent = Counter("oxygen_resent_total", description="split layout: read-only calls sent again "
                               "after the back replica died under them")
         self.stage_ms = Histogram("oxygen_stage_ms", description="time per request stage, ms",
@@ -199,17 +219,28 @@ class Oxygen:
         out = getattr(self.model, method)(*args)
         return await out if inspect.isawaitable(out) else out
 
+    async def _forward(self, items: list[tuple[RecommendRequest, float]]) -> list[RecommendResponse | RequestError]:
+        """Split: one batch of the front's requests to the back in one call; `timing_ms.front_wait`
+        is each one's time queued at the front."""
+        sent = time.perf_counter()
+        outs = await self._call("recommend_many", [r for r, _ in items])
+        for (_, arrived), out in zip(items, outs):
+            if isinstance(out, RecommendResponse):
+                out.timing_ms["front_wait"] = round((sent - arrived) * 1000, 3)
+        return outs
+
     # --- HTTP ---
     @api.post("/v1/recommend", response_model=RecommendResponse, responses=documented(400, 404, 409, 422))
     async def post_recommend(self, req: RecommendRequest) -> RecommendResponse:
         """Recommend k items for one user in one scenario."""
         t0 = time.perf_counter()
-        out = await self._call("recommend", req)
+        out = await (self.forward.submit((req, t0)) if self.forward is not None else self.model.recommend(req))
         if isinstance(out, RequestError):
             raise as_http(out)
         total = (time.perf_counter() - t0) * 1000
-        if self.backend is not None:
-            out.timing_ms["handle"] = round(total - out.timing_ms.get("served", 0.0), 3)
+        if self.forward is not None:
+            out.timing_ms["handle"] = round(total - out.timing_ms.get("served", 0.0)
+                                            - out.timing_ms.get("front_wait", 0.0), 3)
         out.timing_ms["route"] = round(total, 3)
         for stage, ms in out.timing_ms.items():
             self.stage_ms.observe(ms, tags={"stage": stage})

@@ -99,7 +99,65 @@ def test_a_wrong_result_count_is_an_error_not_a_hang():
     run(main())
 
 
-@pytest.mark.parametrize("size, wait", [(0, 0.01), (4, -1.0)])
-def test_bad_settings_are_refused(size, wait):
-    with pytest.raises(ValueError, match="max_batch_size must be >= 1"):
-        Batcher(lambda xs: xs, max_batch_size=size, wait_s=wait)
+@pytest.mark.parametrize("size, wait, in_flight", [(0, 0.01, 1), (4, -1.0, 1), (4, 0.01, 0)])
+def test_bad_settings_are_refused(size, wait, in_flight):
+    with pytest.raises(ValueError, match="max_batch_size and max_in_flight must be >= 1"):
+        Batcher(lambda xs: xs, max_batch_size=size, wait_s=wait, max_in_flight=in_flight)
+
+
+def test_items_submitted_together_form_one_batch_in_order():
+    """A front's batch (submit_many) reaches the function as one batch, results in its order, even
+    with no wait from idle; a single submit beside it joins the same batch."""
+    sizes: list[int] = []
+
+    def fn(xs: list[int]) -> list[int]:
+        sizes.append(len(xs))
+        return [-x for x in xs]
+
+    async def main():
+        b = Batcher(fn, max_batch_size=32, wait_s=0.0)
+        return await asyncio.gather(b.submit_many([3, 1, 2]), b.submit(7))
+
+    many, one = run(main())
+    assert many == [-3, -1, -2] and one == -7 and sizes == [4]
+
+
+def test_an_async_function_runs_on_the_loop_and_batches_overlap_up_to_max_in_flight():
+    """An `async def` batch function is awaited on the event loop (no thread); with max_in_flight 2,
+    two batches run at once and never three."""
+    running, peak, threads = 0, 0, set()
+
+    async def fn(xs: list[int]) -> list[int]:
+        nonlocal running, peak
+        threads.add(threading.get_ident())
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.02)
+        running -= 1
+        return [x + 1 for x in xs]
+
+    async def main():
+        b = Batcher(fn, max_batch_size=1, wait_s=0.0, max_in_flight=2)
+        return await asyncio.gather(*(b.submit(i) for i in range(6))), b
+
+    out, b = run(main())
+    assert out == [1, 2, 3, 4, 5, 6] and b.batches == 6
+    assert peak == 2 and threads == {threading.get_ident()}
+
+
+def test_one_in_flight_never_overlaps_batches():
+    running, peak = 0, 0
+
+    async def fn(xs):
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+        return xs
+
+    async def main():
+        b = Batcher(fn, max_batch_size=2, wait_s=0.0)
+        return await asyncio.gather(*(b.submit(i) for i in range(7)))
+
+    assert run(main()) == list(range(7)) and peak == 1

@@ -5,6 +5,7 @@ against the live service so a contract break fails the tests."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -131,12 +132,26 @@ def variant_app(bundle_dir, redis_server, name: str, **args):
 
 
 def test_the_split_layout_answers_like_the_fused_one(url, bundle_dir, redis_server):
-    with variant_app(bundle_dir, redis_server, "split", layout="split"):
-        body = {"scenario": "channel", "user_id": "alice", "trigger_item": 30, "k": 6}
-        fused = httpx.post(f"{url}/v1/recommend", json=body, timeout=60).json()
-        split = httpx.post(f"{url}/split/v1/recommend", json=body, timeout=60).json()
-        assert [i["item_id"] for i in split["items"]] == [i["item_id"] for i in fused["items"]]
-        assert split["timing_ms"]["handle"] >= 0 and split["timing_ms"]["route"] >= split["timing_ms"]["served"]
+    """The split front forwards concurrent requests to the back in batches (one handle call each),
+    and every caller gets its own answer: the fused one's status and items, in order (an unknown
+    user's 404 inside a batch stays that request's own)."""
+    bodies = [{"scenario": "channel", "user_id": "alice", "trigger_item": 30 + i, "k": 6} for i in range(4)]
+    bodies += [{"scenario": "homepage", "user_id": u, "k": 4 + i} for i, u in enumerate(["alice", "bob", "carol", "u42"])]
+
+    async def post_all(prefix: str) -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=60) as client:
+            return list(await asyncio.gather(*(client.post(f"{url}{prefix}/v1/recommend", json=b) for b in bodies)))
+
+    with variant_app(bundle_dir, redis_server, "split", layout="split", batch_wait_timeout_s=0.05):
+        fused, split = asyncio.run(post_all("")), asyncio.run(post_all("/split"))
+        assert [r.status_code for r in split] == [r.status_code for r in fused] == [200] * 6 + [404, 200]
+        assert ErrorResponse.model_validate(split[6].json()) == ErrorResponse.model_validate(fused[6].json())
+        answers = [(f.json(), s.json()) for f, s in zip(fused, split) if f.status_code == 200]
+        for f, s in answers:
+            assert [i["item_id"] for i in s["items"]] == [i["item_id"] for i in f["items"]]
+            t = s["timing_ms"]
+            assert t["handle"] >= 0 and t["front_wait"] >= 0 and t["route"] >= t["served"]
+        assert max(s["batch_size"] for _, s in answers) > 1  # forwarded together, decoded together
         r = httpx.post(f"{url}/split/v1/recommend", json={"scenario": "mall", "user_id": "alice"}, timeout=60)
         assert r.status_code == 404 and ErrorResponse.model_validate(r.json())
 
