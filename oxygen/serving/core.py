@@ -62,21 +62,24 @@ def text_query_encoder(cache_size: int = 100_000, device: str = "auto") -> Query
     """The item text encoder for search queries on `device`, loaded now (not on the first search
     request), with an LRU cache of the last `cache_size` distinct queries (search traffic repeats
     its head queries; a hit skips the encoder's forward pass). Thread-safe: a request's query can
-    be embedded ahead in one thread while a batch reads the cache in another."""
+    be embedded ahead in one thread while a batch reads the cache in another; the forward pass runs
+    outside the lock, so a batch whose queries are cached never waits for another query's pass."""
     cache: OrderedDict[str, np.ndarray] = OrderedDict()
     lock = threading.Lock()
 
     def encode(texts: list[str]) -> np.ndarray:
         with lock:
-            new = sorted({t for t in texts if t not in cache})
-            if new:
-                cache.update(zip(new, encode_texts(new, cache_dir=None, progress=False, device=device)))
-            for t in texts:
+            have = {t: cache[t] for t in set(texts) if t in cache}
+        new = sorted(set(texts) - have.keys())
+        if new:
+            have.update(zip(new, encode_texts(new, cache_dir=None, progress=False, device=device)))
+        with lock:
+            for t in dict.fromkeys(texts):
+                cache[t] = have[t]
                 cache.move_to_end(t)
-            out = np.stack([cache[t] for t in texts])
             while len(cache) > cache_size:
                 cache.popitem(last=False)
-            return out
+        return np.stack([have[t] for t in texts])
 
     encode(["warm-up"])
     return encode

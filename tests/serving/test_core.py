@@ -229,6 +229,39 @@ def test_the_query_encoder_caches_the_last_distinct_queries(monkeypatch):
     assert calls[-1] == ["abc"]
 
 
+def test_a_cached_query_does_not_wait_for_another_querys_forward_pass(monkeypatch):
+    """One thread is inside the encoder for a new query (held there); another thread asking for a
+    cached query gets its vector meanwhile, and the held pass's vector is cached once it ends."""
+    import threading
+
+    import oxygen.serving.core as core_mod
+
+    entered, release = threading.Event(), threading.Event()
+
+    def fake_encode(texts, cache_dir=None, progress=False, device="auto"):
+        if "slow" in texts:
+            entered.set()
+            assert release.wait(10)
+        return np.stack([np.full(4, float(len(t)), dtype=np.float32) for t in texts])
+
+    monkeypatch.setattr(core_mod, "encode_texts", fake_encode)
+    encode = core_mod.text_query_encoder()
+    encode(["ab"])
+    slow = threading.Thread(target=encode, args=(["slow"],))
+    slow.start()
+    assert entered.wait(10)
+    got: list = []
+    reader = threading.Thread(target=lambda: got.append(encode(["ab"])))
+    reader.start()
+    reader.join(5)
+    done_while_held = not reader.is_alive()
+    release.set()
+    slow.join(10)
+    assert done_while_held and got[0][0, 0] == 2.0
+    monkeypatch.setattr(core_mod, "encode_texts", lambda *a, **k: pytest.fail("cached queries need no pass"))
+    assert encode(["slow", "ab"])[:, 0].tolist() == [4.0, 2.0]
+
+
 def test_a_batch_puts_every_tensor_on_the_models_device(core):
     """Reads, collate, business rules and decoding of a mixed batch with torch's default device made
     `meta` (tests/test_device_paths.py): a tensor made on the default device instead of the model's
