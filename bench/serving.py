@@ -10,11 +10,14 @@ Serve app on local Ray with embedded Redis:
   own Ray instance), `batching_on` (the fused app, the greedy batcher, max_batch_size 32, requests
   sent to the replica's own port: direct ingress), `via_proxy` (the same through the proxy port),
   `serve_batch` (`@serve.batch` instead of the greedy batcher), `batching_off` (max_batch_size 1),
+  `split` (the split layout: a front batching requests over one back replica, direct to the front),
+  `two_replicas` (two fused replicas, the client spreading its requests over their own ports),
   `replica_kill` (two fused replicas behind the proxy, one killed mid-run: its in-flight requests
   fail), `replica_kill_split` (the split layout, one of two back replicas killed: the front sends
   those requests again), `redis_down` (Redis stopped mid-run; answers degrade to the default
   instruction); `errors_after_fault` counts the 5xx answered at or after the fault;
-- `time_budget`: p50 / p99 per stage over the batching_on answers (their `timing_ms`);
+- `time_budget`: p50 / p99 per stage over the batching_on answers (their `timing_ms`), and
+  `time_budget_split` over the split ones;
 - open loop (Poisson arrivals at each `--rates` rate for `--rate-seconds`): p50 / p99 / errors per
   offered rate and the rates where p99 crosses 50 and 100 ms;
 - `autoscale`: 1..2 replicas with target ongoing requests 2, a high-load then low-load stretch,
@@ -306,6 +309,10 @@ def main(argv: list[str] | None = None) -> dict:
         closed["via_proxy"], _ = closed_phase("batching on, through the proxy", ctx, via="proxy", max_batch_size=32)
         closed["serve_batch"], _ = closed_phase("@serve.batch", ctx, max_batch_size=32, batcher="serve")
         closed["batching_off"], _ = closed_phase("batching off", ctx, max_batch_size=1)
+        closed["split"], log_split = closed_phase("split layout", ctx, max_batch_size=32, layout="split")
+        report["time_budget_split"] = time_budget(log_split)
+        closed["two_replicas"], _ = closed_phase("2 fused replicas, direct", ctx, max_batch_size=32,
+                                                 recommender_replicas=2)
         if "before" in closed:
             closed["speedup_vs_before"] = round(closed["batching_on"]["rps"] / max(closed["before"]["rps"], 1e-9), 2)
         if "open_loop" not in skip:

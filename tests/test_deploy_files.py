@@ -72,6 +72,10 @@ def test_the_gpu_settings_put_the_model_on_a_gpu():
     (front,) = [d for d in app["deployments"] if d["name"] == "Ingress"]
     assert AppArgs(**app["args"]).layout == "split" and front["ray_actor_options"].get("num_gpus", 0) == 0
     assert front["autoscaling_config"]["min_replicas"] >= 2
+    # a Recommender replica's ongoing requests are the fronts' batches: its target counts batches,
+    # and the fronts together can put more in flight than that target on one replica
+    target = rec["autoscaling_config"]["target_ongoing_requests"]
+    assert target <= 4 and front["autoscaling_config"]["min_replicas"] * AppArgs(**app["args"]).forward_in_flight > target
     cpu = yaml.safe_load((ROOT / "deployments" / "serve.yaml").read_text())["applications"][0]
     assert AppArgs(**app["args"]).max_batch_size > AppArgs(**cpu["args"]).max_batch_size
     cfg = load_config(ROOT / "configs" / "world" / "gpu.yaml", GenerativeConfig)

@@ -130,39 +130,33 @@ class ModelSide:
         if a.batcher == "serve":
             self.serve_batch.set_max_batch_size(a.max_batch_size)
             self.serve_batch.set_batch_wait_timeout_s(wait_s)
-            self.submit_many = self._serve_many
+            self.submit = self.serve_batch
         else:
-            self.submit_many = Batcher(self._decode_batch, a.max_batch_size, wait_s).submit_many
+            self.submit = Batcher(self._decode_batch, a.max_batch_size, wait_s).submit
         self.embed_ahead = a.embed_ahead
 
     async def recommend(self, req: RecommendRequest) -> RecommendResponse | RequestError:
-        """One request through the batcher (its query embedded ahead when set)."""
-        return (await self.recommend_many([req]))[0]
-
-    async def recommend_many(self, reqs: list[RecommendRequest]) -> list[RecommendResponse | RequestError]:
-        """Requests that arrived together (a split front's batch), through the batcher, their search
-        queries embedded first (in a thread, while the batch before them decodes); `timing_ms.served`
-        is each one's time on the model side, `timing_ms.embed_ahead` the part before it joined a batch."""
+        """One request through the batcher, its search query embedded first (in a thread, while the
+        batch before it decodes); `timing_ms.served` is its time on the model side,
+        `timing_ms.embed_ahead` the part before it joined a batch."""
         t0 = time.perf_counter()
-        queries = [r.query for r in reqs if r.query]
-        if self.embed_ahead and queries:
+        if self.embed_ahead and req.query:
             try:
-                await asyncio.to_thread(self.core.embed_ahead, queries)
-            except Exception:  # noqa: BLE001 - the batch embeds them again and reports any error itself
+                await asyncio.to_thread(self.core.embed_ahead, [req.query])
+            except Exception:  # noqa: BLE001 - the batch embeds it again and reports any error itself
                 pass
         t1 = time.perf_counter()
-        outs = await self.submit_many([(r, t1) for r in reqs])
-        served = round((time.perf_counter() - t0) * 1000, 3)
-        for req, out in zip(reqs, outs):
-            if isinstance(out, RecommendResponse):
-                out.timing_ms["served"] = served
-                if t1 > t0 and req.query:
-                    out.timing_ms["embed_ahead"] = round((t1 - t0) * 1000, 3)
-        return outs
+        out = await self.submit((req, t1))
+        if isinstance(out, RecommendResponse):
+            out.timing_ms["served"] = round((time.perf_counter() - t0) * 1000, 3)
+            if t1 > t0 and req.query:
+                out.timing_ms["embed_ahead"] = round((t1 - t0) * 1000, 3)
+        return out
 
-    async def _serve_many(self, items: list[tuple[RecommendRequest, float]]) -> list[RecommendResponse | RequestError]:
-        """Items through Serve's batcher, one call each (it batches them again)."""
-        return list(await asyncio.gather(*(self.serve_batch(item) for item in items)))
+    async def recommend_many(self, reqs: list[RecommendRequest]) -> list[RecommendResponse | RequestError]:
+        """Requests that arrived together (a split front's batch), each as `recommend`: those without
+        a query are queued at once, together; a search request joins once its query is embedded."""
+        return list(await asyncio.gather(*(self.recommend(r) for r in reqs)))
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
     async def serve_batch(self, items: list[tuple[RecommendRequest, float]]) -> list[RecommendResponse | RequestError]:

@@ -3,7 +3,6 @@ callers' requests run together.
 
     batcher = Batcher(fn, max_batch_size=32, wait_s=0.01)   # fn: list[item] -> list[result]
     result = await batcher.submit(item)                      # from any coroutine on the replica's loop
-    results = await batcher.submit_many(items)               # items that arrived together (a front's batch)
 
 One worker coroutine takes a batch only when a running one has finished (`max_in_flight`, 1 by
 default), so requests that arrive while the model is busy all go into the next batch (up to
@@ -41,24 +40,16 @@ class Batcher(Generic[Item, Result]):
         self._running: set[asyncio.Task] = set()
         self.batches = 0  # batches run so far (for tests and metrics)
 
-    def _enqueue(self, items: list[Item]) -> list[asyncio.Future]:
-        """Queue items together (no await between them, so the worker sees all or none)."""
+    async def submit(self, item: Item) -> Result:
+        """Queue one item; its result once its batch has run (or the batch's exception). Items
+        submitted in one turn of the event loop (a gather) are all queued before the worker runs."""
         loop = asyncio.get_running_loop()
         if self._queue is None:  # created on the loop that first uses the batcher
             self._queue, self._slots = asyncio.Queue(), asyncio.Semaphore(self.max_in_flight)
             self._worker = loop.create_task(self._run())
-        futures = [loop.create_future() for _ in items]
-        for item, f in zip(items, futures):
-            self._queue.put_nowait((item, f))
-        return futures
-
-    async def submit(self, item: Item) -> Result:
-        """Queue one item; its result once its batch has run (or the batch's exception)."""
-        return await self._enqueue([item])[0]
-
-    async def submit_many(self, items: list[Item]) -> list[Result]:
-        """Queue items that arrived together; their results in order (the first exception raises)."""
-        return list(await asyncio.gather(*self._enqueue(items)))
+        future: asyncio.Future = loop.create_future()
+        self._queue.put_nowait((item, future))
+        return await future
 
     async def _take(self) -> list[tuple[Item, asyncio.Future]]:
         """The next batch: what is queued (up to max), waiting up to wait_s for more from idle."""
