@@ -11,8 +11,7 @@ worker thread, so the replica's event loop keeps parsing the requests that form 
 an `Ingress` front over a separate `Recommender` (ModelSide) reached through a DeploymentHandle.
 The front batches too: requests arriving together go to the back in one call (`recommend_many`,
 at most `forward_in_flight` calls at a time), so the hop costs one handle call per batch, not per
-request, and the front rewrites and embeds the batch's search queries itself (on its CPU, while
-the back's model decodes the batch before). A batch whose back replica dies under it is sent again to a live one (fused, the proxy
+request. A batch whose back replica dies under it is sent again to a live one (fused, the proxy
 answers such in-flight requests with a 500).
 
 Every answer carries where its time went (`timing_ms`), and the front records each stage in the
@@ -30,7 +29,6 @@ import os
 import time
 from typing import Any, Callable, Literal
 
-import numpy as np
 import ray
 import torch
 from fastapi import FastAPI, Header
@@ -43,15 +41,7 @@ from ray.serve.metrics import Counter, Histogram
 from oxygen.instructions.backends.knowledge import KnowledgeBackend
 from oxygen.model.bundle import Bundle
 from oxygen.serving.batcher import Batcher
-from oxygen.serving.core import (
-    CachedQueryEncoder,
-    QueryRewriter,
-    RecommenderCore,
-    RequestError,
-    query_rewriter,
-    query_vectors,
-    text_query_encoder,
-)
+from oxygen.serving.core import RecommenderCore, RequestError, query_rewriter, text_query_encoder
 from oxygen.serving.errors import as_http, documented, install_error_handlers, unauthorized
 from oxygen.serving.schemas import EventsRequest, EventsResponse, Health, RecommendRequest, RecommendResponse, ScenarioInfo
 from oxygen.serving.stores import Stores
@@ -108,17 +98,6 @@ def make_core(a: AppArgs) -> RecommenderCore:
     return core
 
 
-def front_query_side(a: AppArgs) -> tuple[QueryRewriter | None, CachedQueryEncoder] | None:
-    """The split front's query rewriter and encoder (on this process's CPU: a front has no GPU),
-    when search queries are embedded ahead; None otherwise."""
-    if not (a.embed_ahead and a.encode_queries):
-        return None
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    torch.set_num_threads(a.torch_threads)
-    rewriter = query_rewriter(KnowledgeBackend()) if a.rewrite_queries == "knowledge" else None
-    return rewriter, text_query_encoder(device="cpu")
-
-
 async def call_back(backend: DeploymentHandle, method: str, args: tuple, on_resend: Callable[[], Any]) -> Any:
     """`method(*args)` of the split layout's back through its handle. A read-only call whose back
     replica died under it is sent once more (Serve's router has marked that replica dead by then,
@@ -156,12 +135,12 @@ class ModelSide:
             self.submit = Batcher(self._decode_batch, a.max_batch_size, wait_s).submit
         self.embed_ahead = a.embed_ahead
 
-    async def recommend(self, req: RecommendRequest, embed: bool = True) -> RecommendResponse | RequestError:
+    async def recommend(self, req: RecommendRequest) -> RecommendResponse | RequestError:
         """One request through the batcher, its search query embedded first (in a thread, while the
-        batch before it decodes; not when `embed` is False: the front embedded it); `timing_ms.served`
-        is its time on the model side, `timing_ms.embed_ahead` the part before it joined a batch."""
+        batch before it decodes); `timing_ms.served` is its time on the model side,
+        `timing_ms.embed_ahead` the part before it joined a batch."""
         t0 = time.perf_counter()
-        if embed and self.embed_ahead and req.query:
+        if self.embed_ahead and req.query:
             try:
                 await asyncio.to_thread(self.core.embed_ahead, [req.query])
             except Exception:  # noqa: BLE001 - the batch embeds it again and reports any error itself
@@ -174,14 +153,10 @@ class ModelSide:
                 out.timing_ms["embed_ahead"] = round((t1 - t0) * 1000, 3)
         return out
 
-    async def recommend_many(self, reqs: list[RecommendRequest], vectors: dict[str, np.ndarray] | None = None
-                             ) -> list[RecommendResponse | RequestError]:
-        """Requests that arrived together (a split front's batch), each as `recommend`. With the
-        front's query `vectors` ({query the model reads: embedding}) all are queued at once; without,
-        a search request joins once its query is embedded here."""
-        if vectors is not None:
-            self.core.remember_queries(vectors)
-        return list(await asyncio.gather(*(self.recommend(r, embed=vectors is None) for r in reqs)))
+    async def recommend_many(self, reqs: list[RecommendRequest]) -> list[RecommendResponse | RequestError]:
+        """Requests that arrived together (a split front's batch), each as `recommend`: those without
+        a query are queued at once, together; a search request joins once its query is embedded."""
+        return list(await asyncio.gather(*(self.recommend(r) for r in reqs)))
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
     async def serve_batch(self, items: list[tuple[RecommendRequest, float]]) -> list[RecommendResponse | RequestError]:
@@ -226,7 +201,6 @@ class Oxygen:
         self.model = ModelSide(args) if backend is None else None
         self.forward = (Batcher(self._forward, a.max_batch_size, a.batch_wait_timeout_s, a.forward_in_flight)
                         if backend is not None else None)  # split: the front's batches to the back
-        self.queries = front_query_side(a) if backend is not None else None  # split: queries embedded here
         self.resent = Counter("oxygen_resent_total", description="split layout: read-only calls sent again "
                               "after the back replica died under them")
         self.stage_ms = Histogram("oxygen_stage_ms", description="time per request stage, ms",
@@ -240,25 +214,13 @@ class Oxygen:
         return await out if inspect.isawaitable(out) else out
 
     async def _forward(self, items: list[tuple[RecommendRequest, float]]) -> list[RecommendResponse | RequestError]:
-        """Split: one batch of the front's requests to the back in one call, its search queries
-        rewritten and embedded here first (in a thread; the back's model is busy meanwhile; on an
-        error the back embeds them); `timing_ms.front_wait` is each one's time queued at the front,
-        `timing_ms.front_embed` the batch's query pass."""
-        taken = time.perf_counter()
-        queries = [r.query for r, _ in items if r.query]
-        vectors = None
-        if self.queries is not None and queries:
-            try:
-                vectors = await asyncio.to_thread(query_vectors, queries, *self.queries)
-            except Exception:  # noqa: BLE001 - the back embeds them and reports any error itself
-                vectors = None
+        """Split: one batch of the front's requests to the back in one call; `timing_ms.front_wait`
+        is each one's time queued at the front."""
         sent = time.perf_counter()
-        outs = await self._call("recommend_many", [r for r, _ in items], vectors)
-        for (req, arrived), out in zip(items, outs):
+        outs = await self._call("recommend_many", [r for r, _ in items])
+        for (_, arrived), out in zip(items, outs):
             if isinstance(out, RecommendResponse):
-                out.timing_ms["front_wait"] = round((taken - arrived) * 1000, 3)
-                if vectors is not None and req.query:
-                    out.timing_ms["front_embed"] = round((sent - taken) * 1000, 3)
+                out.timing_ms["front_wait"] = round((sent - arrived) * 1000, 3)
         return outs
 
     # --- HTTP ---
@@ -271,8 +233,8 @@ class Oxygen:
             raise as_http(out)
         total = (time.perf_counter() - t0) * 1000
         if self.forward is not None:
-            out.timing_ms["handle"] = round(total - out.timing_ms.get("served", 0.0) - out.timing_ms.get("front_wait", 0.0)
-                                            - out.timing_ms.get("front_embed", 0.0), 3)
+            out.timing_ms["handle"] = round(total - out.timing_ms.get("served", 0.0)
+                                            - out.timing_ms.get("front_wait", 0.0), 3)
         out.timing_ms["route"] = round(total, 3)
         for stage, ms in out.timing_ms.items():
             self.stage_ms.observe(ms, tags={"stage": stage})

@@ -58,54 +58,31 @@ def query_rewriter(backend: Backend) -> QueryRewriter:
     return lambda queries: rewrite_queries(queries, backend)
 
 
-class CachedQueryEncoder:
+def text_query_encoder(cache_size: int = 100_000, device: str = "auto") -> QueryEncoder:
     """The item text encoder for search queries on `device`, loaded now (not on the first search
     request), with an LRU cache of the last `cache_size` distinct queries (search traffic repeats
     its head queries; a hit skips the encoder's forward pass). Thread-safe: a request's query can
     be embedded ahead in one thread while a batch reads the cache in another; the forward pass runs
-    outside the lock, so a batch whose queries are cached never waits for another query's pass.
+    outside the lock, so a batch whose queries are cached never waits for another query's pass."""
+    cache: OrderedDict[str, np.ndarray] = OrderedDict()
+    lock = threading.Lock()
 
-        encode = CachedQueryEncoder()
-        vecs = encode(["warm socks"])             # Float[n, 384]
-        encode.put({"usb cable": vec})            # vectors embedded elsewhere (a split front)
-    """
-
-    def __init__(self, cache_size: int = 100_000, device: str = "auto"):
-        self.cache_size, self.device = cache_size, device
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-        self(["warm-up"])
-
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        with self._lock:
-            have = {t: self._cache[t] for t in set(texts) if t in self._cache}
+    def encode(texts: list[str]) -> np.ndarray:
+        with lock:
+            have = {t: cache[t] for t in set(texts) if t in cache}
         new = sorted(set(texts) - have.keys())
         if new:
-            have.update(zip(new, encode_texts(new, cache_dir=None, progress=False, device=self.device)))
-        self.put({t: have[t] for t in dict.fromkeys(texts)})
+            have.update(zip(new, encode_texts(new, cache_dir=None, progress=False, device=device)))
+        with lock:
+            for t in dict.fromkeys(texts):
+                cache[t] = have[t]
+                cache.move_to_end(t)
+            while len(cache) > cache_size:
+                cache.popitem(last=False)
         return np.stack([have[t] for t in texts])
 
-    def put(self, vectors: dict[str, np.ndarray]) -> None:
-        """Cache these {query: embedding} as the most recently used."""
-        with self._lock:
-            for t, v in vectors.items():
-                self._cache[t] = v
-                self._cache.move_to_end(t)
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-
-
-def text_query_encoder(cache_size: int = 100_000, device: str = "auto") -> CachedQueryEncoder:
-    """The query encoder serving uses (CachedQueryEncoder)."""
-    return CachedQueryEncoder(cache_size, device)
-
-
-def query_vectors(queries: list[str], rewrite: QueryRewriter | None, encode: QueryEncoder) -> dict[str, np.ndarray]:
-    """{the query the model reads (rewritten when `rewrite` is set): its embedding} for raw
-    `queries`, in one rewrite call and one encoder call."""
-    used = rewrite(queries) if rewrite else queries
-    distinct = sorted(set(used))
-    return dict(zip(distinct, encode(distinct)))
+    encode(["warm-up"])
+    return encode
 
 
 class RequestError(Exception):
@@ -263,13 +240,7 @@ class RecommenderCore:
         decodes the previous batch); nothing without a query encoder."""
         queries = [q for q in queries if q]
         if self.encode_queries is not None and queries:
-            query_vectors(queries, self.rewrite_queries, self.encode_queries)
-
-    def remember_queries(self, vectors: dict[str, np.ndarray]) -> None:
-        """Cache query embeddings made elsewhere (`query_vectors` on a split front), so the batch
-        finds them; nothing when the encoder has no cache."""
-        if isinstance(self.encode_queries, CachedQueryEncoder):
-            self.encode_queries.put(vectors)
+            self.encode_queries(self.rewrite_queries(queries) if self.rewrite_queries else queries)
 
     def decode(self, items: list[Prepared], timings: Timings | None = None
                ) -> list[tuple[np.ndarray, np.ndarray, dict[int, str]]]:

@@ -262,33 +262,6 @@ def test_a_cached_query_does_not_wait_for_another_querys_forward_pass(monkeypatc
     assert encode(["slow", "ab"])[:, 0].tolist() == [4.0, 2.0]
 
 
-def test_query_vectors_made_elsewhere_are_what_the_batch_reads(monkeypatch, bundle_dir, redis_server):
-    """A split front's `query_vectors` (rewritten, embedded) remembered by the back's core: the batch
-    runs no encoder pass and answers as a core that embedded the query itself."""
-    import oxygen.serving.core as core_mod
-
-    calls: list[list[str]] = []
-
-    def fake_encode(texts, cache_dir=None, progress=False, device="auto"):
-        calls.append(list(texts))
-        return np.stack([np.full(384, 0.01 * len(t), dtype=np.float32) for t in texts])
-
-    monkeypatch.setattr(core_mod, "encode_texts", fake_encode)
-    rewrite = lambda qs: [q.replace("sokcs", "socks") for q in qs]  # noqa: E731
-    front = core_mod.text_query_encoder()
-    vectors = core_mod.query_vectors(["warm sokcs", "warm sokcs"], rewrite, front)
-    assert list(vectors) == ["warm socks"]
-    back = RecommenderCore(Bundle.load(bundle_dir), Stores.connect(redis_server.url), core_mod.text_query_encoder(), rewrite)
-    plain = RecommenderCore(Bundle.load(bundle_dir), Stores.connect(redis_server.url), core_mod.text_query_encoder(), rewrite)
-    back.remember_queries(vectors)
-    req = RecommendRequest(scenario="search", user_id="alice", query="warm sokcs", k=5)
-    n = len(calls)
-    a = back.recommend_batch([req])[0]
-    assert len(calls) == n  # no pass on the back
-    b = plain.recommend_batch([req])[0]
-    assert a.query_used == b.query_used == "warm socks" and [i.item_id for i in a.items] == [i.item_id for i in b.items]
-
-
 def test_a_batch_puts_every_tensor_on_the_models_device(core):
     """Reads, collate, business rules and decoding of a mixed batch with torch's default device made
     `meta` (tests/test_device_paths.py): a tensor made on the default device instead of the model's
