@@ -53,6 +53,19 @@ def test_the_cluster_redis_needs_a_password_and_stays_private():
 
 
 @pytest.mark.parametrize("name", ["serve.yaml", "serve-gpu.yaml"])
+def test_a_cluster_survives_a_crashed_model_replica(name):
+    """Both cluster configs put a front before the model replicas (it resends a crashed replica's
+    in-flight reads), and the model replicas scale on batches: their target is small, and the
+    fronts at their most can put more batches in flight than one replica's target."""
+    app = yaml.safe_load((ROOT / "deployments" / name).read_text())["applications"][0]
+    args = AppArgs(**app["args"])
+    deps = {d["name"]: d for d in app["deployments"]}
+    assert args.layout == "split" and set(deps) == {"Ingress", "Recommender"}
+    target = deps["Recommender"]["autoscaling_config"]["target_ongoing_requests"]
+    assert target <= 4 and deps["Ingress"]["autoscaling_config"]["max_replicas"] * args.forward_in_flight > target
+
+
+@pytest.mark.parametrize("name", ["serve.yaml", "serve-gpu.yaml"])
 def test_serve_yaml_takes_its_secrets_from_the_environment(name):
     app = yaml.safe_load((ROOT / "deployments" / name).read_text())["applications"][0]
     env = app["runtime_env"]["env_vars"]
@@ -72,10 +85,6 @@ def test_the_gpu_settings_put_the_model_on_a_gpu():
     (front,) = [d for d in app["deployments"] if d["name"] == "Ingress"]
     assert AppArgs(**app["args"]).layout == "split" and front["ray_actor_options"].get("num_gpus", 0) == 0
     assert front["autoscaling_config"]["min_replicas"] >= 2
-    # a Recommender replica's ongoing requests are the fronts' batches: its target counts batches,
-    # and the fronts together can put more in flight than that target on one replica
-    target = rec["autoscaling_config"]["target_ongoing_requests"]
-    assert target <= 4 and front["autoscaling_config"]["min_replicas"] * AppArgs(**app["args"]).forward_in_flight > target
     cpu = yaml.safe_load((ROOT / "deployments" / "serve.yaml").read_text())["applications"][0]
     assert AppArgs(**app["args"]).max_batch_size > AppArgs(**cpu["args"]).max_batch_size
     cfg = load_config(ROOT / "configs" / "world" / "gpu.yaml", GenerativeConfig)
