@@ -232,10 +232,11 @@ class Decoder:
         out.need = np.full(out.items.shape, -1, dtype=np.int64)
         if not jobs:
             return out
-        rows = torch.tensor([b for b, _, _ in jobs], dtype=torch.long)
+        picked = [b for b, _, _ in jobs]
+        rows = torch.tensor(picked, dtype=torch.long)
         sub, names = batch.select(rows), [n for _, _, n in jobs]
-        ex = None if exclude is None else [exclude[b] for b in rows.tolist()]
-        gs = None if gates is None else [gates[b] for b in rows.tolist()]
+        ex = None if exclude is None else [exclude[b] for b in picked]
+        gs = None if gates is None else [gates[b] for b in picked]
         if encoded is not None and len(jobs) <= CHUNK:  # one chunk: start from the encoded rows
             items, scores = self._beam(self._chunk(sub, 0, len(jobs)), beam, 1, self.pool_index(names, len(jobs)),
                                        None, ex, timings, gs, resume=(encoded, rows))

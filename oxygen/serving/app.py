@@ -142,7 +142,7 @@ class ModelSide:
         t0 = time.perf_counter()
         if self.embed_ahead and req.query:
             try:
-                await asyncio.to_thread(self.core.embed_ahead, [req.query])
+                await asyncio.to_thread(self.core.embed_ahead, req.query)
             except Exception:  # noqa: BLE001 - the batch embeds it again and reports any error itself
                 pass
         t1 = time.perf_counter()

@@ -296,7 +296,7 @@ def test_a_query_embedded_ahead_is_not_embedded_again_by_its_batch(monkeypatch, 
     plain = RecommenderCore(Bundle.load(bundle_dir), Stores.connect(redis_server.url),
                             core_mod.text_query_encoder(), rewrite)
     req = RecommendRequest(scenario="search", user_id="alice", query="warm sokcs", k=5)
-    ahead.embed_ahead([req.query])
+    ahead.embed_ahead(req.query)
     assert calls[-1] == ["warm socks"]
     n = len(calls)
     a = ahead.recommend_batch([req])[0]
