@@ -26,6 +26,7 @@ import asyncio
 import hmac
 import inspect
 import os
+import sys
 import time
 from typing import Any, Callable, Literal
 
@@ -74,6 +75,9 @@ class AppArgs(BaseModel):
     embed_ahead: bool = True  # a search request's query is rewritten and embedded in a thread as it arrives,
     # while the model decodes the batch before it, so its own batch finds the vector cached
     forward_in_flight: int = Field(default=2, ge=1, le=64)  # split: the front's batches on their way to the back at once
+    gil_switch_interval_ms: float = Field(default=1.0, gt=0, le=100)  # per replica process: how long a Python
+    # thread holds the GIL before a waiting one gets it (Python's default is 5 ms); shorter lets the event
+    # loop parse the next requests between the decode thread's torch ops (measured: serving.md, run L)
 
 
 def events_api_key(a: AppArgs) -> str | None:
@@ -90,6 +94,7 @@ def make_core(a: AppArgs) -> RecommenderCore:
     """The recommender core of one replica: bundle, stores, query encoder and rewriter."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(a.torch_threads)
+    sys.setswitchinterval(a.gil_switch_interval_ms / 1000)
     rewriter = query_rewriter(KnowledgeBackend()) if a.rewrite_queries == "knowledge" else None
     core = RecommenderCore(Bundle.load(a.bundle, a.device), Stores.connect(a.redis_url),
                            text_query_encoder(device=a.device) if a.encode_queries else None, rewriter,
@@ -196,6 +201,7 @@ class Oxygen:
 
     def __init__(self, args: dict, backend: DeploymentHandle | None = None):
         a = AppArgs(**args)
+        sys.setswitchinterval(a.gil_switch_interval_ms / 1000)  # the split front too (fused: make_core sets it)
         self.api_key = events_api_key(a)
         self.backend = backend
         self.model = ModelSide(args) if backend is None else None
