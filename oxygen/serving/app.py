@@ -144,24 +144,31 @@ class ModelSide:
         """One request through the batcher, its search query embedded first (in a thread, while the
         batch before it decodes); `timing_ms.served` is its time on the model side,
         `timing_ms.embed_ahead` the part before it joined a batch."""
-        t0 = time.perf_counter()
-        if self.embed_ahead and req.query:
-            try:
-                await asyncio.to_thread(self.core.embed_ahead, req.query)
-            except Exception:  # noqa: BLE001 - the batch embeds it again and reports any error itself
-                pass
-        t1 = time.perf_counter()
-        out = await self.submit((req, t1))
-        if isinstance(out, RecommendResponse):
-            out.timing_ms["served"] = round((time.perf_counter() - t0) * 1000, 3)
-            if t1 > t0 and req.query:
-                out.timing_ms["embed_ahead"] = round((t1 - t0) * 1000, 3)
-        return out
+        return (await self._many([req]))[0]
 
     async def recommend_many(self, reqs: list[RecommendRequest]) -> list[RecommendResponse | RequestError]:
-        """Requests that arrived together (a split front's batch), each as `recommend`: those without
-        a query are queued at once, together; a search request joins once its query is embedded."""
-        return list(await asyncio.gather(*(self.recommend(r) for r in reqs)))
+        """Requests that arrived together (a split front's batch): their search queries embedded
+        first, together in one pass, then all queued at once, so they decode in one batch (a search
+        request queued later would wait for the batch before it, and the whole call with it)."""
+        return await self._many(reqs)
+
+    async def _many(self, reqs: list[RecommendRequest]) -> list[RecommendResponse | RequestError]:
+        """Embed the requests' queries ahead (one thread call), then queue them all in one turn of the loop."""
+        t0 = time.perf_counter()
+        queries = [r.query for r in reqs if r.query]
+        if self.embed_ahead and queries:
+            try:
+                await asyncio.to_thread(self.core.embed_ahead, queries)
+            except Exception:  # noqa: BLE001 - the batch embeds them again and reports any error itself
+                pass
+        t1 = time.perf_counter()
+        outs = await asyncio.gather(*(self.submit((r, t1)) for r in reqs))
+        for out in outs:
+            if isinstance(out, RecommendResponse):
+                out.timing_ms["served"] = round((time.perf_counter() - t0) * 1000, 3)
+                if t1 > t0 and queries:
+                    out.timing_ms["embed_ahead"] = round((t1 - t0) * 1000, 3)
+        return list(outs)
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
     async def serve_batch(self, items: list[tuple[RecommendRequest, float]]) -> list[RecommendResponse | RequestError]:

@@ -234,12 +234,13 @@ class RecommenderCore:
         with timings.stage("embed"):
             return used, dict(zip(distinct, self.encode_queries(distinct)))
 
-    def embed_ahead(self, query: str) -> None:
-        """Rewrite and embed one search query now, before its request joins a batch, so the batch
-        finds its vector in the encoder's cache (the service runs this in a thread while the model
-        decodes the previous batch); nothing without a query encoder."""
-        if self.encode_queries is not None and query:
-            self.encode_queries(self.rewrite_queries([query]) if self.rewrite_queries else [query])
+    def embed_ahead(self, queries: list[str]) -> None:
+        """Rewrite and embed search queries now, in one call each, before their requests join a
+        batch, so the batch finds their vectors in the encoder's cache (the service runs this in a
+        thread while the model decodes the batch before); nothing without a query encoder."""
+        queries = sorted({q for q in queries if q})
+        if self.encode_queries is not None and queries:
+            self.encode_queries(self.rewrite_queries(queries) if self.rewrite_queries else queries)
 
     def decode(self, items: list[Prepared], timings: Timings | None = None
                ) -> list[tuple[np.ndarray, np.ndarray, dict[int, str]]]:

@@ -279,8 +279,8 @@ def test_a_batch_puts_every_tensor_on_the_models_device(core):
 
 
 def test_a_query_embedded_ahead_is_not_embedded_again_by_its_batch(monkeypatch, bundle_dir, redis_server):
-    """embed_ahead rewrites and embeds one query into the encoder's cache: the batch then calls the
-    text encoder for no query, and answers as a core that embedded it in the batch."""
+    """embed_ahead rewrites and embeds queries into the encoder's cache, all in one pass: the batch
+    then calls the text encoder for no query, and answers as a core that embedded it in the batch."""
     import oxygen.serving.core as core_mod
 
     calls: list[list[str]] = []
@@ -296,8 +296,8 @@ def test_a_query_embedded_ahead_is_not_embedded_again_by_its_batch(monkeypatch, 
     plain = RecommenderCore(Bundle.load(bundle_dir), Stores.connect(redis_server.url),
                             core_mod.text_query_encoder(), rewrite)
     req = RecommendRequest(scenario="search", user_id="alice", query="warm sokcs", k=5)
-    ahead.embed_ahead(req.query)
-    assert calls[-1] == ["warm socks"]
+    ahead.embed_ahead([req.query, "", "wool hat", req.query])
+    assert calls[-1] == ["warm socks", "wool hat"]
     n = len(calls)
     a = ahead.recommend_batch([req])[0]
     assert len(calls) == n  # the batch found the vector cached
