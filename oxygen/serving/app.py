@@ -156,7 +156,7 @@ class ModelSide:
         """Embed the requests' queries ahead (one thread call), then queue them all in one turn of the loop."""
         t0 = time.perf_counter()
         queries = [r.query for r in reqs if r.query]
-        if self.embed_ahead and queries:
+        if self.embed_ahead and queries and not self.core.embedded(queries):
             try:
                 await asyncio.to_thread(self.core.embed_ahead, queries)
             except Exception:  # noqa: BLE001 - the batch embeds them again and reports any error itself

@@ -58,29 +58,42 @@ def query_rewriter(backend: Backend) -> QueryRewriter:
     return lambda queries: rewrite_queries(queries, backend)
 
 
-def text_query_encoder(cache_size: int = 100_000, device: str = "auto") -> QueryEncoder:
-    """The item text encoder for search queries on `device`, loaded now (not on the first search
-    request), with an LRU cache of the last `cache_size` distinct queries (search traffic repeats
-    its head queries; a hit skips the encoder's forward pass). Thread-safe: a request's query can
-    be embedded ahead in one thread while a batch reads the cache in another; the forward pass runs
-    outside the lock, so a batch whose queries are cached never waits for another query's pass."""
-    cache: OrderedDict[str, np.ndarray] = OrderedDict()
-    lock = threading.Lock()
+class CachedQueryEncoder:
+    """The item text encoder for search queries, with an LRU cache of the last `cache_size` distinct
+    queries (search traffic repeats its head queries; a hit skips the encoder's forward pass).
+    Thread-safe: a request's query can be embedded ahead in one thread while a batch reads the
+    cache in another; the forward pass runs outside the lock, so a batch whose queries are cached
+    never waits for another query's pass."""
 
-    def encode(texts: list[str]) -> np.ndarray:
-        with lock:
-            have = {t: cache[t] for t in set(texts) if t in cache}
+    def __init__(self, cache_size: int = 100_000, device: str = "auto"):
+        self.cache_size, self.device = cache_size, device
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        """Float[len(texts), dim] embeddings, new texts encoded in one pass."""
+        with self._lock:
+            have = {t: self._cache[t] for t in set(texts) if t in self._cache}
         new = sorted(set(texts) - have.keys())
         if new:
-            have.update(zip(new, encode_texts(new, cache_dir=None, progress=False, device=device)))
-        with lock:
+            have.update(zip(new, encode_texts(new, cache_dir=None, progress=False, device=self.device)))
+        with self._lock:
             for t in dict.fromkeys(texts):
-                cache[t] = have[t]
-                cache.move_to_end(t)
-            while len(cache) > cache_size:
-                cache.popitem(last=False)
+                self._cache[t] = have[t]
+                self._cache.move_to_end(t)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
         return np.stack([have[t] for t in texts])
 
+    def cached(self, texts: list[str]) -> bool:
+        """Whether every text's embedding is in the cache now (no forward pass needed)."""
+        with self._lock:
+            return all(t in self._cache for t in texts)
+
+
+def text_query_encoder(cache_size: int = 100_000, device: str = "auto") -> CachedQueryEncoder:
+    """The cached query encoder on `device`, loaded now (not on the first search request)."""
+    encode = CachedQueryEncoder(cache_size, device)
     encode(["warm-up"])
     return encode
 
@@ -124,6 +137,8 @@ class RecommenderCore:
                  rewrite_queries: QueryRewriter | None = None, exclude_purchased_days: int = 0):
         self.bundle, self.stores, self.encode_queries = bundle, stores, encode_queries
         self.rewrite_queries = rewrite_queries  # the query-rewrite branch, online (None: raw queries)
+        self._rewritten: OrderedDict[str, str] = OrderedDict()  # raw query -> what the model reads (LRU)
+        self._rewrite_lock = threading.Lock()
         self.exclude_purchased_days = exclude_purchased_days  # the service default of the purchase rule
         self.scenarios = sorted(bundle.scenarios)
         self.decoder = bundle.decoder()
@@ -229,10 +244,26 @@ class RecommenderCore:
         if not raw or self.encode_queries is None:
             return {}, {}
         with timings.stage("rewrite"):
-            used = dict(zip(raw, self.rewrite_queries(raw) if self.rewrite_queries else raw))
+            used = dict(zip(raw, self.rewrite(raw)))
         distinct = sorted(set(used.values()))
         with timings.stage("embed"):
             return used, dict(zip(distinct, self.encode_queries(distinct)))
+
+    def rewrite(self, queries: list[str], cache_size: int = 100_000) -> list[str]:
+        """The queries the model reads for these raw ones: the rewriter's output (raw without one),
+        remembered per raw query (LRU of `cache_size`), so a repeated query is rewritten once."""
+        if self.rewrite_queries is None:
+            return list(queries)
+        with self._rewrite_lock:
+            known = {q: self._rewritten[q] for q in set(queries) if q in self._rewritten}
+        new = sorted(set(queries) - known.keys())
+        if new:
+            known.update(zip(new, self.rewrite_queries(new)))
+            with self._rewrite_lock:
+                self._rewritten.update((q, known[q]) for q in new)
+                while len(self._rewritten) > cache_size:
+                    self._rewritten.popitem(last=False)
+        return [known[q] for q in queries]
 
     def embed_ahead(self, queries: list[str]) -> None:
         """Rewrite and embed search queries now, in one call each, before their requests join a
@@ -240,7 +271,24 @@ class RecommenderCore:
         thread while the model decodes the batch before); nothing without a query encoder."""
         queries = sorted({q for q in queries if q})
         if self.encode_queries is not None and queries:
-            self.encode_queries(self.rewrite_queries(queries) if self.rewrite_queries else queries)
+            self.encode_queries(self.rewrite(queries))
+
+    def embedded(self, queries: list[str]) -> bool:
+        """Whether `embed_ahead(queries)` has nothing to do: no query encoder, or every query
+        rewritten before and its vector cached. Runs no rewriter and no encoder, so the service asks
+        on its event loop and spares cached queries the thread hop; an encoder without a cache
+        (no `cached` method) always says False."""
+        queries = sorted({q for q in queries if q})
+        if self.encode_queries is None or not queries:
+            return True
+        cached = getattr(self.encode_queries, "cached", None)
+        if cached is None:
+            return False
+        if self.rewrite_queries is None:
+            return cached(queries)
+        with self._rewrite_lock:
+            used = [self._rewritten.get(q) for q in queries]
+        return None not in used and cached(used)
 
     def decode(self, items: list[Prepared], timings: Timings | None = None
                ) -> list[tuple[np.ndarray, np.ndarray, dict[int, str]]]:

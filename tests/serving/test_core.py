@@ -306,6 +306,38 @@ def test_a_query_embedded_ahead_is_not_embedded_again_by_its_batch(monkeypatch, 
     assert [i.item_id for i in a.items] == [i.item_id for i in b.items]
 
 
+def test_embedded_says_when_a_query_needs_no_thread_hop(monkeypatch, bundle_dir, redis_server):
+    """`embedded` is True only once every query was rewritten and its vector cached; it runs neither
+    the rewriter nor the encoder, and a repeated query is rewritten once."""
+    import oxygen.serving.core as core_mod
+
+    encoded: list[list[str]] = []
+    rewritten: list[list[str]] = []
+
+    def fake_encode(texts, cache_dir=None, progress=False, device="auto"):
+        encoded.append(list(texts))
+        return np.stack([np.full(384, 0.01 * len(t), dtype=np.float32) for t in texts])
+
+    def rewrite(qs):
+        rewritten.append(list(qs))
+        return [q.replace("sokcs", "socks") for q in qs]
+
+    monkeypatch.setattr(core_mod, "encode_texts", fake_encode)
+    core = RecommenderCore(Bundle.load(bundle_dir), Stores.connect(redis_server.url),
+                           core_mod.text_query_encoder(), rewrite)
+    n_enc = len(encoded)
+    assert not core.embedded(["warm sokcs"]) and rewritten == [] and len(encoded) == n_enc
+    core.embed_ahead(["warm sokcs"])
+    assert core.embedded(["warm sokcs", ""]) and not core.embedded(["warm sokcs", "wool hat"])
+    assert core.rewrite(["warm sokcs", "wool hat"]) == ["warm socks", "wool hat"]
+    assert rewritten == [["warm sokcs"], ["wool hat"]]  # each raw query rewritten once
+    assert not core.embedded(["wool hat"])  # rewritten, not embedded yet
+    assert core.embedded([])  # nothing to embed
+    plain = RecommenderCore(Bundle.load(bundle_dir), Stores.connect(redis_server.url),
+                            lambda qs: np.zeros((len(qs), 384), np.float32), None)
+    assert not plain.embedded(["socks"])  # an encoder without a cache: always embed ahead
+
+
 def test_a_guided_scenario_decodes_with_its_weight_and_says_so(core, bundle_dir, redis_server, tmp_path):
     """A bundle whose guidance.json weighs homepage: a homepage request with a stored instruction
     is answered differently (and says its weight), one without an instruction (c = u) and the
