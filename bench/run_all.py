@@ -85,7 +85,9 @@ GROUPS: dict[str, list[str]] = {
     "decoding": [f"{PY} -m bench.decoding --out runs/bench/decoding.json"],
     "training": [f"{PY} -m bench.training --out runs/bench/training.json"],
     "serving": [f"{PY} -m bench.serving --bundle runs/demo/train/bundle --users-from runs/demo/world --clients 8 "
-                "--seconds 20 --out runs/bench/serving.json --plot docs/img/serving_open_loop.png"],  # after make demo
+                "--seconds 20 --out runs/bench/serving.json --plot docs/img/serving_open_loop.png",
+                f"{PY} -m bench.serve_deploy --bundle runs/demo/train/bundle --users-from runs/demo/world "
+                "--instructions runs/demo/instructions/users.jsonl --out runs/bench/serve_deploy.json"],  # after make demo
     "nearline": [f"{PY} -m bench.nearline --data runs/bench/world-default --speedup 2000 --max-wall-s 240 "
                  "--out runs/bench/nearline_default.json --plot docs/img/nearline_load_default.png",
                  f"{PY} -m bench.instruction_ceiling --data runs/bench/world-default --out runs/bench/ceiling_default.json"],

@@ -74,8 +74,9 @@ import ray
 ray.init(address="auto", namespace="serve", logging_level="ERROR", log_to_driver=False)
 names = sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
                if a["namespace"] == "serve" and "Recommender" in a["name"])
+import time
 ray.kill(ray.get_actor(names[0], namespace="serve"), no_restart=False)
-print(len(names))
+print(len(names), time.time())
 """  # run in a child with the head's environment (this driver's Ray was imported before the token was set)
 
 
@@ -85,16 +86,21 @@ def kill_under_load(url: str, bodies: list[dict], env: dict[str, str], clients: 
     info: dict = {}
 
     def kill() -> None:
-        info["fault_at"] = time.time()
         r = subprocess.run([sys.executable, "-c", KILL], env=env, capture_output=True, text=True)
-        info["replicas_before"] = int(r.stdout.split()[-1]) if r.returncode == 0 else f"kill failed: {r.stderr[-500:]}"
+        if r.returncode != 0:
+            info["fault_error"] = r.stderr[-500:]
+            return
+        replicas, at = r.stdout.split()[-2:]
+        info.update(replicas_before=int(replicas), fault_at=float(at))
 
     timer = threading.Timer(seconds / 3, kill)
     timer.start()
     log = run_load(url, bodies, "closed", clients=clients, seconds=seconds)
     timer.join()
     after = [s for t, lat, s, _ in log if t + lat >= info.get("fault_at", float("inf"))]
+    start = min((t for t, *_ in log), default=0.0)
     return {**summary(log, seconds), **{k: v for k, v in info.items() if k != "fault_at"},
+            "fault_after_s": round(info["fault_at"] - start, 1) if "fault_at" in info else None,
             "requests_after_fault": len(after), "errors_after_fault": sum(s >= 500 for s in after)}
 
 

@@ -52,7 +52,7 @@ from oxygen.store.embedded import EmbeddedRedis
 
 SCENARIOS = [("search", False), ("homepage", False), ("channel", True), ("cart", True)]
 BEFORE = {"layout": "split", "max_ongoing_requests": 5, "torch_threads": 2, "batcher": "serve",
-          "embed_ahead": False}  # as it was
+          "embed_ahead": False, "gil_switch_interval_ms": 5.0}  # as it was (5 ms: Python's default)
 BEFORE_ENV = {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "0", "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "1"}  # Serve's defaults
 AUTOSCALE = {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 2, "upscale_delay_s": 3,
              "downscale_delay_s": 15, "look_back_period_s": 10}  # Serve pushes load metrics every 10 s
