@@ -57,7 +57,8 @@ def sh(args: list[str], env: dict[str, str]) -> None:
 
 
 def contract(url: str, api_key: str, user: str) -> dict:
-    """One answer per scenario kind and the events key, through the proxy."""
+    """Through the proxy: one homepage answer (and whether it came through the split layout's
+    front), and an event posted without and with the API key."""
     body = {"scenario": "homepage", "user_id": user, "k": 5}
     rec = httpx.post(f"{url}/v1/recommend", json=body, timeout=30)
     event = {"events": [{"user_id": user, "type": "click", "item": rec.json()["items"][0]["item_id"],
@@ -70,11 +71,11 @@ def contract(url: str, api_key: str, user: str) -> dict:
 
 
 KILL = """
+import time
 import ray
 ray.init(address="auto", namespace="serve", logging_level="ERROR", log_to_driver=False)
 names = sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
                if a["namespace"] == "serve" and "Recommender" in a["name"])
-import time
 ray.kill(ray.get_actor(names[0], namespace="serve"), no_restart=False)
 print(len(names), time.time())
 """  # run in a child with the head's environment (this driver's Ray was imported before the token was set)

@@ -77,7 +77,7 @@ class AppArgs(BaseModel):
     forward_in_flight: int = Field(default=2, ge=1, le=64)  # split: the front's batches on their way to the back at once
     gil_switch_interval_ms: float = Field(default=1.0, gt=0, le=100)  # per replica process: how long a Python
     # thread holds the GIL before a waiting one gets it (Python's default is 5 ms); shorter lets the event
-    # loop parse the next requests between the decode thread's torch ops (measured: serving.md, run L)
+    # loop parse the next requests between the decode thread's torch ops (measured: serving.md, run M's probes)
 
 
 def events_api_key(a: AppArgs) -> str | None:
@@ -141,9 +141,9 @@ class ModelSide:
         self.embed_ahead = a.embed_ahead
 
     async def recommend(self, req: RecommendRequest) -> RecommendResponse | RequestError:
-        """One request through the batcher, its search query embedded first (in a thread, while the
-        batch before it decodes); `timing_ms.served` is its time on the model side,
-        `timing_ms.embed_ahead` the part before it joined a batch."""
+        """One request through the batcher, its search query embedded first unless it was before (in
+        a thread, while the batch before it decodes); `timing_ms.served` is its time on the model
+        side, `timing_ms.embed_ahead` the part before it joined a batch."""
         return (await self._many([req]))[0]
 
     async def recommend_many(self, reqs: list[RecommendRequest]) -> list[RecommendResponse | RequestError]:
@@ -153,7 +153,8 @@ class ModelSide:
         return await self._many(reqs)
 
     async def _many(self, reqs: list[RecommendRequest]) -> list[RecommendResponse | RequestError]:
-        """Embed the requests' queries ahead (one thread call), then queue them all in one turn of the loop."""
+        """Embed the requests' new queries ahead (one thread call; none when all were embedded
+        before), then queue them all in one turn of the loop."""
         t0 = time.perf_counter()
         queries = [r.query for r in reqs if r.query]
         if self.embed_ahead and queries and not self.core.embedded(queries):

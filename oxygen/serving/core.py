@@ -256,6 +256,8 @@ class RecommenderCore:
             return list(queries)
         with self._rewrite_lock:
             known = {q: self._rewritten[q] for q in set(queries) if q in self._rewritten}
+            for q in known:
+                self._rewritten.move_to_end(q)
         new = sorted(set(queries) - known.keys())
         if new:
             known.update(zip(new, self.rewrite_queries(new)))
