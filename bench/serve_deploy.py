@@ -32,7 +32,7 @@ import yaml
 from apps.cli import write_report
 from apps.serve import load_instructions, load_users
 from bench.load import run_load, summary
-from bench.serving import SCENARIOS, logged_queries, request_mix
+from bench.serving import logged_queries, request_mix, trigger_items
 from oxygen.serving.local import wait_ready
 from oxygen.store.embedded import EmbeddedRedis
 
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
             wait_ready(url, timeout_s=300)
             report["ready_s"] = round(time.time() - t0, 1)
             report["contract"] = contract(url, api_key, users[0])
-            bodies = request_mix(users, _trigger_items(a.bundle), 2048, logged_queries(a.users_from))
+            bodies = request_mix(users, trigger_items(a.bundle), 2048, logged_queries(a.users_from))
             run_load(url, bodies[:64], "closed", clients=8, seconds=4)  # warm-up
             report["replica_kill"] = kill_under_load(url, bodies, env, a.clients, a.seconds)
             report["serve_status_after"] = subprocess.run(["serve", "status", "-a", dashboard], env=env,
@@ -156,15 +156,6 @@ def main(argv: list[str] | None = None) -> dict:
             subprocess.run(["ray", "stop"], env=env, capture_output=True)
     write_report(a.out, report)
     return report
-
-
-def _trigger_items(bundle: Path) -> list[int]:
-    """Items every trigger scenario of the mix accepts (as bench.serving draws them)."""
-    from oxygen.model.bundle import Bundle
-
-    b = Bundle.load(bundle)
-    pools = [set(b.scenarios[s].pool) for s, trig in SCENARIOS if trig]
-    return sorted(set.intersection(*pools))
 
 
 if __name__ == "__main__":

@@ -87,6 +87,14 @@ def request_mix(users: list[str], items: list[int], n: int, queries: list[str] =
     return out
 
 
+def trigger_items(bundle: Path) -> list[int]:
+    """Items every trigger scenario of the mix accepts, to draw trigger items from."""
+    from oxygen.model.bundle import Bundle
+
+    b = Bundle.load(bundle)
+    return sorted(set.intersection(*(set(b.scenarios[s].pool) for s, trig in SCENARIOS if trig)))
+
+
 def replicas() -> list:
     """Actor handles of the live Recommender replicas (named actors in the serve namespace)."""
     names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
@@ -289,11 +297,8 @@ def main(argv: list[str] | None = None) -> dict:
     with EmbeddedRedis() as redis_server:
         users = users_in(redis_server, a.users_from)
         stored = load_instructions(redis_server.url, a.instructions) if a.instructions else 0
-        from oxygen.model.bundle import Bundle
-        b = Bundle.load(bundle)
-        trig = sorted(set(b.scenarios["channel"].pool) & set(b.scenarios["cart"].pool))
         ctx = {"bundle": bundle, "redis": redis_server, "port": a.port, "seconds": a.seconds, "clients": a.clients,
-               "bodies": request_mix(users, trig, 2048, logged_queries(a.users_from))}
+               "bodies": request_mix(users, trigger_items(bundle), 2048, logged_queries(a.users_from))}
         report: dict = {"clients": a.clients, "seconds": a.seconds, "bundle": str(a.bundle or "tiny random bundle"),
                         "instructions_stored": stored,
                         "cores": os.cpu_count(), "client_core": client_core(),

@@ -164,9 +164,10 @@ class ModelSide:
                 pass
         t1 = time.perf_counter()
         outs = await asyncio.gather(*(self.submit((r, t1)) for r in reqs))
+        served = round((time.perf_counter() - t0) * 1000, 3)
         for out in outs:
             if isinstance(out, RecommendResponse):
-                out.timing_ms["served"] = round((time.perf_counter() - t0) * 1000, 3)
+                out.timing_ms["served"] = served
                 if t1 > t0 and queries:
                     out.timing_ms["embed_ahead"] = round((t1 - t0) * 1000, 3)
         return list(outs)

@@ -20,9 +20,7 @@ days before the request (its own setting, else the service's; from the stored st
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -36,6 +34,7 @@ from oxygen.instructions.backends.base import Backend
 from oxygen.instructions.generator import rewrite_queries
 from oxygen.model.bundle import Bundle
 from oxygen.semantic_ids.text_encoder import encode_texts
+from oxygen.serving.memo import LruMemo
 from oxygen.serving.schemas import (
     EventsRequest,
     EventsResponse,
@@ -59,36 +58,25 @@ def query_rewriter(backend: Backend) -> QueryRewriter:
 
 
 class CachedQueryEncoder:
-    """The item text encoder for search queries, with an LRU cache of the last `cache_size` distinct
-    queries (search traffic repeats its head queries; a hit skips the encoder's forward pass).
-    Thread-safe: a request's query can be embedded ahead in one thread while a batch reads the
-    cache in another; the forward pass runs outside the lock, so a batch whose queries are cached
-    never waits for another query's pass."""
+    """The item text encoder for search queries behind an LRU of the last `cache_size` distinct
+    queries (oxygen.serving.memo). Thread-safe: a request's query can be embedded ahead in one
+    thread while a batch reads the cache in another; the forward pass runs outside the lock, so a
+    batch whose queries are cached never waits for another query's pass."""
 
     def __init__(self, cache_size: int = 100_000, device: str = "auto"):
-        self.cache_size, self.device = cache_size, device
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
+        self.device = device
+        self._memo: LruMemo[np.ndarray] = LruMemo(self._encode, cache_size)
+
+    def _encode(self, texts: list[str]) -> list[np.ndarray]:
+        return list(encode_texts(texts, cache_dir=None, progress=False, device=self.device))
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         """Float[len(texts), dim] embeddings, new texts encoded in one pass."""
-        with self._lock:
-            have = {t: self._cache[t] for t in set(texts) if t in self._cache}
-        new = sorted(set(texts) - have.keys())
-        if new:
-            have.update(zip(new, encode_texts(new, cache_dir=None, progress=False, device=self.device)))
-        with self._lock:
-            for t in dict.fromkeys(texts):
-                self._cache[t] = have[t]
-                self._cache.move_to_end(t)
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        return np.stack([have[t] for t in texts])
+        return np.stack(self._memo(texts))
 
     def cached(self, texts: list[str]) -> bool:
         """Whether every text's embedding is in the cache now (no forward pass needed)."""
-        with self._lock:
-            return all(t in self._cache for t in texts)
+        return self._memo.peek(texts) is not None
 
 
 def text_query_encoder(cache_size: int = 100_000, device: str = "auto") -> CachedQueryEncoder:
@@ -137,8 +125,7 @@ class RecommenderCore:
                  rewrite_queries: QueryRewriter | None = None, exclude_purchased_days: int = 0):
         self.bundle, self.stores, self.encode_queries = bundle, stores, encode_queries
         self.rewrite_queries = rewrite_queries  # the query-rewrite branch, online (None: raw queries)
-        self._rewritten: OrderedDict[str, str] = OrderedDict()  # raw query -> what the model reads (LRU)
-        self._rewrite_lock = threading.Lock()
+        self._rewritten = LruMemo(rewrite_queries) if rewrite_queries else None  # raw query -> what the model reads
         self.exclude_purchased_days = exclude_purchased_days  # the service default of the purchase rule
         self.scenarios = sorted(bundle.scenarios)
         self.decoder = bundle.decoder()
@@ -249,23 +236,10 @@ class RecommenderCore:
         with timings.stage("embed"):
             return used, dict(zip(distinct, self.encode_queries(distinct)))
 
-    def rewrite(self, queries: list[str], cache_size: int = 100_000) -> list[str]:
+    def rewrite(self, queries: list[str]) -> list[str]:
         """The queries the model reads for these raw ones: the rewriter's output (raw without one),
-        remembered per raw query (LRU of `cache_size`), so a repeated query is rewritten once."""
-        if self.rewrite_queries is None:
-            return list(queries)
-        with self._rewrite_lock:
-            known = {q: self._rewritten[q] for q in set(queries) if q in self._rewritten}
-            for q in known:
-                self._rewritten.move_to_end(q)
-        new = sorted(set(queries) - known.keys())
-        if new:
-            known.update(zip(new, self.rewrite_queries(new)))
-            with self._rewrite_lock:
-                self._rewritten.update((q, known[q]) for q in new)
-                while len(self._rewritten) > cache_size:
-                    self._rewritten.popitem(last=False)
-        return [known[q] for q in queries]
+        remembered per raw query (an LRU), so a repeated query is rewritten once."""
+        return self._rewritten(queries) if self._rewritten is not None else list(queries)
 
     def embed_ahead(self, queries: list[str]) -> None:
         """Rewrite and embed search queries now, in one call each, before their requests join a
@@ -284,13 +258,8 @@ class RecommenderCore:
         if self.encode_queries is None or not queries:
             return True
         cached = getattr(self.encode_queries, "cached", None)
-        if cached is None:
-            return False
-        if self.rewrite_queries is None:
-            return cached(queries)
-        with self._rewrite_lock:
-            used = [self._rewritten.get(q) for q in queries]
-        return None not in used and cached(used)
+        used = self._rewritten.peek(queries) if self._rewritten is not None else queries
+        return cached is not None and used is not None and cached(used)
 
     def decode(self, items: list[Prepared], timings: Timings | None = None
                ) -> list[tuple[np.ndarray, np.ndarray, dict[int, str]]]:

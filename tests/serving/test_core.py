@@ -332,13 +332,6 @@ def test_embedded_says_when_a_query_needs_no_thread_hop(monkeypatch, bundle_dir,
     assert core.rewrite(["warm sokcs", "wool hat"]) == ["warm socks", "wool hat"]
     assert rewritten == [["warm sokcs"], ["wool hat"]]  # each raw query rewritten once
     assert not core.embedded(["wool hat"])  # rewritten, not embedded yet
-    for q in ("a", "b", "a", "c"):  # at 2 remembered rewrites, "c" pushes out the least recently used, "b"
-        core.rewrite([q], cache_size=2)
-    n = len(rewritten)
-    core.rewrite(["a", "c"])
-    assert len(rewritten) == n
-    core.rewrite(["b"])
-    assert rewritten[-1] == ["b"]
     assert core.embedded([])  # nothing to embed
     plain = RecommenderCore(Bundle.load(bundle_dir), Stores.connect(redis_server.url),
                             lambda qs: np.zeros((len(qs), 384), np.float32), None)
